@@ -1,0 +1,83 @@
+# gostx: `make demo` and `make test` are the two set-up commands (README). Both install what they
+# need: apt packages when root, pip packages into the active Python (or .venv where the system
+# Python is externally managed), then build the one extension in place.
+
+SHELL := /bin/bash
+ROOT := $(abspath .)
+SYS_PY := $(shell command -v python3)
+EXTERNALLY_MANAGED := $(shell $(SYS_PY) -c 'import sysconfig,os,sys;print(int(sys.prefix==sys.base_prefix and os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"],"EXTERNALLY-MANAGED"))))' 2>/dev/null)
+ifeq ($(wildcard .venv/bin/python),)
+  ifeq ($(EXTERNALLY_MANAGED),1)
+    PY := $(ROOT)/.venv/bin/python
+    NEED_VENV := 1
+  else
+    PY := $(SYS_PY)
+  endif
+else
+  PY := $(ROOT)/.venv/bin/python
+endif
+
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps
+PIP_PKGS := setuptools wheel Cython click PyYAML pyroute2 cryptography pytest ruff
+CC ?= gcc
+CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include
+CSRC := $(wildcard csrc/*.c)
+CTESTS := $(wildcard tests/c/test_*.c)
+PYTEST_ARGS ?=
+
+.PHONY: all deps apt-deps pip-deps build ctest asan test pytest lint demo bench clean
+
+all: build
+
+deps: apt-deps pip-deps
+
+apt-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then echo "== installing apt packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || { echo "error: apt-get install$$missing failed" >&2; exit 1; }; fi; \
+	else echo "== not root or no apt-get: skipping system packages ($(APT_PKGS))"; fi
+
+pip-deps:
+	@if [ "$(NEED_VENV)" = 1 ] && [ ! -x .venv/bin/python ]; then echo "== creating .venv"; $(SYS_PY) -m venv .venv; fi
+	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","click":"click","PyYAML":"yaml","pyroute2":"pyroute2","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
+	  if [ -n "$$missing" ]; then echo "== installing pip packages: $$missing"; $(PY) -m pip install -q $$missing; fi
+
+build: pip-deps
+	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating)' || true
+	@$(PY) -c 'import gostx._engine' || { echo "error: the C extension did not build" >&2; exit 1; }
+	@$(PY) -m pip install -q --no-build-isolation --no-deps -e . >/dev/null 2>&1 || true
+
+tests/c/bin/%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h
+	@mkdir -p tests/c/bin
+	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(CSRC) -lcrypto -lpthread
+
+tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h
+	@mkdir -p tests/c/bin
+	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	  -o $@ $< $(CSRC) -lcrypto -lpthread
+
+ctest: $(patsubst tests/c/%.c,tests/c/bin/%,$(CTESTS))
+	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+
+asan: $(patsubst tests/c/%.c,tests/c/bin/asan-%,$(CTESTS))
+	@set -e; for t in $^; do echo "== $$t (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t; done
+
+pytest: build
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: deps build ctest asan
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: pip-deps
+	$(PY) -m ruff check gostx tests bench
+
+demo: deps build
+	$(PY) -m bench.demo
+
+bench: deps build
+	$(PY) -m bench.run
+
+clean:
+	rm -rf build tests/c/bin gostx/_engine.c gostx/*.so *.egg-info

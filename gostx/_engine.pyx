@@ -1,0 +1,18 @@
+# cython: language_level=3
+"""gostx._engine: the one extension module. A thin binding over the C data plane in csrc/.
+
+Every loop that moves packets runs in C with the GIL released. Each data-plane area has its own
+include file (gostx/_<area>.pxi); C errors come back as -errno and are raised as OSError here.
+"""
+
+from libc.errno cimport errno
+from libc.string cimport strerror
+
+ENGINE_ABI = 1
+
+
+cdef inline int _check(int rc) except -1:
+    """Map a C return code (-errno on failure) to OSError."""
+    if rc < 0:
+        raise OSError(-rc, strerror(-rc).decode())
+    return rc

@@ -1,0 +1,1 @@
+"""Test and bench support: network namespaces, veth links, processes killed by PID."""

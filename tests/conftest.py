@@ -1,0 +1,1 @@
+pytest_plugins = ["gostx.testing.pytest_plugin"]
