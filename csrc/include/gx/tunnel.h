@@ -1,0 +1,114 @@
+/* The tun/tap tunnel engine: TUN/TAP device <-> (AEAD) <-> UDP, in two data-plane threads.
+ *
+ *   thread "up"   (device -> net): TUN batch read -> validate -> pick peer -> seal -> sendmmsg
+ *   thread "down" (net -> device): recvmmsg -> open -> control messages / learn peers -> TUN batch write
+ *                                  (server: packets for another client are relayed, re-sealed)
+ *
+ * Wire format (spec tuntap.md 2): one IP packet (TUN) or Ethernet frame (TAP) per datagram, optionally
+ * sealed as a Shadowsocks AEAD UDP packet (gx/aead.h). gost v3's control message ("GOST" + 16-byte
+ * passphrase + N x 16-byte IPs; reply "GOST" + the client's 16-byte UDP source IP) is understood by the
+ * server always and sent by the client when keepalive is on, so one server serves v2- and v3-style clients.
+ *
+ * The server learns inner source address -> UDP peer from every valid datagram (v2) and from control
+ * messages (v3); entries idle for peer_timeout_ms expire. No Python runs per packet: Python starts, stops,
+ * reads counters and drains an event ring (peer learned/expired, keepalive state) for its logs.
+ */
+#ifndef GX_TUNNEL_H
+#define GX_TUNNEL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "gx/aead.h"
+
+#define GX_TUNNEL_TUN 0
+#define GX_TUNNEL_TAP 1
+#define GX_TUNNEL_SERVER 0
+#define GX_TUNNEL_CLIENT 1
+#define GX_TUNNEL_MAX_IPS 16
+#define GX_TUNNEL_MAX_ROUTES 256
+
+struct gx_tunnel_cfg {
+    int mode;                      /* GX_TUNNEL_TUN or GX_TUNNEL_TAP */
+    int role;                      /* GX_TUNNEL_SERVER or GX_TUNNEL_CLIENT */
+    int dev_fd;                    /* non-blocking TUN/TAP fd (owned by the caller) */
+    int dev_vnet_hdr;              /* dev_fd carries virtio_net_hdr */
+    int net_fd;                    /* non-blocking UDP socket, bound (owned by the caller) */
+    struct sockaddr_storage remote;/* client: the server's address in net_fd's family */
+    socklen_t remote_len;
+    struct gx_aead *aead;          /* NULL = plaintext (borrowed; must outlive the tunnel) */
+    uint32_t mtu;                  /* device MTU: sizes the buffers */
+    uint32_t batch;                /* packets per batch (1..GX_BATCH_MAX); 0 = default 64 */
+    int keepalive;                 /* client: send the v3 control message every ttl_ms */
+    uint32_t ttl_ms;               /* keepalive period (default 10000) */
+    uint8_t passphrase[16];        /* client: v3 passphrase, zero padded */
+    uint8_t ips[GX_TUNNEL_MAX_IPS][16]; /* the device's own IPs (16-byte form, v4 mapped) */
+    int n_ips;
+    int p2p;                       /* server: v3 point-to-point (all traffic to the last announcer) */
+    uint32_t peer_timeout_ms;      /* server: learned entries idle this long expire (0 = 300000) */
+    uint32_t max_peers;            /* server: table size (0 = 4096) */
+};
+
+/* Counters: monotonically increasing, read at any time. */
+struct gx_tunnel_stats {
+    uint64_t dev_rx_pkts, dev_rx_bytes;    /* read from the device */
+    uint64_t dev_tx_pkts, dev_tx_bytes;    /* written to the device */
+    uint64_t net_rx_pkts, net_rx_bytes;    /* datagrams received (before opening) */
+    uint64_t net_tx_pkts, net_tx_bytes;    /* datagrams sent */
+    uint64_t relayed_pkts;                 /* server: client -> client */
+    uint64_t control_rx, control_tx;       /* v3 control messages */
+    uint64_t drop_short, drop_auth, drop_replay; /* AEAD open failures */
+    uint64_t drop_malformed;               /* not an IP packet / Ethernet frame */
+    uint64_t drop_no_route;                /* no peer for the destination */
+    uint64_t drop_dev_full;                /* device queue full / write refused */
+    uint64_t drop_send;                    /* sendmmsg refused the datagram */
+    uint64_t drop_control;                 /* control message rejected */
+    uint64_t peers;                        /* learned entries now */
+};
+
+enum gx_tunnel_event_type {
+    GX_TEV_PEER_LEARNED = 1,       /* key (IP or MAC) now reached via addr */
+    GX_TEV_PEER_MOVED = 2,         /* key moved to a new addr */
+    GX_TEV_PEER_EXPIRED = 3,
+    GX_TEV_KEEPALIVE_REPLY = 4,    /* client: server answered; addr = the server */
+    GX_TEV_KEEPALIVE_TIMEOUT = 5,  /* client: no answer for 3 x ttl; handshake resent */
+    GX_TEV_CONTROL_REJECTED = 6,   /* server: a control message was refused */
+    GX_TEV_TABLE_FULL = 7,
+    GX_TEV_NET_ERROR = 8,          /* a socket error other than EAGAIN (value = errno) */
+    GX_TEV_DEV_ERROR = 9,          /* a device error (value = errno); the up thread stops */
+};
+
+struct gx_tunnel_event {
+    uint32_t type;
+    uint32_t value;
+    uint8_t key[16];               /* IPv6/v4-mapped address, or a MAC in the first 6 bytes */
+    uint32_t keylen;               /* 16 (IP) or 6 (MAC) */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct gx_tunnel;
+
+int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg);
+/* Server: a configured route `net/prefix via gw` (16-byte forms, prefix in 0..128 over the 16-byte form,
+ * so an IPv4 /24 is 96 + 24). Packets to the net go to whichever peer owns gw. Before start only. */
+int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, const uint8_t gw[16]);
+int gx_tunnel_start(struct gx_tunnel *t);
+int gx_tunnel_stop(struct gx_tunnel *t);   /* signal both threads and join them; idempotent */
+void gx_tunnel_free(struct gx_tunnel *t);  /* stops first if running */
+void gx_tunnel_get_stats(struct gx_tunnel *t, struct gx_tunnel_stats *out);
+/* An eventfd that becomes readable when events are queued (for the control plane's loop). */
+int gx_tunnel_event_fd(const struct gx_tunnel *t);
+/* Copy up to max queued events out; returns how many. Clears the eventfd. */
+int gx_tunnel_poll_events(struct gx_tunnel *t, struct gx_tunnel_event *ev, int max);
+
+/* Packet helpers, exported for tests: parse the inner addresses of an IP packet or Ethernet frame.
+ * Return 0 and fill src/dst (16-byte forms; MACs use 6 bytes), or -EINVAL when malformed. */
+int gx_tunnel_ip_addrs(const uint8_t *pkt, uint32_t len, uint8_t src[16], uint8_t dst[16]);
+int gx_tunnel_eth_addrs(const uint8_t *frame, uint32_t len, uint8_t src[6], uint8_t dst[6]);
+/* Control messages (v3): build the client handshake; parse one. Return length / count or -errno. */
+int gx_tunnel_control_build(uint8_t *out, uint32_t cap, const uint8_t passphrase[16],
+                            const uint8_t (*ips)[16], int n_ips);
+int gx_tunnel_is_control(const uint8_t *pkt, uint32_t len);
+
+#endif

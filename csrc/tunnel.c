@@ -1,0 +1,970 @@
+/* The tun/tap tunnel engine (see gx/tunnel.h for the contract). Two threads, no GIL, no Python. */
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include "gx/batch.h"
+#include "gx/tun.h"
+#include "gx/tunnel.h"
+
+#define CONTROL_MAGIC "GOST"
+#define CONTROL_HDR 20                 /* "GOST" + 16 */
+#define EVENT_RING 256
+#define SEND_MAX (GX_BATCH_MAX * 2)
+#define SWEEP_MS 1000u
+#define LEARN_REFRESH_MS 1000u         /* refresh an unchanged entry's time at most this often */
+#define BCAST_MAX 64                   /* TAP broadcast fan-out per frame */
+
+static const uint8_t bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* ---------------------------------------------------------------------------------------------- */
+/* time, addresses */
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void v4_mapped(uint8_t out[16], const uint8_t v4[4]) {
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, v4, 4);
+}
+
+/* Same transport address (family, IP, port)? */
+static bool sockaddr_equal(const struct sockaddr_storage *a, socklen_t alen,
+                           const struct sockaddr_storage *b, socklen_t blen) {
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return alen >= sizeof(*x) && blen >= sizeof(*y) && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return alen >= sizeof(*x) && blen >= sizeof(*y) && x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    }
+    return false;
+}
+
+/* The 16-byte form of a socket address's IP (v4 mapped). */
+static void sockaddr_ip16(const struct sockaddr_storage *a, uint8_t out[16]) {
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a;
+        v4_mapped(out, (const uint8_t *)&x->sin_addr.s_addr);
+    } else if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a;
+        memcpy(out, &x->sin6_addr, 16);
+    } else {
+        memset(out, 0, 16);
+    }
+}
+
+int gx_tunnel_ip_addrs(const uint8_t *pkt, uint32_t len, uint8_t src[16], uint8_t dst[16]) {
+    if (len < 1)
+        return -EINVAL;
+    uint8_t version = pkt[0] >> 4;
+    if (version == 4) {
+        uint32_t ihl = (uint32_t)(pkt[0] & 0x0f) * 4u;
+        if (len < 20 || ihl < 20 || ihl > len)
+            return -EINVAL;
+        v4_mapped(src, pkt + 12);
+        v4_mapped(dst, pkt + 16);
+        return 0;
+    }
+    if (version == 6) {
+        if (len < 40)
+            return -EINVAL;
+        memcpy(src, pkt + 8, 16);
+        memcpy(dst, pkt + 24, 16);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int gx_tunnel_eth_addrs(const uint8_t *frame, uint32_t len, uint8_t src[6], uint8_t dst[6]) {
+    if (len < 14)
+        return -EINVAL;
+    memcpy(dst, frame, 6);
+    memcpy(src, frame + 6, 6);
+    return 0;
+}
+
+int gx_tunnel_control_build(uint8_t *out, uint32_t cap, const uint8_t passphrase[16],
+                            const uint8_t (*ips)[16], int n_ips) {
+    if (n_ips < 1 || n_ips > GX_TUNNEL_MAX_IPS)
+        return -EINVAL;
+    uint32_t len = CONTROL_HDR + 16u * (uint32_t)n_ips;
+    if (cap < len)
+        return -EMSGSIZE;
+    memcpy(out, CONTROL_MAGIC, 4);
+    memcpy(out + 4, passphrase, 16);
+    for (int i = 0; i < n_ips; i++)
+        memcpy(out + CONTROL_HDR + 16 * i, ips[i], 16);
+    return (int)len;
+}
+
+/* 1: a client handshake (n > 20); 2: a server reply (exactly 20); 0: not a control message. */
+int gx_tunnel_is_control(const uint8_t *pkt, uint32_t len) {
+    if (len < CONTROL_HDR || memcmp(pkt, CONTROL_MAGIC, 4) != 0)
+        return 0;
+    return len == CONTROL_HDR ? 2 : 1;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The peer table: key (16-byte IP, or MAC padded with zeros) -> UDP peer. Open addressing, linear
+ * probing, backward-shift deletion. Readers (both threads) take the read lock once per batch; only the
+ * down thread writes. */
+
+struct peer {
+    bool used;
+    uint8_t key[16];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    _Atomic uint64_t seen_ms;
+};
+
+struct peer_table {
+    struct peer *slots;
+    uint32_t mask;
+    uint32_t count;
+    uint32_t limit;
+    pthread_rwlock_t lock;
+};
+
+static uint32_t key_hash(const uint8_t key[16]) {
+    uint64_t a, b;
+    memcpy(&a, key, 8);
+    memcpy(&b, key + 8, 8);
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+
+static int table_init(struct peer_table *t, uint32_t limit) {
+    uint32_t cap = 16;
+    while (cap < limit * 2u)
+        cap <<= 1;
+    t->slots = calloc(cap, sizeof(*t->slots));
+    if (t->slots == NULL)
+        return -ENOMEM;
+    t->mask = cap - 1;
+    t->count = 0;
+    t->limit = limit;
+    return -pthread_rwlock_init(&t->lock, NULL);
+}
+
+static void table_free(struct peer_table *t) {
+    if (t->slots != NULL) {
+        pthread_rwlock_destroy(&t->lock);
+        free(t->slots);
+        t->slots = NULL;
+    }
+}
+
+/* Caller holds a lock. */
+static struct peer *table_find(struct peer_table *t, const uint8_t key[16]) {
+    for (uint32_t i = key_hash(key) & t->mask;; i = (i + 1) & t->mask) {
+        struct peer *p = &t->slots[i];
+        if (!p->used)
+            return NULL;
+        if (memcmp(p->key, key, 16) == 0)
+            return p;
+    }
+}
+
+/* Caller holds the write lock. */
+static void table_delete_at(struct peer_table *t, uint32_t i) {
+    t->slots[i].used = false;
+    t->count--;
+    for (uint32_t j = (i + 1) & t->mask; t->slots[j].used; j = (j + 1) & t->mask) {
+        uint32_t home = key_hash(t->slots[j].key) & t->mask;
+        /* move slot j back to the hole at i if its home is not in (i, j] (cyclically) */
+        bool in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            uint64_t seen = atomic_load_explicit(&t->slots[j].seen_ms, memory_order_relaxed);
+            t->slots[i].used = true;
+            memcpy(t->slots[i].key, t->slots[j].key, 16);
+            t->slots[i].addr = t->slots[j].addr;
+            t->slots[i].addrlen = t->slots[j].addrlen;
+            atomic_store_explicit(&t->slots[i].seen_ms, seen, memory_order_relaxed);
+            t->slots[j].used = false;
+            i = j;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+struct route {
+    uint8_t net[16];
+    int prefix;
+    uint8_t gw[16];
+};
+
+struct counters {
+    _Atomic uint64_t v[sizeof(struct gx_tunnel_stats) / sizeof(uint64_t)];
+};
+#define STAT(field) (offsetof(struct gx_tunnel_stats, field) / sizeof(uint64_t))
+
+struct gx_tunnel {
+    struct gx_tunnel_cfg cfg;
+    struct peer_table peers;
+    struct route routes[GX_TUNNEL_MAX_ROUTES];
+    int n_routes;
+    struct counters stats;
+    int stop_fd;
+    int event_fd;
+    pthread_t up, down;
+    bool running;
+    uint32_t slot_size;
+    /* event ring */
+    pthread_mutex_t ev_lock;
+    struct gx_tunnel_event ev[EVENT_RING];
+    uint32_t ev_head, ev_count;
+};
+
+static void count(struct gx_tunnel *t, size_t idx, uint64_t n) {
+    if (n)
+        atomic_fetch_add_explicit(&t->stats.v[idx], n, memory_order_relaxed);
+}
+
+static void emit(struct gx_tunnel *t, uint32_t type, uint32_t value, const uint8_t *key, uint32_t keylen,
+                 const struct sockaddr_storage *addr, socklen_t addrlen) {
+    pthread_mutex_lock(&t->ev_lock);
+    if (t->ev_count == EVENT_RING) { /* full: drop the oldest */
+        t->ev_head = (t->ev_head + 1) % EVENT_RING;
+        t->ev_count--;
+    }
+    struct gx_tunnel_event *e = &t->ev[(t->ev_head + t->ev_count) % EVENT_RING];
+    memset(e, 0, sizeof(*e));
+    e->type = type;
+    e->value = value;
+    if (key != NULL && keylen <= 16) {
+        memcpy(e->key, key, keylen);
+        e->keylen = keylen;
+    }
+    if (addr != NULL && addrlen <= sizeof(e->addr)) {
+        memcpy(&e->addr, addr, addrlen);
+        e->addrlen = addrlen;
+    }
+    t->ev_count++;
+    pthread_mutex_unlock(&t->ev_lock);
+    uint64_t one = 1;
+    ssize_t w = write(t->event_fd, &one, sizeof(one));
+    (void)w;
+}
+
+int gx_tunnel_poll_events(struct gx_tunnel *t, struct gx_tunnel_event *ev, int max) {
+    uint64_t v;
+    ssize_t r = read(t->event_fd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&t->ev_lock);
+    int n = 0;
+    while (n < max && t->ev_count > 0) {
+        ev[n++] = t->ev[t->ev_head];
+        t->ev_head = (t->ev_head + 1) % EVENT_RING;
+        t->ev_count--;
+    }
+    bool more = t->ev_count > 0;
+    pthread_mutex_unlock(&t->ev_lock);
+    if (more) {
+        uint64_t one = 1;
+        ssize_t w = write(t->event_fd, &one, sizeof(one));
+        (void)w;
+    }
+    return n;
+}
+
+int gx_tunnel_event_fd(const struct gx_tunnel *t) { return t->event_fd; }
+
+void gx_tunnel_get_stats(struct gx_tunnel *t, struct gx_tunnel_stats *out) {
+    uint64_t *o = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+        o[i] = atomic_load_explicit(&t->stats.v[i], memory_order_relaxed);
+    pthread_rwlock_rdlock(&t->peers.lock);
+    out->peers = t->peers.count;
+    pthread_rwlock_unlock(&t->peers.lock);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Learning and lookup (server). */
+
+static uint32_t keylen_of(const struct gx_tunnel *t) { return t->cfg.mode == GX_TUNNEL_TAP ? 6 : 16; }
+
+/* Down thread only. Record key -> addr; emits an event when new or moved. */
+static void learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockaddr_storage *addr,
+                  socklen_t addrlen, uint64_t now) {
+    uint8_t key[16] = {0};
+    memcpy(key, key_in, keylen_of(t));
+    if (t->cfg.p2p)
+        memset(key, 0, 16);
+    pthread_rwlock_rdlock(&t->peers.lock);
+    struct peer *p = table_find(&t->peers, key);
+    bool same = p != NULL && sockaddr_equal(&p->addr, p->addrlen, addr, addrlen);
+    if (same && now - atomic_load_explicit(&p->seen_ms, memory_order_relaxed) >= LEARN_REFRESH_MS)
+        atomic_store_explicit(&p->seen_ms, now, memory_order_relaxed);
+    pthread_rwlock_unlock(&t->peers.lock);
+    if (same)
+        return;
+
+    uint32_t type = 0;
+    pthread_rwlock_wrlock(&t->peers.lock);
+    p = table_find(&t->peers, key);
+    if (p != NULL) {
+        type = GX_TEV_PEER_MOVED;
+    } else if (t->peers.count < t->peers.limit) {
+        uint32_t i = key_hash(key) & t->peers.mask;
+        while (t->peers.slots[i].used)
+            i = (i + 1) & t->peers.mask;
+        p = &t->peers.slots[i];
+        p->used = true;
+        memcpy(p->key, key, 16);
+        t->peers.count++;
+        type = GX_TEV_PEER_LEARNED;
+    }
+    if (p != NULL) {
+        memcpy(&p->addr, addr, addrlen);
+        p->addrlen = addrlen;
+        atomic_store_explicit(&p->seen_ms, now, memory_order_relaxed);
+    }
+    pthread_rwlock_unlock(&t->peers.lock);
+    if (type)
+        emit(t, type, 0, key, keylen_of(t), addr, addrlen);
+    else
+        emit(t, GX_TEV_TABLE_FULL, t->peers.limit, key, keylen_of(t), addr, addrlen);
+}
+
+static bool prefix_match(const uint8_t a[16], const uint8_t net[16], int prefix) {
+    int full = prefix / 8, rest = prefix % 8;
+    if (memcmp(a, net, (size_t)full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t m = (uint8_t)(0xff << (8 - rest));
+    return (a[full] & m) == (net[full] & m);
+}
+
+/* Caller holds the read lock. The peer for an inner destination, as gost's findRouteFor: an exact
+ * entry, else the first configured route containing dst whose gateway has a learned peer. */
+static const struct peer *route_lookup(struct gx_tunnel *t, const uint8_t dst[16]) {
+    uint8_t key[16] = {0};
+    memcpy(key, dst, keylen_of(t));
+    if (t->cfg.p2p)
+        memset(key, 0, 16);
+    const struct peer *p = table_find(&t->peers, key);
+    if (p != NULL || t->cfg.p2p || t->cfg.mode == GX_TUNNEL_TAP)
+        return p;
+    for (int i = 0; i < t->n_routes; i++) {
+        if (prefix_match(dst, t->routes[i].net, t->routes[i].prefix)) {
+            p = table_find(&t->peers, t->routes[i].gw);
+            if (p != NULL)
+                return p;
+        }
+    }
+    return NULL;
+}
+
+/* Down thread: drop entries idle longer than the timeout. */
+static void sweep(struct gx_tunnel *t, uint64_t now) {
+    uint32_t timeout = t->cfg.peer_timeout_ms;
+    pthread_rwlock_wrlock(&t->peers.lock);
+    for (uint32_t i = 0; i <= t->peers.mask; i++) {
+        struct peer *p = &t->peers.slots[i];
+        while (p->used && now - atomic_load_explicit(&p->seen_ms, memory_order_relaxed) > timeout) {
+            struct gx_tunnel_event_data {
+                uint8_t key[16];
+                struct sockaddr_storage addr;
+                socklen_t len;
+            } gone;
+            memcpy(gone.key, p->key, 16);
+            gone.addr = p->addr;
+            gone.len = p->addrlen;
+            table_delete_at(&t->peers, i); /* may shift another entry into slot i: re-check it */
+            pthread_rwlock_unlock(&t->peers.lock);
+            emit(t, GX_TEV_PEER_EXPIRED, 0, gone.key, keylen_of(t), &gone.addr, gone.len);
+            pthread_rwlock_wrlock(&t->peers.lock);
+        }
+    }
+    pthread_rwlock_unlock(&t->peers.lock);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Sending: a queue of datagrams flushed with sendmmsg, waiting for room when the socket is full. */
+
+struct sender {
+    struct mmsghdr msg[SEND_MAX];
+    struct iovec iov[SEND_MAX];
+    struct sockaddr_storage addr[SEND_MAX];
+    int n;
+};
+
+/* Wait until fd is writable or the tunnel is stopping; false when stopping. */
+static bool wait_writable(struct gx_tunnel *t, int fd) {
+    struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = t->stop_fd, .events = POLLIN}};
+    for (;;) {
+        int r = poll(p, 2, 1000);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (p[1].revents)
+            return false;
+        if (r > 0)
+            return true;
+    }
+}
+
+static void sender_flush(struct gx_tunnel *t, struct sender *s) {
+    int done = 0;
+    uint64_t pkts = 0, bytes = 0, dropped = 0;
+    while (done < s->n) {
+        int r = sendmmsg(t->cfg.net_fd, s->msg + done, (unsigned)(s->n - done), 0);
+        if (r > 0) {
+            for (int i = done; i < done + r; i++)
+                bytes += s->msg[i].msg_len;
+            pkts += (uint64_t)r;
+            done += r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+            if (!wait_writable(t, t->cfg.net_fd))
+                break;
+            continue;
+        }
+        /* the first message of the rest was refused (e.g. unreachable, EMSGSIZE): skip it */
+        dropped++;
+        done++;
+    }
+    if (done < s->n)
+        dropped += (uint64_t)(s->n - done);
+    count(t, STAT(net_tx_pkts), pkts);
+    count(t, STAT(net_tx_bytes), bytes);
+    count(t, STAT(drop_send), dropped);
+    s->n = 0;
+}
+
+static void sender_add(struct gx_tunnel *t, struct sender *s, uint8_t *data, uint32_t len,
+                       const struct sockaddr_storage *addr, socklen_t addrlen) {
+    if (s->n == SEND_MAX)
+        sender_flush(t, s);
+    int i = s->n++;
+    s->iov[i].iov_base = data;
+    s->iov[i].iov_len = len;
+    memcpy(&s->addr[i], addr, addrlen);
+    memset(&s->msg[i], 0, sizeof(s->msg[i]));
+    s->msg[i].msg_hdr.msg_iov = &s->iov[i];
+    s->msg[i].msg_hdr.msg_iovlen = 1;
+    s->msg[i].msg_hdr.msg_name = &s->addr[i];
+    s->msg[i].msg_hdr.msg_namelen = addrlen;
+}
+
+/* One datagram right away (control messages); sealed when the tunnel has a cipher. */
+static void send_control(struct gx_tunnel *t, const uint8_t *msg, uint32_t len,
+                         const struct sockaddr_storage *addr, socklen_t addrlen) {
+    uint8_t buf[CONTROL_HDR + 16 * GX_TUNNEL_MAX_IPS + GX_AEAD_MAX_SALT + GX_AEAD_TAG_LEN];
+    const uint8_t *out = msg;
+    int n = (int)len;
+    if (t->cfg.aead != NULL) {
+        n = gx_aead_seal_one(t->cfg.aead, NULL, msg, len, buf);
+        if (n < 0)
+            return;
+        out = buf;
+    }
+    if (sendto(t->cfg.net_fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)addr, addrlen) == n) {
+        count(t, STAT(control_tx), 1);
+        count(t, STAT(net_tx_pkts), 1);
+        count(t, STAT(net_tx_bytes), (uint64_t)n);
+    } else {
+        count(t, STAT(drop_send), 1);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Up: device -> net. */
+
+static void *up_main(void *arg) {
+    struct gx_tunnel *t = arg;
+    struct gx_batch *b = malloc(sizeof(*b));
+    struct sender *s = malloc(sizeof(*s));
+    if (b == NULL || s == NULL || gx_batch_init(b, t->cfg.batch, t->slot_size, GX_HEADROOM) < 0) {
+        free(b);
+        free(s);
+        emit(t, GX_TEV_DEV_ERROR, ENOMEM, NULL, 0, NULL, 0);
+        return NULL;
+    }
+    s->n = 0;
+    bool tap = t->cfg.mode == GX_TUNNEL_TAP, server = t->cfg.role == GX_TUNNEL_SERVER;
+    struct pollfd pfd[2] = {{.fd = t->cfg.dev_fd, .events = POLLIN}, {.fd = t->stop_fd, .events = POLLIN}};
+    /* which peer each packet goes to: an index into addr[], or -1 = broadcast (TAP) */
+    static _Thread_local struct sockaddr_storage addr[GX_BATCH_MAX];
+    static _Thread_local socklen_t addrlen[GX_BATCH_MAX];
+    static _Thread_local bool bcast[GX_BATCH_MAX];
+    struct sockaddr_storage fan[BCAST_MAX];
+    socklen_t fanlen[BCAST_MAX];
+
+    for (;;) {
+        int r = poll(pfd, 2, -1);
+        if (r < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents)
+            break;
+        if (!(pfd[0].revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        if (pfd[0].revents & (POLLERR | POLLHUP)) {
+            emit(t, GX_TEV_DEV_ERROR, EIO, NULL, 0, NULL, 0);
+            break;
+        }
+        for (int round = 0; round < 8; round++) {
+            gx_batch_reset(b);
+            int n = gx_tun_read_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+            if (n == -EAGAIN || n == -EINTR || n == 0)
+                break;
+            if (n < 0) {
+                emit(t, GX_TEV_DEV_ERROR, (uint32_t)-n, NULL, 0, NULL, 0);
+                goto out;
+            }
+            uint64_t bytes = 0, malformed = 0, noroute = 0;
+            int nfan = -1; /* broadcast targets, collected once per batch */
+            if (server)
+                pthread_rwlock_rdlock(&t->peers.lock);
+            for (uint32_t i = 0; i < b->n; i++) {
+                struct gx_pkt *p = &b->pkt[i];
+                bytes += p->len;
+                uint8_t src[16], dst[16] = {0};
+                int ok = tap ? gx_tunnel_eth_addrs(p->data, p->len, src, dst)
+                             : gx_tunnel_ip_addrs(p->data, p->len, src, dst);
+                bcast[i] = false;
+                if (ok < 0) {
+                    malformed++;
+                    p->len = 0;
+                    continue;
+                }
+                if (!server) {
+                    continue;
+                }
+                if (tap && memcmp(dst, bcast_mac, 6) == 0) {
+                    bcast[i] = true;
+                    if (nfan < 0) {
+                        nfan = 0;
+                        for (uint32_t k = 0; k <= t->peers.mask && nfan < BCAST_MAX; k++) {
+                            if (t->peers.slots[k].used) {
+                                fan[nfan] = t->peers.slots[k].addr;
+                                fanlen[nfan++] = t->peers.slots[k].addrlen;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                const struct peer *peer = route_lookup(t, dst);
+                if (peer == NULL) {
+                    noroute++;
+                    p->len = 0;
+                    continue;
+                }
+                addr[i] = peer->addr;
+                addrlen[i] = peer->addrlen;
+            }
+            if (server)
+                pthread_rwlock_unlock(&t->peers.lock);
+            count(t, STAT(dev_rx_pkts), b->n);
+            count(t, STAT(dev_rx_bytes), bytes);
+            count(t, STAT(drop_malformed), malformed);
+            count(t, STAT(drop_no_route), noroute);
+
+            if (t->cfg.aead != NULL)
+                gx_aead_seal_batch(t->cfg.aead, b);
+            for (uint32_t i = 0; i < b->n; i++) {
+                struct gx_pkt *p = &b->pkt[i];
+                if (p->len == 0)
+                    continue;
+                if (!server)
+                    sender_add(t, s, p->data, p->len, &t->cfg.remote, t->cfg.remote_len);
+                else if (bcast[i])
+                    for (int k = 0; k < nfan; k++)
+                        sender_add(t, s, p->data, p->len, &fan[k], fanlen[k]);
+                else
+                    sender_add(t, s, p->data, p->len, &addr[i], addrlen[i]);
+            }
+            sender_flush(t, s);
+            if (b->n < b->cap)
+                break;
+        }
+    }
+out:
+    gx_batch_free(b);
+    free(b);
+    free(s);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Down: net -> device. */
+
+struct down_state {
+    struct gx_batch in;         /* datagrams received, opened in place */
+    struct gx_batch relay;      /* server: packets for other clients */
+    struct sockaddr_storage relay_to[GX_BATCH_MAX];
+    socklen_t relay_len[GX_BATCH_MAX];
+    struct mmsghdr msg[GX_BATCH_MAX];
+    struct iovec iov[GX_BATCH_MAX];
+    struct sender s;
+    uint64_t next_keepalive, last_reply, next_sweep;
+};
+
+static bool own_ip(const struct gx_tunnel *t, const uint8_t ip[16]) {
+    for (int i = 0; i < t->cfg.n_ips; i++)
+        if (memcmp(t->cfg.ips[i], ip, 16) == 0)
+            return true;
+    return false;
+}
+
+static void send_handshake(struct gx_tunnel *t) {
+    uint8_t msg[CONTROL_HDR + 16 * GX_TUNNEL_MAX_IPS];
+    int n = gx_tunnel_control_build(msg, sizeof(msg), t->cfg.passphrase,
+                                    (const uint8_t(*)[16])t->cfg.ips, t->cfg.n_ips);
+    if (n > 0)
+        send_control(t, msg, (uint32_t)n, &t->cfg.remote, t->cfg.remote_len);
+}
+
+/* A control message arrived from addr. Server: validate, reply, learn. Client: a keepalive reply. */
+static void on_control(struct gx_tunnel *t, struct down_state *d, int kind, const uint8_t *pkt, uint32_t len,
+                       const struct sockaddr_storage *addr, socklen_t addrlen, uint64_t now) {
+    count(t, STAT(control_rx), 1);
+    if (t->cfg.role == GX_TUNNEL_CLIENT) {
+        if (kind == 2) {
+            d->last_reply = now;
+            emit(t, GX_TEV_KEEPALIVE_REPLY, 0, pkt + 4, 16, addr, addrlen);
+        }
+        return;
+    }
+    if (kind != 1 || (len - CONTROL_HDR) % 16 != 0 || t->cfg.mode == GX_TUNNEL_TAP) {
+        count(t, STAT(drop_control), 1);
+        emit(t, GX_TEV_CONTROL_REJECTED, EINVAL, NULL, 0, addr, addrlen);
+        return;
+    }
+    uint32_t n = (len - CONTROL_HDR) / 16;
+    for (uint32_t i = 0; i < n; i++) {
+        if (own_ip(t, pkt + CONTROL_HDR + 16 * i)) {
+            count(t, STAT(drop_control), 1);
+            emit(t, GX_TEV_CONTROL_REJECTED, EADDRINUSE, pkt + CONTROL_HDR + 16 * i, 16, addr, addrlen);
+            return;
+        }
+    }
+    uint8_t reply[CONTROL_HDR];
+    memcpy(reply, CONTROL_MAGIC, 4);
+    sockaddr_ip16(addr, reply + 4);
+    send_control(t, reply, sizeof(reply), addr, addrlen);
+    for (uint32_t i = 0; i < n; i++)
+        learn(t, pkt + CONTROL_HDR + 16 * i, addr, addrlen, now);
+}
+
+static void down_timers(struct gx_tunnel *t, struct down_state *d, uint64_t now) {
+    if (t->cfg.role == GX_TUNNEL_CLIENT && t->cfg.keepalive) {
+        if (now >= d->next_keepalive) {
+            send_handshake(t);
+            d->next_keepalive = now + t->cfg.ttl_ms;
+        }
+        if (now - d->last_reply > 3u * (uint64_t)t->cfg.ttl_ms) {
+            emit(t, GX_TEV_KEEPALIVE_TIMEOUT, t->cfg.ttl_ms, NULL, 0, &t->cfg.remote, t->cfg.remote_len);
+            d->last_reply = now; /* one event per 3 x ttl of silence */
+            send_handshake(t);
+        }
+    }
+    if (t->cfg.role == GX_TUNNEL_SERVER && now >= d->next_sweep) {
+        sweep(t, now);
+        d->next_sweep = now + SWEEP_MS;
+    }
+}
+
+static int down_timeout_ms(const struct gx_tunnel *t, const struct down_state *d, uint64_t now) {
+    uint64_t next = d->next_sweep;
+    if (t->cfg.role == GX_TUNNEL_CLIENT)
+        next = t->cfg.keepalive ? d->next_keepalive : now + 60000u;
+    return next <= now ? 0 : (int)(next - now);
+}
+
+/* Relay a packet from one client to another (server): copy into the relay batch. */
+static void relay_add(struct down_state *d, const struct gx_pkt *p, const struct sockaddr_storage *to,
+                      socklen_t tolen) {
+    if (d->relay.n == d->relay.cap)
+        return;
+    uint32_t i = d->relay.n++;
+    memcpy(d->relay.pkt[i].data, p->data, p->len);
+    d->relay.pkt[i].len = p->len;
+    d->relay_to[i] = *to;
+    d->relay_len[i] = tolen;
+}
+
+static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now) {
+    struct gx_batch *b = &d->in;
+    bool tap = t->cfg.mode == GX_TUNNEL_TAP, server = t->cfg.role == GX_TUNNEL_SERVER;
+    uint64_t malformed = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct gx_pkt *p = &b->pkt[i];
+        if (p->len == 0)
+            continue;
+        int kind = gx_tunnel_is_control(p->data, p->len);
+        if (kind) {
+            on_control(t, d, kind, p->data, p->len, &b->addr[i], b->addrlen[i], now);
+            p->len = 0;
+            continue;
+        }
+        uint8_t src[16], dst[16];
+        int ok = tap ? gx_tunnel_eth_addrs(p->data, p->len, src, dst) : gx_tunnel_ip_addrs(p->data, p->len, src, dst);
+        if (ok < 0) {
+            malformed++;
+            p->len = 0;
+            continue;
+        }
+        if (!server)
+            continue;
+        learn(t, src, &b->addr[i], b->addrlen[i], now);
+        if (t->cfg.p2p)
+            continue; /* v3 p2p: everything from the net goes to the device */
+        if (tap && memcmp(dst, bcast_mac, 6) == 0) {
+            pthread_rwlock_rdlock(&t->peers.lock);
+            for (uint32_t k = 0; k <= t->peers.mask; k++) {
+                const struct peer *q = &t->peers.slots[k];
+                if (q->used && !sockaddr_equal(&q->addr, q->addrlen, &b->addr[i], b->addrlen[i]))
+                    relay_add(d, p, &q->addr, q->addrlen);
+            }
+            pthread_rwlock_unlock(&t->peers.lock);
+            continue; /* and to the device */
+        }
+        pthread_rwlock_rdlock(&t->peers.lock);
+        const struct peer *q = route_lookup(t, dst);
+        if (q != NULL && !sockaddr_equal(&q->addr, q->addrlen, &b->addr[i], b->addrlen[i])) {
+            relay_add(d, p, &q->addr, q->addrlen);
+            p->len = 0;
+        }
+        pthread_rwlock_unlock(&t->peers.lock);
+    }
+    count(t, STAT(drop_malformed), malformed);
+
+    uint64_t want = 0, bytes = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (b->pkt[i].len) {
+            want++;
+            bytes += b->pkt[i].len;
+        }
+    }
+    if (want) {
+        int w = gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        if (w < 0) {
+            emit(t, GX_TEV_DEV_ERROR, (uint32_t)-w, NULL, 0, NULL, 0);
+            count(t, STAT(drop_dev_full), want);
+        } else {
+            count(t, STAT(dev_tx_pkts), (uint64_t)w);
+            count(t, STAT(dev_tx_bytes), bytes);
+            count(t, STAT(drop_dev_full), want - (uint64_t)w);
+        }
+    }
+    if (d->relay.n) {
+        count(t, STAT(relayed_pkts), d->relay.n);
+        if (t->cfg.aead != NULL)
+            gx_aead_seal_batch(t->cfg.aead, &d->relay);
+        for (uint32_t i = 0; i < d->relay.n; i++)
+            if (d->relay.pkt[i].len)
+                sender_add(t, &d->s, d->relay.pkt[i].data, d->relay.pkt[i].len, &d->relay_to[i], d->relay_len[i]);
+        sender_flush(t, &d->s);
+        gx_batch_reset(&d->relay);
+    }
+}
+
+static void *down_main(void *arg) {
+    struct gx_tunnel *t = arg;
+    struct down_state *d = calloc(1, sizeof(*d));
+    if (d == NULL || gx_batch_init(&d->in, t->cfg.batch, t->slot_size, GX_HEADROOM) < 0 ||
+        gx_batch_init(&d->relay, t->cfg.batch, t->slot_size, GX_HEADROOM) < 0) {
+        if (d != NULL) {
+            gx_batch_free(&d->in);
+            free(d);
+        }
+        emit(t, GX_TEV_NET_ERROR, ENOMEM, NULL, 0, NULL, 0);
+        return NULL;
+    }
+    struct gx_batch *b = &d->in;
+    uint64_t now = now_ms();
+    d->next_keepalive = now;
+    d->last_reply = now;
+    d->next_sweep = now + SWEEP_MS;
+    struct pollfd pfd[2] = {{.fd = t->cfg.net_fd, .events = POLLIN}, {.fd = t->stop_fd, .events = POLLIN}};
+    uint32_t room = t->slot_size - GX_HEADROOM - GX_TAILROOM;
+
+    for (;;) {
+        now = now_ms();
+        down_timers(t, d, now);
+        int r = poll(pfd, 2, down_timeout_ms(t, d, now));
+        if (r < 0 && errno != EINTR)
+            break;
+        if (pfd[1].revents)
+            break;
+        if (r <= 0 || !(pfd[0].revents & POLLIN))
+            continue;
+        for (int round = 0; round < 8; round++) {
+            gx_batch_reset(b);
+            for (uint32_t i = 0; i < b->cap; i++) {
+                d->iov[i].iov_base = b->pkt[i].data;
+                d->iov[i].iov_len = room;
+                memset(&d->msg[i].msg_hdr, 0, sizeof(d->msg[i].msg_hdr));
+                d->msg[i].msg_hdr.msg_iov = &d->iov[i];
+                d->msg[i].msg_hdr.msg_iovlen = 1;
+                d->msg[i].msg_hdr.msg_name = &b->addr[i];
+                d->msg[i].msg_hdr.msg_namelen = sizeof(b->addr[i]);
+            }
+            int n = recvmmsg(t->cfg.net_fd, d->msg, b->cap, MSG_DONTWAIT, NULL);
+            if (n <= 0) {
+                if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
+                    emit(t, GX_TEV_NET_ERROR, (uint32_t)errno, NULL, 0, NULL, 0);
+                break;
+            }
+            uint64_t bytes = 0, truncated = 0;
+            b->n = (uint32_t)n;
+            for (int i = 0; i < n; i++) {
+                b->pkt[i].len = d->msg[i].msg_len;
+                b->addrlen[i] = d->msg[i].msg_hdr.msg_namelen;
+                bytes += d->msg[i].msg_len;
+                if (d->msg[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                    b->pkt[i].len = 0;
+                    truncated++;
+                }
+            }
+            count(t, STAT(net_rx_pkts), (uint64_t)n);
+            count(t, STAT(net_rx_bytes), bytes);
+            count(t, STAT(drop_malformed), truncated);
+            if (t->cfg.aead != NULL) {
+                struct gx_aead_drops drops = {0};
+                gx_aead_open_batch(t->cfg.aead, b, &drops);
+                count(t, STAT(drop_short), drops.short_pkt);
+                count(t, STAT(drop_auth), drops.auth);
+                count(t, STAT(drop_replay), drops.replay);
+            }
+            now = now_ms();
+            down_process(t, d, now);
+            if ((uint32_t)n < b->cap)
+                break;
+        }
+    }
+    gx_batch_free(&d->in);
+    gx_batch_free(&d->relay);
+    free(d);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+
+int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
+    if (cfg->dev_fd < 0 || cfg->net_fd < 0 || cfg->n_ips < 0 || cfg->n_ips > GX_TUNNEL_MAX_IPS ||
+        cfg->batch > GX_BATCH_MAX || cfg->mtu > 65535 ||
+        (cfg->role == GX_TUNNEL_CLIENT && cfg->remote_len == 0) ||
+        (cfg->role == GX_TUNNEL_CLIENT && cfg->keepalive && cfg->n_ips == 0))
+        return -EINVAL;
+    struct gx_tunnel *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    t->cfg = *cfg;
+    if (t->cfg.batch == 0)
+        t->cfg.batch = 64;
+    if (t->cfg.mtu == 0)
+        t->cfg.mtu = 1350;
+    if (t->cfg.ttl_ms == 0)
+        t->cfg.ttl_ms = 10000;
+    if (t->cfg.peer_timeout_ms == 0)
+        t->cfg.peer_timeout_ms = 300000;
+    if (t->cfg.max_peers == 0)
+        t->cfg.max_peers = 4096;
+    /* room for the largest frame the device gives (TAP adds 14 + 4), sealed, and at least the 2048
+     * bytes gost v2 reads, so a v2 peer's datagrams always fit */
+    uint32_t payload = t->cfg.mtu + 18 + GX_AEAD_MAX_SALT + GX_AEAD_TAG_LEN;
+    if (payload < 2048)
+        payload = 2048;
+    t->slot_size = (GX_HEADROOM + payload + GX_TAILROOM + 63u) & ~63u;
+    t->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    t->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = 0;
+    if (t->stop_fd < 0 || t->event_fd < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = table_init(&t->peers, t->cfg.max_peers);
+    if (rc == 0)
+        rc = -pthread_mutex_init(&t->ev_lock, NULL);
+    if (rc < 0) {
+        if (t->stop_fd >= 0)
+            close(t->stop_fd);
+        if (t->event_fd >= 0)
+            close(t->event_fd);
+        table_free(&t->peers);
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, const uint8_t gw[16]) {
+    if (t->running || prefix < 0 || prefix > 128)
+        return -EINVAL;
+    if (t->n_routes == GX_TUNNEL_MAX_ROUTES)
+        return -ENOSPC;
+    struct route *r = &t->routes[t->n_routes++];
+    memcpy(r->net, net, 16);
+    r->prefix = prefix;
+    memcpy(r->gw, gw, 16);
+    return 0;
+}
+
+int gx_tunnel_start(struct gx_tunnel *t) {
+    if (t->running)
+        return -EALREADY;
+    int rc = pthread_create(&t->down, NULL, down_main, t);
+    if (rc != 0)
+        return -rc;
+    rc = pthread_create(&t->up, NULL, up_main, t);
+    if (rc != 0) {
+        uint64_t one = 1;
+        ssize_t w = write(t->stop_fd, &one, sizeof(one));
+        (void)w;
+        pthread_join(t->down, NULL);
+        return -rc;
+    }
+    t->running = true;
+    return 0;
+}
+
+int gx_tunnel_stop(struct gx_tunnel *t) {
+    if (!t->running)
+        return 0;
+    uint64_t one = 1;
+    ssize_t w = write(t->stop_fd, &one, sizeof(one));
+    (void)w;
+    pthread_join(t->up, NULL);
+    pthread_join(t->down, NULL);
+    t->running = false;
+    return 0;
+}
+
+void gx_tunnel_free(struct gx_tunnel *t) {
+    if (t == NULL)
+        return;
+    gx_tunnel_stop(t);
+    close(t->stop_fd);
+    close(t->event_fd);
+    table_free(&t->peers);
+    pthread_mutex_destroy(&t->ev_lock);
+    free(t);
+}
+

@@ -1,0 +1,220 @@
+# The tun/tap tunnel engine binding (csrc/tunnel.c). Python builds it once, starts it, reads counters
+# and drains events; every packet stays in C threads that never take the GIL.
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+from posix.types cimport socklen_t
+
+cdef extern from "<sys/socket.h>":
+    ctypedef unsigned short sa_family_t
+    cdef struct sockaddr_storage:
+        sa_family_t ss_family
+
+cdef extern from "<netinet/in.h>":
+    cdef struct in_addr:
+        uint32_t s_addr
+    cdef struct sockaddr_in:
+        sa_family_t sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    cdef struct in6_addr:
+        pass
+    cdef struct sockaddr_in6:
+        sa_family_t sin6_family
+        unsigned short sin6_port
+        in6_addr sin6_addr
+    unsigned short htons(unsigned short)
+    unsigned short ntohs(unsigned short)
+
+cdef extern from "gx/tunnel.h" nogil:
+    int GX_TUNNEL_TUN, GX_TUNNEL_TAP, GX_TUNNEL_SERVER, GX_TUNNEL_CLIENT, GX_TUNNEL_MAX_IPS
+    struct gx_tunnel_cfg:
+        int mode
+        int role
+        int dev_fd
+        int dev_vnet_hdr
+        int net_fd
+        sockaddr_storage remote
+        socklen_t remote_len
+        gx_aead *aead
+        uint32_t mtu
+        uint32_t batch
+        int keepalive
+        uint32_t ttl_ms
+        uint8_t passphrase[16]
+        uint8_t ips[16][16]
+        int n_ips
+        int p2p
+        uint32_t peer_timeout_ms
+        uint32_t max_peers
+    struct gx_tunnel_stats:
+        pass
+    struct gx_tunnel_event:
+        uint32_t type
+        uint32_t value
+        uint8_t key[16]
+        uint32_t keylen
+        sockaddr_storage addr
+        socklen_t addrlen
+    struct gx_tunnel:
+        pass
+    int gx_tunnel_new(gx_tunnel **out, const gx_tunnel_cfg *cfg)
+    int gx_tunnel_add_route(gx_tunnel *t, const uint8_t *net, int prefix, const uint8_t *gw)
+    int gx_tunnel_start(gx_tunnel *t)
+    int gx_tunnel_stop(gx_tunnel *t)
+    void gx_tunnel_free(gx_tunnel *t)
+    void gx_tunnel_get_stats(gx_tunnel *t, gx_tunnel_stats *out)
+    int gx_tunnel_event_fd(const gx_tunnel *t)
+    int gx_tunnel_poll_events(gx_tunnel *t, gx_tunnel_event *ev, int max)
+
+# Field order of struct gx_tunnel_stats (all uint64_t), for reading it as an array.
+TUNNEL_STAT_NAMES = (
+    "dev_rx_pkts", "dev_rx_bytes", "dev_tx_pkts", "dev_tx_bytes",
+    "net_rx_pkts", "net_rx_bytes", "net_tx_pkts", "net_tx_bytes",
+    "relayed_pkts", "control_rx", "control_tx",
+    "drop_short", "drop_auth", "drop_replay", "drop_malformed", "drop_no_route",
+    "drop_dev_full", "drop_send", "drop_control", "peers",
+)
+
+TUNNEL_EVENT_NAMES = {
+    1: "peer_learned", 2: "peer_moved", 3: "peer_expired", 4: "keepalive_reply",
+    5: "keepalive_timeout", 6: "control_rejected", 7: "table_full", 8: "net_error", 9: "dev_error",
+}
+
+
+cdef object _sockaddr_to_tuple(const sockaddr_storage *a, socklen_t alen):
+    cdef const sockaddr_in *v4
+    cdef const sockaddr_in6 *v6
+    if alen == 0:
+        return None
+    if a.ss_family == 2:  # AF_INET
+        v4 = <const sockaddr_in *>a
+        return (str(_ipaddress.IPv4Address((<const uint8_t *>&v4.sin_addr)[:4])), ntohs(v4.sin_port))
+    if a.ss_family == 10:  # AF_INET6
+        v6 = <const sockaddr_in6 *>a
+        ip = _ipaddress.IPv6Address((<const uint8_t *>&v6.sin6_addr)[:16])
+        return (str(ip.ipv4_mapped or ip), ntohs(v6.sin6_port))
+    return None
+
+
+import ipaddress as _ipaddress
+
+
+cdef class Tunnel:
+    """A running tun/tap tunnel: the device fd and the UDP socket fd stay owned by the caller."""
+
+    cdef gx_tunnel *t
+    cdef object _aead     # keeps the Aead object (and its C context) alive while the tunnel runs
+    cdef bint _started
+
+    def __cinit__(self, *, bint tap, bint server, int dev_fd, int net_fd, object remote=None,
+                  int family=2, object aead=None, int mtu=1350, int batch=64, bint vnet_hdr=False,
+                  bint keepalive=False, double ttl=10.0, bytes passphrase=b"", list ips=None,
+                  bint p2p=False, double peer_timeout=300.0, int max_peers=4096):
+        cdef gx_tunnel_cfg cfg
+        cdef sockaddr_in *r4
+        cdef sockaddr_in6 *r6
+        cdef bytes packed
+        memset(&cfg, 0, sizeof(cfg))
+        cfg.mode = GX_TUNNEL_TAP if tap else GX_TUNNEL_TUN
+        cfg.role = GX_TUNNEL_SERVER if server else GX_TUNNEL_CLIENT
+        cfg.dev_fd = dev_fd
+        cfg.dev_vnet_hdr = vnet_hdr
+        cfg.net_fd = net_fd
+        cfg.mtu = mtu
+        cfg.batch = batch
+        cfg.keepalive = keepalive
+        cfg.ttl_ms = <uint32_t>(ttl * 1000)
+        cfg.p2p = p2p
+        cfg.peer_timeout_ms = <uint32_t>(peer_timeout * 1000)
+        cfg.max_peers = max_peers
+        if len(passphrase) > 16:
+            passphrase = passphrase[:16]
+        memcpy(cfg.passphrase, <const char *>passphrase, len(passphrase))
+        for ip in (ips or [])[:GX_TUNNEL_MAX_IPS]:
+            packed = _ipaddress.ip_address(ip).packed
+            if len(packed) == 4:
+                packed = b"\x00" * 10 + b"\xff\xff" + packed
+            memcpy(cfg.ips[cfg.n_ips], <const char *>packed, 16)
+            cfg.n_ips += 1
+        if remote is not None:
+            host, port = remote
+            packed = _ipaddress.ip_address(host).packed
+            if family == 10:
+                if len(packed) == 4:
+                    packed = b"\x00" * 10 + b"\xff\xff" + packed
+                r6 = <sockaddr_in6 *>&cfg.remote
+                r6.sin6_family = 10
+                r6.sin6_port = htons(port)
+                memcpy(&r6.sin6_addr, <const char *>packed, 16)
+                cfg.remote_len = sizeof(sockaddr_in6)
+            else:
+                if len(packed) != 4:
+                    raise ValueError(f"remote {host} is not an IPv4 address")
+                r4 = <sockaddr_in *>&cfg.remote
+                r4.sin_family = 2
+                r4.sin_port = htons(port)
+                memcpy(&r4.sin_addr, <const char *>packed, 4)
+                cfg.remote_len = sizeof(sockaddr_in)
+        if aead is not None:
+            cfg.aead = (<Aead>aead).ptr
+        self._aead = aead
+        _check(gx_tunnel_new(&self.t, &cfg))
+
+    def __dealloc__(self):
+        if self.t != NULL:
+            with nogil:
+                gx_tunnel_free(self.t)
+            self.t = NULL
+
+    def add_route(self, network: str, gateway: str) -> None:
+        """Server: packets to `network` go to the peer that owns `gateway`. Before start()."""
+        net = _ipaddress.ip_network(network, strict=False)
+        gw = _ipaddress.ip_address(gateway)
+        cdef bytes n = net.network_address.packed
+        cdef bytes g = gw.packed
+        cdef int prefix = net.prefixlen
+        if len(n) == 4:
+            n = b"\x00" * 10 + b"\xff\xff" + n
+            prefix += 96
+        if len(g) == 4:
+            g = b"\x00" * 10 + b"\xff\xff" + g
+        _check(gx_tunnel_add_route(self.t, <const uint8_t *><const char *>n, prefix, <const uint8_t *><const char *>g))
+
+    def start(self) -> None:
+        _check(gx_tunnel_start(self.t))
+        self._started = True
+
+    def stop(self) -> None:
+        if self.t != NULL:
+            with nogil:
+                gx_tunnel_stop(self.t)
+
+    @property
+    def event_fd(self) -> int:
+        return gx_tunnel_event_fd(self.t)
+
+    def stats(self) -> dict:
+        cdef uint64_t raw[32]
+        gx_tunnel_get_stats(self.t, <gx_tunnel_stats *>raw)
+        return {name: raw[i] for i, name in enumerate(TUNNEL_STAT_NAMES)}
+
+    def events(self) -> list:
+        """Drain queued events: (name, value, key, (host, port) | None); key is an IP or a MAC string."""
+        cdef gx_tunnel_event ev[64]
+        cdef int n, i
+        out = []
+        while True:
+            n = gx_tunnel_poll_events(self.t, ev, 64)
+            for i in range(n):
+                if ev[i].keylen == 16:
+                    ip = _ipaddress.IPv6Address(bytes(ev[i].key[:16]))
+                    key = str(ip.ipv4_mapped or ip)
+                elif ev[i].keylen == 6:
+                    key = ":".join(f"{b:02x}" for b in bytes(ev[i].key[:6]))
+                else:
+                    key = None
+                out.append((TUNNEL_EVENT_NAMES.get(ev[i].type, str(ev[i].type)), ev[i].value, key,
+                            _sockaddr_to_tuple(&ev[i].addr, ev[i].addrlen)))
+            if n < 64:
+                return out

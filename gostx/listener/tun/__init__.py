@@ -1,0 +1,68 @@
+"""`tun` and `tap` listeners: create the device, give it its addresses, MTU and routes, remove it on close.
+
+As in gost, the listener owns the device and the handler moves the packets (gostx.handler.tun).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from gostx.config.metadata import Metadata
+from gostx.config.model import ListenerConfig
+from gostx.netlink import add_routes, configure_link, remove_routes
+from gostx.netlink.routes import Route
+from gostx.registry import listeners
+from gostx.service import Listener, ServiceContext
+from gostx.tun.device import TunDevice
+from gostx.tunnel.options import DeviceOptions
+
+
+@listeners.register("tun")
+class TunListener(Listener):
+    kind = "tun"
+
+    def __init__(self, config: ListenerConfig, ctx: ServiceContext) -> None:
+        super().__init__(config, ctx)
+        self.ctx = ctx
+        self.options = DeviceOptions.from_metadata(self.kind, Metadata(config.metadata))
+        self.device: TunDevice | None = None
+        self._routes_applied: list[Route] = []
+
+    def os_routes(self) -> list[Route]:
+        """TUN is point to point: every route goes `dev <if>` (gost v2); TAP routes go via their gateway."""
+        if self.kind == "tun":
+            return [Route(r.dst, None) for r in self.options.routes]
+        return list(self.options.routes)
+
+    async def init(self) -> None:
+        opts = self.options
+        self.device = await asyncio.to_thread(TunDevice.open, self.kind, opts.name)
+        try:
+            await asyncio.to_thread(configure_link, self.device.name, opts.mtu, opts.nets)
+            self._routes_applied = await asyncio.to_thread(add_routes, self.device.name, self.os_routes())
+        except BaseException:
+            self.device.close()
+            self.device = None
+            raise
+        self.ctx.log.info(
+            f"{self.kind} device {self.device.name} is up",
+            extra={"kind": self.kind, "device": self.device.name, "mtu": opts.mtu,
+                   "net": [str(n) for n in opts.nets], "routes": [str(r.dst) for r in opts.routes]},
+        )
+
+    async def close(self) -> None:
+        device, self.device = self.device, None
+        if device is None:
+            return
+        if self._routes_applied:
+            try:
+                await asyncio.to_thread(remove_routes, device.name, self._routes_applied)
+            except Exception as exc:  # the device removal below takes its routes with it anyway
+                self.ctx.log.debug(f"removing routes of {device.name}: {exc}")
+        device.close()
+        self.ctx.log.info(f"{self.kind} device {device.name} removed", extra={"device": device.name})
+
+
+@listeners.register("tap")
+class TapListener(TunListener):
+    kind = "tap"

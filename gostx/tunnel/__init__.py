@@ -1,0 +1,1 @@
+"""The tun/tap tunnel's control plane: options from gost metadata, the UDP socket, event logging."""

@@ -1,0 +1,303 @@
+/* Tunnel engine tests without root: AF_UNIX datagram socketpairs stand in for the TUN/TAP devices
+ * (one packet per read/write, like a TUN fd) and the tunnels talk over real UDP on loopback. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gx/aead.h"
+#include "gx/tunnel.h"
+#include "gxtest.h"
+
+struct end {
+    int dev[2];   /* dev[0] given to the tunnel, dev[1] is "the kernel side" */
+    int udp;
+    struct sockaddr_in addr;
+    struct gx_tunnel *t;
+    struct gx_aead *aead; /* each end its own context: salts it sends enter its own replay filter */
+};
+
+struct cipher {
+    int id;
+    uint8_t key[32];
+};
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int udp_socket(struct sockaddr_in *addr) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    socklen_t len = sizeof(*addr);
+    getsockname(fd, (struct sockaddr *)addr, &len);
+    return fd;
+}
+
+static void mapped4(uint8_t out[16], const char *ip) {
+    memset(out, 0, 16);
+    out[10] = out[11] = 0xff;
+    inet_pton(AF_INET, ip, out + 12);
+}
+
+/* An IPv4/ICMP-ish packet src -> dst with a payload marker. */
+static uint32_t ip4_packet(uint8_t *p, const char *src, const char *dst, uint8_t marker, uint32_t len) {
+    memset(p, 0, len);
+    p[0] = 0x45;
+    p[2] = (uint8_t)(len >> 8);
+    p[3] = (uint8_t)len;
+    p[8] = 64;
+    p[9] = 1;
+    inet_pton(AF_INET, src, p + 12);
+    inet_pton(AF_INET, dst, p + 16);
+    for (uint32_t i = 20; i < len; i++)
+        p[i] = (uint8_t)(marker + i);
+    return len;
+}
+
+/* Read one packet from the kernel side within ms; returns its length or -1. */
+static int recv_dev(int fd, uint8_t *buf, size_t cap, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0)
+        return -1;
+    return (int)read(fd, buf, cap);
+}
+
+static void end_init(struct end *e) {
+    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, e->dev);
+    fcntl(e->dev[0], F_SETFL, O_NONBLOCK);
+    e->udp = udp_socket(&e->addr);
+    e->t = NULL;
+    e->aead = NULL;
+}
+
+static int end_start(struct end *e, int mode, int role, const struct end *server, const struct cipher *ci,
+                     const char *own_ip, int keepalive, uint32_t ttl_ms, uint32_t peer_timeout_ms) {
+    struct gx_tunnel_cfg cfg = {0};
+    if (ci != NULL && gx_aead_new(&e->aead, ci->id, ci->key) < 0)
+        return -1;
+    cfg.mode = mode;
+    cfg.role = role;
+    cfg.dev_fd = e->dev[0];
+    cfg.net_fd = e->udp;
+    cfg.aead = e->aead;
+    cfg.mtu = 1350;
+    cfg.keepalive = keepalive;
+    cfg.ttl_ms = ttl_ms;
+    cfg.peer_timeout_ms = peer_timeout_ms;
+    memcpy(cfg.passphrase, "secret", 6);
+    if (own_ip != NULL) {
+        mapped4(cfg.ips[0], own_ip);
+        cfg.n_ips = 1;
+    }
+    if (server != NULL) {
+        memcpy(&cfg.remote, &server->addr, sizeof(server->addr));
+        cfg.remote_len = sizeof(server->addr);
+    }
+    int rc = gx_tunnel_new(&e->t, &cfg);
+    if (rc < 0)
+        return rc;
+    return gx_tunnel_start(e->t);
+}
+
+static void end_close(struct end *e) {
+    gx_tunnel_free(e->t);
+    gx_aead_free(e->aead);
+    close(e->dev[0]);
+    close(e->dev[1]);
+    close(e->udp);
+}
+
+static void test_parsers(void) {
+    uint8_t pkt[64], src[16], dst[16], want[16];
+    ip4_packet(pkt, "192.168.123.2", "192.168.123.1", 0, 40);
+    CHECK(gx_tunnel_ip_addrs(pkt, 40, src, dst) == 0, "ipv4 parsed");
+    mapped4(want, "192.168.123.2");
+    CHECK(memcmp(src, want, 16) == 0, "ipv4 src mapped");
+    mapped4(want, "192.168.123.1");
+    CHECK(memcmp(dst, want, 16) == 0, "ipv4 dst mapped");
+    CHECK(gx_tunnel_ip_addrs(pkt, 19, src, dst) == -EINVAL, "ipv4 shorter than 20");
+    CHECK(gx_tunnel_ip_addrs(pkt, 0, src, dst) == -EINVAL, "empty");
+    pkt[0] = 0x4f; /* IHL 60 > len 40 */
+    CHECK(gx_tunnel_ip_addrs(pkt, 40, src, dst) == -EINVAL, "ihl past the end");
+    pkt[0] = 0x44; /* IHL 16 < 20 */
+    CHECK(gx_tunnel_ip_addrs(pkt, 40, src, dst) == -EINVAL, "ihl below 20");
+    pkt[0] = 0x35;
+    CHECK(gx_tunnel_ip_addrs(pkt, 40, src, dst) == -EINVAL, "version 3");
+    uint8_t v6[40] = {0x60};
+    v6[8] = 0xfd;
+    v6[24] = 0xfe;
+    CHECK(gx_tunnel_ip_addrs(v6, 40, src, dst) == 0 && src[0] == 0xfd && dst[0] == 0xfe, "ipv6 parsed");
+    CHECK(gx_tunnel_ip_addrs(v6, 39, src, dst) == -EINVAL, "ipv6 shorter than 40");
+    uint8_t eth[14] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 8, 0};
+    uint8_t msrc[6], mdst[6];
+    CHECK(gx_tunnel_eth_addrs(eth, 14, msrc, mdst) == 0 && mdst[0] == 1 && msrc[0] == 7, "ethernet parsed");
+    CHECK(gx_tunnel_eth_addrs(eth, 13, msrc, mdst) == -EINVAL, "ethernet too short");
+
+    uint8_t ips[2][16], msg[128], pass[16] = "pw";
+    mapped4(ips[0], "192.168.123.2");
+    mapped4(ips[1], "192.168.123.3");
+    int n = gx_tunnel_control_build(msg, sizeof(msg), pass, (const uint8_t(*)[16])ips, 2);
+    CHECK(n == 52, "control length %d", n);
+    CHECK(memcmp(msg, "GOST", 4) == 0 && msg[4] == 'p' && msg[6] == 0 && msg[20 + 15] == 2, "control bytes");
+    CHECK(gx_tunnel_is_control(msg, (uint32_t)n) == 1, "handshake recognised");
+    CHECK(gx_tunnel_is_control(msg, 20) == 2, "reply recognised");
+    CHECK(gx_tunnel_is_control(msg, 19) == 0, "too short for control");
+    CHECK(gx_tunnel_control_build(msg, 30, pass, (const uint8_t(*)[16])ips, 2) == -EMSGSIZE, "no room");
+    CHECK(gx_tunnel_control_build(msg, sizeof(msg), pass, (const uint8_t(*)[16])ips, 0) == -EINVAL, "no ips");
+}
+
+static void test_pair(const struct cipher *aead, const char *label) {
+    struct end s, c;
+    end_init(&s);
+    end_init(&c);
+    CHECK(end_start(&s, GX_TUNNEL_TUN, GX_TUNNEL_SERVER, NULL, aead, "192.168.123.1", 0, 0, 0) == 0, "%s server", label);
+    CHECK(end_start(&c, GX_TUNNEL_TUN, GX_TUNNEL_CLIENT, &s, aead, "192.168.123.2", 0, 0, 0) == 0, "%s client", label);
+    uint8_t pkt[2048], got[2048];
+
+    /* client -> server, several sizes */
+    for (uint32_t len = 20; len <= 1350; len += 333) {
+        ip4_packet(pkt, "192.168.123.2", "192.168.123.1", (uint8_t)len, len);
+        CHECK(write(c.dev[1], pkt, len) == (ssize_t)len, "inject");
+        int n = recv_dev(s.dev[1], got, sizeof(got), 2000);
+        CHECK(n == (int)len && memcmp(got, pkt, len) == 0, "%s up %u: got %d", label, len, n);
+    }
+    /* server -> client via the learned route */
+    ip4_packet(pkt, "192.168.123.1", "192.168.123.2", 7, 100);
+    write(s.dev[1], pkt, 100);
+    int n = recv_dev(c.dev[1], got, sizeof(got), 2000);
+    CHECK(n == 100 && memcmp(got, pkt, 100) == 0, "%s down: got %d", label, n);
+
+    /* no route: the server drops and counts */
+    ip4_packet(pkt, "192.168.123.1", "192.168.123.99", 7, 100);
+    write(s.dev[1], pkt, 100);
+    /* malformed from the device */
+    write(s.dev[1], "\x00\x01\x02", 3);
+    sleep_ms(100);
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.drop_no_route == 1, "%s no-route drop %lu", label, (unsigned long)st.drop_no_route);
+    CHECK(st.drop_malformed == 1, "%s malformed drop %lu", label, (unsigned long)st.drop_malformed);
+    CHECK(st.peers == 1, "%s one peer learned (%lu)", label, (unsigned long)st.peers);
+
+    /* junk datagrams at the server: random, truncated, empty */
+    int junk = socket(AF_INET, SOCK_DGRAM, 0);
+    uint8_t rnd[300];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        rnd[i] = (uint8_t)(i * 37 + 11);
+    sendto(junk, rnd, sizeof(rnd), 0, (struct sockaddr *)&s.addr, sizeof(s.addr));
+    sendto(junk, rnd, 5, 0, (struct sockaddr *)&s.addr, sizeof(s.addr));
+    sendto(junk, rnd, 0, 0, (struct sockaddr *)&s.addr, sizeof(s.addr));
+    sleep_ms(100);
+    gx_tunnel_get_stats(s.t, &st);
+    uint64_t dropped = st.drop_auth + st.drop_short + st.drop_malformed;
+    CHECK(dropped >= 4, "%s junk dropped: auth %lu short %lu malformed %lu", label, (unsigned long)st.drop_auth,
+          (unsigned long)st.drop_short, (unsigned long)st.drop_malformed);
+    CHECK(recv_dev(s.dev[1], got, sizeof(got), 100) < 0, "%s junk not written to the device", label);
+    /* still serving */
+    ip4_packet(pkt, "192.168.123.2", "192.168.123.1", 9, 60);
+    write(c.dev[1], pkt, 60);
+    n = recv_dev(s.dev[1], got, sizeof(got), 2000);
+    CHECK(n == 60 && memcmp(got, pkt, 60) == 0, "%s still serving after junk", label);
+    close(junk);
+    end_close(&c);
+    end_close(&s);
+}
+
+static void test_relay_keepalive_expiry(const struct cipher *aead) {
+    struct end s, a, b;
+    end_init(&s);
+    end_init(&a);
+    end_init(&b);
+    CHECK(end_start(&s, GX_TUNNEL_TUN, GX_TUNNEL_SERVER, NULL, aead, "10.9.0.1", 0, 0, 1500) == 0, "server");
+    CHECK(end_start(&a, GX_TUNNEL_TUN, GX_TUNNEL_CLIENT, &s, aead, "10.9.0.2", 1, 200, 0) == 0, "client a");
+    CHECK(end_start(&b, GX_TUNNEL_TUN, GX_TUNNEL_CLIENT, &s, aead, "10.9.0.3", 1, 200, 0) == 0, "client b");
+    sleep_ms(300); /* the handshakes teach the server both clients */
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 2, "server learned both from handshakes (%lu)", (unsigned long)st.peers);
+    CHECK(st.control_rx >= 2 && st.control_tx >= 2, "control rx %lu tx %lu", (unsigned long)st.control_rx,
+          (unsigned long)st.control_tx);
+    struct gx_tunnel_event ev[16];
+    int n = gx_tunnel_poll_events(a.t, ev, 16), replies = 0;
+    for (int i = 0; i < n; i++)
+        replies += ev[i].type == GX_TEV_KEEPALIVE_REPLY;
+    CHECK(replies >= 1, "client got a keepalive reply (%d events)", n);
+
+    uint8_t pkt[256], got[256];
+    ip4_packet(pkt, "10.9.0.2", "10.9.0.3", 3, 200);
+    write(a.dev[1], pkt, 200);
+    int r = recv_dev(b.dev[1], got, sizeof(got), 2000);
+    CHECK(r == 200 && memcmp(got, pkt, 200) == 0, "client a -> client b through the server (%d)", r);
+    CHECK(recv_dev(s.dev[1], got, sizeof(got), 100) < 0, "relayed packet not written to the server device");
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.relayed_pkts == 1, "relayed %lu", (unsigned long)st.relayed_pkts);
+
+    /* stop the clients: their entries expire after 1.5 s */
+    gx_tunnel_stop(a.t);
+    gx_tunnel_stop(b.t);
+    sleep_ms(3200);
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 0, "entries expired (%lu left)", (unsigned long)st.peers);
+    n = gx_tunnel_poll_events(s.t, ev, 16);
+    int expired = 0;
+    for (int i = 0; i < n; i++)
+        expired += ev[i].type == GX_TEV_PEER_EXPIRED;
+    CHECK(expired == 2, "two expiry events (%d)", expired);
+    end_close(&a);
+    end_close(&b);
+    end_close(&s);
+}
+
+static void test_tap_broadcast(void) {
+    struct end s, a, b;
+    end_init(&s);
+    end_init(&a);
+    end_init(&b);
+    CHECK(end_start(&s, GX_TUNNEL_TAP, GX_TUNNEL_SERVER, NULL, NULL, NULL, 0, 0, 0) == 0, "tap server");
+    CHECK(end_start(&a, GX_TUNNEL_TAP, GX_TUNNEL_CLIENT, &s, NULL, NULL, 0, 0, 0) == 0, "tap a");
+    CHECK(end_start(&b, GX_TUNNEL_TAP, GX_TUNNEL_CLIENT, &s, NULL, NULL, 0, 0, 0) == 0, "tap b");
+    uint8_t fa[60] = {0x02, 0, 0, 0, 0, 0xaa, 0x02, 0, 0, 0, 0, 0x0a, 0x08, 0x00};
+    uint8_t fb[60] = {0x02, 0, 0, 0, 0, 0xaa, 0x02, 0, 0, 0, 0, 0x0b, 0x08, 0x00};
+    uint8_t got[128];
+    write(a.dev[1], fa, 60); /* unknown destination: to the server device; learns a's MAC */
+    write(b.dev[1], fb, 60);
+    CHECK(recv_dev(s.dev[1], got, sizeof(got), 2000) == 60, "frame from a at the server");
+    CHECK(recv_dev(s.dev[1], got, sizeof(got), 2000) == 60, "frame from b at the server");
+    uint8_t bc[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x0a, 0x08, 0x06};
+    write(a.dev[1], bc, 60);
+    CHECK(recv_dev(b.dev[1], got, sizeof(got), 2000) == 60 && got[11] == 0x0a, "broadcast from a reaches b");
+    CHECK(recv_dev(s.dev[1], got, sizeof(got), 2000) == 60, "broadcast from a reaches the server device");
+    CHECK(recv_dev(a.dev[1], got, sizeof(got), 200) < 0, "broadcast not echoed to its sender");
+    uint8_t to_b[60] = {0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0xee, 0x08, 0x00};
+    write(s.dev[1], to_b, 60);
+    CHECK(recv_dev(b.dev[1], got, sizeof(got), 2000) == 60 && got[11] == 0xee, "server device -> b by MAC");
+    write(s.dev[1], bc, 60);
+    CHECK(recv_dev(a.dev[1], got, sizeof(got), 2000) == 60, "server broadcast reaches a");
+    CHECK(recv_dev(b.dev[1], got, sizeof(got), 2000) == 60, "server broadcast reaches b");
+    end_close(&a);
+    end_close(&b);
+    end_close(&s);
+}
+
+int main(void) {
+    test_parsers();
+    test_pair(NULL, "plaintext");
+    struct cipher aes = {.id = gx_aead_lookup("aes-128-gcm")};
+    CHECK(aes.id > 0, "cipher");
+    CHECK(gx_aead_derive_key(aes.id, (const uint8_t *)"pw", 2, aes.key) == 0, "key");
+    test_pair(&aes, "aes-128-gcm");
+    struct cipher chacha = {.id = gx_aead_lookup("chacha20-ietf-poly1305")};
+    CHECK(gx_aead_derive_key(chacha.id, (const uint8_t *)"pw", 2, chacha.key) == 0, "chacha key");
+    test_relay_keepalive_expiry(&chacha);
+    test_relay_keepalive_expiry(NULL);
+    test_tap_broadcast();
+    TEST_DONE();
+}
