@@ -288,3 +288,8 @@ def test_merge_without_a_file_is_the_cli_config() -> None:
     cli_cfg = build_config([":8080"], [])
     assert merge(None, cli_cfg) == cli_cfg
     assert merge(None, cli_cfg) is not cli_cfg
+
+
+def test_toml_dates_in_metadata_become_text(tmp_path: Path) -> None:
+    path = _write(tmp_path, "gost.toml", '[[services]]\nname = "a"\n[services.metadata]\nat = 1979-05-27\n')
+    assert load_config(path).services[0].metadata == {"at": "1979-05-27"}
