@@ -81,7 +81,8 @@ def start_gost(ns: Namespace, args: Sequence[str], ready: Callable[[GostProcess]
         gp.stop()
         raise AssertionError(f"gost {' '.join(args)} did not get ready in {timeout}s:\n{tail}")
     if proc.poll() is not None:
-        raise AssertionError(f"gost {' '.join(args)} exited with {proc.returncode}:\n" + "\n".join(gp.log_lines()[-20:]))
+        tail = "\n".join(gp.log_lines()[-20:])
+        raise AssertionError(f"gost {' '.join(args)} exited with {proc.returncode}:\n{tail}")
     return gp
 
 

@@ -37,7 +37,7 @@ def start_pair(pair: Pair, userinfo: str = "", query: str = "", client_userinfo:
 @pytest.mark.parametrize("userinfo", ["", "aes-128-gcm:s3cret@", "chacha20-ietf-poly1305:s3cret@",
                                       "AEAD_AES_256_GCM:s3cret@"])
 def test_ping_both_ways(pair: Pair, userinfo: str) -> None:
-    server, client = start_pair(pair, userinfo)
+    server, _client = start_pair(pair, userinfo)
     assert wait_ping(pair.a, SERVER_TUN), "client cannot ping the server through the tunnel"
     assert ping(pair.b, CLIENT_TUN), "server cannot ping the client through the tunnel"
     stats = server.stats()
@@ -174,7 +174,7 @@ def test_two_clients_ping_each_other_through_the_server(lab: Lab) -> None:
 
 
 def test_sigterm_removes_device_and_routes_and_restart_works(pair: Pair) -> None:
-    server, client = start_pair(pair, query="&route=10.77.0.0/16")
+    _server, client = start_pair(pair, query="&route=10.77.0.0/16")
     assert wait_ping(pair.a, SERVER_TUN)
     assert client.stop(signal.SIGTERM) == 0
     links = pair.a.run(["ip", "-j", "link", "show"]).stdout

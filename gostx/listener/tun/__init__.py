@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-from gostx.config.metadata import Metadata
-from gostx.config.model import ListenerConfig
-from gostx.netlink import add_routes, configure_link, remove_routes
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
 from gostx.tun.device import TunDevice
+
+from gostx.config.metadata import Metadata
+from gostx.config.model import ListenerConfig
+from gostx.netlink import add_routes, configure_link, remove_routes
 from gostx.tunnel.options import DeviceOptions
 
 
