@@ -22,6 +22,7 @@ _REASONS = {
     errno.EEXIST: "it already exists",
     errno.ENODEV: "no such device",
     errno.ENETUNREACH: "the gateway is not reachable through the device",
+    errno.ENETDOWN: "the device is down",
     errno.EADDRNOTAVAIL: "address not available",
     errno.ESRCH: "no such route",
 }
