@@ -144,3 +144,16 @@ def test_vnet_hdr_reads_bare_packets_with_complete_checksums(lab: Lab) -> None:
     assert [len(bytes.fromhex(s["payload"])) for s in segs] == [1000, 1000, 1000, 584]
     assert b"".join(bytes.fromhex(s["payload"]) for s in segs) == data
     assert all(s["ip_ok"] and s["l4_ok"] for s in segs)
+
+
+def test_netlink_from_asyncio_and_remove_link(lab: Lab) -> None:
+    _, rep = run_scenario(lab, "asyncio", "gxaio")
+    assert rep["applied"] == ["10.45.0.0/16 via 10.44.0.2", "10.46.0.0/16"]
+    (dev,) = rep["addr"]
+    assert dev["mtu"] == 1300 and "UP" in dev["flags"]
+    addrs = {(a["local"], a["prefixlen"]) for a in dev["addr_info"] if a["scope"] == "global"}
+    assert addrs == {("10.44.0.1", 24), ("10.44.1.1", 24), ("fd44::1", 64)}
+    want = {"10.44.0.0/24", "10.44.1.0/24", "10.45.0.0/16", "10.46.0.0/16"}
+    assert {r["dst"] for r in rep["routes4"]} == want
+    assert rep["removed"] == 2
+    assert rep["removed_link"] is True and rep["exists_after_remove"] is False

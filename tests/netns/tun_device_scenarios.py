@@ -9,6 +9,7 @@ by the test as well.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -29,10 +30,14 @@ from gostx.netlink import (  # noqa: E402
     NetConfigError,
     Route,
     add_routes,
+    add_routes_async,
     configure_link,
+    configure_link_async,
     parse_nets,
     remove_link,
+    remove_link_async,
     remove_routes,
+    remove_routes_async,
 )
 from gostx.tun import DeviceError, TunDevice  # noqa: E402
 
@@ -303,8 +308,30 @@ def scenario_vnet(name: str) -> dict[str, Any]:
     return report
 
 
+def scenario_asyncio(name: str) -> dict[str, Any]:
+    """The netlink calls from asyncio code: the coroutines, and the synchronous forms inside a
+    running loop (pyroute2's own loop cannot nest in it)."""
+    async def main() -> dict[str, Any]:
+        report: dict[str, Any] = {}
+        dev = TunDevice.open(name, "tun")
+        await configure_link_async(name, 1300, parse_nets("10.44.0.1/24,fd44::1/64"))
+        applied = await add_routes_async(name, [Route(ip_network("10.45.0.0/16"), ip_address("10.44.0.2"))])
+        configure_link(name, None, parse_nets("10.44.1.1/24"), up=True)
+        applied += add_routes(name, [Route(ip_network("10.46.0.0/16"))])
+        report["applied"] = [str(r) for r in applied]
+        report["addr"] = ip_json("addr", "show", "dev", name)
+        report["routes4"] = ip_json("-4", "route", "show", "dev", name)
+        report["removed"] = await remove_routes_async(name, applied)
+        report["removed_link"] = await remove_link_async(name)
+        report["exists_after_remove"] = link_exists(name)
+        dev.close()
+        return report
+    return asyncio.run(main())
+
+
 SCENARIOS: dict[str, Callable[[str], dict[str, Any]]] = {
     "tun": scenario_tun, "tap": scenario_tap, "errors": scenario_errors, "vnet": scenario_vnet,
+    "asyncio": scenario_asyncio,
 }
 
 if __name__ == "__main__":

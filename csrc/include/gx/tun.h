@@ -5,7 +5,8 @@
  * A write call writes every packet of the batch whose len > 0. Both return a count, or -errno
  * (-EAGAIN when a read found nothing at all). Packets are IP packets (TUN, IFF_NO_PI) or Ethernet
  * frames (TAP). With IFF_VNET_HDR each packet on the fd carries a struct virtio_net_hdr in front;
- * the read/write calls strip/add a plain header (no GSO) so callers always see bare packets.
+ * the read calls strip it (finishing checksums, splitting GSO super-packets) and the write calls
+ * add a plain one (no GSO), so callers always see bare packets with valid checksums.
  *
  * Offloads (IFF_VNET_HDR), what this module chose:
  *  - GX_TUN_VNET_HDR alone enables TUN_F_CSUM only. The kernel then hands us packets whose
