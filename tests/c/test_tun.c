@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <net/if_arp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -403,6 +404,50 @@ static void test_tso_traffic(void) {
     close(fd);
 }
 
+/* A TAP device with a vnet header: frames come out bare, with their UDP checksums completed (the
+ * checksum offsets count from the start of the Ethernet frame). */
+static void test_tap_vnet_traffic(void) {
+    int fd;
+    struct gx_tun_info info;
+    struct gx_batch b;
+    CHECK(gx_tun_open(name_a, GX_TUN_TAP | GX_TUN_VNET_HDR, 1, &fd, &info) == 0, "tap vnet: open");
+    CHECK(info.offloads == GX_TUN_F_CSUM && info.vnet_hdr == GX_TUN_VNET_CSUM, "tap vnet: csum offload");
+    CHECK(bring_up(name_a, TUN_IP) == 0, "tap vnet: address and up");
+    struct arpreq arp;
+    memset(&arp, 0, sizeof(arp));
+    struct sockaddr_in *pa = (struct sockaddr_in *)&arp.arp_pa;
+    pa->sin_family = AF_INET;
+    inet_pton(AF_INET, PEER_IP, &pa->sin_addr);
+    arp.arp_ha.sa_family = ARPHRD_ETHER;
+    memcpy(arp.arp_ha.sa_data, "\x02\x11\x22\x33\x44\x55", 6);
+    arp.arp_flags = ATF_COM | ATF_PERM;
+    snprintf(arp.arp_dev, sizeof(arp.arp_dev), "%s", name_a);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(ioctl(s, SIOCSARP, &arp) == 0, "tap vnet: static neighbour: %s", strerror(errno));
+    CHECK(gx_batch_init(&b, GX_BATCH_MAX, GX_SLOT_SIZE, GX_HEADROOM) == 0, "batch");
+    uint8_t msg[333];
+    memset(msg, 0x5a, sizeof(msg));
+    for (int i = 0; i < 3; i++)
+        send_to_peer(s, msg, sizeof(msg) - (size_t)i, 9996);
+    int found = 0;
+    for (int tries = 0; tries < 5 && found < 3; tries++) {
+        int rc = read_wait(fd, info.vnet_hdr, &b);
+        for (int i = 0; i < rc; i++) {
+            const uint8_t *f = b.pkt[i].data;
+            if (b.pkt[i].len < 14 + 28 || get16(f + 12) != 0x0800 || memcmp(f, arp.arp_ha.sa_data, 6) != 0)
+                continue;
+            struct gx_pkt ip = {(uint8_t *)f + 14, b.pkt[i].len - 14, 0};
+            int len = udp_to_peer(&ip, 9996);
+            CHECK(len == (int)sizeof(msg) - found, "tap vnet: frame %d: udp payload %d, checksums valid", found, len);
+            found++;
+        }
+    }
+    CHECK(found == 3, "tap vnet: %d of 3 frames", found);
+    close(s);
+    gx_batch_free(&b);
+    close(fd);
+}
+
 /* A UDP packet for PEER_IP -> TUN_IP:port with correct checksums. */
 static uint32_t make_udp_in(uint8_t *d, uint16_t port, uint8_t tag, uint32_t payload) {
     uint32_t len = 28 + payload;
@@ -485,6 +530,7 @@ int main(void) {
         test_read_traffic(GX_TUN_VNET_HDR, "vnet csum");
         test_read_traffic(GX_TUN_VNET_HDR | GX_TUN_GSO, "vnet gso");
         test_tso_traffic();
+        test_tap_vnet_traffic();
         test_write_traffic(0, "plain");
         test_write_traffic(GX_TUN_VNET_HDR, "vnet");
     }
