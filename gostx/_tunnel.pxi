@@ -108,7 +108,7 @@ cdef class Tunnel:
     cdef bint _started
 
     def __cinit__(self, *, bint tap, bint server, int dev_fd, int net_fd, object remote=None,
-                  int family=2, object aead=None, int mtu=1350, int batch=64, bint vnet_hdr=False,
+                  int family=2, object aead=None, int mtu=1350, int batch=64, int vnet_hdr=0,
                   bint keepalive=False, double ttl=10.0, bytes passphrase=b"", list ips=None,
                   bint p2p=False, double peer_timeout=300.0, int max_peers=4096):
         cdef gx_tunnel_cfg cfg

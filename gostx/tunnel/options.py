@@ -39,8 +39,8 @@ class DeviceOptions:
             gateway = ipaddress.ip_address(gw_text) if gw_text else None
         except ValueError:
             raise GostError(f"{kind}: bad gw {gw_text!r}: not an IP address") from None
-        routes = parse_route_option(md.get_string("route", "tun.route"), gateway)
-        routes += parse_routes_option(md.raw("routes", "tun.routes") or [], gateway)
+        routes = parse_route_option(md.get_string("route", "tun.route"), gw_text or None)
+        routes += parse_routes_option(md.raw("routes", "tun.routes") or [], gw_text or None)
         return cls(kind=kind, name=md.get_string("name", "tun.name"), mtu=mtu if mtu > 0 else DEFAULT_MTU,
                    nets=nets, routes=routes, gateway=gateway)
 

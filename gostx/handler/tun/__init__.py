@@ -83,7 +83,7 @@ class TunHandler(Handler):
         self.sock = bind_udp(self.ctx.addr, family=remote[2] if remote else None)
         opts, dev_opts = self.options, listener.options  # type: ignore[attr-defined]
         self.tunnel = _engine.Tunnel(
-            tap=self.kind == "tap", server=remote is None, dev_fd=device.fds[0], vnet_hdr=device.vnet_hdr,
+            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd, vnet_hdr=device.vnet_mode,
             net_fd=self.sock.fileno(), family=self.sock.family,
             remote=(remote[0], remote[1]) if remote else None, aead=self.cipher, mtu=dev_opts.mtu,
             keepalive=opts.keepalive and remote is not None, ttl=opts.ttl, passphrase=opts.passphrase,

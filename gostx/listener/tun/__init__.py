@@ -14,7 +14,7 @@ from gostx.tun.device import TunDevice
 
 from gostx.config.metadata import Metadata
 from gostx.config.model import ListenerConfig
-from gostx.netlink import add_routes, configure_link, remove_routes
+from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
 from gostx.tunnel.options import DeviceOptions
 
 
@@ -37,10 +37,10 @@ class TunListener(Listener):
 
     async def init(self) -> None:
         opts = self.options
-        self.device = await asyncio.to_thread(TunDevice.open, self.kind, opts.name)
+        self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind=self.kind)
         try:
-            await asyncio.to_thread(configure_link, self.device.name, opts.mtu, opts.nets)
-            self._routes_applied = await asyncio.to_thread(add_routes, self.device.name, self.os_routes())
+            await configure_link_async(self.device.name, opts.mtu, opts.nets)
+            self._routes_applied = await add_routes_async(self.device.name, self.os_routes())
         except BaseException:
             self.device.close()
             self.device = None
@@ -57,7 +57,7 @@ class TunListener(Listener):
             return
         if self._routes_applied:
             try:
-                await asyncio.to_thread(remove_routes, device.name, self._routes_applied)
+                await remove_routes_async(device.name, self._routes_applied)
             except Exception as exc:  # the device removal below takes its routes with it anyway
                 self.ctx.log.debug(f"removing routes of {device.name}: {exc}")
         device.close()
