@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from bench.measure import TEST_TITLES, Sample, measure_tests
-from bench.rig import Rig, RigError
+from bench.rig import Rig, RigError, check_host
 from bench.tunnels import CLIENT_TUN_IP, SERVER_TUN_IP, Endpoint, GostTunnel, TunnelDown, gost_tun, tail_lines
 
 METHOD = "aes-128-gcm"
@@ -59,7 +59,8 @@ def _show_logs(tunnel: GostTunnel) -> None:
 
 def run_demo(seconds: float, gost_cmd: list[str] | None, timeout: float) -> int:
     say(f"gostx demo: a gost tun:// tunnel ({METHOD}) between two network namespaces")
-    step(1, "checking the host: root, ip, iperf3, ping, the gostx extension")
+    step(1, "checking the host: root, ip, iperf3, ping, /dev/net/tun, the gostx extension")
+    check_host()
     _check_engine(gost_cmd)
     with Rig(prefix="gxdm") as rig:
         a, b = f"{rig.a.name} (client, {rig.a_ip})", f"{rig.b.name} (server, {rig.b_ip})"
