@@ -69,6 +69,8 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
             raise ValueError(f"unknown test {test!r}")
     except (iperf.IperfError, PingError, RigError) as exc:
         sample.error = one_line(str(exc))
+    except Exception as exc:  # one failed test must not end the run: it shows as n/a with the reason
+        sample.error = one_line(f"{type(exc).__name__}: {exc}")
     if sampler is not None:
         usage = sampler.stop()
         sample.cpu_percent, sample.peak_rss_kib = usage.cpu_percent, usage.peak_rss_kib
@@ -129,6 +131,9 @@ def measure_row(
                 endpoint = tunnel.start(rig, timeout)
             except TunnelDown as exc:
                 run.down = one_line(str(exc))
+            except Exception as exc:  # a row must never end the run: report it as n/a
+                run.down = one_line(f"could not start: {type(exc).__name__}: {exc}")
+            if run.down is not None:
                 if progress:
                     progress(f"{row.title}: n/a ({run.down})")
                 return run
