@@ -74,10 +74,10 @@ lint: pip-deps
 	$(PY) -m ruff check gostx tests bench
 
 demo: deps build
-	$(PY) -m bench.demo
+	$(PY) -m bench.demo $(DEMO_ARGS)
 
 bench: deps build
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf build tests/c/bin gostx/_engine.c gostx/*.so *.egg-info

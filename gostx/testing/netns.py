@@ -47,7 +47,9 @@ class Namespace:
     def argv(self, cmd: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def run(self, cmd: Sequence[str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, cmd: Sequence[str], check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return _run(self.argv(cmd), check=check, timeout=timeout)
 
     def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
@@ -61,13 +63,22 @@ class Namespace:
     def ip(self, *args: str) -> str:
         return self.run(["ip", *args]).stdout
 
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
+        """Stop one process started here (SIGTERM, then SIGKILL) and forget it; returns its exit code."""
+        code = stop_process(proc, timeout=timeout)
+        if proc in self.procs:
+            self.procs.remove(proc)
+        return code
+
     def kill_all(self) -> None:
         for proc in self.procs:
             stop_process(proc)
         self.procs.clear()
 
 
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 5.0
+) -> int | None:
     """Signal a process (and its session), wait, escalate to SIGKILL. Returns the exit code."""
     if proc.poll() is None:
         for s in (sig, signal.SIGKILL):
@@ -118,7 +129,8 @@ class Lab:
         """Join a and b by a veth pair with the given CIDR addresses; returns the two device names."""
         n, self._links = self._links, self._links + 1
         a_if, b_if = f"va{self.suffix}{n}", f"vb{self.suffix}{n}"
-        _run(["ip", "link", "add", a_if, "netns", a.name, "type", "veth", "peer", "name", b_if, "netns", b.name])
+        _run(["ip", "link", "add", a_if, "netns", a.name, "type", "veth",
+              "peer", "name", b_if, "netns", b.name])  # fmt: skip
         for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
             ns.run(["ip", "link", "set", ifname, "mtu", str(mtu)])
             family = "-6" if ":" in addr else "-4"
@@ -152,6 +164,22 @@ def make_pair(lab: Lab, subnet: str = "10.200.1", mtu: int = 1500) -> Pair:
     b = lab.namespace("b")
     a_if, b_if = lab.link(a, f"{subnet}.1/24", b, f"{subnet}.2/24", mtu=mtu)
     return Pair(lab, a, b, a_if, b_if, f"{subnet}.1", f"{subnet}.2")
+
+
+def existing_namespaces() -> set[str]:
+    """Names of the network namespaces that exist now (`ip netns list`)."""
+    out = _run(["ip", "netns", "list"], check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def pid_alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[:1] != ["Z"]
 
 
 def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.05) -> bool:

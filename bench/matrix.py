@@ -1,0 +1,100 @@
+"""The rows of the bench: which tunnel each one puts between the namespaces, and which tests it runs.
+
+Rows for features that do not work yet stay in the list: they report "n/a (<reason>)" until the
+feature lands, and then start reporting numbers with no change here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bench.rig import Rig
+from bench.tunnels import Endpoint, OpenVpnTunnel, TunnelDown, gost_tun, gost_tun_over_socks5, gost_tungo
+
+TCP_TESTS = ("ping", "tcp1", "tcp4")
+BARE_TESTS = ("ping", "tcp1", "tcp4", "udp")
+GO_GOST_ENV = "BENCH_GO_GOST"
+
+
+class Tunnel(Protocol):
+    def start(self, rig: Rig, timeout: float) -> Endpoint: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Unavailable:
+    """A tunnel that cannot be tried here; starting it reports why."""
+
+    reason: str
+
+    def start(self, rig: Rig, timeout: float) -> Endpoint:
+        raise TunnelDown(self.reason)
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # for BENCH_ROWS filters and the JSON
+    title: str  # for the table
+    make_tunnel: Callable[[], Tunnel] | None  # None: the bare veth, no tunnel
+    tests: tuple[str, ...] = TCP_TESTS
+
+    @property
+    def bare(self) -> bool:
+        return self.make_tunnel is None
+
+
+def _go_gost(method: str | None) -> Callable[[], Tunnel]:
+    def make() -> Tunnel:
+        path = os.environ.get(GO_GOST_ENV, "")
+        if not path:
+            return Unavailable(f"set {GO_GOST_ENV}=/path/to/gost to compare with Go gost")
+        if not os.access(path, os.X_OK):
+            return Unavailable(f"{GO_GOST_ENV}={path} is not an executable")
+        return gost_tun(method, command=[path])
+
+    return make
+
+
+ROWS: tuple[Row, ...] = (
+    Row("bare", "bare veth", None, BARE_TESTS),
+    Row("tun-plain", "tun:// plaintext", lambda: gost_tun(None)),
+    Row("tun-aes-128-gcm", "tun:// aes-128-gcm", lambda: gost_tun("aes-128-gcm")),
+    Row("tun-aes-256-gcm", "tun:// aes-256-gcm", lambda: gost_tun("aes-256-gcm")),
+    Row("tun-chacha20", "tun:// chacha20-ietf-poly1305", lambda: gost_tun("chacha20-ietf-poly1305")),
+    Row("tap-aes-128-gcm", "tap:// aes-128-gcm", lambda: gost_tun("aes-128-gcm", scheme="tap")),
+    Row("openvpn", "OpenVPN p2p UDP AES-256-GCM", OpenVpnTunnel),
+    Row(
+        "tun-faketcp",
+        "tun:// fake TCP (tcp=true)",
+        lambda: gost_tun(None, extra=["tcp=true"], client_listen=":0"),
+    ),
+    Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
+    Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
+    Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
+    Row("go-gost-tun-aes-128-gcm", "Go gost tun:// aes-128-gcm", _go_gost("aes-128-gcm")),
+)
+
+
+def select_rows(patterns: Sequence[str], rows: Sequence[Row] = ROWS) -> list[Row]:
+    """Rows whose key matches any pattern (a substring or a shell glob).
+
+    The bare row always comes first, since every ratio is measured against it in the same run.
+    Raises ValueError for a pattern that matches no row."""
+    if not patterns:
+        return list(rows)
+    chosen: list[Row] = []
+    for pattern in patterns:
+        matched = [r for r in rows if pattern in r.key or fnmatch.fnmatchcase(r.key, pattern)]
+        if not matched:
+            raise ValueError(f"no bench row matches {pattern!r} (rows: {', '.join(r.key for r in rows)})")
+        chosen += [r for r in matched if r not in chosen]
+    bare = [r for r in rows if r.bare]
+    return [*bare, *(r for r in rows if r in chosen and not r.bare)]

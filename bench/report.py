@@ -1,0 +1,175 @@
+"""Render a bench run as a Markdown table and as JSON, with the machine it ran on."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.measure import TEST_TITLES
+from bench.summary import RowSummary, TestSummary
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    date: str  # UTC, ISO 8601
+    cpu_model: str
+    cpus: int
+    kernel: str
+    python: str
+    iperf3: str
+    openvpn: str
+    reps: int
+    seconds: float
+    duration_s: float
+
+
+def _first_line(argv: Sequence[str]) -> str:
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "not installed"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_info(reps: int, seconds: float, duration_s: float) -> RunInfo:
+    return RunInfo(
+        date=datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
+        cpu_model=cpu_model(),
+        cpus=os.cpu_count() or 0,
+        kernel=platform.release(),
+        python=platform.python_version(),
+        iperf3=_first_line(["iperf3", "--version"]),
+        openvpn=" ".join(_first_line(["openvpn", "--version"]).split()[:2]),
+        reps=reps,
+        seconds=seconds,
+        duration_s=round(duration_s, 1),
+    )
+
+
+def _num(value: float, test: str) -> str:
+    if test == "ping":
+        return f"{value:.0f}"
+    if test == "udp":
+        return f"{value / 1000:.0f}k"
+    return f"{value:.2f}"
+
+
+def _median_cell(ts: TestSummary) -> str:
+    if ts.median is None:
+        return f"n/a ({ts.errors[0] if ts.errors else 'no result'})"
+    if ts.test == "ping":
+        return f"{ts.median:.0f} µs RTT"
+    if ts.test == "udp":
+        gbps, loss = ts.detail.get("gbps", 0.0), ts.detail.get("loss_percent", 0.0)
+        return f"{ts.median / 1000:.0f} kpps = {gbps:.2f} Gbit/s, {loss:.1f}% loss"
+    return f"{ts.median:.2f} Gbit/s"
+
+
+def _range_cell(ts: TestSummary) -> str:
+    if ts.low is None or ts.high is None:
+        return ""
+    return f"{_num(ts.low, ts.test)}-{_num(ts.high, ts.test)}"
+
+
+def _vs_bare_cell(row: RowSummary, ts: TestSummary) -> str:
+    if row.key == "bare":
+        return "baseline" if ts.ok else ""
+    if ts.vs_bare is None:
+        return ""
+    if ts.test == "ping":
+        return f"{ts.vs_bare:+.0f} µs"
+    if ts.test == "udp":
+        return f"{ts.vs_bare:.2f}x pps"
+    return f"{ts.vs_bare:.2f}x"
+
+
+def _cpu_cell(ts: TestSummary) -> str:
+    return f"{ts.cpu_percent:.0f}" if ts.cpu_percent is not None and ts.ok else "-"
+
+
+def _rss_cell(ts: TestSummary) -> str:
+    return f"{ts.peak_rss_kib / 1024:.1f} MiB" if ts.peak_rss_kib and ts.ok else "-"
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
+    lines = [
+        f"gostx bench, {info.date}: {info.cpu_model}, {info.cpus} CPUs, Linux {info.kernel}; "
+        f"{info.iperf3}; {info.reps} reps of {info.seconds:g} s each (median, min-max); "
+        f"run took {info.duration_s / 60:.1f} min.",
+        "",
+        "| Row | Test | Median | Min-max | vs bare veth | CPU % (tunnel) | Peak RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if row.down is not None:
+            lines.append(f"| {_escape(row.title)} | all | n/a ({_escape(row.down)}) | | | | |")
+            continue
+        for ts in row.tests.values():
+            title = TEST_TITLES.get(ts.test, ts.test)
+            failed = len(ts.errors)
+            note = (
+                f" ({failed} of {len(ts.values) + failed} failed: {ts.errors[0]})" if failed and ts.ok else ""
+            )
+            cells = [
+                _escape(row.title),
+                title,
+                _escape(_median_cell(ts) + note),
+                _range_cell(ts),
+                _vs_bare_cell(row, ts),
+                _cpu_cell(ts),
+                _rss_cell(ts),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        if row.down_reps:
+            lines.append(
+                f"| {_escape(row.title)} | | {row.down_reps} of {row.reps} reps did not come up | | | | |"
+            )
+    lines += [
+        "",
+        "TCP: iperf3 receiver goodput, A -> B. UDP: 1400-byte datagrams at an unlimited rate, "
+        "packets/s received. Ping: median RTT of 20 echoes, 50 ms apart, after one warm-up echo. "
+        "vs bare veth: the ratio to the bare link measured in this same run (ping: added µs). "
+        "CPU %: both tunnel ends together, 100 = one core. Peak RSS: the largest VmHWM of the "
+        "tunnel's processes.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(rows: Sequence[RowSummary], info: RunInfo) -> dict[str, Any]:
+    return {"info": asdict(info), "rows": [asdict(row) for row in rows]}
+
+
+def write(rows: Sequence[RowSummary], info: RunInfo, out_dir: str) -> tuple[str, str]:
+    """Write bench-<UTC time>.md and .json into out_dir; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = info.date.replace(":", "").replace("-", "").replace("+0000", "Z")
+    md_path = os.path.join(out_dir, f"bench-{stamp}.md")
+    json_path = os.path.join(out_dir, f"bench-{stamp}.json")
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(markdown(rows, info))
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump(to_json(rows, info), f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    return md_path, json_path
