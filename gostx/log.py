@@ -98,7 +98,7 @@ class JSONFormatter(logging.Formatter):
 
 def _text_value(value: Any) -> str:
     text = str(value)
-    if text and all(c.isalnum() or c in "-._/@^+:[]" for c in text):
+    if text and all((c.isascii() and c.isalnum()) or c in "-._/@^+" for c in text):
         return text
     return json.dumps(text, ensure_ascii=False)
 

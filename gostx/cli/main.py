@@ -81,7 +81,7 @@ def _run(opts: Options) -> int:
     if not cfg.services:
         if cfg.api or cfg.metrics:
             raise GostError("no services to run (api and metrics are not served yet)")
-        raise GostError("no services to run: give -L (e.g. -L tcp://:8080/192.168.1.1:80) or -C <config file>")
+        raise GostError("no services to run: give -L (e.g. -L tcp://:8080/10.0.0.1:80) or -C <config file>")
     return run(cfg)
 
 
