@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from typing import Any
@@ -173,6 +174,8 @@ class ForwardHandler(Handler):
 
 
 def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # asyncio's strerror is "Connect call failed (...)"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) if exc else "no target"
