@@ -16,6 +16,9 @@ gost's name in gostx.registry and is listed in gostx.plugins. Both get their own
         async def serve(self, listener: Listener) -> None   # runs until cancelled; drives its listener
         async def close(self) -> None    # idempotent
 
+Optional: a listener may override the `address` property (default: the service addr) that the
+service logs as "listening on <address>" once it serves.
+
 What a listener hands to its handler is between the two (e.g. TcpListener.accept() gives sockets,
 UdpListener.accept() gives client sessions); a handler checks the listener type it can serve and
 raises GostError for one it cannot.
@@ -75,6 +78,11 @@ class Listener(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release everything; idempotent."""
+
+    @property
+    def address(self) -> str:
+        """What the service logs as "listening on ..." once it serves (the bound address)."""
+        return self.ctx.addr
 
 
 class Handler(abc.ABC):
@@ -171,6 +179,8 @@ class Service:
 
     async def _serve(self) -> None:
         await run_hooks(self.metadata, "postUp", self.log)
+        address = self.listener.address
+        self.log.info(f"listening on {address}", extra={"address": address})
         await self.handler.serve(self.listener)
 
     async def stop(self) -> None:

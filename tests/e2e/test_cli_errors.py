@@ -132,6 +132,7 @@ def test_unknown_flag_usage_exit_2() -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="dropping a capability with setpriv needs root")
 def test_missing_cap_net_admin() -> None:
-    drop = ["setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin"]
+    # SO_MARK is allowed with CAP_NET_ADMIN or (Linux >= 5.17) CAP_NET_RAW: drop both.
+    drop = ["setpriv", "--bounding-set=-net_admin,-net_raw", "--inh-caps=-net_admin,-net_raw"]
     proc = run_gost("-L", f"tcp://127.0.0.1:{free_port()}/127.0.0.1:1?so_mark=100", prefix=drop)
     assert_one_error_line(proc, "so_mark=100: operation not permitted (needs CAP_NET_ADMIN)")

@@ -73,7 +73,7 @@ def test_tcp_forward_then_sigterm_runs_post_down_and_exits_zero(tmp_path: Path) 
                      "preUp": [shlex.join([sys.executable, "-c", "print('preUp ran')"])]},
     }]}))
     with srv, start_gost("-C", str(cfg)) as gost:
-        assert wait_tcp_port("127.0.0.1", port), gost.stderr()
+        assert wait_for_text(gost, "listening on"), gost.stderr()  # a probe connection would reach srv
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
             conn, _ = srv.accept()
             with conn:

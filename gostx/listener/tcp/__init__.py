@@ -19,7 +19,6 @@ class TcpListener(Listener):
     async def init(self) -> None:
         backlog = self.metadata.get_int("backlog", default=4096)
         self.sock = listen_socket("tcp", self.ctx.addr, backlog=max(backlog, 1))
-        self.ctx.log.info(f"listening on {self.address}", extra={"address": self.address})
 
     @property
     def address(self) -> str:

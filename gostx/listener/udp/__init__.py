@@ -133,7 +133,6 @@ class UdpListener(Listener):
         sock = listen_socket("udp", self.ctx.addr)
         loop = asyncio.get_running_loop()
         self.transport, _ = await loop.create_datagram_endpoint(lambda: _ListenProtocol(self), sock=sock)
-        self.ctx.log.info(f"listening on {self.address}", extra={"address": self.address})
 
     @property
     def address(self) -> str:
