@@ -1,6 +1,7 @@
 """Port forwarding: `tcp://:8080/host:80`, `udp://:5353/host:53` (gost handlers tcp, udp, forward).
 
-The network follows the listener: over a TcpListener each connection is piped to a target; over a
+The network follows the listener: over a TcpListener each connection is spliced to a target
+(splice.py: the bytes stay in the kernel); over a
 UdpListener each client session gets its own connected UDP socket to a target, and replies go back
 to that client from the listening socket. Targets are picked per connection/session (see
 targets.py); a failed dial marks the target and, with handler `retries`, tries another one.
@@ -19,7 +20,7 @@ from typing import Any
 
 from gostx.errors import GostError
 from gostx.handler.forward.direct import DialOptions, dial
-from gostx.handler.forward.pipe import Pipe
+from gostx.handler.forward.splice import SpliceRelay
 from gostx.handler.forward.targets import Target, TargetPicker, forward_targets
 from gostx.listener.tcp import TcpListener
 from gostx.listener.udp import UdpListener, UdpSession
@@ -123,13 +124,15 @@ class ForwardHandler(Handler):
             raise
         fields = {"remote": peer, "dst": target.addr, "network": "tcp"}
         log.info(f"{peer} <-> {target.addr}", extra=fields)
-        pipe = Pipe()
+        relay = SpliceRelay(conn, upstream)
         try:
-            await pipe.run(conn, upstream)
+            await relay.run()
         finally:
             log.info(f"{peer} >-< {target.addr}", extra={
                 **fields, "duration": f"{time.monotonic() - start:.3f}s",
-                "inputBytes": pipe.bytes_a_to_b, "outputBytes": pipe.bytes_b_to_a})
+                "inputBytes": relay.bytes_a_to_b, "outputBytes": relay.bytes_b_to_a})
+            if relay.error is not None:
+                log.debug(f"{peer} >-< {target.addr}: {_reason(relay.error)}", extra=fields)
 
     async def _handle_udp(self, session: UdpSession) -> None:
         log = self.ctx.log
