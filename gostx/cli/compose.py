@@ -21,8 +21,8 @@ DEFAULT_CONFIG_DIRS = ("/etc/gost", "~/.gost", ".")
 DEFAULT_CONFIG_EXTS = ("yaml", "yml", "json")
 
 
-def find_default_config(dirs: tuple[str, ...] = DEFAULT_CONFIG_DIRS) -> str | None:
-    for folder in dirs:
+def find_default_config(dirs: tuple[str, ...] | None = None) -> str | None:
+    for folder in DEFAULT_CONFIG_DIRS if dirs is None else dirs:
         for ext in DEFAULT_CONFIG_EXTS:
             path = os.path.join(os.path.expanduser(folder), f"gost.{ext}")
             if os.path.isfile(path):
