@@ -128,3 +128,19 @@ def test_udp_forward_on_loopback() -> None:
             upstream.sendto(b"world", src)
             assert client.recvfrom(100) == (b"world", ("127.0.0.1", port))
             assert gost.stop() == 0
+
+
+def test_second_signal_abandons_a_hanging_stop(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "gost.yaml"
+    hang = shlex.join([sys.executable, "-c", "import time; time.sleep(60)"])
+    cfg.write_text(f"services:\n- name: s\n  addr: 127.0.0.1:{port}\n  handler: {{type: tcp}}\n"
+                   "  listener: {type: tcp}\n  forwarder: {nodes: [{name: t, addr: '127.0.0.1:1'}]}\n"
+                   f"  metadata: {{preDown: [{json.dumps(hang)}]}}\n")
+    with start_gost("-C", str(cfg), "-D") as gost:
+        assert wait_for_text(gost, "listening on"), gost.stderr()
+        gost.proc.send_signal(signal.SIGTERM)
+        assert wait_for_text(gost, "preDown: "), gost.stderr()  # the hanging hook has started
+        assert gost.stop(signal.SIGTERM, timeout=10) == 1
+        assert "exiting without a clean stop" in gost.stderr()
+        assert "Traceback" not in gost.stderr()

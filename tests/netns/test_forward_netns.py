@@ -101,3 +101,20 @@ def test_udp_forward_two_clients_own_replies_and_idle_expiry(pair: Pair) -> None
         assert e1c == "one-c" and p1c != p1a  # the idle session expired; a new one was made
         assert gost.stop() == 0
         assert "session idle for 1s, closed" in gost.stderr()
+
+
+def test_interface_metadata_binds_direct_dials(pair: Pair) -> None:
+    echo = python_in(pair.b, TCP_ECHO, pair.b_ip, "9002")
+    assert echo.stdout is not None and echo.stdout.readline().strip() == b"ready"
+    # Through the veth the target is reachable; bound to lo it is not (the dial fails, the client sees EOF).
+    with start_gost("-L", f"tcp://:8002/{pair.b_ip}:9002?interface={pair.a_if}",
+                    "-L", f"tcp://:8003/{pair.b_ip}:9002?interface=lo&dialTimeout=2s", ns=pair.a) as gost:
+        assert wait_tcp_port(pair.a_ip, 8002, ns=pair.b), gost.stderr()
+        ok = pair.b.run([sys.executable, "-c", TCP_CLIENT, pair.a_ip, "8002"], timeout=60)
+        assert ok.stdout.strip() == "ok", ok.stdout + ok.stderr
+        bad = pair.b.run([sys.executable, "-c", TCP_CLIENT, pair.a_ip, "8003"], timeout=60, check=False)
+        assert bad.stdout.strip() != "ok"
+        assert gost.stop() == 0
+        records = [json.loads(line) for line in gost.stderr().splitlines()]
+    errors = [r["msg"] for r in records if r["level"] == "error" and r["service"] == "service-1"]
+    assert any(f"dial tcp {pair.b_ip}:9002" in msg for msg in errors), records
