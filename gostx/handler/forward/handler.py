@@ -23,7 +23,7 @@ from gostx.handler.forward.direct import DialOptions, dial
 from gostx.handler.forward.splice import SpliceRelay
 from gostx.handler.forward.targets import Target, TargetPicker, forward_targets
 from gostx.listener.tcp import TcpListener
-from gostx.listener.udp import UdpListener, UdpSession
+from gostx.listener.udp import READ_BATCH, READ_BUFFER_SIZE, UdpListener, UdpSession
 from gostx.service import Handler, Listener
 
 ACCEPT_BACKOFF_MAX = 1.0
@@ -33,23 +33,46 @@ def _client_host(peer: str) -> str:
     return peer.rsplit(":", 1)[0].strip("[]")
 
 
-class _UpstreamProtocol(asyncio.DatagramProtocol):
-    """Datagrams from the target go back to the session's client."""
+class _UdpUpstream:
+    """The connected UDP socket of one client session: client datagrams out, replies back."""
 
-    def __init__(self, session: UdpSession, handler: ForwardHandler) -> None:
+    def __init__(self, session: UdpSession, sock: socket.socket, log: Any) -> None:
         self.session = session
-        self.handler = handler
+        self.sock = sock
+        self.log = log
+        self.loop = asyncio.get_running_loop()
+        self.dropped = 0
+        self.loop.add_reader(sock.fileno(), self.on_readable)
+        session.on_close(self.close)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.session.send(data)
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            self.dropped += 1  # full send buffer: drop, as UDP does
+        except OSError as exc:  # e.g. ECONNREFUSED from an earlier ICMP port unreachable
+            self.fail(exc)
 
-    def error_received(self, exc: Exception) -> None:
-        # e.g. ICMP port unreachable on the connected socket: the session ends (as gost v2).
-        self.handler.ctx.log.debug(f"{self.session.peer}: upstream: {exc}")
+    def on_readable(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                data = self.sock.recv(READ_BUFFER_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.fail(exc)
+                return
+            self.session.send(data)
+
+    def fail(self, exc: OSError) -> None:
+        # The session ends on an upstream error, ICMP port unreachable included (as gost v2).
+        self.log.debug(f"{self.session.peer}: upstream: {_reason(exc)}")
         self.session.close()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.session.close()
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 class ForwardHandler(Handler):
@@ -146,23 +169,15 @@ class ForwardHandler(Handler):
         except BaseException:
             session.close()
             raise
-        loop = asyncio.get_running_loop()
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UpstreamProtocol(session, self), sock=sock)
-        except BaseException:
-            sock.close()
-            session.close()
-            raise
         fields = {"remote": session.peer, "dst": target.addr, "network": "udp"}
         log.info(f"{session.peer} <-> {target.addr}", extra=fields)
-        session.on_close(transport.close)
-        session.set_receiver(transport.sendto)
+        upstream = _UdpUpstream(session, sock, log)
+        session.set_receiver(upstream.send)
         try:
             await session.wait_closed()
         finally:
             session.close()
-            transport.close()
+            upstream.close()
             log.info(f"{session.peer} >-< {target.addr}", extra={
                 **fields, "duration": f"{time.monotonic() - start:.3f}s",
                 "inputBytes": session.bytes_in, "outputBytes": session.bytes_out})

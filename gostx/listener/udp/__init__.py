@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ from gostx.service import Listener
 DEFAULT_TTL = 60.0
 DEFAULT_BACKLOG = 128
 DEFAULT_QUEUE = 128
+READ_BUFFER_SIZE = 65535
+READ_BATCH = 64
 
 Receiver = Callable[[bytes], None]
 
@@ -59,9 +62,10 @@ class UdpSession:
 
     def set_receiver(self, receiver: Receiver) -> None:
         """Hand client datagrams to `receiver` from now on (queued ones first)."""
-        while self._pending:
+        while self._pending and not self.closed:
             receiver(self._pending.popleft())
-        self._receiver = receiver
+        if not self.closed:
+            self._receiver = receiver
 
     def send(self, data: bytes) -> None:
         """A datagram to the client, from the listening socket."""
@@ -105,22 +109,11 @@ class UdpSession:
         self._closed_event.set()
 
 
-class _ListenProtocol(asyncio.DatagramProtocol):
-    def __init__(self, listener: UdpListener) -> None:
-        self.listener = listener
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.listener.datagram_received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self.listener.ctx.log.debug(f"udp listener: {exc}")
-
-
 @listeners.register("udp")
 class UdpListener(Listener):
     """Metadata: `ttl` (session idle timeout, default 60s), `backlog` (128), `queue`|`readQueueSize` (128)."""
 
-    transport: asyncio.DatagramTransport | None = None
+    sock: socket.socket | None = None
 
     async def init(self) -> None:
         self.ttl = self.metadata.get_duration("ttl", default=DEFAULT_TTL)
@@ -130,15 +123,30 @@ class UdpListener(Listener):
         self.queue_size = max(self.metadata.get_int("queue", "readQueueSize", default=DEFAULT_QUEUE), 1)
         self.sessions: dict[Any, UdpSession] = {}
         self._accept_queue: asyncio.Queue[UdpSession] = asyncio.Queue(maxsize=self.backlog)
-        sock = listen_socket("udp", self.ctx.addr)
-        loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(lambda: _ListenProtocol(self), sock=sock)
+        self.dropped = 0
+        self._buffer = bytearray(READ_BUFFER_SIZE)
+        self.sock = listen_socket("udp", self.ctx.addr)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self._on_readable)
 
     @property
     def address(self) -> str:
-        if self.transport is None:
-            return ""
-        return format_sockaddr(self.transport.get_extra_info("sockname"))
+        return format_sockaddr(self.sock.getsockname()) if self.sock else self.ctx.addr
+
+    def _on_readable(self) -> None:
+        """Drain up to READ_BATCH datagrams per wakeup (fewer trips through the event loop)."""
+        sock, view = self.sock, memoryview(self._buffer)
+        for _ in range(READ_BATCH):
+            if sock is None:
+                return
+            try:
+                n, addr = sock.recvfrom_into(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.ctx.log.debug(f"udp listener: {exc}")
+                return
+            self.datagram_received(bytes(view[:n]), addr)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         session = self.sessions.get(addr)
@@ -152,8 +160,15 @@ class UdpListener(Listener):
         session.deliver(data)
 
     def sendto(self, data: bytes, addr: Any) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, addr)
+        """Send from the listening socket; a full send buffer drops the datagram (UDP semantics)."""
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self.dropped += 1
+        except OSError as exc:
+            self.ctx.log.debug(f"{format_sockaddr(addr)}: send: {exc}")
 
     def forget(self, session: UdpSession) -> None:
         if self.sessions.get(session.addr) is session:
@@ -167,9 +182,10 @@ class UdpListener(Listener):
                 return session
 
     async def close(self) -> None:
-        if self.transport is None:
+        if self.sock is None:
             return
         for session in list(self.sessions.values()):
             session.close()
-        transport, self.transport = self.transport, None
-        transport.close()
+        sock, self.sock = self.sock, None
+        self._loop.remove_reader(sock.fileno())
+        sock.close()
