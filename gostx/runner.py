@@ -42,8 +42,18 @@ class Runner:
             self.log.warning(f"{signame} received again, exiting without a clean stop")
             self._main.cancel()
 
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """Unhandled errors inside the loop become one log line, never a traceback on stderr."""
+        exc = context.get("exception")
+        message = str(context.get("message") or "unhandled error")
+        if isinstance(exc, BaseException):
+            self.log.error(f"{message}: {type(exc).__name__}: {exc}", exc_info=exc)
+        else:
+            self.log.error(message)
+
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self._loop_exception)
         for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.request_stop, sig.name)
 

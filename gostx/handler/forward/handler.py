@@ -114,7 +114,13 @@ class ForwardHandler(Handler):
             args = item if isinstance(item, tuple) else (item,)
             task = asyncio.create_task(handle(*args))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.ctx.log.error(f"connection handler failed: {type(exc).__name__}: {exc}", exc_info=exc)
 
     async def _dial(self, network: str, peer: str) -> tuple[socket.socket, Target]:
         assert self.picker is not None
