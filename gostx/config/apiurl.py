@@ -13,13 +13,13 @@ is an error instead of being used as a raw address.
 from __future__ import annotations
 
 from gostx.config.cmdmeta import QueryMetadata
-from gostx.config.cmdurl import norm
+from gostx.config.cmdurl import describe_arg, norm
 from gostx.config.gourl import URLError, split_host_port
 from gostx.config.model import APIConfig, AuthConfig, ConfigError, MetricsConfig
 
 
 def _parse(raw: str, flag: str) -> tuple[str, AuthConfig | None, QueryMetadata]:
-    where = f'{flag} "{raw}"'
+    where = describe_arg(flag, raw)
     u = norm(raw, where)
     try:
         query = u.query()

@@ -72,14 +72,8 @@ def build_services(raw: str) -> list[ServiceConfig]:
         auth = parse_auth(encoded_auth, where)
     delete_keys(m, "auth")
 
-    tls: TLSConfig | None = TLSConfig(
-        cert_file=md.get_string("tls.certFile", "certFile", "cert"),
-        key_file=md.get_string("tls.keyFile", "keyFile", "key"),
-        ca_file=md.get_string("tls.caFile", "caFile", "ca"),
-    )
+    tls = _server_tls(md)
     delete_keys(m, *SERVER_TLS_KEYS)
-    if tls is not None and tls.cert_file == "":
-        tls = None
 
     dns = md.get_string("dns")
     if dns:
@@ -102,6 +96,15 @@ def build_services(raw: str) -> list[ServiceConfig]:
         svc.listener = copy.deepcopy(listener_cfg)
         svc.metadata = copy.deepcopy(service_md)
     return services
+
+
+def _server_tls(md: QueryMetadata) -> TLSConfig | None:
+    """The listener's certificate, only when one is given (else gost's default certificate)."""
+    cert = md.get_string("tls.certFile", "certFile", "cert")
+    if cert == "":
+        return None
+    return TLSConfig(cert_file=cert, key_file=md.get_string("tls.keyFile", "keyFile", "key"),
+                     ca_file=md.get_string("tls.caFile", "caFile", "ca"))
 
 
 def _forward_targets(u: GoURL, where: str) -> list[ForwardNodeConfig]:

@@ -12,7 +12,9 @@ from gostx.config.model import AuthConfig, ConfigError
 
 
 def describe_arg(flag: str, raw: str) -> str:
-    return f'{flag} "{raw}"'
+    """How error messages name an argument: `-L "tun://:8421?..."` (control characters escaped)."""
+    shown = raw if raw.isprintable() else raw.encode("unicode_escape").decode("ascii")
+    return f'{flag} "{shown}"'
 
 
 def norm(raw: str, where: str) -> GoURL:

@@ -135,7 +135,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {_type_name(value)}")
-        return {str(k): v for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}
     if tp is str:
         return _to_str(value, path)
     if tp is bool:
@@ -143,6 +143,21 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is int:
         return _to_int(value, path)
     return value
+
+
+def _plain(value: Any) -> Any:
+    """A metadata value as a JSON/YAML-printable tree: TOML dates and YAML binaries become text."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
