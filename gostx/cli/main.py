@@ -1,0 +1,93 @@
+"""The `gost` command (also `gostx` and `python -m gostx`): gost's flags, gost's behaviour.
+
+Exit codes: 0 after a clean stop (SIGINT/SIGTERM), -V, -h or -O; 2 for a command line Go's flag
+package would reject (message + usage); 1 for any other error, printed as ONE line on stderr:
+`gost: error: <message>`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn, TextIO
+
+from gostx.cli.flags import FlagError, HelpRequested, Options, parse_flags
+from gostx.cli.usage import usage_text, version_line
+from gostx.config.model import ConfigError
+from gostx.errors import GostError
+
+PROG = "gost"
+
+
+def error_line(message: str, stream: TextIO | None = None) -> None:
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"{PROG}: error: {text}", file=stream or sys.stderr, flush=True)
+
+
+def _check_args(opts: Options, argv: list[str]) -> None:
+    if f" {' '.join(argv)} ".find(" -- ") >= 0:
+        raise GostError("running several gost groups separated by ' -- ' is not supported")
+    if opts.args:
+        raise FlagError(f"unexpected argument {opts.args[0]!r} (flags go before it; see -h)")
+
+
+def run_cli(argv: list[str]) -> int:
+    """The whole program; returns the exit code."""
+    try:
+        opts = parse_flags(argv)
+        _check_args(opts, argv)
+    except HelpRequested:
+        _plugins()
+        sys.stdout.write(usage_text(PROG))
+        return 0
+    except FlagError as exc:
+        _plugins()
+        print(exc, file=sys.stderr)
+        sys.stderr.write(usage_text(PROG))
+        return 2
+    except GostError as exc:
+        error_line(str(exc))
+        return 1
+    if opts.version:
+        print(version_line())
+        return 0
+    try:
+        return _run(opts)
+    except (GostError, ConfigError) as exc:
+        error_line(str(exc))
+        return 1
+
+
+def _plugins() -> None:
+    from gostx.plugins import load_builtin_plugins
+
+    load_builtin_plugins()
+
+
+def _run(opts: Options) -> int:
+    _plugins()
+    from gostx.cli.compose import compose_config
+
+    cfg = compose_config(opts)
+    if opts.output_format:
+        from gostx.config.dump import dump_config
+
+        sys.stdout.write(dump_config(cfg, "json" if opts.output_format == "json" else "yaml"))
+        sys.stdout.flush()
+        return 0
+    from gostx.log import setup_logging
+    from gostx.runner import run
+
+    setup_logging(cfg.log)
+    if not cfg.services:
+        if cfg.api or cfg.metrics:
+            raise GostError("no services to run (api and metrics are not served yet)")
+        raise GostError("no services to run: give -L (e.g. -L tcp://:8080/10.0.0.1:80) or -C <config file>")
+    return run(cfg)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        code = run_cli(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

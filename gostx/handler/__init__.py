@@ -1,0 +1,1 @@
+"""Handler plugins, one package per gost handler name."""

@@ -1,0 +1,1 @@
+"""Listener plugins, one package per gost listener name."""

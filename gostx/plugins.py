@@ -1,0 +1,21 @@
+"""The one explicit list of built-in plugins. Importing a module registers its classes."""
+
+from __future__ import annotations
+
+import importlib
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    # listeners
+    "gostx.listener.tcp",
+    "gostx.listener.udp",
+    # handlers
+    "gostx.handler.forward",
+    "gostx.handler.tcp",
+    "gostx.handler.udp",
+)
+
+
+def load_builtin_plugins() -> None:
+    """Import every built-in plugin module (idempotent)."""
+    for module in BUILTIN_PLUGINS:
+        importlib.import_module(module)
