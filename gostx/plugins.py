@@ -8,10 +8,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     # listeners
     "gostx.listener.tcp",
     "gostx.listener.udp",
+    "gostx.listener.tun",
     # handlers
     "gostx.handler.forward",
     "gostx.handler.tcp",
     "gostx.handler.udp",
+    "gostx.handler.tun",
 )
 
 
