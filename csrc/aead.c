@@ -1,0 +1,607 @@
+/* Shadowsocks AEAD UDP packets (gx/aead.h): seal/open in place over whole batches.
+ *
+ * Per packet the work is: the HKDF-SHA1 subkey (the known cost of this format), one AEAD key setup
+ * and the AEAD pass over the bytes. Everything else is per gx_aead or per batch: the EVP cipher is
+ * fetched and one EVP_CIPHER_CTX per direction is made at creation; random salts for a whole
+ * batch come from one RAND_bytes call; each direction's mutex and the replay filter's mutex are
+ * taken once per batch.
+ *
+ * HKDF-SHA1 is written out as HMAC over single SHA-1 blocks (hkdf_sha1 below): the extract step
+ * (HMAC keyed with the salt over the key) and the expand step (HMAC keyed with the PRK over
+ * T(i-1) || "ss-subkey" || i) all hash messages that fit in one padded 64-byte block, so each HMAC
+ * is exactly four SHA-1 block operations, two of which (the PRK's ipad/opad blocks) are shared by
+ * T1 and T2: 8 blocks for 16-byte keys, 10 for 24/32-byte keys. The padded blocks are prebuilt per
+ * gx_aead, so a packet only writes its salt, the PRK and the intermediate hashes into them. The
+ * block function is OpenSSL's SHA1_Transform (its SHA-NI/AVX2 code): measured on the dev machine
+ * it is 40 % faster than the same HMAC through EVP_DigestInit/Update/Final and 5x faster than
+ * EVP_KDF "HKDF" (bench numbers in the report of the aead branch).
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED     /* SHA1_Transform: the one low-level call, see above */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "gx/aead.h"
+#include "gx/replay.h"
+
+/* ---- cipher table ---------------------------------------------------------------------------- */
+
+struct cipher_info {
+    const char *name;             /* canonical name */
+    const char *evp_name;         /* OpenSSL fetch name */
+    size_t key_len;
+};
+
+static const struct cipher_info CIPHERS[] = {
+    [GX_CIPHER_NONE] = {"none", NULL, 0},
+    [GX_CIPHER_AES_128_GCM] = {"aes-128-gcm", "AES-128-GCM", 16},
+    [GX_CIPHER_AES_192_GCM] = {"aes-192-gcm", "AES-192-GCM", 24},
+    [GX_CIPHER_AES_256_GCM] = {"aes-256-gcm", "AES-256-GCM", 32},
+    [GX_CIPHER_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", "ChaCha20-Poly1305", 32},
+};
+#define NCIPHERS ((int)(sizeof(CIPHERS) / sizeof(CIPHERS[0])))
+
+static const struct {
+    const char *name;
+    int cipher;
+} NAMES[] = {
+    {"aes-128-gcm", GX_CIPHER_AES_128_GCM},
+    {"aes-192-gcm", GX_CIPHER_AES_192_GCM},
+    {"aes-256-gcm", GX_CIPHER_AES_256_GCM},
+    {"chacha20-ietf-poly1305", GX_CIPHER_CHACHA20_POLY1305},
+    {"AEAD_AES_128_GCM", GX_CIPHER_AES_128_GCM},
+    {"AEAD_AES_192_GCM", GX_CIPHER_AES_192_GCM},
+    {"AEAD_AES_256_GCM", GX_CIPHER_AES_256_GCM},
+    {"AEAD_CHACHA20_POLY1305", GX_CIPHER_CHACHA20_POLY1305},
+    {"dummy", GX_CIPHER_NONE},
+    {"none", GX_CIPHER_NONE},
+};
+
+int gx_aead_lookup(const char *name) {
+    if (name == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)
+        if (strcasecmp(name, NAMES[i].name) == 0)
+            return NAMES[i].cipher;
+    return -EINVAL;
+}
+
+const char *gx_aead_supported(void) {
+    return "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305, AEAD_AES_128_GCM, "
+           "AEAD_AES_192_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, dummy, none";
+}
+
+const char *gx_aead_name(int cipher) {
+    if (cipher < 0 || cipher >= NCIPHERS)
+        return NULL;
+    return CIPHERS[cipher].name;
+}
+
+int gx_aead_key_len(int cipher) {
+    if (cipher < 0 || cipher >= NCIPHERS)
+        return -EINVAL;
+    return (int)CIPHERS[cipher].key_len;
+}
+
+static size_t salt_len_for(size_t key_len) {
+    return key_len == 0 ? 0 : key_len < 16 ? 16 : key_len;
+}
+
+/* EVP_BytesToKey(MD5, no salt, 1 iteration): D1 = MD5(pw), Di = MD5(D(i-1) || pw). */
+int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_t *key_out) {
+    int key_len = gx_aead_key_len(cipher);
+    if (key_len < 0)
+        return key_len;
+    if (key_len == 0)
+        return 0;
+    if (password == NULL && pwlen != 0)
+        return -EINVAL;
+    EVP_MD *md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t d[16];
+    int rc = (md5 != NULL && ctx != NULL) ? 0 : -ENOSYS;
+    for (int off = 0; rc == 0 && off < key_len; off += 16) {
+        unsigned int dlen = 0;
+        if (EVP_DigestInit_ex2(ctx, md5, NULL) != 1 || (off > 0 && EVP_DigestUpdate(ctx, d, 16) != 1) ||
+            (pwlen > 0 && EVP_DigestUpdate(ctx, password, pwlen) != 1) ||
+            EVP_DigestFinal_ex(ctx, d, &dlen) != 1 || dlen != 16) {
+            rc = -EIO;
+            break;
+        }
+        memcpy(key_out + off, d, (size_t)(key_len - off) < 16 ? (size_t)(key_len - off) : 16);
+    }
+    OPENSSL_cleanse(d, sizeof(d));
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md5);
+    return rc;
+}
+
+/* ---- HKDF-SHA1 over prebuilt blocks ---------------------------------------------------------- */
+
+/* Blocks that are the same for every packet of a gx_aead (read-only after creation). */
+struct hkdf_const {
+    SHA_CTX iv;                   /* SHA-1 initial state */
+    uint8_t ext_inner[64];        /* key || 0x80 || 0.. || bitlen(64 + key_len) */
+    uint8_t t1_inner[64];         /* "ss-subkey" 0x01 || 0x80 || 0.. || bitlen(64 + 10) */
+};
+
+/* Blocks a packet writes into: one set per direction, tails (pads, padding) prebuilt. */
+struct hkdf_work {
+    uint8_t salt_ipad[64];        /* salt ^ 0x36, then 0x36.. */
+    uint8_t salt_opad[64];        /* salt ^ 0x5c, then 0x5c.. */
+    uint8_t prk_ipad[64];
+    uint8_t prk_opad[64];
+    uint8_t outer[64];            /* 20-byte inner hash || 0x80 || 0.. || bitlen(64 + 20) */
+    uint8_t t2_inner[64];         /* T1 || "ss-subkey" 0x02 || 0x80 || 0.. || bitlen(64 + 30) */
+};
+
+static const char INFO[] = "ss-subkey";
+#define INFO_LEN 9
+
+static void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* A final padded block: msg (len < 56) || 0x80 || zeros || bit length of (64 + len). */
+static void final_block(uint8_t blk[64], const uint8_t *msg, size_t len) {
+    memset(blk, 0, 64);
+    if (msg != NULL)
+        memcpy(blk, msg, len);
+    blk[len] = 0x80;
+    put_be64(blk + 56, (uint64_t)(64 + len) * 8);
+}
+
+static void hkdf_const_init(struct hkdf_const *c, const uint8_t *key, size_t key_len) {
+    SHA1_Init(&c->iv);
+    final_block(c->ext_inner, key, key_len);
+    uint8_t t1[INFO_LEN + 1];
+    memcpy(t1, INFO, INFO_LEN);
+    t1[INFO_LEN] = 1;
+    final_block(c->t1_inner, t1, sizeof(t1));
+}
+
+static void hkdf_work_init(struct hkdf_work *w) {
+    memset(w->salt_ipad, 0x36, 64);
+    memset(w->salt_opad, 0x5c, 64);
+    memset(w->prk_ipad, 0x36, 64);
+    memset(w->prk_opad, 0x5c, 64);
+    final_block(w->outer, NULL, 20);
+    uint8_t t2[20 + INFO_LEN + 1] = {0};
+    memcpy(t2 + 20, INFO, INFO_LEN);
+    t2[20 + INFO_LEN] = 2;
+    final_block(w->t2_inner, t2, sizeof(t2));
+}
+
+/* s = SHA-1 state after `from` + one block; its 20-byte digest (the state, big-endian) to out. */
+static inline void sha1_step(SHA_CTX *s, const SHA_CTX *from, const uint8_t blk[64]) {
+    *s = *from;
+    SHA1_Transform(s, blk);
+}
+
+static inline void sha1_digest(const SHA_CTX *s, uint8_t out[20]) {
+    const uint32_t h[5] = {s->h0, s->h1, s->h2, s->h3, s->h4};
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)h[i];
+    }
+}
+
+/* subkey (key_len bytes) = HKDF-SHA1(ikm = key, salt, info = "ss-subkey"). */
+static void hkdf_sha1(const struct hkdf_const *c, struct hkdf_work *w, const uint8_t *salt,
+                      size_t salt_len, size_t key_len, uint8_t *subkey) {
+    SHA_CTX s, pi, po;
+    uint8_t t[20];
+    for (size_t i = 0; i < salt_len; i++) {
+        w->salt_ipad[i] = salt[i] ^ 0x36;
+        w->salt_opad[i] = salt[i] ^ 0x5c;
+    }
+    /* extract: PRK = HMAC(salt, key) */
+    sha1_step(&s, &c->iv, w->salt_ipad);
+    SHA1_Transform(&s, c->ext_inner);
+    sha1_digest(&s, w->outer);
+    sha1_step(&s, &c->iv, w->salt_opad);
+    SHA1_Transform(&s, w->outer);
+    sha1_digest(&s, t);
+    for (int i = 0; i < 20; i++) {
+        w->prk_ipad[i] = t[i] ^ 0x36;
+        w->prk_opad[i] = t[i] ^ 0x5c;
+    }
+    /* expand: T1 = HMAC(PRK, info || 1), T2 = HMAC(PRK, T1 || info || 2) */
+    sha1_step(&pi, &c->iv, w->prk_ipad);
+    sha1_step(&po, &c->iv, w->prk_opad);
+    sha1_step(&s, &pi, c->t1_inner);
+    sha1_digest(&s, w->outer);
+    sha1_step(&s, &po, w->outer);
+    sha1_digest(&s, t);
+    memcpy(subkey, t, key_len < 20 ? key_len : 20);
+    if (key_len > 20) {
+        memcpy(w->t2_inner, t, 20);
+        sha1_step(&s, &pi, w->t2_inner);
+        sha1_digest(&s, w->outer);
+        sha1_step(&s, &po, w->outer);
+        sha1_digest(&s, t);
+        memcpy(subkey + 20, t, key_len - 20);
+    }
+    OPENSSL_cleanse(t, sizeof(t));
+}
+
+/* ---- the context ------------------------------------------------------------------------------ */
+
+struct direction {                /* the state of one direction, used under its lock */
+    pthread_mutex_t lock;
+    EVP_CIPHER_CTX *ctx;
+    struct hkdf_work hw;
+    uint8_t subkey[32];
+};
+
+struct gx_aead {
+    int cipher;
+    size_t key_len, salt_len;
+    uint8_t key[32];
+    struct hkdf_const hc;
+    EVP_CIPHER *evp;
+    struct direction seal, open;
+    struct gx_replay *replay;     /* NULL: replay filter off */
+    struct gx_aead_drops drops;   /* running totals, under open.lock */
+    uint8_t salts[GX_BATCH_MAX * GX_AEAD_MAX_SALT];   /* seal: one batch's random salts */
+    int locks_ready;
+};
+
+static const uint8_t ZERO_NONCE[12];
+
+size_t gx_aead_salt_len(const struct gx_aead *a) {
+    return a->salt_len;
+}
+
+size_t gx_aead_overhead(const struct gx_aead *a) {
+    return a->cipher == GX_CIPHER_NONE ? 0 : a->salt_len + GX_AEAD_TAG_LEN;
+}
+
+int gx_aead_cipher(const struct gx_aead *a) {
+    return a->cipher;
+}
+
+void gx_aead_free(struct gx_aead *a) {
+    if (a == NULL)
+        return;
+    EVP_CIPHER_CTX_free(a->seal.ctx);
+    EVP_CIPHER_CTX_free(a->open.ctx);
+    EVP_CIPHER_free(a->evp);
+    gx_replay_free(a->replay);
+    if (a->locks_ready) {
+        pthread_mutex_destroy(&a->seal.lock);
+        pthread_mutex_destroy(&a->open.lock);
+    }
+    OPENSSL_clear_free(a, sizeof(*a));
+}
+
+int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t replay_capacity) {
+    *out = NULL;
+    int key_len = gx_aead_key_len(cipher);
+    if (key_len < 0 || (key_len > 0 && key == NULL))
+        return -EINVAL;
+    struct gx_aead *a = OPENSSL_zalloc(sizeof(*a));
+    if (a == NULL)
+        return -ENOMEM;
+    a->cipher = cipher;
+    a->key_len = (size_t)key_len;
+    a->salt_len = salt_len_for(a->key_len);
+    if (pthread_mutex_init(&a->seal.lock, NULL) != 0) {
+        OPENSSL_free(a);
+        return -ENOMEM;
+    }
+    if (pthread_mutex_init(&a->open.lock, NULL) != 0) {
+        pthread_mutex_destroy(&a->seal.lock);
+        OPENSSL_free(a);
+        return -ENOMEM;
+    }
+    a->locks_ready = 1;
+    if (cipher == GX_CIPHER_NONE) {
+        *out = a;
+        return 0;
+    }
+    memcpy(a->key, key, a->key_len);
+    hkdf_const_init(&a->hc, a->key, a->key_len);
+    hkdf_work_init(&a->seal.hw);
+    hkdf_work_init(&a->open.hw);
+    int rc = 0;
+    a->evp = EVP_CIPHER_fetch(NULL, CIPHERS[cipher].evp_name, NULL);
+    a->seal.ctx = EVP_CIPHER_CTX_new();
+    a->open.ctx = EVP_CIPHER_CTX_new();
+    if (a->evp == NULL)
+        rc = -ENOSYS;
+    else if (a->seal.ctx == NULL || a->open.ctx == NULL)
+        rc = -ENOMEM;
+    else if (EVP_EncryptInit_ex(a->seal.ctx, a->evp, NULL, NULL, NULL) != 1 ||
+             EVP_DecryptInit_ex(a->open.ctx, a->evp, NULL, NULL, NULL) != 1 ||
+             EVP_CIPHER_CTX_get_iv_length(a->seal.ctx) != (int)sizeof(ZERO_NONCE) ||
+             EVP_CIPHER_CTX_get_key_length(a->seal.ctx) != key_len)
+        rc = -EIO;
+    else if (replay_capacity > 0)
+        rc = gx_replay_new(&a->replay, replay_capacity, a->salt_len);
+    if (rc < 0) {
+        gx_aead_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+int gx_aead_new(struct gx_aead **out, int cipher, const uint8_t *key) {
+    return gx_aead_new_ex(out, cipher, key, GX_AEAD_REPLAY_DEFAULT);
+}
+
+void gx_aead_drops_total(struct gx_aead *a, struct gx_aead_drops *out) {
+    pthread_mutex_lock(&a->open.lock);
+    *out = a->drops;
+    pthread_mutex_unlock(&a->open.lock);
+}
+
+int gx_aead_subkey(const struct gx_aead *a, const uint8_t *salt, uint8_t *out) {
+    if (a->cipher == GX_CIPHER_NONE)
+        return -EINVAL;
+    struct hkdf_work w;
+    hkdf_work_init(&w);
+    hkdf_sha1(&a->hc, &w, salt, a->salt_len, a->key_len, out);
+    OPENSSL_cleanse(&w, sizeof(w));
+    return (int)a->key_len;
+}
+
+/* ---- one packet, in place --------------------------------------------------------------------- */
+
+/* p: salt || plaintext (len bytes) || room for the tag. 0 or -EIO. Direction lock held. */
+static int seal_in_place(struct gx_aead *a, struct direction *d, uint8_t *p, size_t len) {
+    uint8_t *body = p + a->salt_len;
+    int outl = 0, fl = 0;
+    hkdf_sha1(&a->hc, &d->hw, p, a->salt_len, a->key_len, d->subkey);
+    if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, d->subkey, ZERO_NONCE) != 1 ||
+        (len > 0 && EVP_EncryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
+        EVP_EncryptFinal_ex(d->ctx, body + outl, &fl) != 1 ||
+        (size_t)outl + (size_t)fl != len ||
+        EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_GET_TAG, GX_AEAD_TAG_LEN, body + len) != 1)
+        return -EIO;
+    return 0;
+}
+
+/* p: salt || ciphertext || tag (dlen bytes, >= overhead). Plaintext left at p + salt_len.
+ * 0 or -EBADMSG. Direction lock held. */
+static int open_in_place(struct gx_aead *a, struct direction *d, uint8_t *p, size_t dlen) {
+    uint8_t *body = p + a->salt_len;
+    size_t len = dlen - a->salt_len - GX_AEAD_TAG_LEN;
+    int outl = 0, fl = 0;
+    hkdf_sha1(&a->hc, &d->hw, p, a->salt_len, a->key_len, d->subkey);
+    if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, d->subkey, ZERO_NONCE) != 1 ||
+        EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_SET_TAG, GX_AEAD_TAG_LEN, body + len) != 1 ||
+        (len > 0 && EVP_DecryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
+        EVP_DecryptFinal_ex(d->ctx, body + outl, &fl) != 1 || (size_t)outl + (size_t)fl != len)
+        return -EBADMSG;
+    return 0;
+}
+
+/* ---- batches ---------------------------------------------------------------------------------- */
+
+/* Does packet i (len > 0) lie inside slot i with `front` bytes before it and `back` after it? */
+static int in_slot(const struct gx_batch *b, uint32_t i, size_t front, size_t back) {
+    uintptr_t lo = (uintptr_t)gx_batch_slot(b, i), hi = lo + b->slot_size;
+    uintptr_t p = (uintptr_t)b->pkt[i].data;
+    return p >= lo && p - lo >= front && p <= hi && b->pkt[i].len <= hi - p && back <= hi - p - b->pkt[i].len;
+}
+
+static int batch_ok(const struct gx_batch *b, size_t front, size_t back) {
+    if (b == NULL || b->mem == NULL || b->cap > GX_BATCH_MAX || b->n > b->cap || b->slot_size > INT32_MAX)
+        return 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->pkt[i].len > 0 && !in_slot(b, i, front, back))
+            return 0;
+    return 1;
+}
+
+int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
+    if (!batch_ok(b, a->salt_len, a->cipher == GX_CIPHER_NONE ? 0 : GX_AEAD_TAG_LEN))
+        return -EINVAL;
+    int sealed = 0;
+    if (a->cipher == GX_CIPHER_NONE) {
+        for (uint32_t i = 0; i < b->n; i++)
+            sealed += b->pkt[i].len > 0;
+        return sealed;
+    }
+    if (b->n == 0)
+        return 0;
+    pthread_mutex_lock(&a->seal.lock);
+    int rc = 0;
+    if (RAND_bytes(a->salts, (int)(b->n * a->salt_len)) != 1)
+        rc = -EIO;
+    for (uint32_t i = 0; rc == 0 && i < b->n; i++) {
+        struct gx_pkt *pk = &b->pkt[i];
+        if (pk->len == 0)
+            continue;
+        uint8_t *p = pk->data - a->salt_len;
+        memcpy(p, a->salts + i * a->salt_len, a->salt_len);
+        rc = seal_in_place(a, &a->seal, p, pk->len);
+        if (rc == 0) {
+            pk->data = p;
+            pk->len += (uint32_t)gx_aead_overhead(a);
+            sealed++;
+        }
+    }
+    OPENSSL_cleanse(a->seal.subkey, sizeof(a->seal.subkey));
+    pthread_mutex_unlock(&a->seal.lock);
+    if (rc < 0)
+        return rc;
+    if (a->replay != NULL) {      /* our own salts: a reflected packet is a replay */
+        gx_replay_lock(a->replay);
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->pkt[i].len > 0)
+                gx_replay_add(a->replay, a->salts + i * a->salt_len);
+        gx_replay_unlock(a->replay);
+    }
+    return sealed;
+}
+
+int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_drops *drops) {
+    if (!batch_ok(b, 0, 0))
+        return -EINVAL;
+    int opened = 0;
+    if (a->cipher == GX_CIPHER_NONE) {
+        for (uint32_t i = 0; i < b->n; i++)
+            opened += b->pkt[i].len > 0;
+        return opened;
+    }
+    struct gx_aead_drops dr = {0, 0, 0};
+    size_t over = gx_aead_overhead(a);
+    /* todo[i]: packet i still to be opened (1) or just opened and not yet committed (2) */
+    uint8_t todo[GX_BATCH_MAX];
+    pthread_mutex_lock(&a->open.lock);
+    for (uint32_t i = 0; i < b->n; i++) {
+        todo[i] = 0;
+        if (b->pkt[i].len == 0)
+            continue;
+        if (b->pkt[i].len < over) {
+            b->pkt[i].len = 0;
+            dr.short_pkt++;
+            continue;
+        }
+        todo[i] = 1;
+    }
+    if (a->replay != NULL) {      /* known salts: spare the crypto */
+        gx_replay_lock(a->replay);
+        for (uint32_t i = 0; i < b->n; i++) {
+            if (todo[i] && gx_replay_check(a->replay, b->pkt[i].data)) {
+                todo[i] = 0;
+                b->pkt[i].len = 0;
+                dr.replay++;
+            }
+        }
+        gx_replay_unlock(a->replay);
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (!todo[i])
+            continue;
+        if (open_in_place(a, &a->open, b->pkt[i].data, b->pkt[i].len) == 0) {
+            todo[i] = 2;
+        } else {
+            todo[i] = 0;
+            b->pkt[i].len = 0;
+            dr.auth++;
+        }
+    }
+    OPENSSL_cleanse(a->open.subkey, sizeof(a->open.subkey));
+    /* commit: an authentic salt that is already there (a duplicate in this batch, or one a
+     * concurrent seal just added) is a replay; forged packets never reach the filter */
+    if (a->replay != NULL)
+        gx_replay_lock(a->replay);
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (todo[i] != 2)
+            continue;
+        if (a->replay != NULL && !gx_replay_add(a->replay, b->pkt[i].data)) {
+            b->pkt[i].len = 0;
+            dr.replay++;
+            continue;
+        }
+        b->pkt[i].data += a->salt_len;
+        b->pkt[i].len -= (uint32_t)over;
+        opened++;
+    }
+    if (a->replay != NULL)
+        gx_replay_unlock(a->replay);
+    a->drops.short_pkt += dr.short_pkt;
+    a->drops.auth += dr.auth;
+    a->drops.replay += dr.replay;
+    pthread_mutex_unlock(&a->open.lock);
+    if (drops != NULL) {
+        drops->short_pkt += dr.short_pkt;
+        drops->auth += dr.auth;
+        drops->replay += dr.replay;
+    }
+    return opened;
+}
+
+/* ---- single packets --------------------------------------------------------------------------- */
+
+int gx_aead_seal_one(struct gx_aead *a, const uint8_t *salt, const uint8_t *in, size_t len, uint8_t *out) {
+    size_t over = gx_aead_overhead(a);
+    if (len > (size_t)INT32_MAX - over || (len > 0 && in == NULL) || (len + over > 0 && out == NULL))
+        return -EINVAL;
+    if (a->cipher == GX_CIPHER_NONE) {
+        if (len > 0)
+            memmove(out, in, len);
+        return (int)len;
+    }
+    uint8_t s[GX_AEAD_MAX_SALT];
+    if (salt != NULL)
+        memcpy(s, salt, a->salt_len);
+    else if (RAND_bytes(s, (int)a->salt_len) != 1)
+        return -EIO;
+    if (len > 0)
+        memmove(out + a->salt_len, in, len);
+    memcpy(out, s, a->salt_len);
+    pthread_mutex_lock(&a->seal.lock);
+    int rc = seal_in_place(a, &a->seal, out, len);
+    OPENSSL_cleanse(a->seal.subkey, sizeof(a->seal.subkey));
+    pthread_mutex_unlock(&a->seal.lock);
+    if (rc < 0)
+        return rc;
+    if (a->replay != NULL) {
+        gx_replay_lock(a->replay);
+        gx_replay_add(a->replay, s);
+        gx_replay_unlock(a->replay);
+    }
+    return (int)(len + over);
+}
+
+int gx_aead_open_one(struct gx_aead *a, const uint8_t *in, size_t len, uint8_t *out) {
+    size_t over = gx_aead_overhead(a);
+    if (len > (size_t)INT32_MAX || (len > 0 && (in == NULL || out == NULL)))
+        return -EINVAL;
+    if (a->cipher == GX_CIPHER_NONE) {
+        if (len > 0)
+            memmove(out, in, len);
+        return (int)len;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&a->open.lock);
+    if (len < over) {
+        a->drops.short_pkt++;
+        rc = -EMSGSIZE;
+    }
+    if (rc == 0 && a->replay != NULL) {
+        gx_replay_lock(a->replay);
+        if (gx_replay_check(a->replay, in)) {
+            a->drops.replay++;
+            rc = -EALREADY;
+        }
+        gx_replay_unlock(a->replay);
+    }
+    if (rc == 0) {
+        memmove(out, in, len);    /* open in out, so that `in` stays intact */
+        rc = open_in_place(a, &a->open, out, len);
+        OPENSSL_cleanse(a->open.subkey, sizeof(a->open.subkey));
+        if (rc < 0) {
+            a->drops.auth++;
+        } else if (a->replay != NULL) {
+            gx_replay_lock(a->replay);
+            if (!gx_replay_add(a->replay, out)) {
+                a->drops.replay++;
+                rc = -EALREADY;
+            }
+            gx_replay_unlock(a->replay);
+        }
+        if (rc == 0)
+            memmove(out, out + a->salt_len, len - over);
+        else
+            OPENSSL_cleanse(out, len);  /* no unauthentic bytes out */
+    }
+    pthread_mutex_unlock(&a->open.lock);
+    return rc < 0 ? rc : (int)(len - over);
+}
