@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -360,6 +361,14 @@ int gx_aead_subkey(const struct gx_aead *a, const uint8_t *salt, uint8_t *out) {
 
 /* ---- one packet, in place --------------------------------------------------------------------- */
 
+/* Get (set = 0) or set (set = 1) the 16-byte tag. Through params rather than EVP_CIPHER_CTX_ctrl,
+ * which OpenSSL 3 translates into params with a name lookup on every call. 1 on success. */
+static int tag_param(EVP_CIPHER_CTX *ctx, uint8_t *tag, int set) {
+    OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, GX_AEAD_TAG_LEN),
+                       OSSL_PARAM_construct_end()};
+    return set ? EVP_CIPHER_CTX_set_params(ctx, p) == 1 : EVP_CIPHER_CTX_get_params(ctx, p) == 1;
+}
+
 /* p: salt || plaintext (len bytes) || room for the tag. 0 or -EIO. Direction lock held. */
 static int seal_in_place(struct gx_aead *a, struct direction *d, uint8_t *p, size_t len) {
     uint8_t *body = p + a->salt_len;
@@ -369,7 +378,7 @@ static int seal_in_place(struct gx_aead *a, struct direction *d, uint8_t *p, siz
         (len > 0 && EVP_EncryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
         EVP_EncryptFinal_ex(d->ctx, body + outl, &fl) != 1 ||
         (size_t)outl + (size_t)fl != len ||
-        EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_GET_TAG, GX_AEAD_TAG_LEN, body + len) != 1)
+        !tag_param(d->ctx, body + len, 0))
         return -EIO;
     return 0;
 }
@@ -382,7 +391,7 @@ static int open_in_place(struct gx_aead *a, struct direction *d, uint8_t *p, siz
     int outl = 0, fl = 0;
     hkdf_sha1(&a->hc, &d->hw, p, a->salt_len, a->key_len, d->subkey);
     if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, d->subkey, ZERO_NONCE) != 1 ||
-        EVP_CIPHER_CTX_ctrl(d->ctx, EVP_CTRL_AEAD_SET_TAG, GX_AEAD_TAG_LEN, body + len) != 1 ||
+        !tag_param(d->ctx, body + len, 1) ||
         (len > 0 && EVP_DecryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
         EVP_DecryptFinal_ex(d->ctx, body + outl, &fl) != 1 || (size_t)outl + (size_t)fl != len)
         return -EBADMSG;
@@ -440,6 +449,9 @@ int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
     if (rc < 0)
         return rc;
     if (a->replay != NULL) {      /* our own salts: a reflected packet is a replay */
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->pkt[i].len > 0)
+                gx_replay_prefetch(a->replay, a->salts + i * a->salt_len);
         gx_replay_lock(a->replay);
         for (uint32_t i = 0; i < b->n; i++)
             if (b->pkt[i].len > 0)
@@ -475,6 +487,9 @@ int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_dro
         todo[i] = 1;
     }
     if (a->replay != NULL) {      /* known salts: spare the crypto */
+        for (uint32_t i = 0; i < b->n; i++)
+            if (todo[i])
+                gx_replay_prefetch(a->replay, b->pkt[i].data);
         gx_replay_lock(a->replay);
         for (uint32_t i = 0; i < b->n; i++) {
             if (todo[i] && gx_replay_check(a->replay, b->pkt[i].data)) {

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <openssl/rand.h>
 
@@ -11,9 +12,15 @@
 #define BUCKET_SLOTS 16                  /* 16 x 4-byte fingerprints = one 64-byte cache line */
 #define FILL_NUM 3                       /* a generation is filled to at most 3/4 of its slots */
 #define FILL_DEN 4
+#define HUGE_PAGE ((size_t)2 << 20)
 
 struct bucket {
     uint32_t fp[BUCKET_SLOTS];           /* 0 = empty */
+};
+
+/* Bucket i of both generations side by side: one lookup touches one 128-byte pair on one page. */
+struct pair {
+    struct bucket gen[2];
 };
 
 struct gx_replay {
@@ -24,7 +31,8 @@ struct gx_replay {
     size_t count[2];
     int cur;                             /* generation that takes new salts */
     int lock_ready;
-    struct bucket *gen[2];
+    struct pair *t;                      /* nbuckets pairs */
+    size_t t_bytes;
     uint64_t hkey[6];                    /* random hash key */
 };
 
@@ -59,29 +67,32 @@ static inline size_t bucket_index(const struct gx_replay *r, uint64_t h) {
     return (size_t)(((h >> 32) * (uint64_t)r->nbuckets) >> 32);   /* uniform in [0, nbuckets) */
 }
 
+/* Scan a bucket for fp: bit 0 of the result = found, bit 1 = the bucket has an empty slot.
+ * Branch-free over all 16 slots so that the compiler can use vector compares. */
+static inline unsigned bucket_scan(const struct bucket *bk, uint32_t fp) {
+    unsigned hit = 0, empty = 0;
+    for (int s = 0; s < BUCKET_SLOTS; s++) {
+        hit |= bk->fp[s] == fp;
+        empty |= bk->fp[s] == 0;
+    }
+    return hit | empty << 1;
+}
+
 /* 1 if fp is in generation g. The table is never full and never loses entries, so the probe chain
  * of fp ends at the first bucket that has an empty slot. */
 static int gen_has(const struct gx_replay *r, int g, size_t idx, uint32_t fp) {
-    const struct bucket *t = r->gen[g];
     for (size_t n = 0; n < r->nbuckets; n++) {
-        const struct bucket *bk = &t[idx];
-        int has_empty = 0;
-        for (int s = 0; s < BUCKET_SLOTS; s++) {
-            if (bk->fp[s] == fp)
-                return 1;
-            has_empty |= bk->fp[s] == 0;
-        }
-        if (has_empty)
-            return 0;
+        unsigned m = bucket_scan(&r->t[idx].gen[g], fp);
+        if (m)
+            return (int)(m & 1);
         idx = idx + 1 == r->nbuckets ? 0 : idx + 1;
     }
     return 0;
 }
 
 static void gen_put(struct gx_replay *r, int g, size_t idx, uint32_t fp) {
-    struct bucket *t = r->gen[g];
     for (size_t n = 0; n < r->nbuckets; n++) {
-        struct bucket *bk = &t[idx];
+        struct bucket *bk = &r->t[idx].gen[g];
         for (int s = 0; s < BUCKET_SLOTS; s++) {
             if (bk->fp[s] == 0) {
                 bk->fp[s] = fp;
@@ -107,13 +118,17 @@ int gx_replay_new(struct gx_replay **out, size_t capacity, size_t salt_len) {
     r->salt_len = salt_len;
     r->gen_cap = capacity;
     r->nbuckets = (capacity + per_bucket - 1) / per_bucket + 1;
-    for (int g = 0; g < 2; g++) {
-        r->gen[g] = calloc(r->nbuckets, sizeof(struct bucket));
-        if (r->gen[g] == NULL) {
-            gx_replay_free(r);
-            return -ENOMEM;
-        }
+    /* Anonymous memory: zero pages committed as they are touched. Marked for transparent huge
+     * pages: lookups land anywhere in the table, so with 4 KiB pages nearly each is a TLB miss. */
+    r->t_bytes = r->nbuckets * sizeof(struct pair);
+    void *t = mmap(NULL, r->t_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (t == MAP_FAILED) {
+        gx_replay_free(r);
+        return -ENOMEM;
     }
+    r->t = t;
+    if (r->t_bytes >= 2 * HUGE_PAGE)
+        (void)madvise(r->t, r->t_bytes, MADV_HUGEPAGE);   /* a hint; fine if refused */
     if (RAND_bytes((unsigned char *)r->hkey, sizeof(r->hkey)) != 1) {
         gx_replay_free(r);
         return -EIO;
@@ -132,8 +147,8 @@ void gx_replay_free(struct gx_replay *r) {
         return;
     if (r->lock_ready)
         pthread_mutex_destroy(&r->lock);
-    free(r->gen[0]);
-    free(r->gen[1]);
+    if (r->t != NULL)
+        munmap(r->t, r->t_bytes);
     free(r);
 }
 
@@ -143,6 +158,12 @@ void gx_replay_lock(struct gx_replay *r) {
 
 void gx_replay_unlock(struct gx_replay *r) {
     pthread_mutex_unlock(&r->lock);
+}
+
+void gx_replay_prefetch(const struct gx_replay *r, const uint8_t *salt) {
+    size_t idx = bucket_index(r, salt_hash(r, salt));
+    __builtin_prefetch(&r->t[idx].gen[0]);
+    __builtin_prefetch(&r->t[idx].gen[1]);
 }
 
 int gx_replay_check(const struct gx_replay *r, const uint8_t *salt) {
@@ -160,7 +181,8 @@ int gx_replay_add(struct gx_replay *r, const uint8_t *salt) {
         return 0;
     if (r->count[r->cur] >= r->gen_cap) {           /* rotate: forget the older generation */
         r->cur = !r->cur;
-        memset(r->gen[r->cur], 0, r->nbuckets * sizeof(struct bucket));
+        for (size_t i = 0; i < r->nbuckets; i++)
+            memset(&r->t[i].gen[r->cur], 0, sizeof(struct bucket));
         r->count[r->cur] = 0;
     }
     gen_put(r, r->cur, idx, fp);

@@ -28,6 +28,9 @@ int gx_replay_new(struct gx_replay **out, size_t capacity, size_t salt_len);
 void gx_replay_free(struct gx_replay *r);
 void gx_replay_lock(struct gx_replay *r);
 void gx_replay_unlock(struct gx_replay *r);
+/* Start loading the memory a check/add of this salt will read: call it for a whole batch first,
+ * so that the cache misses overlap. Needs no lock (reads only immutable fields). */
+void gx_replay_prefetch(const struct gx_replay *r, const uint8_t *salt);
 /* 1 if the salt is in the filter, else 0. Lock held. */
 int gx_replay_check(const struct gx_replay *r, const uint8_t *salt);
 /* Add the salt: 1 if it was new, 0 if it was already there (a replay). Lock held. */
