@@ -16,3 +16,6 @@ cdef inline int _check(int rc) except -1:
     if rc < 0:
         raise OSError(-rc, strerror(-rc).decode())
     return rc
+
+
+include "_aead.pxi"
