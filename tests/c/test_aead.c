@@ -15,6 +15,7 @@
 
 #include "gx/aead.h"
 #include "gx/batch.h"
+#include "gx/hkdf.h"
 #include "gx/replay.h"
 #include "gxtest.h"
 
@@ -158,32 +159,89 @@ static void test_derive_key(void) {
     CHECK(gx_aead_derive_key(9, (const uint8_t *)"x", 1, k) == -EINVAL, "derive unknown");
 }
 
-/* The subkey against OpenSSL's EVP_KDF HKDF, for random keys and salts. */
+static void ref_hkdf(EVP_KDF_CTX *kctx, const uint8_t *key, size_t kl, const uint8_t *salt, size_t sl,
+                     uint8_t *out) {
+    OSSL_PARAM p[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA1", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, kl),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, sl),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, "ss-subkey", 9),
+        OSSL_PARAM_construct_end(),
+    };
+    CHECK(EVP_KDF_derive(kctx, out, kl, p) == 1, "EVP_KDF_derive");
+}
+
+/* The SHA-1 block implementations this CPU can run. */
+static int impls(int out[2]) {
+    int n = 0;
+    out[n++] = GX_HKDF_OPENSSL;
+    if (gx_hkdf_set_impl(GX_HKDF_AVX512) == GX_HKDF_AVX512)
+        out[n++] = GX_HKDF_AVX512;
+    else
+        printf("note: no AVX-512 on this CPU, only the OpenSSL block code is tested\n");
+    gx_hkdf_set_impl(GX_HKDF_AUTO);
+    return n;
+}
+
+/* The subkeys against OpenSSL's EVP_KDF HKDF, for random keys and salts, every implementation,
+ * 1 to 16 lanes at a time, through gx_hkdf_derive and through gx_aead_subkey. */
 static void test_subkey_vs_openssl(void) {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
     CHECK(kctx != NULL, "EVP_KDF HKDF");
-    for (int c = 0; c < NREAL; c++) {
-        size_t kl = (size_t)gx_aead_key_len(REAL[c]), sl = kl < 16 ? 16 : kl;
-        for (int round = 0; round < 50; round++) {
-            uint8_t key[32], salt[32], mine[32], ref[32];
-            RAND_bytes(key, (int)kl);
-            RAND_bytes(salt, (int)sl);
-            struct gx_aead *a = NULL;
-            CHECK(gx_aead_new_ex(&a, REAL[c], key, 0) == 0, "new");
-            CHECK(gx_aead_subkey(a, salt, mine) == (int)kl, "subkey");
-            OSSL_PARAM p[] = {
-                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA1", 0),
-                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, key, kl),
-                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt, sl),
-                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, "ss-subkey", 9),
-                OSSL_PARAM_construct_end(),
-            };
-            CHECK(EVP_KDF_derive(kctx, ref, kl, p) == 1, "EVP_KDF_derive");
-            CHECK(memcmp(mine, ref, kl) == 0, "subkey = HKDF-SHA1, cipher %d round %d", REAL[c], round);
-            gx_aead_free(a);
+    int impl[2], nimpl = impls(impl);
+    for (int m = 0; m < nimpl; m++) {
+        CHECK(gx_hkdf_set_impl(impl[m]) == impl[m] && gx_hkdf_impl() == impl[m], "set impl %d", impl[m]);
+        for (size_t kl = 1; kl <= 32; kl++) {
+            for (size_t sl = 1; sl <= 32; sl += (sl < 16 ? 15 : 8)) {
+                uint8_t key[32], salts[GX_HKDF_LANES][32], mine[GX_HKDF_LANES][32], ref[32];
+                struct gx_hkdf_key k;
+                struct gx_hkdf_work w;
+                RAND_bytes(key, (int)kl);
+                RAND_bytes(&salts[0][0], sizeof(salts));
+                CHECK(gx_hkdf_key_init(&k, key, kl, sl) == 0, "key init");
+                gx_hkdf_work_init(&w);
+                static const int lanes[] = {1, 2, 3, 4, 5, 8, 15, GX_HKDF_LANES};
+                for (size_t li = 0; li < sizeof(lanes) / sizeof(lanes[0]); li++) {
+                    int n = lanes[li];
+                    const uint8_t *sp[GX_HKDF_LANES];
+                    uint8_t *op[GX_HKDF_LANES];
+                    for (int l = 0; l < GX_HKDF_LANES; l++) {
+                        sp[l] = salts[l];
+                        op[l] = mine[l];
+                    }
+                    memset(mine, 0, sizeof(mine));
+                    gx_hkdf_derive(&k, &w, sp, op, n);
+                    for (int l = 0; l < n; l++) {
+                        ref_hkdf(kctx, key, kl, salts[l], sl, ref);
+                        CHECK(memcmp(mine[l], ref, kl) == 0, "impl %d key %zu salt %zu lanes %d lane %d", impl[m],
+                              kl, sl, n, l);
+                    }
+                }
+            }
+        }
+        for (int c = 0; c < NREAL; c++) {
+            size_t kl = (size_t)gx_aead_key_len(REAL[c]), sl = kl < 16 ? 16 : kl;
+            for (int round = 0; round < 20; round++) {
+                uint8_t key[32], salt[32], mine[32], ref[32];
+                RAND_bytes(key, (int)kl);
+                RAND_bytes(salt, (int)sl);
+                struct gx_aead *a = NULL;
+                CHECK(gx_aead_new_ex(&a, REAL[c], key, 0) == 0, "new");
+                CHECK(gx_aead_subkey(a, salt, mine) == (int)kl, "subkey");
+                ref_hkdf(kctx, key, kl, salt, sl, ref);
+                CHECK(memcmp(mine, ref, kl) == 0, "subkey = HKDF-SHA1, cipher %d round %d", REAL[c], round);
+                gx_aead_free(a);
+            }
         }
     }
+    struct gx_hkdf_key k;
+    uint8_t key[33] = {0};
+    CHECK(gx_hkdf_key_init(&k, key, 0, 16) == -EINVAL && gx_hkdf_key_init(&k, key, 33, 16) == -EINVAL &&
+              gx_hkdf_key_init(&k, key, 16, 0) == -EINVAL && gx_hkdf_key_init(&k, key, 16, 33) == -EINVAL,
+          "bad hkdf sizes");
+    CHECK(gx_hkdf_set_impl(99) == -EINVAL, "unknown impl");
+    CHECK(gx_hkdf_set_impl(GX_HKDF_AUTO) > 0, "auto");
     EVP_KDF_CTX_free(kctx);
     EVP_KDF_free(kdf);
 }
@@ -602,12 +660,17 @@ static void test_threads(void) {
 }
 
 int main(void) {
-    test_vectors();
+    int impl[2], nimpl = impls(impl);
+    for (int m = 0; m < nimpl; m++) {   /* the framing with each SHA-1 block implementation */
+        gx_hkdf_set_impl(impl[m]);
+        test_vectors();
+        test_round_trip_batch();
+    }
+    gx_hkdf_set_impl(GX_HKDF_AUTO);
     test_names();
     test_derive_key();
     test_subkey_vs_openssl();
     test_round_trip_one();
-    test_round_trip_batch();
     test_mixed_batch();
     test_tamper_every_byte();
     test_short_and_errors();
