@@ -234,9 +234,11 @@ void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const u
                     uint8_t *const out[], int n) {
     uint32_t si[GX_HKDF_LANES][5], so[GX_HKDF_LANES][5], pi[GX_HKDF_LANES][5], po[GX_HKDF_LANES][5];
     uint32_t t[GX_HKDF_LANES][5];
-    struct job j[2 * GX_HKDF_LANES];
+    struct job j[2 * GX_HKDF_LANES] = {{0}};
     uint8_t d[20];
     int impl = gx_hkdf_impl();
+    if (n <= 0)
+        return;
     if (n > GX_HKDF_LANES)
         n = GX_HKDF_LANES;
 
