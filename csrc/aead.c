@@ -118,8 +118,11 @@ int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_
 
 /* ---- the context ------------------------------------------------------------------------------ */
 
+/* Seal and open run in two threads: each direction (and the seal salts) on cache lines of its own. */
+#define CACHE_LINE 64
+
 struct direction {                /* the state of one direction, used under its lock */
-    pthread_mutex_t lock;
+    _Alignas(CACHE_LINE) pthread_mutex_t lock;
     EVP_CIPHER_CTX *ctx;
     struct gx_hkdf_work hw;
     uint8_t subkey[GX_HKDF_LANES][GX_AEAD_MAX_KEY];
@@ -133,8 +136,8 @@ struct gx_aead {
     struct direction seal, open;
     struct gx_replay *replay;     /* NULL: replay filter off */
     struct gx_aead_drops drops;   /* running totals, under open.lock */
-    uint8_t salts[GX_BATCH_MAX * GX_AEAD_MAX_SALT];   /* seal: one batch's random salts */
     int locks_ready;
+    _Alignas(CACHE_LINE) uint8_t salts[GX_BATCH_MAX * GX_AEAD_MAX_SALT];   /* seal: a batch's salts */
 };
 
 static const uint8_t ZERO_NONCE[12];
@@ -162,7 +165,8 @@ void gx_aead_free(struct gx_aead *a) {
         pthread_mutex_destroy(&a->seal.lock);
         pthread_mutex_destroy(&a->open.lock);
     }
-    OPENSSL_clear_free(a, sizeof(*a));
+    OPENSSL_cleanse(a, sizeof(*a));
+    free(a);
 }
 
 int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t replay_capacity) {
@@ -170,19 +174,20 @@ int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t 
     int key_len = gx_aead_key_len(cipher);
     if (key_len < 0 || (key_len > 0 && key == NULL))
         return -EINVAL;
-    struct gx_aead *a = OPENSSL_zalloc(sizeof(*a));
+    struct gx_aead *a = aligned_alloc(CACHE_LINE, sizeof(*a));   /* sizeof is a multiple of 64 */
     if (a == NULL)
         return -ENOMEM;
+    memset(a, 0, sizeof(*a));
     a->cipher = cipher;
     a->key_len = (size_t)key_len;
     a->salt_len = salt_len_for(a->key_len);
     if (pthread_mutex_init(&a->seal.lock, NULL) != 0) {
-        OPENSSL_free(a);
+        free(a);
         return -ENOMEM;
     }
     if (pthread_mutex_init(&a->open.lock, NULL) != 0) {
         pthread_mutex_destroy(&a->seal.lock);
-        OPENSSL_free(a);
+        free(a);
         return -ENOMEM;
     }
     a->locks_ready = 1;
@@ -196,18 +201,16 @@ int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t 
     a->evp = EVP_CIPHER_fetch(NULL, CIPHERS[cipher].evp_name, NULL);
     a->seal.ctx = EVP_CIPHER_CTX_new();
     a->open.ctx = EVP_CIPHER_CTX_new();
-    if (rc < 0)
-        ;
-    else if (a->evp == NULL)
+    if (rc == 0 && a->evp == NULL)
         rc = -ENOSYS;
-    else if (a->seal.ctx == NULL || a->open.ctx == NULL)
+    if (rc == 0 && (a->seal.ctx == NULL || a->open.ctx == NULL))
         rc = -ENOMEM;
-    else if (EVP_EncryptInit_ex(a->seal.ctx, a->evp, NULL, NULL, NULL) != 1 ||
+    if (rc == 0 && (EVP_EncryptInit_ex(a->seal.ctx, a->evp, NULL, NULL, NULL) != 1 ||
              EVP_DecryptInit_ex(a->open.ctx, a->evp, NULL, NULL, NULL) != 1 ||
              EVP_CIPHER_CTX_get_iv_length(a->seal.ctx) != (int)sizeof(ZERO_NONCE) ||
-             EVP_CIPHER_CTX_get_key_length(a->seal.ctx) != key_len)
+             EVP_CIPHER_CTX_get_key_length(a->seal.ctx) != key_len))
         rc = -EIO;
-    else if (replay_capacity > 0)
+    if (rc == 0 && replay_capacity > 0)
         rc = gx_replay_new(&a->replay, replay_capacity, a->salt_len);
     if (rc < 0) {
         gx_aead_free(a);

@@ -63,7 +63,8 @@ void gx_aead_free(struct gx_aead *a);
 int gx_aead_cipher(const struct gx_aead *a);
 size_t gx_aead_salt_len(const struct gx_aead *a);   /* 0 for GX_CIPHER_NONE */
 size_t gx_aead_overhead(const struct gx_aead *a);   /* salt + tag; 0 for GX_CIPHER_NONE */
-/* The subkey of a salt (salt_len bytes) into out (key_len bytes): key_len, or -EINVAL for NONE. */
+/* The subkey of a salt (salt_len bytes) into out (key_len bytes): key_len, or -EINVAL for NONE.
+ * For tests (known-answer subkeys); the batch calls derive subkeys 16 at a time. */
 int gx_aead_subkey(const struct gx_aead *a, const uint8_t *salt, uint8_t *out);
 /* Running totals of the packets open_batch/open_one dropped. */
 void gx_aead_drops_total(struct gx_aead *a, struct gx_aead_drops *out);
@@ -80,8 +81,9 @@ void gx_aead_drops_total(struct gx_aead *a, struct gx_aead_drops *out);
 int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b);
 /* Open every packet with len > 0 in place (pkt.data moves past the salt, len shrinks by the
  * overhead; a datagram of exactly salt + tag opens to len 0). A short, forged or replayed packet
- * gets len = 0 and is counted in *drops (added to it, if drops is not NULL) and in the running
- * totals; the other packets are untouched. Returns packets opened, or -EINVAL. */
+ * gets len = 0 with pkt.data unchanged (so the two cases of len 0 can be told apart) and is counted
+ * in *drops (added to it, if drops is not NULL) and in the running totals; the other packets are
+ * untouched. Returns packets opened, or -EINVAL. */
 int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_drops *drops);
 
 /* One packet, for tests and the Python binding. seal: out must hold len + overhead; salt may be
