@@ -63,6 +63,7 @@ cdef extern from "gx/aead.h" nogil:
     int gx_aead_open_one(gx_aead *a, const uint8_t *inp, size_t len, uint8_t *out)
 
 AEAD_REPLAY_DEFAULT = GX_AEAD_REPLAY_DEFAULT
+cdef long long _AEAD_REPLAY_MAX = 100_000_000   # salts; about 1 GB of filter
 
 
 def supported_ciphers():
@@ -148,6 +149,8 @@ cdef class Aead:
             else:
                 raise ValueError(f"{canonical_cipher(method)} needs a password or a key")
         cdef long long cap = replay_capacity
+        if cap > _AEAD_REPLAY_MAX:
+            raise ValueError(f"replay_capacity {cap} is too large (at most {_AEAD_REPLAY_MAX} salts)")
         cdef gx_aead *a = NULL
         _check(gx_aead_new_ex(&a, cipher, kp, <size_t>cap if cap > 0 else 0))
         self.ptr = a

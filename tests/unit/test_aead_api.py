@@ -92,6 +92,15 @@ def test_bad_arguments() -> None:
         aead.seal(b"x", salt=b"abc")
 
 
+def test_empty_lists_and_bad_items() -> None:
+    aead = Aead("aes-128-gcm", b"pw")
+    assert aead.seal_many([]) == [] and aead.open_many([]) == []
+    with pytest.raises(TypeError, match="packet must be bytes or str, not int"):
+        aead.seal_many([b"ok", 5])
+    with pytest.raises(ValueError, match="replay_capacity 1000000000 is too large"):
+        Aead("aes-128-gcm", b"pw", replay_capacity=10**9)
+
+
 def test_key_wins_over_password_and_matches_derivation() -> None:
     by_password = Aead("chacha20-ietf-poly1305", "pw")
     by_key = Aead("chacha20-ietf-poly1305", b"ignored", key=derive_key("chacha20-ietf-poly1305", b"pw"))
