@@ -350,13 +350,15 @@ int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
     if (rc < 0)
         return rc;
     if (a->replay != NULL) {      /* our own salts: a reflected packet is a replay */
+        /* read from the sealed packets (they start with their salt), not from a->salts, which
+         * the next seal may already be refilling */
         for (uint32_t i = 0; i < b->n; i++)
             if (b->pkt[i].len > 0)
-                gx_replay_prefetch(a->replay, a->salts + i * a->salt_len);
+                gx_replay_prefetch(a->replay, b->pkt[i].data);
         gx_replay_lock(a->replay);
         for (uint32_t i = 0; i < b->n; i++)
             if (b->pkt[i].len > 0)
-                gx_replay_add(a->replay, a->salts + i * a->salt_len);
+                gx_replay_add(a->replay, b->pkt[i].data);
         gx_replay_unlock(a->replay);
     }
     return sealed;
