@@ -832,7 +832,7 @@ static void *down_main(void *arg) {
                     emit(t, GX_TEV_NET_ERROR, (uint32_t)errno, NULL, 0, NULL, 0);
                 break;
             }
-            uint64_t bytes = 0, truncated = 0;
+            uint64_t bytes = 0, truncated = 0, empty = 0;
             b->n = (uint32_t)n;
             for (int i = 0; i < n; i++) {
                 b->pkt[i].len = d->msg[i].msg_len;
@@ -841,11 +841,14 @@ static void *down_main(void *arg) {
                 if (d->msg[i].msg_hdr.msg_flags & MSG_TRUNC) {
                     b->pkt[i].len = 0;
                     truncated++;
+                } else if (d->msg[i].msg_len == 0) {
+                    empty++; /* a 0-length datagram: nothing to open or write */
                 }
             }
             count(t, STAT(net_rx_pkts), (uint64_t)n);
             count(t, STAT(net_rx_bytes), bytes);
             count(t, STAT(drop_malformed), truncated);
+            count(t, STAT(drop_short), empty);
             if (t->cfg.aead != NULL) {
                 struct gx_aead_drops drops = {0};
                 gx_aead_open_batch(t->cfg.aead, b, &drops);

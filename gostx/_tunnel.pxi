@@ -3,10 +3,10 @@
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from posix.types cimport socklen_t
 
 cdef extern from "<sys/socket.h>":
     ctypedef unsigned short sa_family_t
+    ctypedef unsigned int socklen_t
     cdef struct sockaddr_storage:
         sa_family_t ss_family
 

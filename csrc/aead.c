@@ -1,0 +1,541 @@
+/* Shadowsocks AEAD UDP packets (gx/aead.h): seal/open in place over whole batches.
+ *
+ * Per packet the work is: the HKDF-SHA1 subkey (the known cost of this format), one AEAD key setup
+ * and the AEAD pass over the bytes. Everything else is per gx_aead or per batch: the EVP cipher is
+ * fetched and one EVP_CIPHER_CTX per direction is made at creation; random salts for a whole
+ * batch come from one RAND_bytes call; each direction's mutex and the replay filter's mutex are
+ * taken once per batch.
+ *
+ * The subkeys are derived up to 16 packets at a time (gx/hkdf.h): that is where the time goes, and
+ * hashing 16 packets' SHA-1 blocks together in vector lanes makes it about 3x faster.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "gx/aead.h"
+#include "gx/hkdf.h"
+#include "gx/replay.h"
+
+/* ---- cipher table ---------------------------------------------------------------------------- */
+
+struct cipher_info {
+    const char *name;             /* canonical name */
+    const char *evp_name;         /* OpenSSL fetch name */
+    size_t key_len;
+};
+
+static const struct cipher_info CIPHERS[] = {
+    [GX_CIPHER_NONE] = {"none", NULL, 0},
+    [GX_CIPHER_AES_128_GCM] = {"aes-128-gcm", "AES-128-GCM", 16},
+    [GX_CIPHER_AES_192_GCM] = {"aes-192-gcm", "AES-192-GCM", 24},
+    [GX_CIPHER_AES_256_GCM] = {"aes-256-gcm", "AES-256-GCM", 32},
+    [GX_CIPHER_CHACHA20_POLY1305] = {"chacha20-ietf-poly1305", "ChaCha20-Poly1305", 32},
+};
+#define NCIPHERS ((int)(sizeof(CIPHERS) / sizeof(CIPHERS[0])))
+
+static const struct {
+    const char *name;
+    int cipher;
+} NAMES[] = {
+    {"aes-128-gcm", GX_CIPHER_AES_128_GCM},
+    {"aes-192-gcm", GX_CIPHER_AES_192_GCM},
+    {"aes-256-gcm", GX_CIPHER_AES_256_GCM},
+    {"chacha20-ietf-poly1305", GX_CIPHER_CHACHA20_POLY1305},
+    {"AEAD_AES_128_GCM", GX_CIPHER_AES_128_GCM},
+    {"AEAD_AES_192_GCM", GX_CIPHER_AES_192_GCM},
+    {"AEAD_AES_256_GCM", GX_CIPHER_AES_256_GCM},
+    {"AEAD_CHACHA20_POLY1305", GX_CIPHER_CHACHA20_POLY1305},
+    {"dummy", GX_CIPHER_NONE},
+    {"none", GX_CIPHER_NONE},
+};
+
+int gx_aead_lookup(const char *name) {
+    if (name == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]); i++)
+        if (strcasecmp(name, NAMES[i].name) == 0)
+            return NAMES[i].cipher;
+    return -EINVAL;
+}
+
+const char *gx_aead_supported(void) {
+    return "aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-ietf-poly1305, AEAD_AES_128_GCM, "
+           "AEAD_AES_192_GCM, AEAD_AES_256_GCM, AEAD_CHACHA20_POLY1305, dummy, none";
+}
+
+const char *gx_aead_name(int cipher) {
+    if (cipher < 0 || cipher >= NCIPHERS)
+        return NULL;
+    return CIPHERS[cipher].name;
+}
+
+int gx_aead_key_len(int cipher) {
+    if (cipher < 0 || cipher >= NCIPHERS)
+        return -EINVAL;
+    return (int)CIPHERS[cipher].key_len;
+}
+
+static size_t salt_len_for(size_t key_len) {
+    return key_len == 0 ? 0 : key_len < 16 ? 16 : key_len;
+}
+
+/* EVP_BytesToKey(MD5, no salt, 1 iteration): D1 = MD5(pw), Di = MD5(D(i-1) || pw). */
+int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_t *key_out) {
+    int key_len = gx_aead_key_len(cipher);
+    if (key_len < 0)
+        return key_len;
+    if (key_len == 0)
+        return 0;
+    if (password == NULL && pwlen != 0)
+        return -EINVAL;
+    EVP_MD *md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t d[16];
+    int rc = (md5 != NULL && ctx != NULL) ? 0 : -ENOSYS;
+    for (int off = 0; rc == 0 && off < key_len; off += 16) {
+        unsigned int dlen = 0;
+        if (EVP_DigestInit_ex2(ctx, md5, NULL) != 1 || (off > 0 && EVP_DigestUpdate(ctx, d, 16) != 1) ||
+            (pwlen > 0 && EVP_DigestUpdate(ctx, password, pwlen) != 1) ||
+            EVP_DigestFinal_ex(ctx, d, &dlen) != 1 || dlen != 16) {
+            rc = -EIO;
+            break;
+        }
+        memcpy(key_out + off, d, (size_t)(key_len - off) < 16 ? (size_t)(key_len - off) : 16);
+    }
+    OPENSSL_cleanse(d, sizeof(d));
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md5);
+    return rc;
+}
+
+/* ---- the context ------------------------------------------------------------------------------ */
+
+/* Seal and open run in two threads: each direction (and the seal salts) on cache lines of its own. */
+#define CACHE_LINE 64
+
+struct direction {                /* the state of one direction, used under its lock */
+    _Alignas(CACHE_LINE) pthread_mutex_t lock;
+    EVP_CIPHER_CTX *ctx;
+    struct gx_hkdf_work hw;
+    uint8_t subkey[GX_HKDF_LANES][GX_AEAD_MAX_KEY];
+};
+
+struct gx_aead {
+    int cipher;
+    size_t key_len, salt_len;
+    struct gx_hkdf_key hk;
+    EVP_CIPHER *evp;
+    struct direction seal, open;
+    struct gx_replay *replay;     /* NULL: replay filter off */
+    struct gx_aead_drops drops;   /* running totals, under open.lock */
+    int locks_ready;
+    _Alignas(CACHE_LINE) uint8_t salts[GX_BATCH_MAX * GX_AEAD_MAX_SALT];   /* seal: a batch's salts */
+};
+
+static const uint8_t ZERO_NONCE[12];
+
+size_t gx_aead_salt_len(const struct gx_aead *a) {
+    return a->salt_len;
+}
+
+size_t gx_aead_overhead(const struct gx_aead *a) {
+    return a->cipher == GX_CIPHER_NONE ? 0 : a->salt_len + GX_AEAD_TAG_LEN;
+}
+
+int gx_aead_cipher(const struct gx_aead *a) {
+    return a->cipher;
+}
+
+void gx_aead_free(struct gx_aead *a) {
+    if (a == NULL)
+        return;
+    EVP_CIPHER_CTX_free(a->seal.ctx);
+    EVP_CIPHER_CTX_free(a->open.ctx);
+    EVP_CIPHER_free(a->evp);
+    gx_replay_free(a->replay);
+    if (a->locks_ready) {
+        pthread_mutex_destroy(&a->seal.lock);
+        pthread_mutex_destroy(&a->open.lock);
+    }
+    OPENSSL_cleanse(a, sizeof(*a));
+    free(a);
+}
+
+int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t replay_capacity) {
+    *out = NULL;
+    int key_len = gx_aead_key_len(cipher);
+    if (key_len < 0 || (key_len > 0 && key == NULL))
+        return -EINVAL;
+    struct gx_aead *a = aligned_alloc(CACHE_LINE, sizeof(*a));   /* sizeof is a multiple of 64 */
+    if (a == NULL)
+        return -ENOMEM;
+    memset(a, 0, sizeof(*a));
+    a->cipher = cipher;
+    a->key_len = (size_t)key_len;
+    a->salt_len = salt_len_for(a->key_len);
+    if (pthread_mutex_init(&a->seal.lock, NULL) != 0) {
+        free(a);
+        return -ENOMEM;
+    }
+    if (pthread_mutex_init(&a->open.lock, NULL) != 0) {
+        pthread_mutex_destroy(&a->seal.lock);
+        free(a);
+        return -ENOMEM;
+    }
+    a->locks_ready = 1;
+    if (cipher == GX_CIPHER_NONE) {
+        *out = a;
+        return 0;
+    }
+    int rc = gx_hkdf_key_init(&a->hk, key, a->key_len, a->salt_len);
+    gx_hkdf_work_init(&a->seal.hw);
+    gx_hkdf_work_init(&a->open.hw);
+    a->evp = EVP_CIPHER_fetch(NULL, CIPHERS[cipher].evp_name, NULL);
+    a->seal.ctx = EVP_CIPHER_CTX_new();
+    a->open.ctx = EVP_CIPHER_CTX_new();
+    if (rc == 0 && a->evp == NULL)
+        rc = -ENOSYS;
+    if (rc == 0 && (a->seal.ctx == NULL || a->open.ctx == NULL))
+        rc = -ENOMEM;
+    if (rc == 0 && (EVP_EncryptInit_ex(a->seal.ctx, a->evp, NULL, NULL, NULL) != 1 ||
+             EVP_DecryptInit_ex(a->open.ctx, a->evp, NULL, NULL, NULL) != 1 ||
+             EVP_CIPHER_CTX_get_iv_length(a->seal.ctx) != (int)sizeof(ZERO_NONCE) ||
+             EVP_CIPHER_CTX_get_key_length(a->seal.ctx) != key_len))
+        rc = -EIO;
+    if (rc == 0 && replay_capacity > 0)
+        rc = gx_replay_new(&a->replay, replay_capacity, a->salt_len);
+    if (rc < 0) {
+        gx_aead_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+int gx_aead_new(struct gx_aead **out, int cipher, const uint8_t *key) {
+    return gx_aead_new_ex(out, cipher, key, GX_AEAD_REPLAY_DEFAULT);
+}
+
+void gx_aead_drops_total(struct gx_aead *a, struct gx_aead_drops *out) {
+    pthread_mutex_lock(&a->open.lock);
+    *out = a->drops;
+    pthread_mutex_unlock(&a->open.lock);
+}
+
+int gx_aead_subkey(const struct gx_aead *a, const uint8_t *salt, uint8_t *out) {
+    if (a->cipher == GX_CIPHER_NONE)
+        return -EINVAL;
+    struct gx_hkdf_work w;
+    gx_hkdf_work_init(&w);
+    gx_hkdf_derive(&a->hk, &w, &salt, &out, 1);
+    OPENSSL_cleanse(&w, sizeof(w));
+    return (int)a->key_len;
+}
+
+/* ---- one packet, in place --------------------------------------------------------------------- */
+
+/* Get (set = 0) or set (set = 1) the 16-byte tag. Through params rather than EVP_CIPHER_CTX_ctrl,
+ * which OpenSSL 3 translates into params with a name lookup on every call. 1 on success. */
+static int tag_param(EVP_CIPHER_CTX *ctx, uint8_t *tag, int set) {
+    OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, GX_AEAD_TAG_LEN),
+                       OSSL_PARAM_construct_end()};
+    return set ? EVP_CIPHER_CTX_set_params(ctx, p) == 1 : EVP_CIPHER_CTX_get_params(ctx, p) == 1;
+}
+
+/* p: salt || plaintext (len bytes) || room for the tag. 0 or -EIO. Direction lock held. */
+static int seal_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p, size_t len) {
+    uint8_t *body = p + a->salt_len;
+    int outl = 0, fl = 0;
+    if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, subkey, ZERO_NONCE) != 1 ||
+        (len > 0 && EVP_EncryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
+        EVP_EncryptFinal_ex(d->ctx, body + outl, &fl) != 1 ||
+        (size_t)outl + (size_t)fl != len ||
+        !tag_param(d->ctx, body + len, 0))
+        return -EIO;
+    return 0;
+}
+
+/* p: salt || ciphertext || tag (dlen bytes, >= overhead). Plaintext left at p + salt_len.
+ * 0 or -EBADMSG. Direction lock held. */
+static int open_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p,
+                         size_t dlen) {
+    uint8_t *body = p + a->salt_len;
+    size_t len = dlen - a->salt_len - GX_AEAD_TAG_LEN;
+    int outl = 0, fl = 0;
+    if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, subkey, ZERO_NONCE) != 1 ||
+        !tag_param(d->ctx, body + len, 1) ||
+        (len > 0 && EVP_DecryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
+        EVP_DecryptFinal_ex(d->ctx, body + outl, &fl) != 1 || (size_t)outl + (size_t)fl != len)
+        return -EBADMSG;
+    return 0;
+}
+
+/* The subkeys of n (<= GX_HKDF_LANES) packets whose salts start at start[i] into d->subkey[i]. */
+static void derive_group(struct gx_aead *a, struct direction *d, uint8_t *const start[], int n) {
+    uint8_t *out[GX_HKDF_LANES];
+    for (int i = 0; i < n; i++)
+        out[i] = d->subkey[i];
+    if (n > 0)
+        gx_hkdf_derive(&a->hk, &d->hw, (const uint8_t *const *)start, out, n);
+}
+
+/* ---- batches ---------------------------------------------------------------------------------- */
+
+/* Does packet i (len > 0) lie inside slot i with `front` bytes before it and `back` after it? */
+static int in_slot(const struct gx_batch *b, uint32_t i, size_t front, size_t back) {
+    uintptr_t lo = (uintptr_t)gx_batch_slot(b, i), hi = lo + b->slot_size;
+    uintptr_t p = (uintptr_t)b->pkt[i].data;
+    return p >= lo && p - lo >= front && p <= hi && b->pkt[i].len <= hi - p && back <= hi - p - b->pkt[i].len;
+}
+
+static int batch_ok(const struct gx_batch *b, size_t front, size_t back) {
+    if (b == NULL || b->mem == NULL || b->cap > GX_BATCH_MAX || b->n > b->cap || b->slot_size > INT32_MAX)
+        return 0;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (b->pkt[i].len > 0 && !in_slot(b, i, front, back))
+            return 0;
+    return 1;
+}
+
+int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
+    if (!batch_ok(b, a->salt_len, a->cipher == GX_CIPHER_NONE ? 0 : GX_AEAD_TAG_LEN))
+        return -EINVAL;
+    int sealed = 0;
+    if (a->cipher == GX_CIPHER_NONE) {
+        for (uint32_t i = 0; i < b->n; i++)
+            sealed += b->pkt[i].len > 0;
+        return sealed;
+    }
+    if (b->n == 0)
+        return 0;
+    pthread_mutex_lock(&a->seal.lock);
+    int rc = 0;
+    if (RAND_bytes(a->salts, (int)(b->n * a->salt_len)) != 1)
+        rc = -EIO;
+    uint32_t idx[GX_HKDF_LANES];
+    uint8_t *start[GX_HKDF_LANES];
+    int g = 0;
+    for (uint32_t i = 0; rc == 0 && i <= b->n; i++) {
+        if (i < b->n) {           /* gather a group of packets: salt in front */
+            if (b->pkt[i].len == 0)
+                continue;
+            start[g] = b->pkt[i].data - a->salt_len;
+            memcpy(start[g], a->salts + i * a->salt_len, a->salt_len);
+            idx[g++] = i;
+            if (g < GX_HKDF_LANES)
+                continue;
+        }
+        derive_group(a, &a->seal, start, g);
+        for (int q = 0; rc == 0 && q < g; q++) {
+            struct gx_pkt *pk = &b->pkt[idx[q]];
+            rc = seal_in_place(a, &a->seal, a->seal.subkey[q], start[q], pk->len);
+            if (rc == 0) {
+                pk->data = start[q];
+                pk->len += (uint32_t)gx_aead_overhead(a);
+                sealed++;
+            }
+        }
+        g = 0;
+    }
+    OPENSSL_cleanse(a->seal.subkey, sizeof(a->seal.subkey));
+    pthread_mutex_unlock(&a->seal.lock);
+    if (rc < 0)
+        return rc;
+    if (a->replay != NULL) {      /* our own salts: a reflected packet is a replay */
+        /* read from the sealed packets (they start with their salt), not from a->salts, which
+         * the next seal may already be refilling */
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->pkt[i].len > 0)
+                gx_replay_prefetch(a->replay, b->pkt[i].data);
+        gx_replay_lock(a->replay);
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->pkt[i].len > 0)
+                gx_replay_add(a->replay, b->pkt[i].data);
+        gx_replay_unlock(a->replay);
+    }
+    return sealed;
+}
+
+int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_drops *drops) {
+    if (!batch_ok(b, 0, 0))
+        return -EINVAL;
+    int opened = 0;
+    if (a->cipher == GX_CIPHER_NONE) {
+        for (uint32_t i = 0; i < b->n; i++)
+            opened += b->pkt[i].len > 0;
+        return opened;
+    }
+    struct gx_aead_drops dr = {0, 0, 0};
+    size_t over = gx_aead_overhead(a);
+    /* todo[i]: packet i still to be opened (1) or just opened and not yet committed (2) */
+    uint8_t todo[GX_BATCH_MAX];
+    pthread_mutex_lock(&a->open.lock);
+    for (uint32_t i = 0; i < b->n; i++) {
+        todo[i] = 0;
+        if (b->pkt[i].len == 0)
+            continue;
+        if (b->pkt[i].len < over) {
+            b->pkt[i].len = 0;
+            dr.short_pkt++;
+            continue;
+        }
+        todo[i] = 1;
+    }
+    if (a->replay != NULL) {      /* known salts: spare the crypto */
+        for (uint32_t i = 0; i < b->n; i++)
+            if (todo[i])
+                gx_replay_prefetch(a->replay, b->pkt[i].data);
+        gx_replay_lock(a->replay);
+        for (uint32_t i = 0; i < b->n; i++) {
+            if (todo[i] && gx_replay_check(a->replay, b->pkt[i].data)) {
+                todo[i] = 0;
+                b->pkt[i].len = 0;
+                dr.replay++;
+            }
+        }
+        gx_replay_unlock(a->replay);
+    }
+    uint32_t idx[GX_HKDF_LANES];
+    uint8_t *start[GX_HKDF_LANES];
+    int g = 0;
+    for (uint32_t i = 0; i <= b->n; i++) {
+        if (i < b->n) {           /* gather a group of packets to open */
+            if (todo[i] != 1)
+                continue;
+            start[g] = b->pkt[i].data;
+            idx[g++] = i;
+            if (g < GX_HKDF_LANES)
+                continue;
+        }
+        derive_group(a, &a->open, start, g);
+        for (int q = 0; q < g; q++) {
+            uint32_t k = idx[q];
+            if (open_in_place(a, &a->open, a->open.subkey[q], start[q], b->pkt[k].len) == 0) {
+                todo[k] = 2;
+            } else {
+                todo[k] = 0;
+                b->pkt[k].len = 0;
+                dr.auth++;
+            }
+        }
+        g = 0;
+    }
+    OPENSSL_cleanse(a->open.subkey, sizeof(a->open.subkey));
+    /* commit: an authentic salt that is already there (a duplicate in this batch, or one a
+     * concurrent seal just added) is a replay; forged packets never reach the filter */
+    if (a->replay != NULL)
+        gx_replay_lock(a->replay);
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (todo[i] != 2)
+            continue;
+        if (a->replay != NULL && !gx_replay_add(a->replay, b->pkt[i].data)) {
+            b->pkt[i].len = 0;
+            dr.replay++;
+            continue;
+        }
+        b->pkt[i].data += a->salt_len;
+        b->pkt[i].len -= (uint32_t)over;
+        opened++;
+    }
+    if (a->replay != NULL)
+        gx_replay_unlock(a->replay);
+    a->drops.short_pkt += dr.short_pkt;
+    a->drops.auth += dr.auth;
+    a->drops.replay += dr.replay;
+    pthread_mutex_unlock(&a->open.lock);
+    if (drops != NULL) {
+        drops->short_pkt += dr.short_pkt;
+        drops->auth += dr.auth;
+        drops->replay += dr.replay;
+    }
+    return opened;
+}
+
+/* ---- single packets --------------------------------------------------------------------------- */
+
+int gx_aead_seal_one(struct gx_aead *a, const uint8_t *salt, const uint8_t *in, size_t len, uint8_t *out) {
+    size_t over = gx_aead_overhead(a);
+    if (len > (size_t)INT32_MAX - over || (len > 0 && in == NULL) || (len + over > 0 && out == NULL))
+        return -EINVAL;
+    if (a->cipher == GX_CIPHER_NONE) {
+        if (len > 0)
+            memmove(out, in, len);
+        return (int)len;
+    }
+    uint8_t s[GX_AEAD_MAX_SALT];
+    if (salt != NULL)
+        memcpy(s, salt, a->salt_len);
+    else if (RAND_bytes(s, (int)a->salt_len) != 1)
+        return -EIO;
+    if (len > 0)
+        memmove(out + a->salt_len, in, len);
+    memcpy(out, s, a->salt_len);
+    pthread_mutex_lock(&a->seal.lock);
+    derive_group(a, &a->seal, &out, 1);
+    int rc = seal_in_place(a, &a->seal, a->seal.subkey[0], out, len);
+    OPENSSL_cleanse(a->seal.subkey, sizeof(a->seal.subkey));
+    pthread_mutex_unlock(&a->seal.lock);
+    if (rc < 0)
+        return rc;
+    if (a->replay != NULL) {
+        gx_replay_lock(a->replay);
+        gx_replay_add(a->replay, s);
+        gx_replay_unlock(a->replay);
+    }
+    return (int)(len + over);
+}
+
+int gx_aead_open_one(struct gx_aead *a, const uint8_t *in, size_t len, uint8_t *out) {
+    size_t over = gx_aead_overhead(a);
+    if (len > (size_t)INT32_MAX || (len > 0 && (in == NULL || out == NULL)))
+        return -EINVAL;
+    if (a->cipher == GX_CIPHER_NONE) {
+        if (len > 0)
+            memmove(out, in, len);
+        return (int)len;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&a->open.lock);
+    if (len < over) {
+        a->drops.short_pkt++;
+        rc = -EMSGSIZE;
+    }
+    if (rc == 0 && a->replay != NULL) {
+        gx_replay_lock(a->replay);
+        if (gx_replay_check(a->replay, in)) {
+            a->drops.replay++;
+            rc = -EALREADY;
+        }
+        gx_replay_unlock(a->replay);
+    }
+    if (rc == 0) {
+        memmove(out, in, len);    /* open in out, so that `in` stays intact */
+        derive_group(a, &a->open, &out, 1);
+        rc = open_in_place(a, &a->open, a->open.subkey[0], out, len);
+        OPENSSL_cleanse(a->open.subkey, sizeof(a->open.subkey));
+        if (rc < 0) {
+            a->drops.auth++;
+        } else if (a->replay != NULL) {
+            gx_replay_lock(a->replay);
+            if (!gx_replay_add(a->replay, out)) {
+                a->drops.replay++;
+                rc = -EALREADY;
+            }
+            gx_replay_unlock(a->replay);
+        }
+        if (rc == 0)
+            memmove(out, out + a->salt_len, len - over);
+        else
+            OPENSSL_cleanse(out, len);  /* no unauthentic bytes out */
+    }
+    pthread_mutex_unlock(&a->open.lock);
+    return rc < 0 ? rc : (int)(len - over);
+}
