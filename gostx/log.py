@@ -80,8 +80,13 @@ def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    """Structured fields stay structured (logrus marshals maps and slices as JSON)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     return str(value)
 
 
