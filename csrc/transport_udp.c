@@ -7,8 +7,15 @@
 
 #include "gx/tunnel.h"
 
+/* recv runs in one thread; send may run in two at once (the tunnel's up and down threads), so each
+ * send builds its message array on its own stack. */
 struct udp_state {
     int fd;
+    struct mmsghdr msg[GX_BATCH_MAX];
+    struct iovec iov[GX_BATCH_MAX];
+};
+
+struct udp_send_vec {
     struct mmsghdr msg[GX_BATCH_MAX];
     struct iovec iov[GX_BATCH_MAX];
 };
@@ -58,7 +65,8 @@ static int udp_recv(void *state, struct gx_batch *b, uint64_t *bytes) {
 
 static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int stop_fd, uint64_t *bytes,
                     uint64_t *dropped) {
-    struct udp_state *u = state;
+    struct udp_state *st = state;
+    struct udp_send_vec vec, *u = &vec;
     int sent = 0;
     while (sent < n) {
         int chunk = n - sent > GX_BATCH_MAX ? GX_BATCH_MAX : n - sent;
@@ -74,7 +82,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
         }
         int done = 0;
         while (done < chunk) {
-            int r = sendmmsg(u->fd, u->msg + done, (unsigned)(chunk - done), 0);
+            int r = sendmmsg(st->fd, u->msg + done, (unsigned)(chunk - done), 0);
             if (r > 0) {
                 for (int i = done; i < done + r; i++)
                     *bytes += u->msg[i].msg_len;
@@ -84,7 +92,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-                if (!wait_writable(u->fd, stop_fd)) {
+                if (!wait_writable(st->fd, stop_fd)) {
                     *dropped += (uint64_t)(n - sent - done);
                     return sent + done;
                 }
