@@ -14,6 +14,13 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.handler.tcp",
     "gostx.handler.udp",
     "gostx.handler.tun",
+    "gostx.handler.socks5",
+    "gostx.handler.http",
+    # dialers
+    "gostx.dialer.tcp",
+    # connectors
+    "gostx.connector.socks5",
+    "gostx.connector.http",
 )
 
 

@@ -19,11 +19,11 @@ import time
 from typing import Any
 
 from gostx.errors import GostError
-from gostx.handler.forward.direct import DialOptions, dial
-from gostx.handler.forward.splice import SpliceRelay
 from gostx.handler.forward.targets import Target, TargetPicker, forward_targets
 from gostx.listener.tcp import TcpListener
 from gostx.listener.udp import READ_BATCH, READ_BUFFER_SIZE, UdpListener, UdpSession
+from gostx.net.direct import DialOptions, dial
+from gostx.net.splice import SpliceRelay
 from gostx.service import Handler, Listener
 
 ACCEPT_BACKOFF_MAX = 1.0
