@@ -8,8 +8,8 @@ choice is made among the methods the client offers (gost's current rule): with c
 without 0x80 > 0x00; none acceptable -> 0xFF and close.
 
 Commands: CONNECT (through the service's chain); BIND (`bind=true`); UDP ASSOCIATE (`udp=true`, RFC 1928
-datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay mode, needs `udp=true`; a port:
-bind mode, needs `bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01,
+datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay mode, allowed unless `udp=false`, as
+gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port: bind mode, needs `bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01,
 unknown command 0x07, unknown address type 0x08.
 
 Metadata: `readTimeout` (15s, negotiation + request), `notls`, `bind`, `udp`, `udpBufferSize` /
@@ -45,6 +45,9 @@ class Socks5Handler(ProxyHandler):
         self.tls_allowed = not md.get_bool("notls")
         self.bind_allowed = md.get_bool("bind")
         self.udp_allowed = md.get_bool("udp")
+        # 0xF3 relay mode: gost v3 needs udp=true, gost v2 (and the TUN/TAP seed's `-L socks5://:1080`)
+        # does not; gostx allows it unless udp is explicitly false.
+        self.udp_tun_allowed = md.get_bool("udp", default=True)
         size = md.get_int("udpBufferSize", "udp.bufferSize", default=65535)
         if not 0 < size <= 65535:
             raise GostError(f"handler {self.config.type}: udpBufferSize {size} out of range 1..65535")
@@ -224,11 +227,11 @@ class Socks5Handler(ProxyHandler):
             relay.close()
 
     async def udp_tun(self, stream: Stream, peer: str, host: str, port: int) -> None:
-        allowed = self.bind_allowed if port else self.udp_allowed
+        allowed = self.bind_allowed if port else self.udp_tun_allowed
         if not allowed:
             await self.reply(stream, s5.REP_NOT_ALLOWED)
-            option = "bind=true" if port else "udp=true"
-            self.ctx.log.info(f"{peer}: UDP-over-TCP refused ({option} is not set)", extra={"remote": peer})
+            option = "bind=true is not set" if port else "udp=false"
+            self.ctx.log.info(f"{peer}: UDP-over-TCP refused ({option})", extra={"remote": peer})
             return
         relay = UdpTunRelay(self, stream, peer)
         await relay.run(host, port)
