@@ -81,10 +81,13 @@ class ProxyHandler(Handler):
         except (ConnectionError, TimeoutError, OSError, GostError) as exc:
             self.ctx.log.debug(f"{peer}: {describe(exc)}", extra={"remote": peer})
         except asyncio.CancelledError:
+            stream.close()
             raise
         except Exception as exc:
             self.ctx.log.error(f"{peer}: internal error: {type(exc).__name__}: {exc}", exc_info=exc,
                                extra={"remote": peer})
+        try:
+            await linger(stream)  # a no-op once the stream was handed on (relayed, detached)
         finally:
             stream.close()
 
@@ -109,6 +112,28 @@ class ProxyHandler(Handler):
         if tasks:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 64 * 1024
+
+
+async def linger(stream: SocketStream) -> None:
+    """Close after a protocol error without a reset: stop writing, then discard what the client still
+    sends (briefly), so an error reply already written is not destroyed by an RST."""
+    sock = stream.sock
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    drained = 0
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(LINGER_SECONDS):
+            while drained < LINGER_BYTES:
+                data = await stream.read(8192)
+                if not data:
+                    break
+                drained += len(data)
 
 
 def describe(exc: BaseException) -> str:

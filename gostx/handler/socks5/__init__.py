@@ -80,15 +80,18 @@ class Socks5Handler(ProxyHandler):
         if method == s5.METHOD_NO_ACCEPTABLE:
             self.ctx.log.debug(f"{peer}: no acceptable method in {offered.hex()}", extra={"remote": peer})
             return None
+        plain = stream
         if method in (s5.METHOD_TLS, s5.METHOD_TLS_AUTH):
             assert self.tls_context is not None
             stream = await start_tls_server(stream, self.tls_context, self.read_timeout)
         try:
             if method in (s5.METHOD_USER_PASS, s5.METHOD_TLS_AUTH) and not await self.authenticate(stream, peer):
-                stream.close()
+                if stream is not plain:
+                    stream.close()
                 return None
         except BaseException:
-            stream.close()
+            if stream is not plain:
+                stream.close()
             raise
         return stream
 
@@ -112,6 +115,7 @@ class Socks5Handler(ProxyHandler):
     # -- requests ------------------------------------------------------------------------------
 
     async def handle(self, stream: Stream, peer: str) -> None:
+        original = stream
         try:
             async with asyncio.timeout(self.read_timeout):
                 negotiated = await self.negotiate(stream, peer)
@@ -126,10 +130,12 @@ class Socks5Handler(ProxyHandler):
         except s5.Socks5Error as exc:
             if exc.reply is not None:
                 await self.reply(stream, exc.reply)
-            stream.close()
+            if stream is not original:
+                stream.close()
             raise
         except BaseException:
-            stream.close()
+            if stream is not original:
+                stream.close()
             raise
         try:
             if cmd == s5.CMD_CONNECT:
@@ -144,7 +150,8 @@ class Socks5Handler(ProxyHandler):
                 await self.reply(stream, s5.REP_CMD_UNSUPPORTED)
                 self.ctx.log.debug(f"{peer}: unsupported command 0x{cmd:02x}", extra={"remote": peer})
         finally:
-            stream.close()
+            if stream is not original:  # the plain stream is closed (after a linger) by ProxyHandler
+                stream.close()
 
     async def connect(self, stream: Stream, peer: str, host: str, port: int) -> None:
         target = s5.join_addr(host, port)
