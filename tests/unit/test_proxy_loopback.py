@@ -129,7 +129,8 @@ def frame(data: bytes, ip: str, port: int) -> bytes:
     """GOST 0xF3 frame encoder written from the spec: LEN(2) FRAG(1) ATYP ADDR PORT DATA."""
     import ipaddress
 
-    return struct.pack(">HB", len(data), 0) + b"\x01" + ipaddress.IPv4Address(ip).packed + struct.pack(">H", port) + data
+    addr = b"\x01" + ipaddress.IPv4Address(ip).packed + struct.pack(">H", port)
+    return struct.pack(">HB", len(data), 0) + addr + data
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[bytes, str, int]:

@@ -8,9 +8,10 @@ choice is made among the methods the client offers (gost's current rule): with c
 without 0x80 > 0x00; none acceptable -> 0xFF and close.
 
 Commands: CONNECT (through the service's chain); BIND (`bind=true`); UDP ASSOCIATE (`udp=true`, RFC 1928
-datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay mode, allowed unless `udp=false`, as
-gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port: bind mode, needs `bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01,
-unknown command 0x07, unknown address type 0x08.
+datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay mode, allowed unless
+`udp=false`, as gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port: bind mode, needs
+`bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01, unknown command
+0x07, unknown address type 0x08.
 
 Metadata: `readTimeout` (15s, negotiation + request), `notls`, `bind`, `udp`, `udpBufferSize` /
 `udp.bufferSize` (largest relayed datagram, default 65535 in gostx: gost's 4096 would cut tunnel packets),
