@@ -161,7 +161,8 @@ UDP_TUN_CLIENT = textwrap.dedent("""
     assert head[:2] == b"\\x05\\x00", head
     exact({1: 4, 4: 16}[head[3]] + 2)
     def frame(data, ip, port):
-        return struct.pack(">HB", len(data), 0) + b"\\x01" + ipaddress.IPv4Address(ip).packed + struct.pack(">H", port) + data
+        addr = b"\\x01" + ipaddress.IPv4Address(ip).packed + struct.pack(">H", port)
+        return struct.pack(">HB", len(data), 0) + addr + data
     s.sendall(b"".join(frame(b"dgram %d" % i, "127.0.0.1", target) for i in range(50)))
     got = set()
     for _ in range(50):
