@@ -7,10 +7,12 @@ PORT (2, big endian). GOST adds methods 0x80 (TLS) and 0x82 (TLS + user/pass), a
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 import struct
 
-from gostx.net.packet import PacketConn
+from gostx.net.packet import MAX_DATAGRAM, PacketConn, numeric_sockaddr
 from gostx.net.stream import Stream
 
 VERSION = 5
@@ -228,3 +230,45 @@ class UdpTunConn(PacketConn):
 
     def close(self) -> None:
         self.stream.close()
+
+
+class AssociateConn(PacketConn):
+    """Standard UDP ASSOCIATE (the connector's `relay=udp`): RFC 1928 datagrams on a UDP socket to the
+    relay address the server replied with; the TCP control stream is kept open for the association."""
+
+    def __init__(self, stream: Stream, sock: socket.socket, host: str, port: int) -> None:
+        self.stream = stream
+        self.sock = sock
+        self.host = host
+        self.port = port
+        self._loop = asyncio.get_running_loop()
+
+    async def recvfrom(self) -> tuple[bytes, str]:
+        while True:
+            data = await self._loop.sock_recv(self.sock, MAX_DATAGRAM + 262)
+            try:
+                payload, host, port = parse_udp_datagram(data)
+            except Socks5Error:
+                continue  # not a relay datagram: ignore it
+            return payload, join_addr(host, port)
+
+    async def sendto(self, data: bytes, address: str = "") -> None:
+        host, port = split_addr(address) if address else (self.host, self.port)
+        await self._loop.sock_sendall(self.sock, udp_datagram(data, host, port))
+
+    def close(self) -> None:
+        self.sock.close()
+        self.stream.close()
+
+
+def associate_socket(relay_host: str, relay_port: int) -> socket.socket:
+    """A UDP socket connected to the relay address of an ASSOCIATE reply (used exactly as given)."""
+    family = socket.AF_INET6 if ":" in relay_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(numeric_sockaddr(join_addr(relay_host, relay_port), family))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

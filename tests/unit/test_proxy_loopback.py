@@ -244,3 +244,25 @@ def test_http_bad_input_gets_status_and_server_keeps_serving() -> None:
             writer.close()
 
     run(scenario)
+
+
+def test_udp_forward_through_standard_udp_associate() -> None:
+    """The connector's relay=udp: UDP ASSOCIATE against a server with udp=true, RFC 1928 datagrams."""
+
+    async def scenario() -> None:
+        import socket
+
+        server, fwd = free_port(), free_port()
+        async with echo_udp() as echo, gost([f"socks5://u:p@127.0.0.1:{server}?udp=true"]), \
+                gost([f"udp://127.0.0.1:{fwd}/127.0.0.1:{echo}"], [f"socks5://u:p@127.0.0.1:{server}?relay=udp"]):
+            loop = asyncio.get_running_loop()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            try:
+                for i in range(3):
+                    await loop.sock_sendto(sock, b"a%d" % i, ("127.0.0.1", fwd))
+                    assert await asyncio.wait_for(loop.sock_recv(sock, 100), 5) == b"echo:a%d" % i
+            finally:
+                sock.close()
+
+    run(scenario)
