@@ -24,6 +24,7 @@ from gostx.addr import format_sockaddr
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
+from gostx.tunnel.udp import tune_buffers
 
 if TYPE_CHECKING:
     from gostx.handler.socks5 import Socks5Handler
@@ -76,6 +77,7 @@ class UdpTunRelay:
 
     async def _run_c(self, conn: DirectPacketConn) -> dict[str, int]:
         loop = asyncio.get_running_loop()
+        tune_buffers(conn.sock)
         bridge = CBridge(self.stream)
         relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
         ended: asyncio.Future[None] = loop.create_future()
