@@ -266,3 +266,24 @@ def test_udp_forward_through_standard_udp_associate() -> None:
                 sock.close()
 
     run(scenario)
+
+
+def test_dial_timeout_bounds_a_hop_that_never_answers(_logs) -> None:  # type: ignore[no-untyped-def]
+    """A node that accepts but never speaks SOCKS5: the service's dialTimeout ends the attempt."""
+
+    async def scenario() -> None:
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        node = silent.sockets[0].getsockname()[1]
+        port = free_port()
+        try:
+            async with gost([f"tcp://127.0.0.1:{port}/127.0.0.1:9?dialTimeout=0.3s"], [f"socks5://127.0.0.1:{node}"]):
+                start = asyncio.get_running_loop().time()
+                reader, writer = await connect(port)
+                assert await read_all(reader) == b""
+                assert asyncio.get_running_loop().time() - start < 2.0
+                writer.close()
+        finally:
+            silent.close()
+
+    run(scenario)
+    assert "timeout" in _logs.getvalue()
