@@ -16,6 +16,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.handler.tun",
     "gostx.handler.socks5",
     "gostx.handler.http",
+    "gostx.handler.auto",
     # dialers
     "gostx.dialer.tcp",
     # connectors

@@ -287,3 +287,24 @@ def test_dial_timeout_bounds_a_hop_that_never_answers(_logs) -> None:  # type: i
 
     run(scenario)
     assert "timeout" in _logs.getvalue()
+
+
+def test_auto_handler_serves_socks5_and_http_on_one_port() -> None:
+    """`gost -L :PORT` (and unknown schemes): gost's auto handler."""
+
+    async def scenario() -> None:
+        port = free_port()
+        async with echo_tcp() as target, gost([f"127.0.0.1:{port}"]):
+            await socks_connect_works(port, target)
+            reader, writer = await connect(port)
+            writer.write(f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\n\r\n".encode())
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+            writer.write(b"http")
+            assert await reader.readexactly(4) == b"http"
+            writer.close()
+            reader, writer = await connect(port)
+            writer.write(b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00")  # SOCKS4: not supported, closed
+            assert await read_all(reader) == b""
+            writer.close()
+
+    run(scenario)
