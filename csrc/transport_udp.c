@@ -7,11 +7,16 @@
 
 #include "gx/tunnel.h"
 
+/* Only the down thread receives, so the receive scratch lives here; send is called from both threads
+ * (data from the up thread, control messages and relays from the down thread) and keeps its scratch on
+ * the caller's stack. */
 struct udp_state {
     int fd;
-    struct mmsghdr msg[GX_BATCH_MAX];
-    struct iovec iov[GX_BATCH_MAX];
+    struct mmsghdr rmsg[GX_BATCH_MAX];
+    struct iovec riov[GX_BATCH_MAX];
 };
+
+#define SEND_CHUNK 64
 
 /* Wait until fd is writable; false when stop_fd became readable. */
 static int wait_writable(int fd, int stop_fd) {
@@ -31,15 +36,15 @@ static int udp_recv(void *state, struct gx_batch *b, uint64_t *bytes) {
     struct udp_state *u = state;
     uint32_t room = gx_batch_room(b);
     for (uint32_t i = 0; i < b->cap; i++) {
-        u->iov[i].iov_base = b->pkt[i].data;
-        u->iov[i].iov_len = room;
-        memset(&u->msg[i].msg_hdr, 0, sizeof(u->msg[i].msg_hdr));
-        u->msg[i].msg_hdr.msg_iov = &u->iov[i];
-        u->msg[i].msg_hdr.msg_iovlen = 1;
-        u->msg[i].msg_hdr.msg_name = &b->addr[i];
-        u->msg[i].msg_hdr.msg_namelen = sizeof(b->addr[i]);
+        u->riov[i].iov_base = b->pkt[i].data;
+        u->riov[i].iov_len = room;
+        memset(&u->rmsg[i].msg_hdr, 0, sizeof(u->rmsg[i].msg_hdr));
+        u->rmsg[i].msg_hdr.msg_iov = &u->riov[i];
+        u->rmsg[i].msg_hdr.msg_iovlen = 1;
+        u->rmsg[i].msg_hdr.msg_name = &b->addr[i];
+        u->rmsg[i].msg_hdr.msg_namelen = sizeof(b->addr[i]);
     }
-    int n = recvmmsg(u->fd, u->msg, b->cap, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(u->fd, u->rmsg, b->cap, MSG_DONTWAIT, NULL);
     if (n < 0) {
         /* ICMP errors queued on the socket (port unreachable, ...) are not fatal for a datagram socket */
         if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH ||
@@ -49,35 +54,37 @@ static int udp_recv(void *state, struct gx_batch *b, uint64_t *bytes) {
     }
     b->n = (uint32_t)n;
     for (int i = 0; i < n; i++) {
-        *bytes += u->msg[i].msg_len;
-        b->pkt[i].len = (u->msg[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : u->msg[i].msg_len;
-        b->addrlen[i] = u->msg[i].msg_hdr.msg_namelen;
+        *bytes += u->rmsg[i].msg_len;
+        b->pkt[i].len = (u->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : u->rmsg[i].msg_len;
+        b->addrlen[i] = u->rmsg[i].msg_hdr.msg_namelen;
     }
     return n;
 }
 
 static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int stop_fd, uint64_t *bytes,
                     uint64_t *dropped) {
-    struct udp_state *u = state;
+    const struct udp_state *u = state;
+    struct mmsghdr msg[SEND_CHUNK];
+    struct iovec iov[SEND_CHUNK];
     int sent = 0;
     while (sent < n) {
-        int chunk = n - sent > GX_BATCH_MAX ? GX_BATCH_MAX : n - sent;
+        int chunk = n - sent > SEND_CHUNK ? SEND_CHUNK : n - sent;
         for (int i = 0; i < chunk; i++) {
             const struct gx_tunnel_dgram *g = &d[sent + i];
-            u->iov[i].iov_base = (void *)g->data;
-            u->iov[i].iov_len = g->len;
-            memset(&u->msg[i], 0, sizeof(u->msg[i]));
-            u->msg[i].msg_hdr.msg_iov = &u->iov[i];
-            u->msg[i].msg_hdr.msg_iovlen = 1;
-            u->msg[i].msg_hdr.msg_name = (void *)g->addr;
-            u->msg[i].msg_hdr.msg_namelen = g->addrlen;
+            iov[i].iov_base = (void *)g->data;
+            iov[i].iov_len = g->len;
+            memset(&msg[i], 0, sizeof(msg[i]));
+            msg[i].msg_hdr.msg_iov = &iov[i];
+            msg[i].msg_hdr.msg_iovlen = 1;
+            msg[i].msg_hdr.msg_name = (void *)g->addr;
+            msg[i].msg_hdr.msg_namelen = g->addrlen;
         }
         int done = 0;
         while (done < chunk) {
-            int r = sendmmsg(u->fd, u->msg + done, (unsigned)(chunk - done), 0);
+            int r = sendmmsg(u->fd, msg + done, (unsigned)(chunk - done), 0);
             if (r > 0) {
                 for (int i = done; i < done + r; i++)
-                    *bytes += u->msg[i].msg_len;
+                    *bytes += msg[i].msg_len;
                 done += r;
                 continue;
             }
