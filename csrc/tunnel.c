@@ -724,7 +724,10 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
         }
     }
     if (want) {
-        int w = gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        uint64_t supers = 0;
+        int w = t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO ? gx_tun_write_batch_gro(t->cfg.dev_fd, b, &supers)
+                                                       : gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        count(t, STAT(dev_tx_supers), supers);
         if (w < 0) {
             emit(t, GX_TEV_DEV_ERROR, (uint32_t)-w, NULL, 0, NULL, 0);
             count(t, STAT(drop_dev_full), want);
