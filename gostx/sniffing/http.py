@@ -30,9 +30,14 @@ def parse_http_host(buf: bytes | bytearray | memoryview) -> SniffResult:
     if lines is None:
         if len(buf) >= MAX_HTTP_HEAD_BYTES:
             return not_this("request head over the size limit")
-        first = data.split(b"\n", 1)[0].rstrip(b"\r")
+        first, newline, _ = data.partition(b"\n")
+        first = first.rstrip(b"\r")
         if any(c in _CTL for c in first):
             return not_this("control bytes in the request line")
+        if newline:  # the request line is complete: refuse a bad one now, not after the head
+            parsed = _request_line(first.decode("latin-1"))
+            if isinstance(parsed, SniffResult):
+                return parsed
         return need_more("request head")
     request_line, header_lines = lines[0], lines[1:]
     parsed = _request_line(request_line)

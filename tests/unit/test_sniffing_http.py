@@ -148,6 +148,11 @@ def test_malformed_request_is_not_http(request_head: bytes, why: str) -> None:
     assert parse_http_host(request_head).state is SniffState.NOT_THIS, why
 
 
+@pytest.mark.parametrize("start", [b"GET / FTP/1.0\r\n", b"GET /\r\n", b"GET  / HTTP/1.1\r\nHost: a"])
+def test_bad_request_line_is_refused_before_the_head_ends(start: bytes) -> None:
+    assert parse_http_host(start).state is SniffState.NOT_THIS
+
+
 def test_head_size_limit() -> None:
     start = b"GET / HTTP/1.1\r\nHost: a.example\r\nCookie: "
     assert parse_http_host(start + b"c" * 1000).state is SniffState.NEED_MORE
