@@ -58,40 +58,50 @@ class IPRange:
 
 
 class CIDRMatcher:
+    """Networks grouped by (IP version, prefix length): a lookup costs one set probe per distinct
+    prefix length, however many networks there are."""
+
     def __init__(self, networks: list[IPNetwork]) -> None:
         self.networks = networks
+        self._by_prefix: dict[tuple[int, int], set[int]] = {}
+        for net in networks:
+            shift = net.max_prefixlen - net.prefixlen
+            self._by_prefix.setdefault((net.version, net.prefixlen), set()).add(int(net.network_address) >> shift)
 
     def match(self, host: str) -> bool:
         ip = parse_go_ip(host)
         if ip is None:
             return False
         ip = as_ipv4_if_mapped(ip)  # Go's cidranger files an IPv4-mapped address under IPv4
-        return any(ip.version == net.version and ip in net for net in self.networks)
-
-
-@dataclass(frozen=True)
-class _Wildcard:
-    glob: re.Pattern[str]
-    ports: PortRange | None
+        value = int(ip)
+        return any(version == ip.version and (value >> (ip.max_prefixlen - prefixlen)) in prefixes
+                   for (version, prefixlen), prefixes in self._by_prefix.items())
 
 
 class WildcardMatcher:
+    """Globs with the same port restriction are joined into one regular expression."""
+
     def __init__(self, patterns: list[str]) -> None:
-        self.patterns: list[_Wildcard] = []
+        grouped: dict[PortRange | None, list[str]] = {}
         for pattern in patterns:
             parts = go_split_host_port(pattern)
             host, port = (parts if parts and parts[0] else (pattern, ""))
             try:
-                glob = compile_glob(host.lower())
+                regex = compile_glob(host.lower()).pattern
             except GlobError:
                 continue
-            self.patterns.append(_Wildcard(glob, PortRange.parse(port)))
+            grouped.setdefault(PortRange.parse(port), []).append(regex)
+        self.groups: list[tuple[re.Pattern[str], PortRange | None]] = [
+            (re.compile("|".join(f"(?:{r})" for r in regexes), re.DOTALL), ports)
+            for ports, regexes in grouped.items()]
 
     def match(self, addr: str) -> bool:
+        if not self.groups:
+            return False
         host, port = match_host_port(addr)
         host = host.lower()
-        return any(w.glob.fullmatch(host) and (w.ports is None or w.ports.contains(port))
-                   for w in self.patterns)
+        return any((ports is None or ports.contains(port)) and glob.fullmatch(host)
+                   for glob, ports in self.groups)
 
 
 class IPRangeMatcher:

@@ -108,7 +108,14 @@ SPEC_TESTS = [
     (["2001:db8::/32"], "[2001:db8:1::1]:443", True),
     (["10.0.0.0/8"], "10.1.2.3:443", True),
     (["10.0.0.0/8"], "10.1.2.3", True),
-    (["10.0.0.0/8"], "[::ffff:10.1.2.3]:443", True),  # Go's cidranger sees an IPv4-mapped address as IPv4
+    (["10.0.0.0/8"], "[::ffff:10.1.2.3]:443", True),
+    (["10.1.2.3/8"], "10.200.0.1:1", True),  # host bits are masked off
+    (["10.1.0.0/16", "10.2.0.0/16", "192.168.0.0/24"], "10.2.255.1:1", True),
+    (["10.1.0.0/16", "10.2.0.0/16", "192.168.0.0/24"], "10.3.0.1:1", False),
+    (["0.0.0.0/0"], "8.8.8.8:53", True),
+    (["0.0.0.0/0"], "[2001:db8::1]:53", False),
+    (["::/0"], "[::ffff:1.2.3.4]:1", False),
+    (["::/0"], "[2001:db8::1]:53", True),  # Go's cidranger sees an IPv4-mapped address as IPv4
     (["192.168.1.*"], "192.168.1.77:80", True),  # a glob, matched on the text
     (["10.0.0.1-10.0.0.5"], "[::ffff:10.0.0.3]:80", False),  # netip keeps 4in6 as IPv6
     (["example.com:http"], "example.com:8080", True),  # an unparsable port means any port
