@@ -15,6 +15,7 @@ wildcard, case-insensitively; a missing or non-numeric port counts as 0.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ from gostx.bypass.goaddr import (
     parse_go_ip,
     parse_netip_addr,
 )
+
+_GLOB_SPECIAL = frozenset("*?[]{}\\")
 
 
 @dataclass(frozen=True)
@@ -79,39 +82,69 @@ class CIDRMatcher:
 
 
 class WildcardMatcher:
-    """Globs with the same port restriction are joined into one regular expression."""
+    """Globs grouped by port restriction. In each group the common `*literal` form (`*.example.com`)
+    is a suffix set probed at every position of the host; the other globs are joined into one
+    regular expression."""
 
     def __init__(self, patterns: list[str]) -> None:
-        grouped: dict[PortRange | None, list[str]] = {}
+        suffixes: dict[PortRange | None, set[str]] = {}
+        regexes: dict[PortRange | None, list[str]] = {}
         for pattern in patterns:
             parts = go_split_host_port(pattern)
             host, port = (parts if parts and parts[0] else (pattern, ""))
+            host = host.lower()
             try:
-                regex = compile_glob(host.lower()).pattern
+                regex = compile_glob(host).pattern
             except GlobError:
                 continue
-            grouped.setdefault(PortRange.parse(port), []).append(regex)
-        self.groups: list[tuple[re.Pattern[str], PortRange | None]] = [
-            (re.compile("|".join(f"(?:{r})" for r in regexes), re.DOTALL), ports)
-            for ports, regexes in grouped.items()]
+            ports = PortRange.parse(port)
+            if host.startswith("*") and not any(c in _GLOB_SPECIAL for c in host.lstrip("*")):
+                suffixes.setdefault(ports, set()).add(host.lstrip("*"))
+            else:
+                regexes.setdefault(ports, []).append(regex)
+        self.groups: list[tuple[PortRange | None, set[str], re.Pattern[str] | None]] = []
+        for ports in {**suffixes, **regexes}:
+            joined = regexes.get(ports)
+            glob = re.compile("|".join(f"(?:{r})" for r in joined), re.DOTALL) if joined else None
+            self.groups.append((ports, suffixes.get(ports, set()), glob))
 
     def match(self, addr: str) -> bool:
         if not self.groups:
             return False
         host, port = match_host_port(addr)
         host = host.lower()
-        return any((ports is None or ports.contains(port)) and glob.fullmatch(host)
-                   for glob, ports in self.groups)
+        for ports, suffixes, glob in self.groups:
+            if ports is not None and not ports.contains(port):
+                continue
+            if suffixes and any(host[i:] in suffixes for i in range(len(host) + 1)):
+                return True
+            if glob is not None and glob.fullmatch(host):
+                return True
+        return False
 
 
 class IPRangeMatcher:
+    """Ranges sorted by their low end, with the running maximum of the high ends: a lookup is one
+    binary search."""
+
     def __init__(self, ranges: list[IPRange]) -> None:
-        self.ranges = ranges
+        self.ranges = sorted(ranges, key=lambda r: netip_key(r.low))
+        self._lows = [netip_key(r.low) for r in self.ranges]
+        self._max_high: list[tuple[int, int, str]] = []
+        for r in self.ranges:
+            high = netip_key(r.high)
+            self._max_high.append(max(self._max_high[-1], high) if self._max_high else high)
 
     def match(self, addr: str) -> bool:
+        if not self.ranges:
+            return False
         host, _ = match_host_port(addr)
         ip = parse_netip_addr(host)
-        return ip is not None and any(r.contains(ip) for r in self.ranges)
+        if ip is None:
+            return False
+        key = netip_key(ip)
+        i = bisect.bisect_right(self._lows, key) - 1  # the last range starting at or below the address
+        return i >= 0 and self._max_high[i] >= key
 
 
 class AddrMatcher:

@@ -5,6 +5,7 @@ classification, and the Go parsing rules underneath (net.SplitHostPort, strconv.
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import pytest
 
@@ -225,3 +226,53 @@ def test_ip_range_orders_ipv4_before_ipv6_as_netip_does() -> None:
     assert mixed is not None
     assert mixed.contains(ipaddress.ip_address("200.0.0.1")) and mixed.contains(ipaddress.ip_address("::1"))
     assert not mixed.contains(ipaddress.ip_address("::6"))
+
+
+def test_indexed_matchers_agree_with_a_plain_scan() -> None:
+    """The matchers index their patterns (suffix sets, joined regexes, sorted ranges, prefix
+    tables); on random patterns and addresses they must say what testing each pattern alone says."""
+    rng = random.Random(7)
+    labels = ["a", "b", "ex", "example", "w1", "com", "org", "x-y"]
+
+    def name() -> str:
+        return ".".join(rng.choice(labels) for _ in range(rng.randint(1, 4)))
+
+    def ip4() -> str:
+        return ".".join(str(rng.choice([0, 1, 10, 127, 172, 192, 255, rng.randrange(256)])) for _ in range(4))
+
+    def pattern() -> str:
+        kind = rng.randrange(6)
+        if kind == 0:
+            return "*" + rng.choice(["", "."]) + name() + rng.choice(["", ":443", ":80-90"])
+        if kind == 1:
+            return rng.choice(["?", "[abx]", "{a,ex}"]) + name() + rng.choice(["", "*"])
+        if kind == 2:
+            return f"{ip4()}/{rng.randint(0, 32)}"
+        if kind == 3:
+            low, high = sorted([ip4(), ip4()], key=lambda t: ipaddress.ip_address(t))
+            return f"{low}-{high}"
+        if kind == 4:
+            return rng.choice(["", "."]) + name() + rng.choice(["", ":443", ":1-100"])
+        return ip4()
+
+    for _ in range(40):
+        patterns = [pattern() for _ in range(rng.randint(1, 30))]
+        together = Bypass("all", patterns)
+        singles = [Bypass(f"one{i}", [p]) for i, p in enumerate(patterns)]
+        for _ in range(60):
+            host = name() if rng.random() < 0.5 else ip4()
+            addr = host + rng.choice(["", ":443", ":85", ":8080"])
+            assert together.matches(addr) == any(b.matches(addr) for b in singles), (patterns, addr)
+
+
+@pytest.mark.parametrize(("patterns", "addr", "matched"), [
+    (["1.0.0.0-1.0.0.100", "1.0.0.5-1.0.0.6"], "1.0.0.50", True),  # overlapping ranges
+    (["1.0.0.5-1.0.0.6", "1.0.0.0-1.0.0.100"], "1.0.0.101", False),
+    (["*example.com"], "myexample.com:1", True),  # '*' may be empty or span any characters
+    (["*example.com"], "example.com:1", True),
+    (["*.example.com", "*.example.com:443"], "a.example.com:80", True),
+    (["*.example.com:443", "?.example.com:80"], "a.example.com:80", True),
+    (["*.example.com:443", "?.example.com:80"], "ab.example.com:80", False),
+])
+def test_indexed_matcher_corner_cases(patterns: list[str], addr: str, matched: bool) -> None:
+    assert Bypass("t", patterns).matches(addr) is matched
