@@ -14,7 +14,7 @@ from sniff_builders import client_hello, records, tls13_extensions
 from gostx.config.cmd import build_config
 from gostx.config.loader import load_config
 from gostx.errors import GostError
-from gostx.sniffing import BytesPeeker, SniffingOptions, SniffOutcome, StreamPeeker, sniff_stream
+from gostx.sniffing import BytesPeeker, SniffingOptions, SniffOutcome, StreamPeeker, dial_targets, sniff_stream
 
 HELLO = records(client_hello(tls13_extensions(b"stream.example")), [300])
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "config"
@@ -178,3 +178,18 @@ def test_options_of_the_seed_command_line() -> None:
     assert handler is not None
     options = SniffingOptions.from_metadata(handler.metadata)
     assert options.enabled and options.dns and options.timeout == 0.0 and not options.fallback
+
+
+# ----------------------------------------------------------------------------------------------
+# Where tungo dials a sniffed flow
+
+@pytest.mark.parametrize(("outcome", "original", "fallback", "targets"), [
+    (SniffOutcome("tls", "example.com", 443), "93.184.215.14:443", False, ["example.com:443"]),
+    (SniffOutcome("tls", "example.com", 443), "93.184.215.14:443", True, ["example.com:443", "93.184.215.14:443"]),
+    (SniffOutcome("http", "example.com", 8080), "93.184.215.14:80", False, ["example.com:80"]),  # dst port wins
+    (SniffOutcome("tls", "2001:db8::7", 443), "[2001:db8::7]:8443", True, ["[2001:db8::7]:8443"]),
+    (SniffOutcome("tls", None), "10.0.0.1:443", False, ["10.0.0.1:443"]),
+    (SniffOutcome(None), "[2001:db8::1]:22", True, ["[2001:db8::1]:22"]),
+])
+def test_dial_targets(outcome: SniffOutcome, original: str, fallback: bool, targets: list[str]) -> None:
+    assert dial_targets(outcome, original, fallback) == targets
