@@ -35,10 +35,10 @@ def match_host_port(addr: str) -> tuple[str, int]:
     """How gost's matchers split the address they test: the host, or the whole string when it does
     not split; the port as strconv.Atoi reads it, 0 when missing or not a number."""
     parts = go_split_host_port(addr)
-    if parts is None or parts[0] == "":
+    if parts is None:
         return addr, 0
     port = go_atoi(parts[1])
-    return parts[0], 0 if port is None else port
+    return parts[0] or addr, 0 if port is None else port
 
 
 def go_atoi(text: str) -> int | None:

@@ -207,7 +207,7 @@ def test_port_range_parse(text: str, bounds: tuple[int, int] | None) -> None:
 
 @pytest.mark.parametrize(("addr", "host", "port"), [
     ("example.com:443", "example.com", 443), ("example.com", "example.com", 0), ("[::1]:53", "::1", 53),
-    ("::1", "::1", 0), (":80", ":80", 0), ("example.com:http", "example.com", 0), ("a:b:c", "a:b:c", 0),
+    ("::1", "::1", 0), (":80", ":80", 80), ("example.com:http", "example.com", 0), ("a:b:c", "a:b:c", 0),
 ])
 def test_how_matchers_split_the_address(addr: str, host: str, port: int) -> None:
     assert match_host_port(addr) == (host, port)
