@@ -12,13 +12,12 @@ import contextlib
 import signal
 import socket
 
-from gostx.errors import GostError
-from gostx.registry import handlers
-from gostx.service import Handler, Listener, ServiceContext
-
 from gostx import _engine
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
+from gostx.errors import GostError
+from gostx.registry import handlers
+from gostx.service import Handler, Listener, ServiceContext
 from gostx.tunnel.options import TunnelOptions
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
 
