@@ -13,14 +13,33 @@
 /* Only the down thread receives, so the receive scratch lives here; send is called from both threads
  * (data from the up thread, control messages and relays from the down thread) and keeps its scratch on
  * the caller's stack. */
+#define GRO_BUFS 8
+#define GRO_BUF_SIZE 65536
+
 struct udp_state {
     int fd;
     atomic_int gso;            /* UDP_SEGMENT works on this socket's path (cleared on EIO) */
+    int gro;                   /* UDP_GRO is on: reads may return several coalesced datagrams */
     struct mmsghdr rmsg[GX_BATCH_MAX];
     struct iovec riov[GX_BATCH_MAX];
+    /* GRO receive: large buffers, and what of them is not yet in a batch */
+    uint8_t *gbuf[GRO_BUFS];
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } gctl[GRO_BUFS];
+    struct {
+        uint32_t off, len, seg;    /* bytes consumed, total, segment size */
+        struct sockaddr_storage addr;
+        socklen_t addrlen;
+    } pend[GRO_BUFS];
+    int npend, ipend;          /* buffers received by the last read, and the one being split */
 };
 
 #define SEND_CHUNK 64
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -41,8 +60,7 @@ static int wait_writable(int fd, int stop_fd) {
     }
 }
 
-static int udp_recv(void *state, struct gx_batch *b, uint64_t *bytes) {
-    struct udp_state *u = state;
+static int udp_recv_plain(struct udp_state *u, struct gx_batch *b, uint64_t *bytes) {
     uint32_t room = gx_batch_room(b);
     for (uint32_t i = 0; i < b->cap; i++) {
         u->riov[i].iov_base = b->pkt[i].data;
@@ -111,6 +129,88 @@ static int udp_send_plain(const struct udp_state *u, const struct gx_tunnel_dgra
         sent += chunk;
     }
     return sent;
+}
+
+/* Move pending coalesced datagrams into the batch, one segment a slot. */
+static void gro_drain(struct udp_state *u, struct gx_batch *b, uint64_t *bytes) {
+    uint32_t room = gx_batch_room(b);
+    while (u->ipend < u->npend && b->n < b->cap) {
+        __typeof__(u->pend[0]) *p = &u->pend[u->ipend];
+        if (p->off >= p->len) {
+            u->ipend++;
+            continue;
+        }
+        uint32_t take = p->len - p->off < p->seg ? p->len - p->off : p->seg;
+        uint32_t i = b->n++;
+        if (take <= room) {
+            memcpy(b->pkt[i].data, u->gbuf[u->ipend] + p->off, take);
+            b->pkt[i].len = take;
+        } else {
+            b->pkt[i].len = 0; /* larger than a slot: dropped (counted by the tunnel) */
+        }
+        memcpy(&b->addr[i], &p->addr, p->addrlen);
+        b->addrlen[i] = p->addrlen;
+        *bytes += take;
+        p->off += take;
+    }
+}
+
+/* With UDP_GRO: the kernel may hand over a run of datagrams from one sender as one buffer plus a
+ * segment size; split it into the batch (a copy per datagram; the slots are what open/seal work on). */
+static int udp_recv(void *state, struct gx_batch *b, uint64_t *bytes) {
+    struct udp_state *u = state;
+    if (!u->gro)
+        return udp_recv_plain(u, b, bytes);
+    b->n = 0;
+    gro_drain(u, b, bytes);
+    if (b->n == b->cap)
+        return (int)b->n;
+    for (int k = 0; k < GRO_BUFS; k++) {
+        u->riov[k].iov_base = u->gbuf[k];
+        u->riov[k].iov_len = GRO_BUF_SIZE;
+        memset(&u->rmsg[k].msg_hdr, 0, sizeof(u->rmsg[k].msg_hdr));
+        u->rmsg[k].msg_hdr.msg_iov = &u->riov[k];
+        u->rmsg[k].msg_hdr.msg_iovlen = 1;
+        u->rmsg[k].msg_hdr.msg_name = &u->pend[k].addr;
+        u->rmsg[k].msg_hdr.msg_namelen = sizeof(u->pend[k].addr);
+        u->rmsg[k].msg_hdr.msg_control = u->gctl[k].buf;
+        u->rmsg[k].msg_hdr.msg_controllen = sizeof(u->gctl[k].buf);
+    }
+    int n = recvmmsg(u->fd, u->rmsg, GRO_BUFS, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+        if (b->n > 0)
+            return (int)b->n;
+        if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+            errno == ENETUNREACH)
+            return -EAGAIN;
+        return -errno;
+    }
+    for (int k = 0; k < n; k++) {
+        struct msghdr *m = &u->rmsg[k].msg_hdr;
+        uint32_t len = u->rmsg[k].msg_len, seg = len;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                int g;
+                memcpy(&g, CMSG_DATA(c), sizeof(g));
+                if (g > 0 && (uint32_t)g < len)
+                    seg = (uint32_t)g;
+            }
+        }
+        u->pend[k].off = 0;
+        u->pend[k].len = (m->msg_flags & MSG_TRUNC) ? 0 : len;
+        u->pend[k].seg = seg ? seg : 1;
+        u->pend[k].addrlen = m->msg_namelen;
+        if (len == 0 && b->n < b->cap) { /* an empty datagram: report it (dropped and counted) */
+            uint32_t i = b->n++;
+            b->pkt[i].len = 0;
+            memcpy(&b->addr[i], &u->pend[k].addr, m->msg_namelen);
+            b->addrlen[i] = m->msg_namelen;
+        }
+    }
+    u->npend = n;
+    u->ipend = 0;
+    gro_drain(u, b, bytes);
+    return (int)b->n;
 }
 
 static int same_peer(const struct gx_tunnel_dgram *a, const struct gx_tunnel_dgram *b) {
@@ -193,7 +293,12 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
     return sent;
 }
 
-static void udp_close(void *state) { free(state); }
+static void udp_close(void *state) {
+    struct udp_state *u = state;
+    for (int k = 0; k < GRO_BUFS; k++)
+        free(u->gbuf[k]);
+    free(u);
+}
 
 int gx_transport_udp(struct gx_transport *out, int fd) {
     struct udp_state *u = calloc(1, sizeof(*u));
@@ -201,6 +306,19 @@ int gx_transport_udp(struct gx_transport *out, int fd) {
         return -ENOMEM;
     u->fd = fd;
     atomic_init(&u->gso, 1);
+    int on = 1;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0) {
+        u->gro = 1;
+        for (int k = 0; k < GRO_BUFS && u->gro; k++)
+            if ((u->gbuf[k] = malloc(GRO_BUF_SIZE)) == NULL)
+                u->gro = 0;
+        if (!u->gro) {
+            for (int k = 0; k < GRO_BUFS; k++)
+                free(u->gbuf[k]);
+            free(u);
+            return -ENOMEM;
+        }
+    }
     out->state = u;
     out->fd = fd;
     out->recv = udp_recv;

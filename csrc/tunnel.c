@@ -749,6 +749,11 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
     }
 }
 
+static bool stopping(const struct gx_tunnel *t) {
+    struct pollfd p = {.fd = t->stop_fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 static void *down_main(void *arg) {
     struct gx_tunnel *t = arg;
     struct down_state *d = calloc(1, sizeof(*d));
@@ -778,7 +783,14 @@ static void *down_main(void *arg) {
             break;
         if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
-        for (int round = 0; round < 8; round++) {
+        /* keep reading while batches come back full: a transport may hold data it already took
+         * off the socket (UDP GRO), which poll would not report */
+        for (uint32_t round = 1;; round++) {
+            if (round % 8 == 0) {
+                if (stopping(t))
+                    goto out;
+                down_timers(t, d, now_ms());
+            }
             gx_batch_reset(b);
             uint64_t bytes = 0;
             int n = t->tr.recv(t->tr.state, b, &bytes);
