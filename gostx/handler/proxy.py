@@ -13,7 +13,7 @@ import contextlib
 import socket
 from typing import Any
 
-from gostx.chain import Router, build_router
+from gostx.chain import Bypass, Router, build_router, service_bypass
 from gostx.config.model import AuthConfig
 from gostx.errors import GostError
 from gostx.listener.tcp import TcpListener
@@ -50,11 +50,19 @@ class ProxyHandler(Handler):
                                        where)
         self.router = build_router(self.ctx.chain, self.ctx.config, self.ctx.metadata,
                                    retries=self.config.retries, log=self.ctx.log)
+        self.bypass: Bypass | None = service_bypass(self.ctx.config, self.ctx.name)
         self.tasks: set[asyncio.Task[None]] = set()
         self.parse_metadata()
 
     def parse_metadata(self) -> None:
         """Read the handler's own metadata (self.metadata); raise GostError for bad values."""
+
+    def rejects(self, target: str, peer: str) -> bool:
+        """The service's bypass refuses this target (logged)."""
+        if self.bypass is None or not self.bypass.contains(target):
+            return False
+        self.ctx.log.info(f"{peer} -> {target}: bypassed (service bypass)", extra={"remote": peer, "dst": target})
+        return True
 
     async def serve(self, listener: Listener) -> None:
         if not isinstance(listener, TcpListener):

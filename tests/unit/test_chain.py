@@ -104,10 +104,12 @@ def test_node_bypass_removes_the_candidate() -> None:
     assert {n.addr for _ in range(4) for n in chain.route("10.0.0.1:22")} == {"2.2.2.2:1080"}
 
 
-def test_named_bypass_without_the_bypass_module_is_a_clear_error() -> None:
-    cfg = build_config([":1080"], ["socks5://1.1.1.1:1080?bypass=example.com"])
-    with pytest.raises(GostError, match="bypass is not supported yet"):
-        chain_of(cfg)
+def test_named_bypasses_come_from_the_config() -> None:
+    cfg = build_config([":1080"], ["socks5://1.1.1.1:1080?bypass=*.example.com", "socks5://2.2.2.2:1080?bypass=~10.0.0.0/8"])
+    chain = chain_of(cfg)
+    assert chain.route("www.example.com:443") == []
+    assert [n.addr for n in chain.route("10.1.2.3:22")] == ["1.1.1.1:1080", "2.2.2.2:1080"]
+    assert [n.addr for n in chain.route("8.8.8.8:53")] == ["1.1.1.1:1080"]  # whitelist: not in it -> cut
 
 
 def test_yaml_style_chain_with_top_level_hop_and_defaults() -> None:

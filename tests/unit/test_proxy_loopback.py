@@ -308,3 +308,28 @@ def test_auto_handler_serves_socks5_and_http_on_one_port() -> None:
             writer.close()
 
     run(scenario)
+
+
+def test_hop_bypass_cuts_the_route_and_service_bypass_refuses() -> None:
+    async def scenario() -> None:
+        fwd, socks, http, dead = free_port(), free_port(), free_port(), free_port()
+        async with echo_tcp() as target:
+            # the only node is down: the forward works only because the hop's bypass sends it direct
+            async with gost([f"tcp://127.0.0.1:{fwd}/127.0.0.1:{target}"],
+                            [f"socks5://127.0.0.1:{dead}?bypass=127.0.0.1"]):
+                reader, writer = await connect(fwd)
+                writer.write(b"direct")
+                assert await reader.readexactly(6) == b"direct"
+                writer.close()
+            async with gost([f"socks5://127.0.0.1:{socks}?bypass=127.0.0.1:{target}",
+                             f"http://127.0.0.1:{http}?bypass=127.0.0.1:{target}"]):
+                reader, writer = await connect(socks)
+                writer.write(b"\x05\x01\x00" + s5.request(s5.CMD_CONNECT, "127.0.0.1", target))
+                assert (await read_all(reader))[:4] == b"\x05\x00\x05\x02"
+                writer.close()
+                reader, writer = await connect(http)
+                writer.write(f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\n\r\n".encode())
+                assert (await read_all(reader)).startswith(b"HTTP/1.1 403 ")
+                writer.close()
+
+    run(scenario)

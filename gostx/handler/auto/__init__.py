@@ -19,6 +19,7 @@ class AutoHandler(ProxyHandler):
         self.http = HttpHandler(self.config, self.ctx)
         for handler in (self.socks5, self.http):
             handler.router, handler.credentials, handler.tasks = self.router, self.credentials, self.tasks
+            handler.bypass = self.bypass
             handler.parse_metadata()
 
     async def handle(self, stream: Stream, peer: str) -> None:

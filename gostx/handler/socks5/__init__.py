@@ -7,15 +7,16 @@ Methods: 0x00, 0x02 (user/pass, when the service has credentials), and GOST's 0x
 choice is made among the methods the client offers (gost's current rule): with credentials 0x82 > 0x02,
 without 0x80 > 0x00; none acceptable -> 0xFF and close.
 
-Commands: CONNECT (through the service's chain); BIND (`bind=true`); UDP ASSOCIATE (`udp=true`, RFC 1928
-datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay mode, allowed unless
-`udp=false`, as gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port: bind mode, needs
-`bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01, unknown command
-0x07, unknown address type 0x08.
+Commands: CONNECT (through the service's chain; a service bypass match -> 0x02); BIND (`bind=true`); UDP
+ASSOCIATE (`udp=true`, RFC 1928 datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay
+mode, allowed unless `udp=false`, as gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port:
+bind mode, needs `bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01,
+unknown command 0x07, unknown address type 0x08.
 
 Metadata: `readTimeout` (15s, negotiation + request), `notls`, `bind`, `udp`, `udpBufferSize` /
 `udp.bufferSize` (largest relayed datagram, default 65535 in gostx: gost's 4096 would cut tunnel packets),
-`publicAddr` / `socks.publicAddr` (the host put in BIND / ASSOCIATE replies).
+`publicAddr` / `socks.publicAddr` (the host put in BIND / ASSOCIATE replies). With a service bypass the
+UDP relays drop datagrams to bypassed addresses (then 0xF3 is relayed in Python, not in C).
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ class Socks5Handler(ProxyHandler):
 
     async def connect(self, stream: Stream, peer: str, host: str, port: int) -> None:
         target = s5.join_addr(host, port)
+        if self.rejects(target, peer):
+            await self.reply(stream, s5.REP_NOT_ALLOWED)
+            return
         start = asyncio.get_running_loop().time()
         try:
             upstream = await self.router.dial("tcp", target)
