@@ -21,3 +21,4 @@ cdef inline int _check(int rc) except -1:
 include "_tun.pxi"
 include "_aead.pxi"
 include "_tunnel.pxi"
+include "_faketcp.pxi"

@@ -79,6 +79,7 @@ TUNNEL_STAT_NAMES = (
 TUNNEL_EVENT_NAMES = {
     1: "peer_learned", 2: "peer_moved", 3: "peer_expired", 4: "keepalive_reply",
     5: "keepalive_timeout", 6: "control_rejected", 7: "table_full", 8: "net_error", 9: "dev_error",
+    10: "net_closed",
 }
 
 
@@ -180,6 +181,10 @@ cdef class Tunnel:
         if len(g) == 4:
             g = b"\x00" * 10 + b"\xff\xff" + g
         _check(gx_tunnel_add_route(self.t, <const uint8_t *><const char *>n, prefix, <const uint8_t *><const char *>g))
+
+    def use_faketcp(self, ftcp) -> None:
+        """Carry the tunnel over fake TCP (a FakeTcp, see _faketcp.pxi) instead of UDP. Before start()."""
+        ftcp.attach(self)
 
     def start(self) -> None:
         _check(gx_tunnel_start(self.t))

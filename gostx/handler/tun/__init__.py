@@ -3,6 +3,9 @@
 Server (no forward target): bind the service address, learn clients. Client (`tun://:p/SERVER:p`): bind
 the service address like gost v2 and send everything to the server. Python starts and stops the engine,
 logs its events (peer learning at debug level) and its counters; it never sees a packet.
+
+With `tcp=true` the datagrams travel as fake TCP segments instead (gostx.tunnel.faketcp): the server
+listens on the service address, the client dials and redials after the connection ends.
 """
 
 from __future__ import annotations
@@ -12,20 +15,21 @@ import contextlib
 import signal
 import socket
 
-from gostx.errors import GostError
-from gostx.registry import handlers
-from gostx.service import Handler, Listener, ServiceContext
-
 from gostx import _engine
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
+from gostx.errors import GostError
+from gostx.registry import handlers
+from gostx.service import Handler, Listener, ServiceContext
+from gostx.tunnel.faketcp import FakeTcpClient, FakeTcpServer
 from gostx.tunnel.options import TunnelOptions
+from gostx.tunnel.redial import redial_forever
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
 
 _EVENT_LEVEL = {
     "peer_learned": "debug", "peer_moved": "debug", "peer_expired": "debug", "keepalive_reply": "debug",
     "keepalive_timeout": "warning", "control_rejected": "info", "table_full": "warning",
-    "net_error": "warning", "dev_error": "error",
+    "net_error": "warning", "dev_error": "error", "net_closed": "warning",
 }
 _EVENT_TEXT = {
     "peer_learned": "new route {key} -> {peer}", "peer_moved": "update route {key} -> {peer}",
@@ -33,6 +37,7 @@ _EVENT_TEXT = {
     "keepalive_timeout": "no keepalive reply from {peer} for 3 x ttl: handshake resent",
     "control_rejected": "control message from {peer} rejected", "table_full": "route table full, {key} not learned",
     "net_error": "socket error: errno {value}", "dev_error": "device error: errno {value}",
+    "net_closed": "connection closed: errno {value}",
 }
 
 
@@ -60,13 +65,27 @@ class TunHandler(Handler):
         self.tunnel: _engine.Tunnel | None = None
         self.sock: socket.socket | None = None
         self._reader_fd: int | None = None
+        self.ftcp_server: FakeTcpServer | None = None
+        self.ftcp_client: FakeTcpClient | None = None
+        self._net_closed = asyncio.Event()
 
     async def init(self) -> None:
-        if self.options.fake_tcp:
-            raise GostError(f"{self.kind}: fake TCP (tcp=true) is not supported yet")
         if self.ctx.chain is not None:
             raise GostError(f"{self.kind}: a tunnel over a proxy chain (-F) is not supported yet")
         self.cipher = make_cipher(self.options.method, self.options.password)
+        if self.options.fake_tcp:
+            await self._init_fake_tcp()
+
+    async def _init_fake_tcp(self) -> None:
+        """Rule and (server) listening socket now, so that a failure stops the start; close() undoes."""
+        remote = self._remote()
+        if remote is None:
+            self.ftcp_server = FakeTcpServer(self.ctx.addr, self.options.peer_timeout)
+            await self.ftcp_server.open()
+        else:
+            idle = 3 * self.options.ttl if self.options.keepalive else 0.0
+            self.ftcp_client = FakeTcpClient(remote[0], remote[1], idle)
+            await self.ftcp_client.open()
 
     def _remote(self) -> tuple[str, int, int] | None:
         nodes = self.ctx.forwarder.nodes if self.ctx.forwarder else []
@@ -80,32 +99,78 @@ class TunHandler(Handler):
         if device is None:
             raise GostError(f"{self.kind} handler needs a {self.kind} listener")
         remote = self._remote()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.log_stats)
+        if self.ftcp_client is not None and remote is not None:
+            await self._serve_fake_tcp_client(device, listener, remote)
+            return
+        if self.ftcp_server is not None and self.ftcp_server.endpoint is not None:
+            tunnel = self._new_tunnel(device, listener, None, net_fd=-1, family=0)
+            tunnel.use_faketcp(self.ftcp_server.endpoint)
+            self._start(tunnel, listener, server=True)
+            local = self.ftcp_server.endpoint.local_address
+            self._log_up(device, f"fake tcp {local[0]}:{local[1]}", None)
+            await asyncio.Event().wait()
         self.sock = bind_udp(self.ctx.addr, family=remote[2] if remote else None)
+        tunnel = self._new_tunnel(device, listener, remote, net_fd=self.sock.fileno(), family=self.sock.family)
+        self._start(tunnel, listener, server=remote is None)
+        local = self.sock.getsockname()
+        self._log_up(device, f"udp {local[0]}:{local[1]}", remote)
+        await asyncio.Event().wait()
+
+    def _new_tunnel(self, device: object, listener: Listener, remote: tuple[str, int, int] | None, *,
+                    net_fd: int, family: int) -> _engine.Tunnel:
+        """A tunnel on net_fd (the UDP socket), or net_fd -1 for another transport (family 0: the
+        remote's)."""
         opts, dev_opts = self.options, listener.options  # type: ignore[attr-defined]
-        self.tunnel = _engine.Tunnel(
-            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd, vnet_hdr=device.vnet_mode,
-            net_fd=self.sock.fileno(), family=self.sock.family,
+        if family == 0:
+            family = remote[2] if remote else socket.AF_INET
+        return _engine.Tunnel(
+            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd,  # type: ignore[attr-defined]
+            vnet_hdr=device.vnet_mode, net_fd=net_fd, family=family,  # type: ignore[attr-defined]
             remote=(remote[0], remote[1]) if remote else None, aead=self.cipher, mtu=dev_opts.mtu,
             keepalive=opts.keepalive and remote is not None, ttl=opts.ttl, passphrase=opts.passphrase,
             ips=[str(n.ip) for n in dev_opts.nets], p2p=opts.p2p, peer_timeout=opts.peer_timeout,
         )
-        if remote is None:
-            for route in dev_opts.routes:
+
+    def _start(self, tunnel: _engine.Tunnel, listener: Listener, server: bool) -> None:
+        """Routes, start the threads, watch the events."""
+        if server:
+            for route in listener.options.routes:  # type: ignore[attr-defined]
                 if route.gateway is not None:
-                    self.tunnel.add_route(str(route.dst), str(route.gateway))
-        loop = asyncio.get_running_loop()
-        self.tunnel.start()
-        self._reader_fd = self.tunnel.event_fd
-        loop.add_reader(self._reader_fd, self._drain_events)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGUSR1, self.log_stats)
-        local = self.sock.getsockname()
+                    tunnel.add_route(str(route.dst), str(route.gateway))
+        self._net_closed.clear()
+        tunnel.start()
+        self.tunnel = tunnel
+        self._reader_fd = tunnel.event_fd
+        asyncio.get_running_loop().add_reader(self._reader_fd, self._drain_events)
+
+    def _log_up(self, device: object, local: str, remote: tuple[str, int, int] | None) -> None:
         self.ctx.log.info(
-            f"{self.kind} tunnel {'client' if remote else 'server'} on udp {local[0]}:{local[1]}"
+            f"{self.kind} tunnel {'client' if remote else 'server'} on {local}"
             + (f" -> {remote[0]}:{remote[1]}" if remote else ""),
-            extra={"kind": self.kind, "cipher": self.options.method or "none", "device": device.name},
+            extra={"kind": self.kind, "cipher": self.options.method or "none",
+                   "device": device.name},  # type: ignore[attr-defined]
         )
-        await asyncio.Event().wait()
+
+    async def _serve_fake_tcp_client(self, device: object, listener: Listener,
+                                     remote: tuple[str, int, int]) -> None:
+        client = self.ftcp_client
+        assert client is not None
+
+        async def run(endpoint: _engine.FakeTcp) -> None:
+            try:
+                tunnel = self._new_tunnel(device, listener, remote, net_fd=-1, family=0)
+                tunnel.use_faketcp(endpoint)
+                self._start(tunnel, listener, server=False)
+                local = endpoint.local_address
+                self._log_up(device, f"fake tcp {local[0]}:{local[1]}", remote)
+                await self._net_closed.wait()
+            finally:
+                await self._stop_tunnel()
+                await asyncio.to_thread(endpoint.close)
+
+        await redial_forever(client.dial, run, self.ctx.log, f"fake tcp {remote[0]}:{remote[1]}")
 
     def _drain_events(self) -> None:
         if self.tunnel is None:
@@ -115,25 +180,38 @@ class TunHandler(Handler):
             text = _EVENT_TEXT.get(name, name).format(key=key, peer=peer_text, value=value)
             getattr(self.ctx.log, _EVENT_LEVEL.get(name, "info"))(
                 text, extra={"event": name, "route": key, "peer": peer_text})
+            if name == "net_closed":
+                self._net_closed.set()
 
     def log_stats(self) -> None:
         if self.tunnel is not None:
-            self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": self.tunnel.stats()})
+            stats = self.tunnel.stats()
+            endpoint = self.ftcp_server.endpoint if self.ftcp_server else None
+            if endpoint is not None:
+                stats["faketcp"] = endpoint.stats()
+            self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": stats})
 
-    async def close(self) -> None:
-        tunnel, self.tunnel = self.tunnel, None
+    async def _stop_tunnel(self) -> None:
+        tunnel = self.tunnel
         if tunnel is None:
             return
         if self._reader_fd is not None:
             asyncio.get_running_loop().remove_reader(self._reader_fd)
+            self._reader_fd = None
         await asyncio.to_thread(tunnel.stop)
-        self.tunnel = tunnel
         self._drain_events()
         self.log_stats()
         self.tunnel = None
+
+    async def close(self) -> None:
+        await self._stop_tunnel()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        for endpoint in (self.ftcp_server, self.ftcp_client):
+            if endpoint is not None:
+                await endpoint.close()
+        self.ftcp_server = self.ftcp_client = None
 
 
 @handlers.register("tap")
