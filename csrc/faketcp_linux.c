@@ -27,6 +27,7 @@
 #define ACCEPT_MAX 64
 #define DISCARD_BYTES (1 << 20)
 #define SNAP_ALL 0x40000u            /* BPF "accept": the whole segment */
+#define RESET_PER_S 50u              /* RSTs the server sends for segments of unknown flows */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* checksums (RFC 1071, summed as native 16-bit words) */
@@ -252,6 +253,8 @@ struct gx_faketcp {
     pthread_rwlock_t lock;
     bool lock_ready;
     uint32_t flow_timeout_ms;
+    uint64_t reset_window_ms;       /* RSTs sent for unknown flows: at most RESET_PER_S a second */
+    uint32_t resets_in_window;
 };
 
 static void count(struct gx_faketcp *f, size_t idx, uint64_t n) {
@@ -857,6 +860,58 @@ static void server_accept(struct gx_faketcp *f, uint64_t now) {
     }
 }
 
+/* Server: answer a data segment of a flow we do not know (e.g. from a client of the server process
+ * before this one) with an RST, as the kernel would if it saw the segment: <SEQ=SEG.ACK><CTL=RST>.
+ * The kernel may not: an old, orphaned connection of that 4-tuple can still hold the segment. */
+static void server_reset(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
+                         uint64_t now) {
+    if (now - f->reset_window_ms >= 1000u) {
+        f->reset_window_ms = now;
+        f->resets_in_window = 0;
+    }
+    if (f->resets_in_window >= RESET_PER_S)
+        return;
+    f->resets_in_window++;
+    int fd = k->v6 ? f->raw6 : f->raw4;
+    if (fd < 0)
+        return;
+    uint8_t hdr[GX_FAKETCP_HDR];
+    gx_faketcp_build(hdr, f->port, seg->sport, seg->ack, 0, 0, k->v6 ? NULL : seg->dst + 12,
+                     k->v6 ? NULL : seg->src + 12, 0, NULL, 0);
+    /* gx_faketcp_build makes PSH|ACK: turn it into a bare RST and redo the checksum */
+    hdr[13] = GX_TCP_RST;
+    if (!k->v6) {
+        hdr[16] = hdr[17] = 0;
+        uint16_t c = (uint16_t)~fold(sum_bytes(hdr, GX_FAKETCP_HDR, pseudo_sum(seg->dst + 12, seg->src + 12, 0,
+                                                                                 GX_FAKETCP_HDR)));
+        memcpy(hdr + 16, &c, 2);
+    }
+    struct fkey to = *k;
+    to.port = 0;
+    struct sockaddr_storage sa;
+    socklen_t salen = sockaddr_of(&to, &sa);
+    union {
+        char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct iovec iov = {.iov_base = hdr, .iov_len = sizeof(hdr)};
+    struct msghdr m = {.msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1};
+    if (!k->v6) { /* from the address the segment was sent to */
+        struct in_pktinfo pi = {0};
+        memcpy(&pi.ipi_spec_dst, seg->dst + 12, 4);
+        m.msg_control = ctl.buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(pi));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(pi));
+        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    }
+    if (sendmsg(fd, &m, MSG_DONTWAIT) == (ssize_t)sizeof(hdr))
+        count(f, STAT(tx_resets), 1);
+}
+
 /* Returns 1 when the segment carries a datagram for the tunnel, 0 when not. */
 static int server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
                           uint64_t now) {
@@ -873,8 +928,12 @@ static int server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg
     }
     if (p == NULL) {
         if ((seg->flags & (GX_TCP_SYN | GX_TCP_ACK)) != GX_TCP_SYN) {
-            count(f, STAT(rx_orphan), (seg->flags & GX_TCP_PSH) ? 1 : 0);
-            return 0; /* not a flow of ours: the kernel answers it (RST) */
+            if (seg->flags & GX_TCP_PSH) { /* data of a flow we do not know */
+                count(f, STAT(rx_orphan), 1);
+                if (seg->flags & GX_TCP_ACK)
+                    server_reset(f, seg, k, now);
+            }
+            return 0;
         }
         pthread_rwlock_wrlock(&f->lock);
         p = table_add(f, k, now);

@@ -15,7 +15,8 @@
  * server, an error or EOF on the kernel connection, or (idle_timeout_ms > 0) silence for that long
  * ends the transport: its recv returns -ECONNRESET / -ETIMEDOUT and the tunnel emits NET_CLOSED.
  * Server (gx_faketcp_listen): a listening kernel socket (dual-stack when asked) accepts clients; one
- * flow per client ip:port. Datagrams for a peer without an accepted connection are dropped. A flow
+ * flow per client ip:port. Datagrams for a peer without an accepted connection are dropped; data
+ * segments of a flow it does not know at all are answered with an RST (at most 50 a second). A flow
  * ends on RST/FIN, on EOF/error of its connection, or after flow_timeout_ms without a segment (its
  * connection is then closed with a normal TTL, so the client sees the FIN and redials).
  *
@@ -52,6 +53,7 @@ struct gx_faketcp_stats {
     uint64_t rx_resets;       /* RST or FIN received */
     uint64_t tx_segments;     /* segments handed to the kernel */
     uint64_t tx_no_flow;      /* datagrams for a peer without a usable flow (dropped) */
+    uint64_t tx_resets;       /* server: RSTs sent for data of unknown flows */
     uint64_t accepted;        /* server: kernel connections accepted */
     uint64_t flows_closed;    /* flows that ended */
     uint64_t flows;           /* flows now */
