@@ -31,6 +31,14 @@ class Backoff:
         self.current = 0.0
 
 
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "connect timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
 async def redial_forever(
     dial: Callable[[], Awaitable[T]],
     run: Callable[[T], Awaitable[None]],
@@ -46,8 +54,7 @@ async def redial_forever(
             conn = await dial()
         except (OSError, TimeoutError, GostError) as exc:
             delay = backoff.next()
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-            log.warning(f"{what}: {reason.lower()}; retrying in {delay:g}s")
+            log.warning(f"{what}: {describe(exc)}; retrying in {delay:g}s")
             await asyncio.sleep(delay)
             continue
         backoff.reset()

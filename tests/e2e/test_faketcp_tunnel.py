@@ -4,6 +4,7 @@ ping and iperf3, tcpdump on the veth, nftables inspected in each namespace."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -106,7 +107,7 @@ def test_capture_shows_only_tcp_segments_no_rst(pair: Pair) -> None:
     # the sender takes the peer's ack (tcpraw's rule); most steps are exact
     for direction in ((pair.a_ip, pair.b_ip), (pair.b_ip, pair.a_ip)):
         segs = [p for p in between if (p.src, p.dst) == direction]
-        exact = sum(1 for x, y in zip(segs, segs[1:], strict=False) if (x.seq + x.payload_len) % 2**32 == y.seq)
+        exact = sum(1 for x, y in itertools.pairwise(segs) if (x.seq + x.payload_len) % 2**32 == y.seq)
         assert exact >= 0.5 * (len(segs) - 1), (direction, exact, len(segs))
     # the muted kernel connections stay quiet: the rules drop at most a stray packet from the setup
     # (an ACK of data that arrived before the server accepted), not one per segment

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
+from gostx.config.metadata import Metadata
+from gostx.config.model import ListenerConfig
+from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
 from gostx.tun.device import TunDevice
-
-from gostx.config.metadata import Metadata
-from gostx.config.model import ListenerConfig
-from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
 from gostx.tunnel.options import DeviceOptions
 
 
