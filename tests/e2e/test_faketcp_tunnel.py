@@ -218,3 +218,21 @@ def test_server_that_cannot_listen_fails_cleanly(pair: Pair) -> None:
     assert lines and "address already in use" in lines[-1], proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert gostx_tables(pair.b) == [], "the failed start left its nftables table behind"
+
+
+def test_keepalive_client_redials_a_silent_server(pair: Pair) -> None:
+    """With keepalive the client ends a connection that gets no reply for 3 x ttl (here the server is
+    stopped: no FIN, no RST) and redials; once the server runs again the tunnel works."""
+    server = start_server(pair.b)
+    client = start_client(pair.a, pair.b_ip, query="&keepalive=true&ttl=1s")
+    assert wait_ping(pair.a, SERVER_TUN)
+    def timed_out() -> bool:
+        return bool(client.find(lambda r: r.get("event") == "net_closed" and "errno 110" in r["msg"]))
+
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert wait_until(timed_out, 8), "no idle timeout while the server was silent"
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    assert wait_ping(pair.a, SERVER_TUN, timeout=15), "client did not recover once the server answered again"
+    assert client.find(lambda r: r.get("event") == "keepalive_reply")
