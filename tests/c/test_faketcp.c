@@ -41,7 +41,7 @@ static uint32_t ip4_segment(uint8_t *pkt, uint32_t ihl, uint32_t payload_len, ui
     uint8_t *payload = pkt + l3 + GX_FAKETCP_HDR;
     for (uint32_t i = 0; i < payload_len; i++)
         payload[i] = (uint8_t)(i * 13 + 5);
-    gx_faketcp_build(pkt + l3, 40000, 8421, seq, ack, 0x9abc, SRC4, DST4, 0, payload, payload_len);
+    gx_faketcp_build(pkt + l3, 40000, 8421, seq, ack, GX_TCP_PSH | GX_TCP_ACK, 0x9abc, SRC4, DST4, 0, payload, payload_len);
     return total;
 }
 
@@ -164,10 +164,17 @@ static void test_build_checksums(void) {
     }
     for (int i = 0; i < 301; i++)
         v6[60 + i] = (uint8_t)(i ^ 0x5a);
-    gx_faketcp_build(v6 + 40, 1, 2, 3, 4, 5, v6 + 8, v6 + 24, 1, v6 + 60, 301);
+    gx_faketcp_build(v6 + 40, 1, 2, 3, 4, GX_TCP_PSH | GX_TCP_ACK, 5, v6 + 8, v6 + 24, 1, v6 + 60, 301);
     CHECK(l4_valid(v6, sizeof(v6), 1, 6, 40), "IPv6 checksum");
+    /* an RST: no payload, other flags */
+    uint8_t rst[40];
+    memcpy(rst, v6, 40);
+    put16(rst + 4, 20);
+    gx_faketcp_build(rst + 20, 8421, 40000, 0xabcdef01u, 0, GX_TCP_RST, 0, v6 + 8, v6 + 24, 1, NULL, 0);
+    CHECK(rst[20 + 13] == GX_TCP_RST && get32(rst + 20 + 4) == 0xabcdef01u, "RST header");
+    CHECK(ref_fold(ref_sum(rst + 20, 20, ref_pseudo(v6, 1, 6, 20))) == 0xffff, "RST checksum");
     /* without addresses the checksum is left for the kernel */
-    gx_faketcp_build(v6 + 40, 1, 2, 3, 4, 5, NULL, NULL, 1, v6 + 60, 301);
+    gx_faketcp_build(v6 + 40, 1, 2, 3, 4, GX_TCP_PSH | GX_TCP_ACK, 5, NULL, NULL, 1, v6 + 60, 301);
     CHECK(get16(v6 + 40 + 16) == 0, "checksum field left 0");
 }
 
@@ -493,7 +500,7 @@ static void test_reset_unknown_flow(void) {
     uint8_t hdr[GX_FAKETCP_HDR + 4] = {0};
     uint8_t lo[4] = {127, 0, 0, 1};
     memcpy(hdr + GX_FAKETCP_HDR, "data", 4);
-    gx_faketcp_build(hdr, 45678, port, 1000, 0xdeadbeef, 1024, lo, lo, 0, hdr + GX_FAKETCP_HDR, 4);
+    gx_faketcp_build(hdr, 45678, port, 1000, 0xdeadbeef, GX_TCP_PSH | GX_TCP_ACK, 1024, lo, lo, 0, hdr + GX_FAKETCP_HDR, 4);
     struct sockaddr_storage to;
     socklen_t tolen = addr_of(&to, "127.0.0.1", 0);
     CHECK(sendto(raw, hdr, sizeof(hdr), 0, (struct sockaddr *)&to, tolen) == (ssize_t)sizeof(hdr), "inject");

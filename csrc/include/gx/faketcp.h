@@ -99,12 +99,12 @@ struct gx_faketcp_seg {
  * length trims trailing bytes, fragments refused) or from the TCP header (IPv6 raw sockets). Every
  * field is bounds-checked. Returns 0 or -EINVAL. */
 int gx_faketcp_parse(const uint8_t *pkt, uint32_t len, int ip_header, struct gx_faketcp_seg *out);
-/* The 20-byte header of one data segment (PSH|ACK, no options) with its checksum over the IPv4
- * (src4/dst4 non-NULL) or IPv6 (src6/dst6 non-NULL) pseudo-header and the payload; with all four
- * NULL the checksum field is left 0 (the kernel fills it). */
+/* Our 20-byte TCP header (no options; data segments are PSH|ACK) with its checksum over the pseudo-
+ * header of src/dst (4 bytes each, or 16 with v6) and the payload; with src or dst NULL the checksum
+ * field is left 0 (IPv6 raw sockets: the kernel fills it). */
 void gx_faketcp_build(uint8_t hdr[GX_FAKETCP_HDR], uint16_t sport, uint16_t dport, uint32_t seq,
-                      uint32_t ack, uint16_t window, const uint8_t *src, const uint8_t *dst, int v6,
-                      const uint8_t *payload, uint32_t payload_len);
+                      uint32_t ack, uint8_t flags, uint16_t window, const uint8_t *src, const uint8_t *dst,
+                      int v6, const uint8_t *payload, uint32_t payload_len);
 /* 1 when the TCP checksum of seg (a parsed IPv4 segment at pkt) is valid. */
 int gx_faketcp_csum_ok(const uint8_t *pkt, const struct gx_faketcp_seg *seg);
 /* The classic BPF program a raw socket gets: accept TCP segments with destination port dport and,

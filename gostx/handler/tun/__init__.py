@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 
@@ -37,7 +38,7 @@ _EVENT_TEXT = {
     "keepalive_timeout": "no keepalive reply from {peer} for 3 x ttl: handshake resent",
     "control_rejected": "control message from {peer} rejected", "table_full": "route table full, {key} not learned",
     "net_error": "socket error: errno {value}", "dev_error": "device error: errno {value}",
-    "net_closed": "connection closed: errno {value}",
+    "net_closed": "connection closed: {reason} (errno {value})",
 }
 
 
@@ -177,7 +178,8 @@ class TunHandler(Handler):
             return
         for name, value, key, peer in self.tunnel.events():
             peer_text = f"{peer[0]}:{peer[1]}" if peer else "-"
-            text = _EVENT_TEXT.get(name, name).format(key=key, peer=peer_text, value=value)
+            reason = os.strerror(value).lower() if value else "-"
+            text = _EVENT_TEXT.get(name, name).format(key=key, peer=peer_text, value=value, reason=reason)
             getattr(self.ctx.log, _EVENT_LEVEL.get(name, "info"))(
                 text, extra={"event": name, "route": key, "peer": peer_text})
             if name == "net_closed":
