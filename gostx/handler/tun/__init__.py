@@ -42,6 +42,10 @@ _EVENT_TEXT = {
 }
 
 
+def host_port(addr: tuple[str, int]) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
 def make_cipher(method: str | None, password: str) -> object | None:
     """gost v2's `method:password@`: an AEAD cipher, or None for plaintext (`dummy`/`none`)."""
     if not method:
@@ -68,6 +72,7 @@ class TunHandler(Handler):
         self._reader_fd: int | None = None
         self.ftcp_server: FakeTcpServer | None = None
         self.ftcp_client: FakeTcpClient | None = None
+        self.ftcp_endpoint: _engine.FakeTcp | None = None   # the one the running tunnel uses
         self._net_closed = asyncio.Event()
 
     async def init(self) -> None:
@@ -106,12 +111,8 @@ class TunHandler(Handler):
             await self._serve_fake_tcp_client(device, listener, remote)
             return
         if self.ftcp_server is not None and self.ftcp_server.endpoint is not None:
-            tunnel = self._new_tunnel(device, listener, None, net_fd=-1, family=0)
-            tunnel.use_faketcp(self.ftcp_server.endpoint)
-            self._start(tunnel, listener, server=True)
-            local = self.ftcp_server.endpoint.local_address
-            self._log_up(device, f"fake tcp {local[0]}:{local[1]}", None)
-            await asyncio.Event().wait()
+            await self._serve_fake_tcp_server(device, listener, self.ftcp_server.endpoint)
+            return
         self.sock = bind_udp(self.ctx.addr, family=remote[2] if remote else None)
         tunnel = self._new_tunnel(device, listener, remote, net_fd=self.sock.fileno(), family=self.sock.family)
         self._start(tunnel, listener, server=remote is None)
@@ -154,6 +155,14 @@ class TunHandler(Handler):
                    "device": device.name},  # type: ignore[attr-defined]
         )
 
+    async def _serve_fake_tcp_server(self, device: object, listener: Listener, endpoint: _engine.FakeTcp) -> None:
+        tunnel = self._new_tunnel(device, listener, None, net_fd=-1, family=0)
+        self.ftcp_endpoint = endpoint
+        tunnel.use_faketcp(endpoint)
+        self._start(tunnel, listener, server=True)
+        self._log_up(device, f"fake tcp {host_port(endpoint.local_address)}", None)
+        await asyncio.Event().wait()
+
     async def _serve_fake_tcp_client(self, device: object, listener: Listener,
                                      remote: tuple[str, int, int]) -> None:
         client = self.ftcp_client
@@ -162,13 +171,14 @@ class TunHandler(Handler):
         async def run(endpoint: _engine.FakeTcp) -> None:
             try:
                 tunnel = self._new_tunnel(device, listener, remote, net_fd=-1, family=0)
+                self.ftcp_endpoint = endpoint
                 tunnel.use_faketcp(endpoint)
                 self._start(tunnel, listener, server=False)
-                local = endpoint.local_address
-                self._log_up(device, f"fake tcp {local[0]}:{local[1]}", remote)
+                self._log_up(device, f"fake tcp {host_port(endpoint.local_address)}", remote)
                 await self._net_closed.wait()
             finally:
                 await self._stop_tunnel()
+                self.ftcp_endpoint = None
                 await asyncio.to_thread(endpoint.close)
 
         await redial_forever(client.dial, run, self.ctx.log, f"fake tcp {remote[0]}:{remote[1]}")
@@ -188,9 +198,8 @@ class TunHandler(Handler):
     def log_stats(self) -> None:
         if self.tunnel is not None:
             stats = self.tunnel.stats()
-            endpoint = self.ftcp_server.endpoint if self.ftcp_server else None
-            if endpoint is not None:
-                stats["faketcp"] = endpoint.stats()
+            if self.ftcp_endpoint is not None:
+                stats["faketcp"] = self.ftcp_endpoint.stats()
             self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": stats})
 
     async def _stop_tunnel(self) -> None:
@@ -210,6 +219,7 @@ class TunHandler(Handler):
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        self.ftcp_endpoint = None
         for endpoint in (self.ftcp_server, self.ftcp_client):
             if endpoint is not None:
                 await endpoint.close()
