@@ -96,6 +96,7 @@ struct gx_faketcp {
     pthread_rwlock_t lock;
     bool lock_ready;
     uint32_t flow_timeout_ms;
+    uint32_t orphans;               /* flows from a SYN, not accepted yet (at most half the table) */
     uint64_t reset_window_ms;       /* RSTs sent for unknown flows: at most RESET_PER_S a second */
     uint32_t resets_in_window;
 };
@@ -646,11 +647,29 @@ static void conn_close(struct gx_faketcp *f, struct src *c, bool graceful) {
 /* Server, down thread: end a flow. */
 static void flow_end(struct gx_faketcp *f, struct flow *p, bool graceful) {
     struct src *c = p->conn;
+    if (c == NULL)
+        f->orphans--;
     pthread_rwlock_wrlock(&f->lock);
     table_delete(f, p);
     pthread_rwlock_unlock(&f->lock);
     conn_close(f, c, graceful);
     count(f, STAT(flows_closed), 1);
+}
+
+/* Caller holds the write lock: make room for an accepted connection by forgetting the oldest
+ * handshake that was never accepted (spoofed SYNs must not lock real clients out). */
+static void evict_orphan(struct gx_faketcp *f) {
+    struct flow *oldest = NULL;
+    for (uint32_t i = 0; i <= f->mask; i++) {
+        struct flow *p = &f->slots[i];
+        if (p->used && p->conn == NULL && (oldest == NULL || p->born_ms < oldest->born_ms))
+            oldest = p;
+    }
+    if (oldest != NULL) {
+        table_delete(f, oldest);
+        f->orphans--;
+        count(f, STAT(flows_closed), 1);
+    }
 }
 
 static void server_accept(struct gx_faketcp *f, uint64_t now) {
@@ -683,8 +702,12 @@ static void server_accept(struct gx_faketcp *f, uint64_t now) {
         struct src *old = NULL;
         pthread_rwlock_wrlock(&f->lock);
         struct flow *p = table_find(f, &k);
+        if (p == NULL && f->count >= f->limit)
+            evict_orphan(f);
         if (p == NULL)
             p = table_add(f, &k, now);
+        else if (p->conn == NULL)
+            f->orphans--;
         if (p != NULL) {
             old = p->conn;
             p->conn = c;
@@ -770,11 +793,14 @@ static int server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg
             }
             return 0;
         }
+        if (f->orphans >= f->limit / 2 + 1)
+            return 0; /* too many handshakes in flight: this one is served without its SYN */
         pthread_rwlock_wrlock(&f->lock);
         p = table_add(f, k, now);
         pthread_rwlock_unlock(&f->lock);
         if (p == NULL)
             return 0;
+        f->orphans++;
     }
     p->seen_ms = now;
     if (seg->flags & GX_TCP_ACK)

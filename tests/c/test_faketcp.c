@@ -517,6 +517,77 @@ static void test_reset_unknown_flow(void) {
     gx_faketcp_close(srv);
 }
 
+/* Spoofed SYNs fill at most half the flow table, and an accepted client evicts the oldest of them:
+ * with room for 4 flows, 10 fake handshakes do not keep two real clients out. */
+static void test_syn_flood(void) {
+    struct sockaddr_storage sa;
+    socklen_t len = addr_of(&sa, "127.0.0.1", 0);
+    struct gx_faketcp *srv = NULL;
+    CHECK(gx_faketcp_listen(&srv, (struct sockaddr *)&sa, len, 0, 0, 4) == 0, "listen");
+    if (srv == NULL)
+        return;
+    struct sockaddr_storage me;
+    socklen_t mlen;
+    gx_faketcp_local(srv, &me, &mlen);
+    uint16_t port = port_of(&me);
+    struct gx_transport st;
+    gx_faketcp_transport(srv, &st);
+    /* from addresses with no route back (no SYN-ACK, so no RST either), as in a real flood */
+    int raw = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+    uint8_t pkt[20 + GX_FAKETCP_HDR], lo[4] = {127, 0, 0, 1};
+    struct sockaddr_storage to;
+    socklen_t tolen = addr_of(&to, "127.0.0.1", 0);
+    for (int i = 0; i < 10; i++) {
+        uint8_t src[4] = {10, 99, 0, (uint8_t)(i + 1)};
+        memset(pkt, 0, 20);
+        pkt[0] = 0x45;
+        put16(pkt + 2, sizeof(pkt));
+        pkt[8] = 64;
+        pkt[9] = IPPROTO_TCP;
+        memcpy(pkt + 12, src, 4);
+        memcpy(pkt + 16, lo, 4);
+        gx_faketcp_build(pkt + 20, (uint16_t)(20000 + i), port, 777u * (uint32_t)i, 0, GX_TCP_SYN, 1024, src, lo,
+                         0, NULL, 0);
+        CHECK(sendto(raw, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, tolen) == (ssize_t)sizeof(pkt),
+              "spoofed SYN: %s", strerror(errno));
+    }
+    close(raw);
+    struct gx_batch b;
+    gx_batch_init(&b, 8, 2048, GX_HEADROOM);
+    pump(&st, &b, 1, 200);                       /* the server sees the SYNs */
+    struct gx_faketcp_stats ss;
+    gx_faketcp_get_stats(srv, &ss);
+    CHECK(ss.flows == 3, "flows after 10 spoofed SYNs: %llu (want half the table + 1)",
+          (unsigned long long)ss.flows);
+    struct gx_faketcp *c1 = dial("127.0.0.1", port, 0), *c2 = dial("127.0.0.1", port, 0);
+    struct sockaddr_storage server_addr;
+    socklen_t slen = addr_of(&server_addr, "127.0.0.1", port);
+    uint8_t msg[2][64];
+    int sent = 0;
+    pump(&st, &b, 1, 200);                       /* accept both */
+    for (int i = 0; i < 2; i++) {
+        struct gx_faketcp *c = i ? c2 : c1;
+        if (c == NULL)
+            continue;
+        struct gx_transport ct;
+        gx_faketcp_transport(c, &ct);
+        fill(msg[i], sizeof(msg[i]), (uint8_t)(i + 1));
+        struct gx_tunnel_dgram d = {msg[i], sizeof(msg[i]), &server_addr, slen};
+        uint64_t bytes = 0, dropped = 0;
+        sent += ct.send(ct.state, &d, 1, -1, &bytes, &dropped);
+    }
+    gx_batch_reset(&b);
+    int n = pump(&st, &b, 2, 2000);
+    CHECK(sent == 2 && n == 2, "real clients during a SYN flood: %d sent, %d received", sent, n);
+    gx_faketcp_get_stats(srv, &ss);
+    CHECK(ss.accepted == 2 && ss.flows <= 4, "accepted %llu, flows %llu", (unsigned long long)ss.accepted,
+          (unsigned long long)ss.flows);
+    gx_batch_free(&b);
+    gx_faketcp_close(c1);
+    gx_faketcp_close(c2);
+    gx_faketcp_close(srv);
+}
+
 static void test_bad_arguments(void) {
     struct gx_faketcp *f = NULL;
     struct sockaddr_storage sa;
@@ -560,6 +631,7 @@ int main(void) {
         test_loopback("::", 1, "::1");
         test_idle_timeout();
         test_reset_unknown_flow();
+        test_syn_flood();
         printf("loopback tests: %d checks\n", gxt_passed + gxt_failed - before);
     }
     if (raw >= 0)
