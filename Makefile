@@ -49,11 +49,11 @@ build: pip-deps
 	@$(PY) -c 'import gostx._engine' || { echo "error: the C extension did not build" >&2; exit 1; }
 	@$(PY) -m pip install -q --no-build-isolation --no-deps -e . >/dev/null 2>&1 || true
 
-tests/c/bin/%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h
+tests/c/bin/%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h) tests/c/gxtest.h
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(CSRC) -lcrypto -lpthread
 
-tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h
+tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h) tests/c/gxtest.h
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) -lcrypto -lpthread
