@@ -12,12 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "gx/aead.h"
 #include "gx/batch.h"
 #include "gx/faketcp.h"
+#include "gx/tunnel.h"
 #include "gxtest.h"
 #include "pktref.h"
 
@@ -369,6 +374,14 @@ static int sniffer(uint16_t dport) {
     return fd;
 }
 
+/* One packet from a socketpair "device" within ms; its length or -1. */
+static int recv_dev_ms(int fd, uint8_t *buf, size_t cap, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0)
+        return -1;
+    return (int)recv(fd, buf, cap, MSG_DONTWAIT);
+}
+
 static void fill(uint8_t *p, uint32_t len, uint8_t marker) {
     for (uint32_t i = 0; i < len; i++)
         p[i] = (uint8_t)(marker + i * 3);
@@ -588,6 +601,133 @@ static void test_syn_flood(void) {
     gx_faketcp_close(srv);
 }
 
+/* Two tunnels (socketpairs as their devices, AES-128-GCM) over fake TCP on loopback: the engine's up
+ * and down threads on both ends use the transport at the same time. */
+static uint32_t ip4_packet(uint8_t *p, const uint8_t src[4], const uint8_t dst[4], uint32_t seq, uint32_t len) {
+    memset(p, 0, 20);
+    p[0] = 0x45;
+    put16(p + 2, len);
+    p[8] = 64;
+    p[9] = 17;
+    memcpy(p + 12, src, 4);
+    memcpy(p + 16, dst, 4);
+    put32(p + 20, seq);
+    for (uint32_t i = 24; i < len; i++)
+        p[i] = (uint8_t)(seq + i);
+    return len;
+}
+
+struct counter {
+    int fd;
+    atomic_int n, stop;
+};
+
+static void *count_packets(void *arg) {
+    struct counter *c = arg;
+    uint8_t buf[2048];
+    while (!atomic_load(&c->stop))
+        if (recv_dev_ms(c->fd, buf, sizeof(buf), 20) > 0)
+            atomic_fetch_add(&c->n, 1);
+    return NULL;
+}
+
+static void test_tunnels(void) {
+    uint16_t port;
+    struct gx_faketcp *srv = listen_on("127.0.0.1", 0, &port);
+    struct gx_faketcp *cli = srv ? dial("127.0.0.1", port, 0) : NULL;
+    if (cli == NULL) {
+        gx_faketcp_close(srv);
+        return;
+    }
+    int sdev[2], cdev[2];
+    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sdev);
+    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, cdev);
+    fcntl(sdev[0], F_SETFL, O_NONBLOCK);
+    fcntl(cdev[0], F_SETFL, O_NONBLOCK);
+    uint8_t key[16];
+    gx_aead_derive_key(GX_CIPHER_AES_128_GCM, (const uint8_t *)"pw", 2, key);
+    struct gx_aead *sa = NULL, *ca = NULL;
+    gx_aead_new(&sa, GX_CIPHER_AES_128_GCM, key);
+    gx_aead_new(&ca, GX_CIPHER_AES_128_GCM, key);
+    struct gx_tunnel_cfg scfg = {.mode = GX_TUNNEL_TUN, .role = GX_TUNNEL_SERVER, .dev_fd = sdev[0], .net_fd = -1,
+                                 .aead = sa, .mtu = 1350};
+    struct gx_tunnel_cfg ccfg = scfg;
+    ccfg.role = GX_TUNNEL_CLIENT;
+    ccfg.dev_fd = cdev[0];
+    ccfg.aead = ca;
+    ccfg.remote_len = addr_of(&ccfg.remote, "127.0.0.1", port);
+    struct gx_tunnel *st = NULL, *ct = NULL;
+    struct gx_transport str, ctr;
+    gx_faketcp_transport(srv, &str);
+    gx_faketcp_transport(cli, &ctr);
+    CHECK(gx_tunnel_new(&st, &scfg) == 0 && gx_tunnel_set_transport(st, &str) == 0 && gx_tunnel_start(st) == 0,
+          "server tunnel");
+    CHECK(gx_tunnel_new(&ct, &ccfg) == 0 && gx_tunnel_set_transport(ct, &ctr) == 0 && gx_tunnel_start(ct) == 0,
+          "client tunnel");
+    static const uint8_t c_ip[4] = {192, 168, 123, 2}, s_ip[4] = {192, 168, 123, 1};
+    uint8_t pkt[1400], got[2048];
+    fcntl(cdev[1], F_SETFL, O_NONBLOCK);
+    fcntl(sdev[1], F_SETFL, O_NONBLOCK);
+    /* the client speaks first (the server learns its route), then both directions at once */
+    ip4_packet(pkt, c_ip, s_ip, 0, 100);
+    write(cdev[1], pkt, 100);
+    CHECK(recv_dev_ms(sdev[1], got, sizeof(got), 2000) == 100, "first packet");
+    const int count_each = 300;
+    struct counter up = {.fd = sdev[1]}, down = {.fd = cdev[1]};
+    pthread_t tu, td;
+    pthread_create(&tu, NULL, count_packets, &up);
+    pthread_create(&td, NULL, count_packets, &down);
+    for (int i = 0; i < count_each; i++) {
+        uint32_t len = 40 + (uint32_t)(i * 37) % 1300;
+        ip4_packet(pkt, c_ip, s_ip, (uint32_t)i, len);
+        while (write(cdev[1], pkt, len) < 0 && errno == EAGAIN)
+            sleep_ms(1);
+        ip4_packet(pkt, s_ip, c_ip, (uint32_t)i, len);
+        while (write(sdev[1], pkt, len) < 0 && errno == EAGAIN)
+            sleep_ms(1);
+        if (i % 8 == 7)
+            sleep_ms(1);    /* the socketpairs hold only a few datagrams (net.unix.max_dgram_qlen) */
+    }
+    for (int waited = 0; waited < 3000 && (atomic_load(&up.n) < count_each || atomic_load(&down.n) < count_each);
+         waited += 10)
+        sleep_ms(10);
+    atomic_store(&up.stop, 1);
+    atomic_store(&down.stop, 1);
+    pthread_join(tu, NULL);
+    pthread_join(td, NULL);
+    int n_up = atomic_load(&up.n), n_down = atomic_load(&down.n);
+    /* loopback loses nothing, but a socketpair "device" refuses datagrams when its short queue is full */
+    CHECK(n_up >= count_each * 9 / 10 && n_down >= count_each * 9 / 10, "through the tunnels: %d up, %d down of %d",
+          n_up, n_down, count_each);
+    struct gx_tunnel_stats ss, cs;
+    gx_tunnel_get_stats(st, &ss);
+    gx_tunnel_get_stats(ct, &cs);
+    struct gx_faketcp_stats fs, fc;
+    gx_faketcp_get_stats(srv, &fs);
+    gx_faketcp_get_stats(cli, &fc);
+    if (n_up < count_each || n_down < count_each)
+        printf("note: server dev_rx %llu net_tx %llu drop_send %llu no_route %llu; ftcp tx %llu no_flow %llu; "
+               "client net_rx %llu dev_tx %llu dev_full %llu; ftcp rx %llu bad %llu\n",
+               (unsigned long long)ss.dev_rx_pkts, (unsigned long long)ss.net_tx_pkts,
+               (unsigned long long)ss.drop_send, (unsigned long long)ss.drop_no_route,
+               (unsigned long long)fs.tx_segments, (unsigned long long)fs.tx_no_flow,
+               (unsigned long long)cs.net_rx_pkts, (unsigned long long)cs.dev_tx_pkts,
+               (unsigned long long)cs.drop_dev_full, (unsigned long long)fc.rx_datagrams,
+               (unsigned long long)fc.rx_bad);
+    CHECK(ss.drop_auth == 0 && ss.drop_short == 0 && ss.drop_malformed == 0, "server drops: auth %llu short %llu",
+          (unsigned long long)ss.drop_auth, (unsigned long long)ss.drop_short);
+    gx_tunnel_free(ct);
+    gx_tunnel_free(st);
+    gx_faketcp_close(cli);
+    gx_faketcp_close(srv);
+    gx_aead_free(sa);
+    gx_aead_free(ca);
+    for (int i = 0; i < 2; i++) {
+        close(sdev[i]);
+        close(cdev[i]);
+    }
+}
+
 static void test_bad_arguments(void) {
     struct gx_faketcp *f = NULL;
     struct sockaddr_storage sa;
@@ -632,6 +772,7 @@ int main(void) {
         test_idle_timeout();
         test_reset_unknown_flow();
         test_syn_flood();
+        test_tunnels();
         printf("loopback tests: %d checks\n", gxt_passed + gxt_failed - before);
     }
     if (raw >= 0)
