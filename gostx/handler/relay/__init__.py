@@ -1,0 +1,221 @@
+"""gost handler `relay`: GOST's relay protocol server (spec v3.md 7), over any listener:
+`gost -L relay+wss://:443`, `-L relay+tls://:8443`, `-L relay://user:pass@:8080`.
+
+1. The request is read within `readTimeout` (15s). A header that is not version 1, ends early, or holds an
+   unknown or malformed feature closes the connection without an answer, as gost.
+2. With credentials (`user:pass@`, handler.auth), the UserAuth feature must match (missing = empty): else
+   status 0x02.
+3. Network = the Network feature (default tcp), forced to udp by the FUDP flag (0x80).
+4. Forward mode (`-L relay://:8080/host:port`): the request's address is ignored and a forward target is
+   dialed instead (none usable: 0x05; dial failure: 0x06).
+5. CONNECT (command 1, or 0): no address -> 0x01; a failed dial through the service's chain -> 0x07.
+   TCP is then relayed both ways; UDP as `LEN(2) PAYLOAD` frames to a UDP conn (no idle timeout: it lives
+   as long as the stream). Without `nodelay` the OK response rides in front of the first bytes sent back.
+6. BIND needs `bind=true` (else 0x03). UDP (FUDP|BIND, the association a socks5 server behind a relay
+   chain uses): a UDP socket on the requested address, OK + its address, then GOST's SOCKS5 UDP-over-TCP
+   frames, relayed in C (csrc/socks_relay.c). TCP BIND (gost's rtcp, an smux session) is not supported:
+   0x05.
+7. Any other command -> 0x01.
+
+Metadata: `readTimeout` (15s), `bind` (false), `nodelay` (false), `udpBufferSize` (largest relayed
+datagram, 512..65535; default 65535, where gost reads 4096-byte datagrams and cuts larger ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from gostx import _engine
+from gostx.addr import format_sockaddr
+from gostx.handler.forward.targets import TargetPicker, forward_targets
+from gostx.handler.proxy import ProxyHandler, describe
+from gostx.net.packet import PacketConn
+from gostx.net.relay import ResponseFirstStream, read_udp_frame
+from gostx.net.stream import CBridge, SocketStream, Stream, pipe
+from gostx.protocol import relay as rp
+from gostx.registry import handlers
+
+DEFAULT_READ_TIMEOUT = 15.0
+
+
+@handlers.register("relay")
+class RelayHandler(ProxyHandler):
+    picker: TargetPicker | None = None
+
+    def parse_metadata(self) -> None:
+        md = self.metadata
+        timeout = md.get_duration("readTimeout", default=DEFAULT_READ_TIMEOUT)
+        self.read_timeout = timeout if timeout > 0 else DEFAULT_READ_TIMEOUT
+        self.bind_allowed = md.get_bool("bind")
+        self.nodelay = md.get_bool("nodelay")
+        size = md.get_int("udpBufferSize", "udp.bufferSize", default=65535)
+        self.udp_buffer = min(max(size, 512), 65535)
+        targets = forward_targets(self.ctx.forwarder, self.ctx.config) if self.ctx.forwarder else []
+        if targets:
+            self.picker = TargetPicker(targets, self.ctx.forwarder.selector if self.ctx.forwarder else None)
+
+    async def reply(self, stream: Stream, status: int, features: list[rp.Feature] | None = None) -> None:
+        await stream.write(rp.Response(status, features or []).encode())
+
+    async def handle(self, stream: Stream, peer: str) -> None:
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                req = await rp.read_request(stream)
+        except rp.RelayError as exc:  # gost answers nothing: the connection is closed
+            self.ctx.log.debug(f"{peer}: {exc}", extra={"remote": peer})
+            return
+        auth = req.find(rp.UserAuth)
+        user, password = (auth.username, auth.password) if isinstance(auth, rp.UserAuth) else ("", "")
+        if self.credentials and not self.credentials.check(user, password):
+            await self.reply(stream, rp.STATUS_UNAUTHORIZED)
+            self.ctx.log.info(f"{peer}: relay: unauthorized" + (f" (user {user!r})" if user else ""),
+                              extra={"remote": peer})
+            return
+        network = req.network
+        addr = req.find(rp.Addr)
+        address = addr.join() if isinstance(addr, rp.Addr) else ""
+        if self.picker is not None:
+            await self.forward(stream, peer, network)
+        elif req.command in (0, rp.CMD_CONNECT):
+            await self.connect(stream, peer, network, address)
+        elif req.command == rp.CMD_BIND:
+            await self.bind(stream, peer, network, address)
+        else:
+            await self.reply(stream, rp.STATUS_BAD_REQUEST)
+            self.ctx.log.debug(f"{peer}: relay: unknown command 0x{req.cmd:02x}", extra={"remote": peer})
+
+    # -- CONNECT and forward ---------------------------------------------------------------------
+
+    async def connect(self, stream: Stream, peer: str, network: str, address: str) -> None:
+        if not address:
+            await self.reply(stream, rp.STATUS_BAD_REQUEST)
+            self.ctx.log.error(f"{peer}: relay: target not specified", extra={"remote": peer})
+            return
+        if network not in ("tcp", "udp"):
+            await self.reply(stream, rp.STATUS_BAD_REQUEST)
+            self.ctx.log.error(f"{peer}: relay: network {network} is not supported", extra={"remote": peer})
+            return
+        start = asyncio.get_running_loop().time()
+        try:
+            upstream = await self.router.dial(network, address)
+        except ConnectionError as exc:
+            await self.reply(stream, rp.STATUS_NETWORK_UNREACHABLE)
+            self.ctx.log.error(f"{peer} -> {address}: {exc}", extra={"remote": peer, "dst": address})
+            return
+        await self.relay(stream, peer, network, address, upstream, start, "connect")
+
+    async def forward(self, stream: Stream, peer: str, network: str) -> None:
+        assert self.picker is not None
+        if network not in ("tcp", "udp"):
+            await self.reply(stream, rp.STATUS_BAD_REQUEST)
+            return
+        target = self.picker.pick(peer.rsplit(":", 1)[0].strip("[]"))
+        start = asyncio.get_running_loop().time()
+        try:
+            upstream = await self.router.dial(network, target.addr)
+        except ConnectionError as exc:
+            self.picker.mark_failed(target)
+            await self.reply(stream, rp.STATUS_HOST_UNREACHABLE)
+            self.ctx.log.error(f"{peer} -> {target.addr}: {exc}", extra={"remote": peer, "dst": target.addr})
+            return
+        self.picker.mark_ok(target)
+        await self.relay(stream, peer, network, target.addr, upstream, start, "forward")
+
+    async def relay(self, stream: Stream, peer: str, network: str, address: str, upstream: Stream | PacketConn,
+                    start: float, cmd: str) -> None:
+        ok = rp.OK_RESPONSE
+        # The cached response rides on the first bytes back; on a plain socket it is sent now instead (the
+        # bytes on the wire are the same), so both sockets can be spliced in the kernel.
+        if self.nodelay or (network == "tcp" and isinstance(stream, SocketStream)):
+            await stream.write(ok)
+            client: Stream = stream
+        else:
+            client = ResponseFirstStream(stream, ok)
+        extra = self.log_open(peer, address, cmd=cmd, network=network)
+        if isinstance(upstream, PacketConn):
+            try:
+                sent, received = await self.relay_udp(client, upstream)
+            finally:
+                upstream.close()
+        else:
+            sent, received = await pipe(client, upstream)
+        self.log_close(peer, address, extra, start, sent, received)
+
+    async def relay_udp(self, stream: Stream, conn: PacketConn) -> tuple[int, int]:
+        """`LEN(2) PAYLOAD` frames <-> datagrams until the stream ends or either side fails."""
+        counts = [0, 0]
+        limit = self.udp_buffer
+
+        async def up() -> None:
+            while (data := await read_udp_frame(stream)) is not None:
+                counts[0] += len(data)
+                await conn.sendto(data)
+
+        async def down() -> None:
+            while True:
+                data, _ = await conn.recvfrom()
+                if len(data) > limit:
+                    continue
+                counts[1] += len(data)
+                await stream.write(rp.udp_frame(data))
+
+        tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stream.close()
+        return counts[0], counts[1]
+
+    # -- BIND ------------------------------------------------------------------------------------
+
+    async def bind(self, stream: Stream, peer: str, network: str, address: str) -> None:
+        if not self.bind_allowed:
+            await self.reply(stream, rp.STATUS_FORBIDDEN)
+            self.ctx.log.info(f"{peer}: relay: BIND refused (bind=true is not set)", extra={"remote": peer})
+            return
+        if network != "udp":
+            await self.reply(stream, rp.STATUS_SERVICE_UNAVAILABLE)
+            self.ctx.log.error(f"{peer}: relay: TCP BIND (rtcp) is not supported", extra={"remote": peer})
+            return
+        from gostx.handler.socks5 import _listen
+
+        host, port = rp.Addr.parse(address).host, rp.Addr.parse(address).port
+        try:
+            sock = _listen("udp", host, port)
+        except OSError as exc:
+            await self.reply(stream, rp.STATUS_SERVICE_UNAVAILABLE)
+            self.ctx.log.error(f"{peer}: relay: UDP BIND {address or ':0'}: {describe(exc)}",
+                               extra={"remote": peer})
+            return
+        try:
+            bound = format_sockaddr(sock.getsockname())
+            await self.reply(stream, rp.STATUS_OK, [rp.Addr.parse(bound)])
+            extra = self.log_open(peer, bound, cmd="bind", network="udp")
+            start = asyncio.get_running_loop().time()
+            stats = await self._udp_tun_relay(stream, sock.fileno(), peer)
+            self.log_close(peer, bound, extra, start, stats["up_bytes"], stats["down_bytes"])
+        finally:
+            sock.close()
+
+    async def _udp_tun_relay(self, stream: Stream, udp_fd: int, peer: str) -> dict[str, int]:
+        """GOST 0xF3 frames on the stream <-> datagrams on udp_fd, in C threads (csrc/socks_relay.c)."""
+        loop = asyncio.get_running_loop()
+        bridge = CBridge(stream)
+        relay = _engine.SocksUdpRelay(bridge.sock.fileno(), udp_fd, self.udp_buffer)
+        ended: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(relay.event_fd, lambda: ended.done() or ended.set_result(None))
+        relay.start()
+        try:
+            await ended
+            if relay.status:
+                self.ctx.log.info(f"{peer}: relay UDP ended: {os.strerror(relay.status).lower()}",
+                                  extra={"remote": peer})
+        finally:
+            loop.remove_reader(relay.event_fd)
+            await asyncio.shield(asyncio.to_thread(relay.stop))
+            bridge.close()
+        return relay.stats()  # type: ignore[no-any-return]
