@@ -2,25 +2,30 @@
 
 Client (after the request was built, spec v3.md 7):
 - `RelayClientStream`: TCP CONNECT without `nodelay`. The request rides on the first write; the response
-  is read before the first read. gost's client waits for the response without sending the request when
-  the application reads first, which stalls server-first protocols (SSH, SMTP); gostx sends the request
-  alone in that case (README: Differences from gost).
+  is read before the first read. gost's client waits for the response without ever sending the request
+  when the application only reads, which stalls server-first protocols (SSH, SMTP); gostx gives the
+  first write `REQUEST_GRACE` seconds and then sends the request alone (README: Differences from gost).
 - `RelayUdpConn`: UDP CONNECT. Datagrams are `LEN(2) PAYLOAD` frames; the request rides on the first
   frame unless `nodelay`, and the response is read before the first frame.
 Server:
 - `ResponseFirstStream`: the OK response cached (no `nodelay`) and written in front of the first bytes
-  the server sends back.
+  the server sends back. A gost client with `nodelay=true` waits for the response before it sends
+  anything, which against a caching gost server stalls client-first protocols; gostx sends the response
+  alone when nothing came back within `REQUEST_GRACE` seconds.
 - `read_udp_frame(stream)`: one `LEN(2) PAYLOAD` datagram (the server side of the UDP framing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 
 from gostx.net.packet import PacketConn
 from gostx.net.stream import CHUNK, Stream
 from gostx.protocol import relay as rp
+
+REQUEST_GRACE = 0.2  # seconds a reader waits for a first write to carry the request
 
 
 def check_response(resp: rp.Response, what: str) -> None:
@@ -38,9 +43,11 @@ class _Handshake:
         self.what = what
         self.response_read = False
         self._reading: asyncio.Future[None] | None = None
+        self._sent = asyncio.Event()
 
     def take_request(self) -> bytes:
         data, self.request = self.request, b""
+        self._sent.set()
         return data
 
     async def ensure_response(self) -> None:
@@ -51,6 +58,9 @@ class _Handshake:
             return
         self._reading = asyncio.get_running_loop().create_future()
         try:
+            if self.request:  # let a first write carry it, as gost; then send it alone
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._sent.wait(), REQUEST_GRACE)
             pending = self.take_request()
             if pending:
                 await self.inner.write(pending)
@@ -132,6 +142,13 @@ class ResponseFirstStream(Stream):
     def __init__(self, inner: Stream, response: bytes) -> None:
         self.inner = inner
         self._pending = response
+        self._timer = asyncio.get_running_loop().call_later(REQUEST_GRACE, self._flush_late)
+        self._late: asyncio.Task[None] | None = None
+
+    def _flush_late(self) -> None:
+        if self._pending:
+            self._late = asyncio.ensure_future(self.flush())
+            self._late.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def read(self, n: int = CHUNK) -> bytes:
         return await self.inner.read(n)
@@ -153,6 +170,9 @@ class ResponseFirstStream(Stream):
         await self.inner.write_eof()
 
     def close(self) -> None:
+        self._timer.cancel()
+        if self._late is not None:
+            self._late.cancel()
         self.inner.close()
 
     def take_buffered(self) -> bytes:
