@@ -78,7 +78,7 @@ class Router:
     async def _dial_direct(self, network: str, address: str) -> Conn:
         if network == "udp" and not address:
             if self.direct.interfaces or self.direct.mark:
-                return DirectPacketConn(listen_udp(self.direct), connected=False)
+                return DirectPacketConn(await listen_udp(self.direct), connected=False)
             sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
             try:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)

@@ -65,10 +65,10 @@ def _family_matches(local_ip: str, family: int) -> bool:
     return (ipaddress.ip_address(local_ip).version == 6) == (family == socket.AF_INET6)
 
 
-def _interface_candidates(item: str) -> tuple[bool, str, list[str]]:
+async def _interface_candidates(item: str) -> tuple[bool, str, list[str]]:
     """(strict, NIC name, local addresses) of one `interface` item."""
     strict = item.endswith("!")
-    ifname, addresses = resolve_interface(item.rstrip("!"))
+    ifname, addresses = await resolve_interface(item.rstrip("!"))
     return strict, ifname, addresses
 
 
@@ -81,7 +81,7 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
         last: Exception | None = None
         for item in opts.interfaces or [""]:
             try:
-                strict, ifname, addresses = _interface_candidates(item)
+                strict, ifname, addresses = await _interface_candidates(item)
             except OSError as exc:
                 if item.endswith("!"):
                     raise
@@ -111,13 +111,13 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
         raise last or OSError(f"no address for {host}")
 
 
-def listen_udp(opts: DialOptions) -> socket.socket:
+async def listen_udp(opts: DialOptions) -> socket.socket:
     """An unconnected UDP socket (dual-stack when it can) for "udp" to any destination, with the
     interface's first usable address, its NIC and the mark, as gost's direct UDP association."""
     last: Exception | None = None
     for item in opts.interfaces or [""]:
         try:
-            strict, ifname, addresses = _interface_candidates(item)
+            strict, ifname, addresses = await _interface_candidates(item)
         except OSError as exc:
             if item.endswith("!"):
                 raise

@@ -7,44 +7,48 @@ import ipaddress
 
 
 def _ipr():  # type: ignore[no-untyped-def]
-    from pyroute2 import IPRoute  # imported on first use: only services with `interface` need it
+    from pyroute2 import AsyncIPRoute  # imported on first use: only services with `interface` need it
 
-    return IPRoute()
+    return AsyncIPRoute()
 
 
-def interface_addresses(name: str) -> list[str]:
+async def interface_addresses(name: str) -> list[str]:
     """The addresses of NIC `name`, in the kernel's order (IPv4 first); OSError when there is no such NIC
     or it has no address."""
-    with _ipr() as ipr:
-        found = ipr.link_lookup(ifname=name)
+    async with _ipr() as ipr:
+        found = await ipr.link_lookup(ifname=name)
         if not found:
             raise OSError(19, f"no such network interface: {name}")
-        addrs = [str(a.get("IFA_ADDRESS")) for a in ipr.get_addr(index=found[0]) if a.get("IFA_ADDRESS")]
+        addrs = [str(a.get("IFA_ADDRESS")) async for a in await ipr.get_addr(index=found[0])
+                 if a.get("IFA_ADDRESS")]
     if not addrs:
         raise OSError(99, f"addr not found for interface {name}")
     return addrs
 
 
-def interface_of(ip: str) -> str:
+async def interface_of(ip: str) -> str:
     """The NIC holding address ip; OSError when none does."""
-    with _ipr() as ipr:
-        for addr in ipr.get_addr():
+    async with _ipr() as ipr:
+        index = None
+        async for addr in await ipr.get_addr():
             if addr.get("IFA_ADDRESS") == ip:
-                links = ipr.get_links(addr["index"])
-                if links:
-                    return str(links[0].get("IFLA_IFNAME"))
+                index = addr["index"]
+                break
+        if index is not None:
+            async for link in await ipr.get_links(index):
+                return str(link.get("IFLA_IFNAME"))
     raise OSError(99, f"no network interface has the address {ip}")
 
 
-def resolve_interface(item: str) -> tuple[str, list[str]]:
+async def resolve_interface(item: str) -> tuple[str, list[str]]:
     """(NIC name, local addresses to try) for one `interface` item (no trailing `!`); ("", [""]) for ""."""
     if not item:
         return "", [""]
     try:
         ip = ipaddress.ip_address(item)
     except ValueError:
-        return item, interface_addresses(item)
-    return interface_of(str(ip)), [str(ip)]
+        return item, await interface_addresses(item)
+    return await interface_of(str(ip)), [str(ip)]
 
 
 def binds_device(host: str) -> bool:
