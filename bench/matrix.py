@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bench.rig import Rig
-from bench.tunnels import Endpoint, OpenVpnTunnel, TunnelDown, gost_tun, gost_tun_over_socks5, gost_tungo
+from bench.tunnels import (
+    Endpoint,
+    OpenVpnTunnel,
+    TunnelDown,
+    gost_socks5_connect,
+    gost_tun,
+    gost_tun_over_socks5,
+    gost_tungo,
+)
 
 TCP_TESTS = ("ping", "tcp1", "tcp4")
 BARE_TESTS = ("ping", "tcp1", "tcp4", "udp")
@@ -77,6 +85,7 @@ ROWS: tuple[Row, ...] = (
         lambda: gost_tun(None, extra=["tcp=true"], client_listen=":0"),
     ),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
+    Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
     Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
     Row("go-gost-tun-aes-128-gcm", "Go gost tun:// aes-128-gcm", _go_gost("aes-128-gcm")),

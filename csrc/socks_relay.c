@@ -240,7 +240,11 @@ static void *down_main(void *arg) {
             break;
         if (pr <= 0)
             continue;
-        for (int round = 0; round < 8; round++) {
+        /* keep reading while batches come back full: the UDP transport may hold datagrams it already
+         * took off the socket (UDP GRO), which poll would not report */
+        for (uint32_t round = 1;; round++) {
+            if (round % 64 == 0 && poll(&pfd[1], 1, 0) > 0)
+                goto out;
             gx_batch_reset(&b);
             uint64_t bytes = 0;
             int n = r->udp.recv(r->udp.state, &b, &bytes);

@@ -724,7 +724,10 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
         }
     }
     if (want) {
-        int w = gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        uint64_t supers = 0;
+        int w = t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO ? gx_tun_write_batch_gro(t->cfg.dev_fd, b, &supers)
+                                                       : gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        count(t, STAT(dev_tx_supers), supers);
         if (w < 0) {
             emit(t, GX_TEV_DEV_ERROR, (uint32_t)-w, NULL, 0, NULL, 0);
             count(t, STAT(drop_dev_full), want);
@@ -744,6 +747,11 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
         sender_flush(t, &d->s);
         gx_batch_reset(&d->relay);
     }
+}
+
+static bool stopping(const struct gx_tunnel *t) {
+    struct pollfd p = {.fd = t->stop_fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
 }
 
 static void *down_main(void *arg) {
@@ -775,7 +783,14 @@ static void *down_main(void *arg) {
             break;
         if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
-        for (int round = 0; round < 8; round++) {
+        /* keep reading while batches come back full: a transport may hold data it already took
+         * off the socket (UDP GRO), which poll would not report */
+        for (uint32_t round = 1;; round++) {
+            if (round % 8 == 0) {
+                if (stopping(t))
+                    goto out;
+                down_timers(t, d, now_ms());
+            }
             gx_batch_reset(b);
             uint64_t bytes = 0;
             int n = t->tr.recv(t->tr.state, b, &bytes);

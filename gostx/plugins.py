@@ -18,6 +18,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.handler.tun",
     "gostx.handler.socks5",
     "gostx.handler.http",
+    "gostx.handler.auto",
     "gostx.handler.relay",
     # dialers
     "gostx.dialer.tcp",

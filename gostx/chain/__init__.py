@@ -24,18 +24,20 @@ Failures raise ConnectionError with a one-line message. `router.route(addr)` sho
 addr would take (empty = direct).
 
 Bypass: hops and nodes take a Bypass (any object with `contains(addr: str) -> bool`); build_router /
-build_chain resolve bypass names through a `bypass_of(name) -> Bypass | None` function (gostx.bypass
-provides it). Without one, a configured hop/node bypass is a one-line "not supported yet" error.
+build_chain resolve bypass names through a `bypass_of(name)` function, by default the config's
+`bypasses:` (gostx.bypass). A hop bypass match cuts the route before that hop (direct when it is the
+first), a node bypass match drops the node from its hop's candidates. `service_bypass(config, name)` is
+the service-level bypass handlers use to refuse requests.
 
 Writing a dialer or connector: see gostx.chain.plugin; register it in gostx.registry (`dialers`,
 `connectors`) and list its module in gostx.plugins.BUILTIN_PLUGINS.
 """
 
-from gostx.chain.builder import build_chain, build_node, build_router
+from gostx.chain.builder import build_chain, build_node, build_router, service_bypass
 from gostx.chain.plugin import Connector, Dialer, NodeSpec
 from gostx.chain.route import Bypass, Chain, Hop, Node
 from gostx.chain.router import Router
 from gostx.chain.selector import FailMarker, Selector
 
 __all__ = ["Bypass", "Chain", "Connector", "Dialer", "FailMarker", "Hop", "Node", "NodeSpec", "Router",
-           "Selector", "build_chain", "build_node", "build_router"]
+           "Selector", "build_chain", "build_node", "build_router", "service_bypass"]

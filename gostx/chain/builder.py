@@ -3,8 +3,9 @@
 - A chain's hop entry with neither nodes nor a plugin names a top-level `hops:` entry.
 - Node defaults: connector `http`, dialer `tcp`. A node reaches its address with `interface`/`so_mark`
   from its own metadata (or its `interface`/`sockopts` fields), else from its hop's.
-- Bypasses are named (`hop.bypass`, `node.bypass`) and resolved by the `bypass_of` function given to
-  build_chain (gostx.bypass provides it); without one, a named bypass is a one-line error.
+- Bypasses are named (`hop.bypass`, `node.bypass`) and resolved by a `bypass_of(name)` function; by
+  default the config's `bypasses:` (gostx.bypass): a hop bypass cuts the route, a node bypass drops the
+  node from its hop's candidates (spec v3.md 5).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from gostx.chain.route import Bypass, Chain, Hop, Node
 from gostx.chain.router import Router
 from gostx.chain.selector import Selector
 from gostx.config.metadata import Metadata
-from gostx.config.model import ChainConfig, Config, ConnectorConfig, DialerConfig, HopConfig, NodeConfig
+from gostx.config.model import (
+    ChainConfig,
+    Config,
+    ConnectorConfig,
+    DialerConfig,
+    HopConfig,
+    NodeConfig,
+    ServiceConfig,
+)
 from gostx.errors import GostError
 from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions
 from gostx.registry import connectors, dialers
@@ -29,7 +38,7 @@ def _bypass(names: list[str], bypass_of: BypassOf | None, where: str) -> Bypass 
     if not names:
         return None
     if bypass_of is None:
-        raise GostError(f"{where}: bypass is not supported yet")
+        raise GostError(f"{where}: no bypass registry")
     found = [b for b in (bypass_of(n) for n in names) if b is not None]
     if len(found) != len(names):
         raise GostError(f"{where}: bypass '{names[0]}' not found")
@@ -83,7 +92,27 @@ def _resolve_hop(entry: HopConfig, config: Config) -> HopConfig:
     raise GostError(f"hop '{entry.name}' not found")
 
 
+def config_bypasses(config: Config) -> BypassOf:
+    """Names -> the config's bypasses (gostx.bypass); GostError for a bad or unknown one."""
+    from gostx.bypass import build_bypasses
+
+    registry = build_bypasses(config, check=False)
+    return registry.get
+
+
+def service_bypass(config: Config, service_name: str) -> Bypass | None:
+    """The bypass (group) a service names (`service.bypass`, `bypasses`), or None."""
+    from gostx.bypass import build_bypasses
+
+    svc: ServiceConfig | None = next((s for s in config.services if s.name == service_name), None)
+    if svc is None or not (svc.bypass or svc.bypasses):
+        return None
+    return build_bypasses(config, check=False).for_service(svc)
+
+
 def build_chain(cfg: ChainConfig, config: Config, bypass_of: BypassOf | None = None) -> Chain:
+    if bypass_of is None:
+        bypass_of = config_bypasses(config)
     hops = []
     for entry in cfg.hops:
         hop_cfg = _resolve_hop(entry, config)

@@ -13,7 +13,7 @@ import contextlib
 import socket
 from typing import Any
 
-from gostx.chain import Router, build_router
+from gostx.chain import Bypass, Router, build_router, service_bypass
 from gostx.config.model import AuthConfig
 from gostx.errors import GostError
 from gostx.listener.tcp import TcpListener
@@ -50,11 +50,19 @@ class ProxyHandler(Handler):
                                        where)
         self.router = build_router(self.ctx.chain, self.ctx.config, self.ctx.metadata,
                                    retries=self.config.retries, log=self.ctx.log)
+        self.bypass: Bypass | None = service_bypass(self.ctx.config, self.ctx.name)
         self.tasks: set[asyncio.Task[None]] = set()
         self.parse_metadata()
 
     def parse_metadata(self) -> None:
         """Read the handler's own metadata (self.metadata); raise GostError for bad values."""
+
+    def rejects(self, target: str, peer: str) -> bool:
+        """The service's bypass refuses this target (logged)."""
+        if self.bypass is None or not self.bypass.contains(target):
+            return False
+        self.ctx.log.info(f"{peer} -> {target}: bypassed (service bypass)", extra={"remote": peer, "dst": target})
+        return True
 
     async def serve(self, listener: Listener) -> None:
         if not isinstance(listener, TcpListener):
@@ -83,10 +91,13 @@ class ProxyHandler(Handler):
         except (ConnectionError, TimeoutError, OSError, GostError) as exc:
             self.ctx.log.debug(f"{peer}: {describe(exc)}", extra={"remote": peer})
         except asyncio.CancelledError:
+            stream.close()
             raise
         except Exception as exc:
             self.ctx.log.error(f"{peer}: internal error: {type(exc).__name__}: {exc}", exc_info=exc,
                                extra={"remote": peer})
+        try:
+            await linger(stream)  # a no-op once the stream was handed on (relayed, detached)
         finally:
             stream.close()
 
@@ -111,6 +122,28 @@ class ProxyHandler(Handler):
         if tasks:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 64 * 1024
+
+
+async def linger(stream: SocketStream) -> None:
+    """Close after a protocol error without a reset: stop writing, then discard what the client still
+    sends (briefly), so an error reply already written is not destroyed by an RST."""
+    sock = stream.sock
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+    drained = 0
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(LINGER_SECONDS):
+            while drained < LINGER_BYTES:
+                data = await stream.read(8192)
+                if not data:
+                    break
+                drained += len(data)
 
 
 def describe(exc: BaseException) -> str:

@@ -26,6 +26,11 @@ class PacketConn(abc.ABC):
     async def sendto(self, data: bytes, address: str = "") -> None:
         """Send one datagram to address ("" = the dialed destination)."""
 
+    async def sendmany(self, datagrams: list[bytes]) -> None:
+        """Several datagrams to the dialed destination (a conn may send them in one go)."""
+        for data in datagrams:
+            await self.sendto(data)
+
     @abc.abstractmethod
     def close(self) -> None:
         """Idempotent."""

@@ -189,7 +189,7 @@ async def start_tls_client(stream: Stream, ctx: ssl.SSLContext, server_name: str
     """TLS client over a SocketStream (the socket moves into the TLS transport)."""
     sock = _detach(stream)
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(sock=sock, ssl=ctx, server_hostname=server_name or None), timeout)
+        asyncio.open_connection(sock=sock, ssl=ctx, server_hostname=server_name or ""), timeout)
     return TransportStream(reader, writer)
 
 

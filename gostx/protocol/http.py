@@ -54,6 +54,8 @@ async def read_head(stream: Stream) -> bytes:
     buf = b""
     while True:
         end = buf.find(b"\r\n\r\n")
+        if end > MAX_HEAD:
+            raise HttpError("HTTP head too large", 431)
         if end >= 0:
             if isinstance(stream, SocketStream):
                 stream.unread(buf[end + 4:])

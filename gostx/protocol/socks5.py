@@ -7,10 +7,12 @@ PORT (2, big endian). GOST adds methods 0x80 (TLS) and 0x82 (TLS + user/pass), a
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 import struct
 
-from gostx.net.packet import PacketConn
+from gostx.net.packet import MAX_DATAGRAM, PacketConn, numeric_sockaddr
 from gostx.net.stream import Stream
 
 VERSION = 5
@@ -205,26 +207,87 @@ def parse_udp_datagram(buf: bytes) -> tuple[bytes, str, int]:
 class UdpTunConn(PacketConn):
     """Datagrams as 0xF3 frames on a stream (the client side after the 0xF3 handshake).
 
-    `stream`, `host` and `port` stay readable so the C tunnel engine can take the stream's socket over
-    (gostx/net/stream.py CBridge) and frame the datagrams itself."""
+    Reads take whole chunks of the stream and parse every frame in them; `sendmany` writes a batch of
+    frames in one write. `stream`, `host` and `port` stay readable so the C tunnel engine can take the
+    stream's socket over (gostx/net/stream.py CBridge) and frame the datagrams itself; do that before the
+    first recvfrom (or push `take_buffered()` back into the stream)."""
 
     def __init__(self, stream: Stream, host: str, port: int) -> None:
         self.stream = stream
         self.host = host
         self.port = port
+        self._buf = bytearray()
 
     async def recvfrom(self) -> tuple[bytes, str]:
-        head = await self.stream.readexactly(3)
-        size = (head[0] << 8) | head[1]
-        if size == 0:
-            raise Socks5Error("UDP frame with LEN 0")
-        host, port = await read_addr(self.stream)
-        return await self.stream.readexactly(size), join_addr(host, port)
+        while True:
+            parsed = parse_udp_frame(self._buf)
+            if parsed is not None:
+                data, host, port, size = parsed
+                del self._buf[:size]
+                return data, join_addr(host, port)
+            chunk = await self.stream.read(1 << 16)
+            if not chunk:
+                raise ConnectionError("unexpected EOF" if self._buf else "stream closed")
+            self._buf += chunk
+
+    def take_buffered(self) -> bytes:
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
 
     async def sendto(self, data: bytes, address: str = "") -> None:
         host, port = split_addr(address) if address else (self.host, self.port)
         if data:
             await self.stream.write(udp_frame(data, host, port))
 
+    async def sendmany(self, datagrams: list[bytes]) -> None:
+        """Datagrams to the dialed destination, framed and written at once."""
+        head = encode_addr(self.host, self.port)
+        frames = [struct.pack(">HB", len(d), UDP_FRAG) + head + d for d in datagrams if 0 < len(d) <= 0xFFFF]
+        if frames:
+            await self.stream.write(b"".join(frames))
+
     def close(self) -> None:
         self.stream.close()
+
+
+class AssociateConn(PacketConn):
+    """Standard UDP ASSOCIATE (the connector's `relay=udp`): RFC 1928 datagrams on a UDP socket to the
+    relay address the server replied with; the TCP control stream is kept open for the association."""
+
+    def __init__(self, stream: Stream, sock: socket.socket, host: str, port: int) -> None:
+        self.stream = stream
+        self.sock = sock
+        self.host = host
+        self.port = port
+        self._loop = asyncio.get_running_loop()
+
+    async def recvfrom(self) -> tuple[bytes, str]:
+        while True:
+            data = await self._loop.sock_recv(self.sock, MAX_DATAGRAM + 262)
+            try:
+                payload, host, port = parse_udp_datagram(data)
+            except Socks5Error:
+                continue  # not a relay datagram: ignore it
+            return payload, join_addr(host, port)
+
+    async def sendto(self, data: bytes, address: str = "") -> None:
+        host, port = split_addr(address) if address else (self.host, self.port)
+        await self._loop.sock_sendall(self.sock, udp_datagram(data, host, port))
+
+    def close(self) -> None:
+        self.sock.close()
+        self.stream.close()
+
+
+def associate_socket(relay_host: str, relay_port: int) -> socket.socket:
+    """A UDP socket connected to the relay address of an ASSOCIATE reply (used exactly as given)."""
+    family = socket.AF_INET6 if ":" in relay_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(numeric_sockaddr(join_addr(relay_host, relay_port), family))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

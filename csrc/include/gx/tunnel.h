@@ -64,6 +64,7 @@ struct gx_tunnel_stats {
     uint64_t drop_dev_full;                /* device queue full / write refused */
     uint64_t drop_send;                    /* sendmmsg refused the datagram */
     uint64_t drop_control;                 /* control message rejected */
+    uint64_t dev_tx_supers;                /* GRO: coalesced super-packets written to the device */
     uint64_t peers;                        /* learned entries now */
 };
 

@@ -6,7 +6,8 @@ stream then carries frames (gostx.protocol.socks5.UdpTunConn).
 
 Metadata: `timeout` (handshake deadline, default 15s); `notls` (default true in gostx: offer only 0x00 and
 0x02, which every SOCKS5 server understands; `notls=false` also offers gost's 0x80/0x82 TLS methods, as a
-gost client does by default).
+gost client does by default); `relay=udp`: carry UDP with the standard UDP ASSOCIATE instead of 0xF3
+(datagrams go to exactly the relay address the server replies with, as gost does).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Socks5Connector(Connector):
         timeout = self.metadata.get_duration("timeout", default=DEFAULT_TIMEOUT)
         self.timeout = timeout if timeout > 0 else DEFAULT_TIMEOUT
         self.tls = not self.metadata.get_bool("notls", default=True)
+        self.standard_udp = self.metadata.get_string("relay").lower() == "udp"
 
     def methods(self) -> list[int]:
         methods = [s5.METHOD_NO_AUTH]
@@ -75,6 +77,11 @@ class Socks5Connector(Connector):
 
     async def connect(self, stream: Stream, network: str, address: str) -> Stream | PacketConn:
         async with asyncio.timeout(self.timeout):
+            if network == "udp" and self.standard_udp:
+                host, port = await self._resolve(address)
+                await stream.write(s5.request(s5.CMD_UDP_ASSOCIATE, "", 0))
+                relay_host, relay_port = await self._read_reply(stream, f"udp {address}")
+                return s5.AssociateConn(stream, s5.associate_socket(relay_host, relay_port), host, port)
             if network == "udp":
                 host, port = await self._resolve(address)
                 await stream.write(s5.request(s5.CMD_UDP_TUN, "", 0))
@@ -85,11 +92,12 @@ class Socks5Connector(Connector):
             await self._read_reply(stream, address)
             return stream
 
-    async def _read_reply(self, stream: Stream, what: str) -> None:
-        rep, _host, _port = await s5.read_request(stream)
+    async def _read_reply(self, stream: Stream, what: str) -> tuple[str, int]:
+        rep, host, port = await s5.read_request(stream)
         if rep != s5.REP_SUCCEEDED:
             text = s5.REPLY_TEXT.get(rep, f"reply 0x{rep:02x}")
             raise s5.Socks5Error(f"socks5 {what}: {text}")
+        return host, port
 
     async def _resolve(self, address: str) -> tuple[str, int]:
         """gost resolves the UDP destination on the client; an empty host stays 0.0.0.0 (the proxy

@@ -102,8 +102,10 @@ class _ChainedUdpUpstream:
     async def _up(self) -> None:
         try:
             while True:
-                data = await self.queue.get()
-                await self.conn.sendto(data)
+                batch = [await self.queue.get()]
+                while not self.queue.empty() and len(batch) < self.QUEUE:
+                    batch.append(self.queue.get_nowait())
+                await self.conn.sendmany(batch)
         except (OSError, ConnectionError) as exc:
             self.fail(exc)
 

@@ -6,10 +6,9 @@ request goes to host (port 80 by default) in origin form, without the Proxy-* he
 connection is then relayed both ways.
 
 Credentials: `Proxy-Authorization: Basic`; missing or wrong -> 407 with `Proxy-Authenticate: Basic
-realm="gost"`. A malformed request -> 400; a head larger than 64 KiB -> 431; a failed dial -> 503. Each
-closes the connection; the server keeps serving. Metadata: `readTimeout` (request head deadline, 15s),
-`header` (extra response headers for CONNECT).
-"""
+realm="gost"`. A service bypass match -> 403. A malformed request -> 400; a head larger than 64 KiB -> 431;
+a failed dial -> 503. Each closes the connection; the server keeps serving. Metadata: `readTimeout` (request
+head deadline, 15s), `header` (extra response headers for CONNECT). """
 
 from __future__ import annotations
 
@@ -79,6 +78,9 @@ class HttpHandler(ProxyHandler):
         if not self.authorized(head):
             await self.refuse(stream, 407, [("Proxy-Authenticate", 'Basic realm="gost"')])
             self.ctx.log.info(f"{peer}: proxy authentication failed", extra={"remote": peer})
+            return
+        if self.rejects(target, peer):
+            await self.refuse(stream, 403)
             return
         start = asyncio.get_running_loop().time()
         try:

@@ -7,14 +7,16 @@ Methods: 0x00, 0x02 (user/pass, when the service has credentials), and GOST's 0x
 choice is made among the methods the client offers (gost's current rule): with credentials 0x82 > 0x02,
 without 0x80 > 0x00; none acceptable -> 0xFF and close.
 
-Commands: CONNECT (through the service's chain); BIND (`bind=true`); UDP ASSOCIATE (`udp=true`, RFC 1928
-datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay mode, allowed unless `udp=false`, as
-gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port: bind mode, needs `bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01,
+Commands: CONNECT (through the service's chain; a service bypass match -> 0x02); BIND (`bind=true`); UDP
+ASSOCIATE (`udp=true`, RFC 1928 datagrams from the client's IP only); GOST UDP-over-TCP 0xF3 (port 0: relay
+mode, allowed unless `udp=false`, as gost v2 and the TUN/TAP seed, where gost v3 needs `udp=true`; a port:
+bind mode, needs `bind=true`). Replies as gost: not allowed 0x02, dial failure 0x03, listen failure 0x01,
 unknown command 0x07, unknown address type 0x08.
 
 Metadata: `readTimeout` (15s, negotiation + request), `notls`, `bind`, `udp`, `udpBufferSize` /
 `udp.bufferSize` (largest relayed datagram, default 65535 in gostx: gost's 4096 would cut tunnel packets),
-`publicAddr` / `socks.publicAddr` (the host put in BIND / ASSOCIATE replies).
+`publicAddr` / `socks.publicAddr` (the host put in BIND / ASSOCIATE replies). With a service bypass the
+UDP relays drop datagrams to bypassed addresses (then 0xF3 is relayed in Python, not in C).
 """
 
 from __future__ import annotations
@@ -80,15 +82,18 @@ class Socks5Handler(ProxyHandler):
         if method == s5.METHOD_NO_ACCEPTABLE:
             self.ctx.log.debug(f"{peer}: no acceptable method in {offered.hex()}", extra={"remote": peer})
             return None
+        plain = stream
         if method in (s5.METHOD_TLS, s5.METHOD_TLS_AUTH):
             assert self.tls_context is not None
             stream = await start_tls_server(stream, self.tls_context, self.read_timeout)
         try:
             if method in (s5.METHOD_USER_PASS, s5.METHOD_TLS_AUTH) and not await self.authenticate(stream, peer):
-                stream.close()
+                if stream is not plain:
+                    stream.close()
                 return None
         except BaseException:
-            stream.close()
+            if stream is not plain:
+                stream.close()
             raise
         return stream
 
@@ -112,6 +117,7 @@ class Socks5Handler(ProxyHandler):
     # -- requests ------------------------------------------------------------------------------
 
     async def handle(self, stream: Stream, peer: str) -> None:
+        original = stream
         try:
             async with asyncio.timeout(self.read_timeout):
                 negotiated = await self.negotiate(stream, peer)
@@ -126,10 +132,12 @@ class Socks5Handler(ProxyHandler):
         except s5.Socks5Error as exc:
             if exc.reply is not None:
                 await self.reply(stream, exc.reply)
-            stream.close()
+            if stream is not original:
+                stream.close()
             raise
         except BaseException:
-            stream.close()
+            if stream is not original:
+                stream.close()
             raise
         try:
             if cmd == s5.CMD_CONNECT:
@@ -144,10 +152,14 @@ class Socks5Handler(ProxyHandler):
                 await self.reply(stream, s5.REP_CMD_UNSUPPORTED)
                 self.ctx.log.debug(f"{peer}: unsupported command 0x{cmd:02x}", extra={"remote": peer})
         finally:
-            stream.close()
+            if stream is not original:  # the plain stream is closed (after a linger) by ProxyHandler
+                stream.close()
 
     async def connect(self, stream: Stream, peer: str, host: str, port: int) -> None:
         target = s5.join_addr(host, port)
+        if self.rejects(target, peer):
+            await self.reply(stream, s5.REP_NOT_ALLOWED)
+            return
         start = asyncio.get_running_loop().time()
         try:
             upstream = await self.router.dial("tcp", target)

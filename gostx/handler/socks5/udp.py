@@ -24,6 +24,7 @@ from gostx.addr import format_sockaddr
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
+from gostx.tunnel.udp import tune_buffers
 
 if TYPE_CHECKING:
     from gostx.handler.socks5 import Socks5Handler
@@ -64,7 +65,7 @@ class UdpTunRelay:
             target = s5.join_addr(bound_host, bound_port)
             extra = self.handler.log_open(self.peer, target, cmd="udp-tun")
             start = loop.time()
-            if isinstance(conn, DirectPacketConn):
+            if isinstance(conn, DirectPacketConn) and self.handler.bypass is None:
                 stats = await self._run_c(conn)
                 sent, received = stats["up_bytes"], stats["down_bytes"]
                 self.log.debug(f"{self.peer}: udp relay stats", extra={"remote": self.peer, "stats": stats})
@@ -76,6 +77,7 @@ class UdpTunRelay:
 
     async def _run_c(self, conn: DirectPacketConn) -> dict[str, int]:
         loop = asyncio.get_running_loop()
+        tune_buffers(conn.sock)
         bridge = CBridge(self.stream)
         relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
         ended: asyncio.Future[None] = loop.create_future()
@@ -97,9 +99,13 @@ class UdpTunRelay:
         counts = [0, 0]
         tun = s5.UdpTunConn(self.stream, "", 0)
 
+        bypass = self.handler.bypass
+
         async def up() -> None:
             while True:
                 data, addr = await tun.recvfrom()
+                if bypass is not None and bypass.contains(addr):
+                    continue  # gost: the service bypass drops the datagram
                 counts[0] += len(data)
                 await conn.sendto(data, addr)
 
@@ -162,9 +168,13 @@ class AssociateRelay:
                     self.dropped += 1
                     self.log.debug(f"{peer}: UDP datagram dropped: {exc}", extra={"remote": peer})
                     continue
+                target = s5.join_addr(host, port)
+                if self.handler.bypass is not None and self.handler.bypass.contains(target):
+                    self.dropped += 1
+                    continue
                 counts[0] += len(payload)
                 try:
-                    await upstream.sendto(payload, s5.join_addr(host, port))
+                    await upstream.sendto(payload, target)
                 except OSError as exc:
                     self.dropped += 1
                     self.log.debug(f"{peer}: UDP to {host}:{port}: {exc}", extra={"remote": peer})
