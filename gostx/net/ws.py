@@ -53,6 +53,7 @@ class WsStream(Stream):
         self._write_lock = asyncio.Lock()
         self._linger = Linger()
         self._control: set[asyncio.Task[None]] = set()
+        self._head = b""
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -66,7 +67,14 @@ class WsStream(Stream):
         self._pos = 0
         return True
 
+    def unread(self, data: bytes) -> None:
+        """Push stream bytes back in front (a handler that peeked)."""
+        self._head = data + self._head
+
     async def read(self, n: int = CHUNK) -> bytes:
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+            return data
         while True:
             if self._remaining:
                 if self._pos >= len(self._buf) and not await self._more(n):
@@ -189,7 +197,8 @@ class WsStream(Stream):
         self.inner.close()
 
     def take_buffered(self) -> bytes:
-        return b""
+        data, self._head = self._head, b""
+        return data
 
     @property
     def local_addr(self) -> str:

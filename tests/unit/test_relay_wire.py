@@ -10,7 +10,6 @@ import socket
 import struct
 
 import pytest
-
 from relaytest import echo_tcp, echo_udp, free_port, gost
 
 # -- the spec's encoder ------------------------------------------------------------------------------

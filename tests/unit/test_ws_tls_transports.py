@@ -15,9 +15,9 @@ import struct
 import tempfile
 
 import pytest
+from relaytest import echo_tcp, free_port, gost, http_connect
 
 from gostx import _engine
-from relaytest import echo_tcp, free_port, gost, http_connect
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -73,7 +73,8 @@ def frame(opcode: int, payload: bytes, key: bytes | None = None, fin: bool = Tru
 
 def test_ws_dialer_handshake_and_masked_frames() -> None:
     async def main() -> tuple[dict[str, str], tuple[int, bool, bytes]]:
-        seen: asyncio.Future[tuple[dict[str, str], tuple[int, bool, bytes]]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[tuple[dict[str, str], tuple[int, bool, bytes]]] = loop.create_future()
 
         async def fake_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             head = await read_head(reader)
@@ -92,7 +93,7 @@ def test_ws_dialer_handshake_and_masked_frames() -> None:
         port = server.sockets[0].getsockname()[1]
         proxy = free_port()
         async with gost([f"http://127.0.0.1:{proxy}"], [f"relay+ws://127.0.0.1:{port}"]):
-            reader, writer = await http_connect(proxy, "example.com:80")
+            _reader, writer = await http_connect(proxy, "example.com:80")
             writer.write(b"GET / HTTP/1.0\r\n\r\n")
             await writer.drain()
             result = await asyncio.wait_for(seen, 5)
@@ -344,3 +345,9 @@ def test_relay_over_two_wss_hops() -> None:
             return got
 
     assert asyncio.run(main()) == b"two hops"
+
+
+def test_auto_handler_over_tls_and_ws() -> None:
+    """`-L tls://` and `-L ws://` are handler auto: socks5 or http by the first byte, over the transport."""
+    assert asyncio.run(_echo_through("tls://127.0.0.1:{port}", "https://127.0.0.1:{port}")) == b"ping"
+    assert asyncio.run(_echo_through("ws://127.0.0.1:{port}", "socks5+ws://127.0.0.1:{port}")) == b"ping"

@@ -8,12 +8,14 @@
 3. Network = the Network feature (default tcp), forced to udp by the FUDP flag (0x80).
 4. Forward mode (`-L relay://:8080/host:port`): the request's address is ignored and a forward target is
    dialed instead (none usable: 0x05; dial failure: 0x06).
-5. CONNECT (command 1, or 0): no address -> 0x01; a failed dial through the service's chain -> 0x07.
+5. CONNECT (command 1, or 0): no address -> 0x01; a service bypass match -> 0x03; a failed dial through
+   the service's chain -> 0x07.
    TCP is then relayed both ways; UDP as `LEN(2) PAYLOAD` frames to a UDP conn (no idle timeout: it lives
    as long as the stream). Without `nodelay` the OK response rides in front of the first bytes sent back.
 6. BIND needs `bind=true` (else 0x03). UDP (FUDP|BIND, the association a socks5 server behind a relay
    chain uses): a UDP socket on the requested address, OK + its address, then GOST's SOCKS5 UDP-over-TCP
-   frames, relayed in C (csrc/socks_relay.c). TCP BIND (gost's rtcp, an smux session) is not supported:
+   frames, relayed by the socks5 handler's 0xF3 relay (in C; in Python when a service bypass must drop
+   datagrams to bypassed addresses). TCP BIND (gost's rtcp, an smux session) is not supported:
    0x05.
 7. Any other command -> 0x01.
 
@@ -24,15 +26,13 @@ datagram, 512..65535; default 65535, where gost reads 4096-byte datagrams and cu
 from __future__ import annotations
 
 import asyncio
-import os
 
-from gostx import _engine
 from gostx.addr import format_sockaddr
 from gostx.handler.forward.targets import TargetPicker, forward_targets
 from gostx.handler.proxy import ProxyHandler, describe
-from gostx.net.packet import PacketConn
+from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay import ResponseFirstStream, read_udp_frame
-from gostx.net.stream import CBridge, SocketStream, Stream, pipe
+from gostx.net.stream import SocketStream, Stream, pipe
 from gostx.protocol import relay as rp
 from gostx.registry import handlers
 
@@ -95,6 +95,9 @@ class RelayHandler(ProxyHandler):
         if network not in ("tcp", "udp"):
             await self.reply(stream, rp.STATUS_BAD_REQUEST)
             self.ctx.log.error(f"{peer}: relay: network {network} is not supported", extra={"remote": peer})
+            return
+        if self.rejects(address, peer):
+            await self.reply(stream, rp.STATUS_FORBIDDEN)
             return
         start = asyncio.get_running_loop().time()
         try:
@@ -182,40 +185,29 @@ class RelayHandler(ProxyHandler):
             self.ctx.log.error(f"{peer}: relay: TCP BIND (rtcp) is not supported", extra={"remote": peer})
             return
         from gostx.handler.socks5 import _listen
+        from gostx.handler.socks5.udp import UdpTunRelay
 
         host, port = rp.Addr.parse(address).host, rp.Addr.parse(address).port
         try:
-            sock = _listen("udp", host, port)
+            conn = DirectPacketConn(_listen("udp", host, port), connected=False)
         except OSError as exc:
             await self.reply(stream, rp.STATUS_SERVICE_UNAVAILABLE)
             self.ctx.log.error(f"{peer}: relay: UDP BIND {address or ':0'}: {describe(exc)}",
                                extra={"remote": peer})
             return
         try:
-            bound = format_sockaddr(sock.getsockname())
+            bound = format_sockaddr(conn.sock.getsockname())
             await self.reply(stream, rp.STATUS_OK, [rp.Addr.parse(bound)])
             extra = self.log_open(peer, bound, cmd="bind", network="udp")
             start = asyncio.get_running_loop().time()
-            stats = await self._udp_tun_relay(stream, sock.fileno(), peer)
-            self.log_close(peer, bound, extra, start, stats["up_bytes"], stats["down_bytes"])
+            # The same frames as SOCKS5 0xF3: the socks5 handler's relay (in C unless a service bypass
+            # must look at every datagram).
+            relay = UdpTunRelay(self, stream, peer)  # type: ignore[arg-type]
+            if self.bypass is None:
+                stats = await relay._run_c(conn)
+                sent, received = stats["up_bytes"], stats["down_bytes"]
+            else:
+                sent, received = await relay._run_python(conn)
+            self.log_close(peer, bound, extra, start, sent, received)
         finally:
-            sock.close()
-
-    async def _udp_tun_relay(self, stream: Stream, udp_fd: int, peer: str) -> dict[str, int]:
-        """GOST 0xF3 frames on the stream <-> datagrams on udp_fd, in C threads (csrc/socks_relay.c)."""
-        loop = asyncio.get_running_loop()
-        bridge = CBridge(stream)
-        relay = _engine.SocksUdpRelay(bridge.sock.fileno(), udp_fd, self.udp_buffer)
-        ended: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(relay.event_fd, lambda: ended.done() or ended.set_result(None))
-        relay.start()
-        try:
-            await ended
-            if relay.status:
-                self.ctx.log.info(f"{peer}: relay UDP ended: {os.strerror(relay.status).lower()}",
-                                  extra={"remote": peer})
-        finally:
-            loop.remove_reader(relay.event_fd)
-            await asyncio.shield(asyncio.to_thread(relay.stop))
-            bridge.close()
-        return relay.stats()  # type: ignore[no-any-return]
+            conn.close()
