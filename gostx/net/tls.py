@@ -163,6 +163,19 @@ class SocketTlsStream(Stream):
         self._write_lock = asyncio.Lock()
         self._eof = False
         self._linger = Linger()
+        self._bind_io(sock)
+
+    def _bind_io(self, sock: ssl.SSLSocket) -> None:
+        """The record calls the loops use. CPython's SSLSocket.recv_into/send go through two Python layers
+        per call before reaching the C object (_sslobj); after the handshake the loops call it directly
+        (its errors are the same SSLWantReadError / SSLWantWriteError / SSLEOFError)."""
+        obj = getattr(sock, "_sslobj", None)
+        if obj is not None and hasattr(obj, "read") and hasattr(obj, "write"):
+            self._recv_into = lambda view: obj.read(len(view), view)
+            self._send = obj.write
+        else:
+            self._recv_into = sock.recv_into
+            self._send = sock.send
 
     @classmethod
     async def handshake(cls, raw: socket.socket, ctx: ssl.SSLContext, server_side: bool,
@@ -179,6 +192,7 @@ class SocketTlsStream(Stream):
             while True:
                 try:
                     sock.do_handshake()
+                    stream._bind_io(sock)  # _sslobj exists once the handshake started
                     return stream
                 except ssl.SSLWantReadError:
                     await stream._wait.readable()
@@ -199,25 +213,25 @@ class SocketTlsStream(Stream):
             return data
         if self._eof:
             return b""
-        sock = self._require()
+        self._require()
         view = self._view[:min(max(n, 1), READ_MAX)]
         got = 0
         while True:
             try:
-                k = sock.recv_into(view[got:])
+                k = self._recv_into(view[got:])
             except ssl.SSLWantReadError:
                 if got:
                     break
                 if await self._linger.wait(self._wait.readable()) is None and self._linger.expired:
                     self._eof = True
                     break
-                sock = self._require()
+                self._require()
                 continue
             except ssl.SSLWantWriteError:
                 if got:
                     break
                 await self._wait.writable()
-                sock = self._require()
+                self._require()
                 continue
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 k = 0
@@ -241,9 +255,9 @@ class SocketTlsStream(Stream):
             return
         async with self._write_lock:
             while True:
-                sock = self._require()
+                self._require()
                 try:
-                    sock.send(data)  # all of it, or WantWrite (then retried with the same data)
+                    self._send(data)  # all of it, or WantWrite (then retried with the same data)
                     return
                 except ssl.SSLWantWriteError:
                     await self._wait.writable()

@@ -36,6 +36,7 @@ DATA_OPCODES = (OP_CONT, OP_TEXT, OP_BINARY)
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
 HANDSHAKE_TIMEOUT = 15.0
+READ_AHEAD = 1 << 18  # bytes asked of the inner stream at a time: several frames per TLS read
 
 
 class WsStream(Stream):
@@ -59,7 +60,7 @@ class WsStream(Stream):
 
     async def _more(self, n: int) -> bool:
         """Append the next chunk of the inner stream to the unread bytes; False at its EOF."""
-        data = await self._linger.wait(self.inner.read(max(n, CHUNK)))
+        data = await self._linger.wait(self.inner.read(max(n, READ_AHEAD)))
         if not data:
             return False
         rest = self._buf[self._pos:]
