@@ -351,3 +351,31 @@ def test_auto_handler_over_tls_and_ws() -> None:
     """`-L tls://` and `-L ws://` are handler auto: socks5 or http by the first byte, over the transport."""
     assert asyncio.run(_echo_through("tls://127.0.0.1:{port}", "https://127.0.0.1:{port}")) == b"ping"
     assert asyncio.run(_echo_through("ws://127.0.0.1:{port}", "socks5+ws://127.0.0.1:{port}")) == b"ping"
+
+
+def test_half_close_keeps_the_answer_flowing() -> None:
+    """A client that half-closes after its request still gets the late answer through relay+wss (no
+    half-close in TLS/WebSocket: the other direction lingers, as gost's pipe)."""
+    async def main() -> bytes:
+        async def late_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            request = await reader.readexactly(8)
+            await asyncio.sleep(0.3)  # answers after the client has half-closed
+            writer.write(b"answer to " + request)
+            await writer.drain()
+            writer.close()
+
+        target = await asyncio.start_server(late_server, "127.0.0.1", 0)
+        tport = target.sockets[0].getsockname()[1]
+        port, proxy = free_port(), free_port()
+        async with gost([f"relay+wss://127.0.0.1:{port}"]), \
+                gost([f"http://127.0.0.1:{proxy}"], [f"relay+wss://127.0.0.1:{port}"]):
+            reader, writer = await http_connect(proxy, f"127.0.0.1:{tport}")
+            writer.write(b"question")
+            await writer.drain()
+            writer.write_eof()
+            got = await asyncio.wait_for(reader.read(), 15)
+            writer.close()
+        target.close()
+        return got
+
+    assert asyncio.run(main()) == b"answer to question"
