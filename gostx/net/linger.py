@@ -1,7 +1,9 @@
-"""Half-close for streams that cannot send one (TLS through Python's ssl, WebSocket): gost's pipe gives
-the other direction 10 seconds after one side's EOF, then closes the connection. `Linger` does the same
-for one stream: `start()` (from write_eof) arms the timer; a read still waiting when it fires ends as
-EOF: `await linger.wait(x)` returns x's result, or None once the time is over."""
+"""Half-close for streams that cannot send one (WebSocket; TLS through Python's ssl, which cannot send a
+close_notify and go on reading). gost's pipe closes a connection without CloseWrite (its WebSocket conn)
+as soon as one direction ends; `Linger` does that for one stream: `start()` (from write_eof) arms a timer
+of `seconds` (0 by default: at once); a read still waiting when it fires ends as EOF, so the relay of the
+other direction ends and the connection closes. `await linger.wait(x)` returns x's result, or None once
+the time is over."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-LINGER_SECONDS = 10.0
+LINGER_SECONDS = 0.0
 T = TypeVar("T")
 
 

@@ -11,8 +11,9 @@ straight from the socket into one buffer (asyncio's SSL transport copies them th
 StreamReader, about 3x slower here). Over any other stream (a second TLS hop inside a first one) it is an
 ssl.SSLObject with memory BIOs pumped through that stream (`BioTlsStream`).
 
-TLS has no half-close that Python's ssl can send while still reading, so `write_eof` sends nothing and
-starts gost's pipe linger: a read still waiting 10 s later ends as EOF (gostx/net/linger.py).
+TLS has no half-close that Python's ssl can send while still reading (gost sends close_notify), so
+`write_eof` ends the stream's reads at once and the connection closes, as gost does for a WebSocket
+(gostx/net/linger.py).
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ class SocketTlsStream(Stream):
                 self._sock.send(data)
 
     async def write_eof(self) -> None:
-        """TLS cannot half-close here: nothing is sent, the linger starts (see the module docstring)."""
+        """TLS cannot half-close here: the reads end, the connection closes (see the module docstring)."""
         self._linger.start()
 
     def close(self) -> None:
@@ -382,7 +383,7 @@ class BioTlsStream(Stream):
             await self._flush()
 
     async def write_eof(self) -> None:
-        """See the module docstring: nothing is sent, the linger starts."""
+        """See the module docstring: the reads end, the connection closes."""
         self._linger.start()
 
     def close(self) -> None:

@@ -13,9 +13,9 @@ with a close frame. A frame that breaks the protocol (reserved bits, a client fr
 server frame that is, a control frame longer than 125 bytes or fragmented, an unknown opcode) fails the
 read with ConnectionError after a close frame with status 1002.
 
-WebSocket has no half-close, so `write_eof` sends nothing and starts gost's pipe linger (10 s, then the
-read side ends; gostx/net/linger.py). `close()` sends a close frame when it can, then closes the inner
-stream.
+WebSocket has no half-close: `write_eof` ends the reads at once, so the relay closes the connection, as
+gost closes a WebSocket conn when one direction ends (gostx/net/linger.py). `close()` sends a close
+frame when it can, then closes the inner stream.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class WsStream(Stream):
         self._close_sent = True
 
     async def write_eof(self) -> None:
-        """No half-close in WebSocket: nothing is sent; the linger starts (see the module docstring)."""
+        """No half-close in WebSocket: the reads end and the connection closes (see the module docstring)."""
         self._linger.start()
 
     def close(self) -> None:

@@ -353,29 +353,34 @@ def test_auto_handler_over_tls_and_ws() -> None:
     assert asyncio.run(_echo_through("ws://127.0.0.1:{port}", "socks5+ws://127.0.0.1:{port}")) == b"ping"
 
 
-def test_half_close_keeps_the_answer_flowing() -> None:
-    """A client that half-closes after its request still gets the late answer through relay+wss (no
-    half-close in TLS/WebSocket: the other direction lingers, as gost's pipe)."""
-    async def main() -> bytes:
-        async def late_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            request = await reader.readexactly(8)
-            await asyncio.sleep(0.3)  # answers after the client has half-closed
-            writer.write(b"answer to " + request)
+def test_end_of_either_side_closes_the_relay_promptly() -> None:
+    """No half-close over TLS/WebSocket: when the target closes first, the client sees EOF at once (gost
+    closes its WebSocket conn the same way); when the client half-closes, the connection ends too."""
+    async def main(client_half_closes: bool) -> tuple[bytes, float]:
+        async def target_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(8)
+            writer.write(b"answer, then close")
             await writer.drain()
             writer.close()
 
-        target = await asyncio.start_server(late_server, "127.0.0.1", 0)
+        target = await asyncio.start_server(target_handler, "127.0.0.1", 0)
         tport = target.sockets[0].getsockname()[1]
         port, proxy = free_port(), free_port()
         async with gost([f"relay+wss://127.0.0.1:{port}"]), \
                 gost([f"http://127.0.0.1:{proxy}"], [f"relay+wss://127.0.0.1:{port}"]):
             reader, writer = await http_connect(proxy, f"127.0.0.1:{tport}")
+            start = asyncio.get_running_loop().time()
             writer.write(b"question")
             await writer.drain()
-            writer.write_eof()
+            if client_half_closes:
+                writer.write_eof()
             got = await asyncio.wait_for(reader.read(), 15)
+            elapsed = asyncio.get_running_loop().time() - start
             writer.close()
         target.close()
-        return got
+        return got, elapsed
 
-    assert asyncio.run(main()) == b"answer to question"
+    got, elapsed = asyncio.run(main(False))
+    assert got == b"answer, then close" and elapsed < 3
+    _, elapsed = asyncio.run(main(True))
+    assert elapsed < 3
