@@ -217,6 +217,7 @@ def test_network_feature_alone_selects_udp() -> None:
     (header(0x01, b""), bytes.fromhex("01010000")),                        # CONNECT without an address
     (header(0x05, addr("127.0.0.1", 9)), bytes.fromhex("01010000")),       # unknown command
     (header(0x02, addr("127.0.0.1", 0)), bytes.fromhex("01030000")),       # BIND without bind=true
+    (header(0x82, addr("127.0.0.1", 0)), bytes.fromhex("01030000")),       # UDP BIND without bind=true
     (header(0x01, addr("127.0.0.1", 1)), bytes.fromhex("01070000")),       # dial failure (port 1 refuses)
     (b"\x02\x01\x00\x00", b""),                                            # bad version: closed, no answer
     (header(0x01, feature(0x09, b"\x00\x00") + addr("1.2.3.4", 80)), b""),  # unknown feature type
@@ -268,3 +269,56 @@ def test_udp_association_with_bind() -> None:
     assert response[:2] == b"\x01\x00"
     assert response[4] == 0x02 and response[7] == 0x04  # the bound [::]:port, an IPv6 address as in gost
     assert frame[:2] == b"\x00\x08" and frame[-8:] == b"echo:abc"
+
+
+SMUX = struct.Struct("<BBHI")  # smux v1: VER CMD LENGTH(le) STREAM-ID(le)
+
+
+async def _smux_frame(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
+    while True:
+        version, cmd, length, sid = SMUX.unpack(await asyncio.wait_for(reader.readexactly(8), 5))
+        assert version == 1
+        data = await reader.readexactly(length)
+        if cmd != 3:  # NOP
+            return cmd, sid, data
+
+
+def test_tcp_bind_is_an_smux_session() -> None:
+    """rtcp through a relay server: BIND answers the bound address; each inbound connection arrives as an smux
+    stream (SYN) whose first bytes are a Response with the peer's address, then the data both ways."""
+    async def main() -> None:
+        port = free_port()
+        async with gost([f"relay://127.0.0.1:{port}?bind=true"]):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(header(0x02, addr("127.0.0.1", 0)))
+            head = await asyncio.wait_for(reader.readexactly(4), 5)
+            assert head[:2] == b"\x01\x00"
+            body = await reader.readexactly(struct.unpack(">H", head[2:])[0])
+            assert body[:4] == bytes.fromhex("02000701") and body[4:8] == socket.inet_aton("127.0.0.1")
+            bound_port = struct.unpack(">H", body[8:10])[0]
+            assert bound_port != 0
+
+            in_reader, in_writer = await asyncio.open_connection("127.0.0.1", bound_port)
+            local_port = in_writer.get_extra_info("sockname")[1]
+            cmd, sid, _ = await _smux_frame(reader)
+            assert cmd == 0 and sid % 2 == 1  # SYN on an odd id: the relay server is the smux client
+            received = b""
+            while len(received) < 14:
+                cmd, fsid, data = await _smux_frame(reader)
+                assert cmd == 2 and fsid == sid
+                received += data
+            assert received[:14] == header(0x00, addr("127.0.0.1", local_port))
+            in_writer.write(b"from outside")
+            await in_writer.drain()
+            cmd, _, data = await _smux_frame(reader)
+            assert (cmd, data) == (2, b"from outside")
+            writer.write(SMUX.pack(1, 2, 9, sid) + b"to inside")
+            await writer.drain()
+            assert await asyncio.wait_for(in_reader.readexactly(9), 5) == b"to inside"
+            writer.write(SMUX.pack(1, 1, 0, sid))  # FIN: the inbound connection is half-closed, then closed
+            await writer.drain()
+            assert await asyncio.wait_for(in_reader.read(), 5) == b""
+            in_writer.close()
+            writer.close()
+
+    asyncio.run(main())

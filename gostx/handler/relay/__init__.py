@@ -15,8 +15,9 @@
 6. BIND needs `bind=true` (else 0x03). UDP (FUDP|BIND, the association a socks5 server behind a relay
    chain uses): a UDP socket on the requested address, OK + its address, then GOST's SOCKS5 UDP-over-TCP
    frames, relayed by the socks5 handler's 0xF3 relay (in C; in Python when a service bypass must drop
-   datagrams to bypassed addresses). TCP BIND (gost's rtcp, an smux session) is not supported:
-   0x05.
+   datagrams to bypassed addresses). TCP BIND (gost's rtcp): a listening socket (failure: 0x05), OK + its
+   address, then an smux v1 session where this server opens one stream per inbound connection and
+   writes OK + the peer's address on it first (gostx/net/smux.py).
 7. Any other command -> 0x01.
 
 Metadata: `readTimeout` (15s), `bind` (false), `nodelay` (false), `udpBufferSize` (largest relayed
@@ -26,12 +27,16 @@ datagram, 512..65535; default 65535, where gost reads 4096-byte datagrams and cu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
-from gostx.addr import format_sockaddr
+from gostx.addr import format_sockaddr, listen_socket
+from gostx.errors import GostError
 from gostx.handler.forward.targets import TargetPicker, forward_targets
 from gostx.handler.proxy import ProxyHandler, describe
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay import ResponseFirstStream, read_udp_frame
+from gostx.net.smux import SmuxSession
 from gostx.net.stream import SocketStream, Stream, pipe
 from gostx.protocol import relay as rp
 from gostx.registry import handlers
@@ -180,9 +185,8 @@ class RelayHandler(ProxyHandler):
             await self.reply(stream, rp.STATUS_FORBIDDEN)
             self.ctx.log.info(f"{peer}: relay: BIND refused (bind=true is not set)", extra={"remote": peer})
             return
-        if network != "udp":
-            await self.reply(stream, rp.STATUS_SERVICE_UNAVAILABLE)
-            self.ctx.log.error(f"{peer}: relay: TCP BIND (rtcp) is not supported", extra={"remote": peer})
+        if network == "tcp":
+            await self.bind_tcp(stream, peer, address)
             return
         from gostx.handler.socks5 import _listen
         from gostx.handler.socks5.udp import UdpTunRelay
@@ -211,3 +215,55 @@ class RelayHandler(ProxyHandler):
             self.log_close(peer, bound, extra, start, sent, received)
         finally:
             conn.close()
+
+    async def bind_tcp(self, stream: Stream, peer: str, address: str) -> None:
+        """TCP BIND (gost's rtcp): listen, answer OK + the bound address, then the connection becomes an
+        smux session with this server as the smux client: one stream per inbound connection, starting
+        with a Response (OK + the peer's address)."""
+        addr = rp.Addr.parse(address)
+        try:
+            listener = listen_socket("tcp", addr.join() if addr.host else f":{addr.port}", backlog=128)
+        except GostError as exc:
+            await self.reply(stream, rp.STATUS_SERVICE_UNAVAILABLE)
+            self.ctx.log.error(f"{peer}: relay: BIND {address or ':0'}: {exc}", extra={"remote": peer})
+            return
+        loop = asyncio.get_running_loop()
+        bound = format_sockaddr(listener.getsockname())
+        conns: set[asyncio.Task[None]] = set()
+        session: SmuxSession | None = None
+        try:
+            await stream.write(rp.Response(rp.STATUS_OK, [rp.Addr.parse(bound)]).encode())
+            self.ctx.log.info(f"{peer}: relay: bind on {bound}", extra={"remote": peer, "bind": bound})
+            session = SmuxSession(stream, client=True)
+            runner = asyncio.ensure_future(session.run())
+            while not runner.done():
+                accept = asyncio.ensure_future(loop.sock_accept(listener))
+                await asyncio.wait([accept, runner], return_when=asyncio.FIRST_COMPLETED)
+                if not accept.done():
+                    accept.cancel()
+                    break
+                conn, raddr = accept.result()
+                task = asyncio.ensure_future(self._bind_conn(session, conn, format_sockaddr(raddr), peer))
+                conns.add(task)
+                task.add_done_callback(conns.discard)
+        finally:
+            for task in list(conns):
+                task.cancel()
+            if session is not None:
+                session.close()
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(listener.fileno())
+            listener.close()
+
+    async def _bind_conn(self, session: SmuxSession, conn: socket.socket, remote: str, peer: str) -> None:
+        incoming = SocketStream(conn)
+        try:
+            sstream = await session.open()
+            await sstream.write(rp.Response(rp.STATUS_OK, [rp.Addr.parse(remote)]).encode())
+        except (ConnectionError, OSError):
+            incoming.close()
+            return
+        extra = self.log_open(peer, remote, cmd="bind")
+        start = asyncio.get_running_loop().time()
+        sent, received = await pipe(incoming, sstream)
+        self.log_close(peer, remote, extra, start, sent, received)
