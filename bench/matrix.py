@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bench.relay_rows import http_over_relay_wss, relay_wss_forward, tungo_over_relay_wss
 from bench.rig import Rig
 from bench.tunnels import (
     Endpoint,
@@ -71,6 +72,20 @@ def _go_gost(method: str | None) -> Callable[[], Tunnel]:
     return make
 
 
+def _go_gost_make(make: Callable[[list[str] | None], Tunnel]) -> Callable[[], Tunnel]:
+    """A relay row run by a Go gost binary ($BENCH_GO_GOST)."""
+
+    def build() -> Tunnel:
+        path = os.environ.get(GO_GOST_ENV, "")
+        if not path:
+            return Unavailable(f"set {GO_GOST_ENV}=/path/to/gost to compare with Go gost")
+        if not os.access(path, os.X_OK):
+            return Unavailable(f"{GO_GOST_ENV}={path} is not an executable")
+        return make([path])
+
+    return build
+
+
 ROWS: tuple[Row, ...] = (
     Row("bare", "bare veth", None, BARE_TESTS),
     Row("tun-plain", "tun:// plaintext", lambda: gost_tun(None)),
@@ -87,8 +102,17 @@ ROWS: tuple[Row, ...] = (
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
     Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
+    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4")),
+    Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4")),
+    Row("tungo-relay-wss", "tungo:// -F relay+wss://?interface=", tungo_over_relay_wss, ("tcp1",)),
     Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
     Row("go-gost-tun-aes-128-gcm", "Go gost tun:// aes-128-gcm", _go_gost("aes-128-gcm")),
+    Row("go-gost-relay-wss", "Go gost relay+wss (tcp:// -F relay+wss://)", _go_gost_make(relay_wss_forward),
+        ("tcp1", "tcp4")),
+    Row("go-gost-http-relay-wss", "Go gost http -F relay+wss://", _go_gost_make(http_over_relay_wss),
+        ("tcp1", "tcp4")),
+    Row("go-gost-tungo-relay-wss", "Go gost tungo:// -F relay+wss://", _go_gost_make(tungo_over_relay_wss),
+        ("tcp1",)),
 )
 
 

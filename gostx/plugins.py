@@ -9,6 +9,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.listener.tcp",
     "gostx.listener.udp",
     "gostx.listener.tun",
+    "gostx.listener.tls",
+    "gostx.listener.ws",
     # handlers
     "gostx.handler.forward",
     "gostx.handler.tcp",
@@ -17,11 +19,15 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.handler.socks5",
     "gostx.handler.http",
     "gostx.handler.auto",
+    "gostx.handler.relay",
     # dialers
     "gostx.dialer.tcp",
+    "gostx.dialer.tls",
+    "gostx.dialer.ws",
     # connectors
     "gostx.connector.socks5",
     "gostx.connector.http",
+    "gostx.connector.relay",
 )
 
 

@@ -61,7 +61,7 @@ def _dial_options(node: NodeConfig, hop: HopConfig) -> DialOptions:
                   or hop_md.get_strings("interface") or ([hop.interface] if hop.interface else []))
     mark = (node_md.get_int("so_mark", "sockopts.mark") or (node.sockopts.mark if node.sockopts else 0)
             or hop_md.get_int("so_mark", "sockopts.mark") or (hop.sockopts.mark if hop.sockopts else 0))
-    return DialOptions(mark=mark, interfaces=[i.rstrip("!") for i in interfaces if i.rstrip("!")])
+    return DialOptions(mark=mark, interfaces=[i for i in interfaces if i.rstrip("!")])  # `!`: strict
 
 
 def build_node(cfg: NodeConfig, hop: HopConfig, bypass_of: BypassOf | None = None) -> Node:

@@ -23,7 +23,7 @@ from gostx.addr import split_host_port
 from gostx.chain.route import Chain, Node
 from gostx.errors import GostError
 from gostx.log import FieldLogger, get_logger
-from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions, dial
+from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions, dial, listen_udp
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import SocketStream, Stream
 
@@ -77,6 +77,8 @@ class Router:
 
     async def _dial_direct(self, network: str, address: str) -> Conn:
         if network == "udp" and not address:
+            if self.direct.interfaces or self.direct.mark:
+                return DirectPacketConn(await listen_udp(self.direct), connected=False)
             sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
             try:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)

@@ -78,13 +78,15 @@ class ProxyHandler(Handler):
                 continue
             backoff = 0.0
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = asyncio.create_task(self._run(conn, peer))
+            task = asyncio.create_task(self._run(conn, peer, listener))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _run(self, conn: socket.socket, peer: str) -> None:
-        stream = SocketStream(conn)
+    async def _run(self, conn: socket.socket, peer: str, listener: TcpListener | None = None) -> None:
+        stream: Stream = SocketStream(conn)
         try:
+            if listener is not None:
+                stream = await listener.upgrade(conn)  # TLS / WebSocket handshakes of tls, ws, wss
             await self.handle(stream, peer)
         except (ConnectionError, TimeoutError, OSError, GostError) as exc:
             self.ctx.log.debug(f"{peer}: {describe(exc)}", extra={"remote": peer})

@@ -1,8 +1,13 @@
-"""Direct dials (no chain) with the service's `interface`, `so_mark` and `dialTimeout` metadata.
+"""Dials with `interface`, `so_mark` and `dialTimeout`, placed as gost places them (spec v3.md 3.4): a
+service's values for its direct dials, a hop's / node's for the connection to the node.
 
-`interface`: a NIC name (SO_BINDTODEVICE), a local IP (bound as the source address), or a comma
-list of these tried in order (a trailing `!` is accepted and ignored). `so_mark`: SO_MARK on the
-socket, which needs CAP_NET_ADMIN. An empty host dials 127.0.0.1, as Go does (it dials 0.0.0.0).
+`interface`: a NIC name, an IP, or a comma list of these, tried in order. A NIC name tries each of its
+addresses as the local address, with SO_BINDTODEVICE on the NIC; an IP binds that address and the NIC
+that holds it. SO_BINDTODEVICE is set only when the destination is a host name or a global-unicast IP
+(not loopback, link-local, multicast), as gost. After a failure the next address / item is tried, unless
+the item ends in `!` (strict): then the dial fails at once (an address of the other family is always
+skipped). `so_mark`: SO_MARK on the socket, which needs CAP_NET_ADMIN. An empty host dials 127.0.0.1,
+as Go does (it dials 0.0.0.0).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gostx.config.metadata import Metadata
 from gostx.errors import GostError
+from gostx.net.iface import binds_device, resolve_interface
 
 DEFAULT_DIAL_TIMEOUT = 15.0
 
@@ -29,7 +35,7 @@ class DialOptions:
         timeout = md.get_duration("dialTimeout", default=DEFAULT_DIAL_TIMEOUT)
         return cls(timeout=timeout if timeout > 0 else DEFAULT_DIAL_TIMEOUT,
                    mark=md.get_int("so_mark", "sockopts.mark"),
-                   interfaces=[i.rstrip("!") for i in md.get_strings("interface") if i.rstrip("!")])
+                   interfaces=[i for i in md.get_strings("interface") if i.rstrip("!")])
 
     def check_privileges(self) -> None:
         """Fail early if SO_MARK cannot be set (every dial would fail)."""
@@ -43,20 +49,27 @@ class DialOptions:
                     f"so_mark={self.mark}: operation not permitted (needs CAP_NET_ADMIN)") from None
 
 
-def _prepare(sock: socket.socket, family: int, opts: DialOptions, interface: str) -> None:
+def _prepare(sock: socket.socket, opts: DialOptions, ifname: str, local_ip: str, host: str) -> None:
     sock.setblocking(False)
     if opts.mark:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, opts.mark)
-    if not interface:
-        return
-    try:
-        ip = ipaddress.ip_address(interface)
-    except ValueError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-        return
-    if (ip.version == 6) != (family == socket.AF_INET6):
-        raise OSError(f"source address {interface} does not match the target's address family")
-    sock.bind((interface, 0))
+    if ifname and binds_device(host):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    if local_ip:
+        sock.bind((local_ip, 0))
+
+
+def _family_matches(local_ip: str, family: int) -> bool:
+    if not local_ip:
+        return True
+    return (ipaddress.ip_address(local_ip).version == 6) == (family == socket.AF_INET6)
+
+
+async def _interface_candidates(item: str) -> tuple[bool, str, list[str]]:
+    """(strict, NIC name, local addresses) of one `interface` item."""
+    strict = item.endswith("!")
+    ifname, addresses = await resolve_interface(item.rstrip("!"))
+    return strict, ifname, addresses
 
 
 async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.socket:
@@ -66,17 +79,62 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
     async with asyncio.timeout(opts.timeout):
         infos = await loop.getaddrinfo(host or "127.0.0.1", port, type=sock_type)
         last: Exception | None = None
-        for interface in opts.interfaces or [""]:
-            for family, _, proto, _, sockaddr in infos:
-                sock = socket.socket(family, sock_type, proto)
-                try:
-                    _prepare(sock, family, opts, interface)
-                    await loop.sock_connect(sock, sockaddr)
-                    return sock
-                except OSError as exc:
-                    sock.close()
-                    last = exc
-                except BaseException:
-                    sock.close()
+        for item in opts.interfaces or [""]:
+            try:
+                strict, ifname, addresses = await _interface_candidates(item)
+            except OSError as exc:
+                if item.endswith("!"):
                     raise
+                last = exc
+                continue
+            for local_ip in addresses:
+                matched = False
+                for family, _, proto, _, sockaddr in infos:
+                    if not _family_matches(local_ip, family):
+                        continue
+                    matched = True
+                    sock = socket.socket(family, sock_type, proto)
+                    try:
+                        _prepare(sock, opts, ifname, local_ip, host or "127.0.0.1")
+                        await loop.sock_connect(sock, sockaddr)
+                        return sock
+                    except OSError as exc:
+                        sock.close()
+                        last = exc
+                        if strict:
+                            raise
+                    except BaseException:
+                        sock.close()
+                        raise
+                if not matched and last is None:
+                    last = OSError(f"no suitable address for {host} from local address {local_ip}")
         raise last or OSError(f"no address for {host}")
+
+
+async def listen_udp(opts: DialOptions) -> socket.socket:
+    """An unconnected UDP socket (dual-stack when it can) for "udp" to any destination, with the
+    interface's first usable address, its NIC and the mark, as gost's direct UDP association."""
+    last: Exception | None = None
+    for item in opts.interfaces or [""]:
+        try:
+            strict, ifname, addresses = await _interface_candidates(item)
+        except OSError as exc:
+            if item.endswith("!"):
+                raise
+            last = exc
+            continue
+        for local_ip in addresses:
+            v6 = not local_ip or ipaddress.ip_address(local_ip).version == 6
+            sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                if v6 and not local_ip:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                _prepare(sock, opts, ifname, "", "")  # a host name as destination: the device is bound
+                sock.bind((local_ip or "::", 0))
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+                if strict:
+                    raise
+    raise last or OSError("no address to listen on")

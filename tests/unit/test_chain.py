@@ -143,6 +143,6 @@ def test_bad_chain_configs(chain: ChainConfig, message: str) -> None:
 def test_unknown_connector_names_the_supported_ones() -> None:
     from gostx.config.model import ConnectorConfig
 
-    node = NodeConfig(name="n", addr="1.1.1.1:1", connector=ConnectorConfig(type="relay"))
-    with pytest.raises(GostError, match="unknown connector type 'relay' \\(supported: http, socks, socks5"):
+    node = NodeConfig(name="n", addr="1.1.1.1:1", connector=ConnectorConfig(type="ss"))
+    with pytest.raises(GostError, match="unknown connector type 'ss' \\(supported: http, relay, socks, socks5"):
         chain_of(Config(chains=[ChainConfig(name="c", hops=[HopConfig(name="h", nodes=[node])])]))

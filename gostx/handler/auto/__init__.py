@@ -8,7 +8,7 @@ from __future__ import annotations
 from gostx.handler.http import HttpHandler
 from gostx.handler.proxy import ProxyHandler
 from gostx.handler.socks5 import Socks5Handler
-from gostx.net.stream import SocketStream, Stream
+from gostx.net.stream import Stream
 from gostx.registry import handlers
 
 
@@ -26,8 +26,9 @@ class AutoHandler(ProxyHandler):
         first = await stream.read(1)
         if not first:
             return
-        assert isinstance(stream, SocketStream)
-        stream.unread(first)
+        unread = getattr(stream, "unread", None)  # SocketStream, and the tls/ws listeners' streams
+        assert unread is not None
+        unread(first)
         if first[0] == 0x05:
             await self.socks5.handle(stream, peer)
         elif first[0] == 0x04:

@@ -129,6 +129,7 @@ class _ChainedUdpUpstream:
 
 class ForwardHandler(Handler):
     picker: TargetPicker | None = None
+    _tcp_listener: TcpListener | None = None
 
     async def init(self) -> None:
         targets = forward_targets(self.ctx.forwarder, self.ctx.config)
@@ -145,6 +146,7 @@ class ForwardHandler(Handler):
 
     async def serve(self, listener: Listener) -> None:
         if isinstance(listener, TcpListener):
+            self._tcp_listener = listener
             await self._accept_loop(listener.accept, self._handle_tcp)
         elif isinstance(listener, UdpListener):
             await self._accept_loop(listener.accept, self._handle_udp)
@@ -197,21 +199,27 @@ class ForwardHandler(Handler):
     async def _handle_tcp(self, conn: socket.socket, peer: str) -> None:
         log = self.ctx.log
         start = time.monotonic()
+        try:  # the transport's handshake first (tls, ws, wss listeners), as gost's listeners do in Accept
+            client = await self._tcp_listener.upgrade(conn) if self._tcp_listener else SocketStream(conn)
+        except (OSError, TimeoutError) as exc:
+            conn.close()
+            log.debug(f"{peer}: {_reason(exc)}", extra={"remote": peer})
+            return
         try:
             upstream, target = await self._dial("tcp", peer)
         except ConnectionError as exc:
-            conn.close()
+            client.close()
             log.error(f"{peer}: {exc}", extra={"remote": peer})
             return
         except BaseException:
-            conn.close()
+            client.close()
             raise
         assert isinstance(upstream, Stream)
         fields = {"remote": peer, "dst": target.addr, "network": "tcp"}
         log.info(f"{peer} <-> {target.addr}", extra=fields)
         moved = (0, 0)
         try:
-            moved = await pipe(SocketStream(conn), upstream)
+            moved = await pipe(client, upstream)
         except OSError as exc:
             log.debug(f"{peer} >-< {target.addr}: {_reason(exc)}", extra=fields)
         finally:

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 from gostx.addr import format_sockaddr, listen_socket
+from gostx.net.stream import SocketStream, Stream
 from gostx.registry import listeners
 from gostx.service import Listener
 
@@ -31,6 +32,12 @@ class TcpListener(Listener):
         conn, peer = await asyncio.get_running_loop().sock_accept(self.sock)
         conn.setblocking(False)
         return conn, format_sockaddr(peer)
+
+    async def upgrade(self, conn: socket.socket) -> Stream:
+        """An accepted connection as a Stream, after the transport's own handshake (none here; TLS and
+        WebSocket listeners subclass this one and override it). Handlers call it in the connection's
+        task, so a slow handshake never holds up accept()."""
+        return SocketStream(conn)
 
     async def close(self) -> None:
         if self.sock is not None:

@@ -1,0 +1,56 @@
+"""gost listeners `ws` and `wss`: WebSocket over TCP / over TLS (spec v3.md 8). `-L relay+wss://:443`
+serves the relay handler inside WebSocket binary messages, one WebSocket per connection.
+
+Metadata: `path` (default `/ws`; an exact path, other paths get Go's 404), `header` (a map of extra
+response headers), `handshakeTimeout` (15s), `backlog` (4096). wss takes its certificate as the tls
+listener does (`certFile`/`keyFile`, else gost's default self-signed certificate).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from gostx.listener.tcp import TcpListener
+from gostx.net.stream import SocketStream, Stream
+from gostx.net.tls import HANDSHAKE_TIMEOUT, server_context, tls_server
+from gostx.net.ws import ws_server
+from gostx.registry import listeners
+
+DEFAULT_PATH = "/ws"
+
+
+@listeners.register("ws")
+class WsListener(TcpListener):
+    secure = False
+    ssl_context: ssl.SSLContext | None = None
+    handshake_timeout = HANDSHAKE_TIMEOUT
+
+    async def init(self) -> None:
+        md = self.metadata
+        self.path = md.get_string("path", "ws.path") or DEFAULT_PATH
+        if not self.path.startswith("/"):
+            self.path = "/" + self.path
+        extra = md.raw("header", "ws.header")
+        self.headers = [(str(k), str(v)) for k, v in extra.items()] if isinstance(extra, dict) else []
+        timeout = md.get_duration("handshakeTimeout", default=HANDSHAKE_TIMEOUT)
+        self.handshake_timeout = timeout if timeout > 0 else HANDSHAKE_TIMEOUT
+        if self.secure:
+            self.ssl_context = server_context(self.config.tls)
+        await super().init()
+
+    async def upgrade(self, conn: socket.socket) -> Stream:
+        stream: Stream = SocketStream(conn)
+        if self.ssl_context is not None:
+            stream = await tls_server(stream, self.ssl_context, self.handshake_timeout)
+        try:
+            ws, _head = await ws_server(stream, self.path, self.headers, self.handshake_timeout)
+        except BaseException:
+            stream.close()
+            raise
+        return ws
+
+
+@listeners.register("wss")
+class WssListener(WsListener):
+    secure = True

@@ -1,0 +1,249 @@
+"""A byte stream carried in WebSocket messages (RFC 6455 framing), over any inner Stream (TCP or TLS).
+
+    stream = await ws_client(inner, path="/ws", host="1.2.3.4:443", headers=[...])
+    stream = await ws_server(inner, path="/ws", headers=[...])    # -> (WsStream, request head)
+
+As gost (gorilla): each write is one binary message; reads take the payload of any data message (text,
+binary, continuation) as stream bytes, so message boundaries mean nothing. Client frames are masked with
+a fresh random key; the mask is applied while the frame is built (gostx._engine.ws_frame), and a received
+masked payload is unmasked while it is copied out (ws_mask): one copy per message, in C.
+
+Control frames: a ping is answered with a pong; a close frame ends the read side (b"") and is answered
+with a close frame. A frame that breaks the protocol (reserved bits, a client frame that is not masked, a
+server frame that is, a control frame longer than 125 bytes or fragmented, an unknown opcode) fails the
+read with ConnectionError after a close frame with status 1002.
+
+WebSocket has no half-close: `write_eof` ends the reads at once, so the relay closes the connection, as
+gost closes a WebSocket conn when one direction ends (gostx/net/linger.py). `close()` sends a close
+frame when it can, then closes the inner stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+
+from gostx import _engine
+from gostx.net.linger import Linger
+from gostx.net.stream import CHUNK, Stream
+from gostx.protocol import websocket as wsp
+from gostx.protocol.http import Head
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+DATA_OPCODES = (OP_CONT, OP_TEXT, OP_BINARY)
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL_ERROR = 1002
+HANDSHAKE_TIMEOUT = 15.0
+READ_AHEAD = 1 << 18  # bytes asked of the inner stream at a time: several frames per TLS read
+
+
+class WsStream(Stream):
+    def __init__(self, inner: Stream, client: bool, initial: bytes = b"") -> None:
+        self.inner = inner
+        self.client = client  # a client masks what it sends and expects unmasked frames
+        self._buf = initial
+        self._pos = 0
+        self._remaining = 0  # payload bytes still to come in the current data frame
+        self._key: bytes | None = None
+        self._key_offset = 0
+        self._eof = False
+        self._close_sent = False
+        self._closed = False
+        self._write_lock = asyncio.Lock()
+        self._linger = Linger()
+        self._control: set[asyncio.Task[None]] = set()
+        self._head = b""
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def _more(self, n: int) -> bool:
+        """Append the next chunk of the inner stream to the unread bytes; False at its EOF."""
+        data = await self._linger.wait(self.inner.read(max(n, READ_AHEAD)))
+        if not data:
+            return False
+        rest = self._buf[self._pos:]
+        self._buf = rest + data if rest else data
+        self._pos = 0
+        return True
+
+    def unread(self, data: bytes) -> None:
+        """Push stream bytes back in front (a handler that peeked)."""
+        self._head = data + self._head
+
+    async def read(self, n: int = CHUNK) -> bytes:
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        while True:
+            if self._remaining:
+                if self._pos >= len(self._buf) and not await self._more(n):
+                    if self._linger.expired:
+                        return b""
+                    raise ConnectionError("websocket: connection closed inside a frame")
+                return self._take(min(n, self._remaining, len(self._buf) - self._pos))
+            if self._eof:
+                return b""
+            header = _engine.ws_parse_header(self._buf, self._pos) if self._pos < len(self._buf) else None
+            if header is None:
+                if not await self._more(n):
+                    if self._pos < len(self._buf) and not self._linger.expired:
+                        raise ConnectionError("websocket: connection closed inside a frame header")
+                    self._eof = True  # the connection ended between frames
+                    return b""
+                continue
+            await self._frame(header)
+
+    def _take(self, k: int) -> bytes:
+        start, end = self._pos, self._pos + k
+        if self._key is not None:
+            data = _engine.ws_mask(memoryview(self._buf)[start:end], self._key, self._key_offset)
+            self._key_offset += k
+        elif start == 0 and end == len(self._buf):
+            data = self._buf
+        else:
+            data = self._buf[start:end]
+        self._pos = end
+        self._remaining -= k
+        if self._pos == len(self._buf):
+            self._buf, self._pos = b"", 0
+        return data
+
+    async def _frame(self, header: tuple[int, int, int, bool, int, bytes | None]) -> None:
+        hlen, plen, opcode, fin, rsv, key = header
+        if rsv:
+            await self._fail("reserved bits set (no extension was negotiated)")
+        if (key is None) == (not self.client):
+            await self._fail("unmasked client frame" if key is None else "masked server frame")
+        self._pos += hlen
+        if opcode in DATA_OPCODES:
+            self._remaining, self._key, self._key_offset = plen, key, 0
+            return
+        if opcode not in (OP_CLOSE, OP_PING, OP_PONG):
+            await self._fail(f"unknown opcode 0x{opcode:x}")
+        if plen > 125 or not fin:
+            await self._fail("control frame too long or fragmented")
+        while len(self._buf) - self._pos < plen:
+            if not await self._more(plen):
+                raise ConnectionError("websocket: connection closed inside a control frame")
+        payload = self._buf[self._pos:self._pos + plen]
+        self._pos += plen
+        if key is not None:
+            payload = _engine.ws_mask(payload, key)
+        if opcode == OP_PING:
+            self._background(self._send(OP_PONG, payload))
+        elif opcode == OP_CLOSE:
+            self._eof = True
+            code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
+            self._background(self._send_close(code))
+
+    async def _fail(self, why: str) -> None:
+        await self._send_close(CLOSE_PROTOCOL_ERROR)
+        raise ConnectionError(f"websocket: {why}")
+
+    def _background(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._control.add(task)
+        task.add_done_callback(self._control_done)
+
+    def _control_done(self, task: asyncio.Task[None]) -> None:
+        self._control.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed pong/close is the connection failing: the reads will see it
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _mask_key(self) -> bytes | None:
+        return os.urandom(4) if self.client else None
+
+    async def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._close_sent:
+            raise ConnectionError("websocket: write after close")
+        frame = _engine.ws_frame(data, OP_BINARY, True, self._mask_key())
+        async with self._write_lock:
+            await self.inner.write(frame)
+
+    async def _send(self, opcode: int, payload: bytes) -> None:
+        if self._close_sent or self._closed:
+            return
+        frame = _engine.ws_frame(payload, opcode, True, self._mask_key())
+        async with self._write_lock:
+            await self.inner.write(frame)
+
+    async def _send_close(self, code: int) -> None:
+        if self._close_sent or self._closed:
+            return
+        await self._send(OP_CLOSE, struct.pack(">H", code))
+        self._close_sent = True
+
+    async def write_eof(self) -> None:
+        """No half-close in WebSocket: the reads end and the connection closes (see the module docstring)."""
+        self._linger.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._linger.cancel()
+        for task in list(self._control):
+            task.cancel()
+        if not self._close_sent and not self._write_lock.locked():
+            frame = _engine.ws_frame(struct.pack(">H", CLOSE_NORMAL), OP_CLOSE, True, self._mask_key())
+            self._close_sent = True
+            with contextlib.suppress(Exception):
+                _write_nowait(self.inner, frame)
+        self._closed = True
+        self.inner.close()
+
+    def take_buffered(self) -> bytes:
+        data, self._head = self._head, b""
+        return data
+
+    @property
+    def local_addr(self) -> str:
+        return self.inner.local_addr
+
+    @property
+    def remote_addr(self) -> str:
+        return self.inner.remote_addr
+
+
+def _write_nowait(stream: Stream, data: bytes) -> None:
+    """Best effort: hand a last frame to the kernel without waiting (close frames on close())."""
+    send = getattr(stream, "send_nowait", None)
+    if send is not None:
+        send(data)
+    elif stream.sock is not None:
+        with contextlib.suppress(OSError):
+            stream.sock.send(data)
+
+
+async def ws_client(inner: Stream, path: str, host: str, headers: list[tuple[str, str]] | None = None,
+                    timeout: float = HANDSHAKE_TIMEOUT) -> WsStream:
+    """The client handshake over inner; the WebSocket stream after a 101."""
+    hs = wsp.ClientHandshake(path=path or "/", host=host, headers=list(headers or []))
+    async with asyncio.timeout(timeout):
+        await inner.write(hs.request())
+        raw, rest = await wsp.read_head(inner)
+    hs.check_response(raw)
+    return WsStream(inner, client=True, initial=rest)
+
+
+async def ws_server(inner: Stream, path: str, headers: list[tuple[str, str]] | None = None,
+                    timeout: float = HANDSHAKE_TIMEOUT) -> tuple[WsStream, Head]:
+    """The server handshake: answers 101 (or the error gost answers, then raises HandshakeError)."""
+    async with asyncio.timeout(timeout):
+        raw, rest = await wsp.read_head(inner)
+        if not raw:
+            raise wsp.HandshakeError("websocket: connection closed before the handshake")
+        try:
+            answer, head = wsp.server_accept(raw, path, headers)
+        except wsp.HandshakeError as exc:
+            reply = wsp.not_found() if exc.status == 404 else wsp.error_response(exc.status or 400, exc.body)
+            with contextlib.suppress(OSError, ConnectionError):
+                await inner.write(reply)
+            raise
+        await inner.write(answer)
+    return WsStream(inner, client=False, initial=rest), head
