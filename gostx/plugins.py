@@ -9,11 +9,13 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.listener.tcp",
     "gostx.listener.udp",
     "gostx.listener.tun",
+    "gostx.listener.tungo",
     # handlers
     "gostx.handler.forward",
     "gostx.handler.tcp",
     "gostx.handler.udp",
     "gostx.handler.tun",
+    "gostx.handler.tungo",
 )
 
 
