@@ -55,7 +55,7 @@ FlowEvent = tuple[str, int, tuple[str, int], tuple[str, int], bytes]
 
 class Stack:
     def __init__(
-        self, *, tun_fd: int, mtu: int = 1420, udp_timeout: float = 30.0, sniff_bytes: int = 0,
+        self, *, tun_fd: int, vnet_hdr: bool = False, mtu: int = 1420, udp_timeout: float = 30.0, sniff_bytes: int = 0,
         sniff_timeout: float = 0.0, max_flows: int = 0,
     ) -> None: ...
     def start(self) -> None: ...

@@ -8,6 +8,7 @@ cdef extern from "gx/stack.h" nogil:
     unsigned GX_STACK_EV_TCP, GX_STACK_EV_UDP, GX_STACK_SNIFF_MAX, GX_STACK_MTU_MIN, GX_STACK_MTU_MAX
     struct gx_stack_cfg:
         int tun_fd
+        int vnet_hdr
         uint32_t mtu
         uint32_t udp_timeout_ms
         uint32_t sniff_bytes
@@ -65,7 +66,7 @@ cdef class Stack:
 
     cdef gx_stack *s
 
-    def __cinit__(self, *, int tun_fd, int mtu=1420, double udp_timeout=30.0, int sniff_bytes=0,
+    def __cinit__(self, *, int tun_fd, bint vnet_hdr=False, int mtu=1420, double udp_timeout=30.0, int sniff_bytes=0,
                   double sniff_timeout=0.0, int max_flows=0):
         cdef gx_stack_cfg cfg
         memset(&cfg, 0, sizeof(cfg))
@@ -77,6 +78,7 @@ cdef class Stack:
         if udp_timeout < 0.001 or sniff_timeout < 0 or max_flows < 0:
             raise ValueError("timeouts and max_flows must be positive")
         cfg.tun_fd = tun_fd
+        cfg.vnet_hdr = vnet_hdr
         cfg.mtu = mtu
         cfg.udp_timeout_ms = <uint32_t>min(udp_timeout * 1000, 4e9)
         cfg.sniff_bytes = sniff_bytes

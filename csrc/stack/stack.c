@@ -196,6 +196,7 @@ static void *run(void *arg) {
             udp_sessions_tick(s);
             next_slow = s->now_ms + SLOW_TICK_MS;
         }
+        tcp_flows_flush(s);
         tun_flush(s);
         free_graveyard(s);
     }
@@ -203,6 +204,7 @@ static void *run(void *arg) {
     discard_cmds(s);
     tcp_flows_shutdown(s);
     udp_sessions_close(s);
+    s->dirty = NULL;
     tun_flush(s);
     free_graveyard(s);
     tun_netif_remove(s);
@@ -322,6 +324,7 @@ void gx_stack_free(struct gx_stack *s) {
         discard_cmds(s);
         tcp_flows_shutdown(s);
         udp_sessions_close(s);
+        s->dirty = NULL;
         tun_flush(s);
         free_graveyard(s);
         tun_netif_remove(s);

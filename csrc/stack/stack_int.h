@@ -56,6 +56,8 @@ struct tcp_flow {
     bool client_eof;             /* the client sent FIN */
     bool up_shut;                /* shutdown(fd, SHUT_WR) done */
     bool upstream_eof;           /* fd gave EOF: FIN queued to the client */
+    bool dirty;                  /* on the stack's dirty list */
+    struct tcp_flow *dirty_next;
 };
 
 struct udp_sess {
@@ -105,6 +107,8 @@ struct gx_stack {
     struct udp_pcb *udp_any;
     struct ep_tag tun_tag, cmd_tag;
     struct out_queue out;
+    struct pbuf *rx_spare;       /* a read buffer not handed to lwIP (reused by the next read) */
+    struct tcp_flow *dirty;      /* TCP flows that received data this iteration (flushed at its end) */
     uint8_t *scratch;            /* upstream reads */
     uint32_t scratch_size;
     uint8_t *dgram;              /* one UDP datagram */
@@ -154,6 +158,7 @@ int tcp_flows_listen(struct gx_stack *s);
 void tcp_flow_on_fd(struct gx_stack *s, struct tcp_flow *t, uint32_t events);
 void tcp_flow_decide(struct gx_stack *s, struct tcp_flow *t, int fd);  /* fd < 0: drop */
 void tcp_flows_tick(struct gx_stack *s);     /* sniff timeouts */
+void tcp_flows_flush(struct gx_stack *s);    /* end of an iteration: write what arrived upstream, ACK it */
 void tcp_flow_free(struct gx_stack *s, struct tcp_flow *t);
 void tcp_flows_shutdown(struct gx_stack *s); /* reset everything lwIP still has (stop) */
 

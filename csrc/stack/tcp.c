@@ -23,6 +23,7 @@
 
 #define UP_IOV_MAX 64
 #define WRITE_CHUNK 0xffffu
+#define GSO_PAYLOAD_MAX (0xffffu - 40u - 60u)   /* a TCP segment in one IPv6 or IPv4 packet, options included */
 
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
 static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len);
@@ -189,7 +190,7 @@ static int pump_down(struct gx_stack *s, struct tcp_flow *t) {
     struct tcp_pcb *pcb = t->pcb;
     bool wrote = false;
     while (pcb != NULL && t->fd_readable && !t->upstream_eof) {
-        uint32_t space = tcp_sndbuf(pcb);
+        uint32_t space = pcb->snd_buf;
         uint32_t mss = tcp_mss(pcb) ? tcp_mss(pcb) : 536u;
         uint32_t queued = tcp_sndqueuelen(pcb);
         if (space < mss || queued + 4 >= TCP_SND_QUEUELEN)
@@ -241,6 +242,33 @@ static bool pump(struct gx_stack *s, struct tcp_flow *t) {
     return true;
 }
 
+/* ---- the dirty list: flows that received data during this loop iteration ---- */
+
+static void mark_dirty(struct gx_stack *s, struct tcp_flow *t) {
+    if (t->dirty)
+        return;
+    t->dirty = true;
+    t->dirty_next = s->dirty;
+    s->dirty = t;
+}
+
+/* One upstream write per flow per iteration (not one per segment), then one ACK for all of it (lwIP
+ * would otherwise wait for its delayed-ACK timer when fewer than two segments came in). */
+void tcp_flows_flush(struct gx_stack *s) {
+    while (s->dirty != NULL) {
+        struct tcp_flow *t = s->dirty;
+        s->dirty = t->dirty_next;
+        t->dirty = false;
+        t->dirty_next = NULL;
+        if (t->f.state == FLOW_CONNECTED && !pump(s, t))
+            continue;
+        if (t->f.state != FLOW_DEAD && t->pcb != NULL && (t->pcb->flags & TF_ACK_DELAY)) {
+            tcp_ack_now(t->pcb);
+            tcp_output(t->pcb);
+        }
+    }
+}
+
 /* ---- lwIP callbacks ---- */
 
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
@@ -265,6 +293,11 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
     tcp_err(pcb, on_err);
     tcp_nagle_disable(pcb);
     ip_set_option(pcb, SOF_KEEPALIVE);
+    if (s->cfg.vnet_hdr && pcb->mss > 0) {
+        /* segments of up to 64 KiB (whole multiples of the client's MSS), written as GSO super-packets */
+        uint32_t mss = pcb->mss;
+        pcb->mss = (u16_t)(GSO_PAYLOAD_MAX / mss * mss);
+    }
     STAT_ADD(s, tcp_flows, 1);
     STAT_ADD(s, tcp_active, 1);
     if (s->cfg.sniff_bytes > 0) {
@@ -302,10 +335,10 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) 
                 return ERR_ABRT;
             }
         }
+        mark_dirty(s, t);
         return ERR_OK;
-    case FLOW_CONNECTED:
-        return pump(s, t) ? ERR_OK : ERR_ABRT;
     default:
+        mark_dirty(s, t); /* written upstream and acknowledged at the end of the loop iteration */
         return ERR_OK;
     }
 }

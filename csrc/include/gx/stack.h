@@ -40,7 +40,9 @@
 #define GX_STACK_MTU_MAX 65535u
 
 struct gx_stack_cfg {
-    int tun_fd;                  /* TUN device fd (IFF_TUN | IFF_NO_PI, no vnet header), non-blocking */
+    int tun_fd;                  /* TUN device fd (IFF_TUN | IFF_NO_PI), non-blocking */
+    int vnet_hdr;                /* 1: the fd has IFF_VNET_HDR (10-byte header): the stack turns on TSO and
+                                    writes checksum-offloaded and GSO packets; 0: plain packets */
     uint32_t mtu;                /* the device's MTU */
     uint32_t udp_timeout_ms;     /* UDP session idle timeout; 0 = 30000 */
     uint32_t sniff_bytes;        /* 0: report TCP at once; else after this many bytes (<= GX_STACK_SNIFF_MAX) */

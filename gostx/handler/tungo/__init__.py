@@ -58,7 +58,8 @@ class TungoHandler(Handler):
         if not isinstance(listener, TungoListener) or listener.device is None:
             raise GostError("handler tungo needs a tungo listener")
         device = listener.device
-        self.stack = _engine.Stack(tun_fd=device.fd, mtu=listener.options.mtu, udp_timeout=self.options.udp_timeout)
+        self.stack = _engine.Stack(tun_fd=device.fd, vnet_hdr=device.vnet_hdr, mtu=listener.options.mtu,
+                                   udp_timeout=self.options.udp_timeout)
         self.stack.start()
         loop = asyncio.get_running_loop()
         self._reader_fd = self.stack.event_fd

@@ -28,7 +28,8 @@ class TungoListener(Listener):
 
     async def init(self) -> None:
         opts = self.options
-        self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind="tun")
+        # a virtio_net_hdr on the fd: the stack turns on the kernel's TCP offloads (csrc/stack/netif.c)
+        self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind="tun", vnet_hdr=True)
         try:
             await configure_link_async(self.device.name, opts.mtu, opts.nets)
             self._routes_applied = await add_routes_async(self.device.name, opts.routes)

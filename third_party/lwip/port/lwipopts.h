@@ -2,7 +2,7 @@
  * by our data-plane thread (gx stack), IPv4 + IPv6, TCP, UDP, ICMP; no sockets, no netconn, no ARP.
  *
  * Tuned like the fast lwIP tun2socks engines (hev-socks5-tunnel, go-tun2socks): checksums of packets from
- * the TUN device are not checked (the kernel made them), checksums are computed while copying, windows of
+ * the TUN device are not checked (the kernel made them), TCP checksums are offloaded, windows of
  * several hundred KiB (window scaling), libc malloc for every pool so memory follows the flows that exist
  * (no fixed pools to size), Nagle off per connection (set by the glue).
  *
@@ -65,13 +65,15 @@
 #define LWIP_BROADCAST_PING             0
 #define LWIP_MULTICAST_PING             0
 
-/* ---- checksums: trust the kernel's packets, compute ours while copying ---- */
+/* ---- checksums: trust the kernel's packets; TCP checksums are the netif's job (offloaded to the kernel
+ * with a virtio_net_hdr, computed by the glue without one: csrc/stack/netif.c) ---- */
 #define CHECKSUM_CHECK_IP               0
 #define CHECKSUM_CHECK_TCP              0
 #define CHECKSUM_CHECK_UDP              0
 #define CHECKSUM_CHECK_ICMP             0
 #define CHECKSUM_CHECK_ICMP6            0
-#define LWIP_CHECKSUM_ON_COPY           1
+#define CHECKSUM_GEN_TCP                0
+#define LWIP_CHECKSUM_ON_COPY           0
 #define LWIP_CHKSUM_ALGORITHM           3
 
 /* ---- TCP ---- */
