@@ -131,12 +131,14 @@ static void drain_cmds(struct gx_stack *s) {
         uint32_t n;
         pthread_mutex_lock(&s->cmd_lock);
         n = s->cmd_count < 64 ? s->cmd_count : 64;
+        if (n == 0) {
+            pthread_mutex_unlock(&s->cmd_lock);
+            return;
+        }
         memcpy(batch, s->cmds, n * sizeof(batch[0]));
         memmove(s->cmds, s->cmds + n, (s->cmd_count - n) * sizeof(batch[0]));
         s->cmd_count -= n;
         pthread_mutex_unlock(&s->cmd_lock);
-        if (n == 0)
-            return;
         for (uint32_t i = 0; i < n; i++)
             run_cmd(s, &batch[i]);
     }

@@ -5,7 +5,8 @@ LWIP_SRC names another tree). lwIP's own sources are compiled with their own, re
 not -Wextra -Werror clean); our glue in csrc/stack/ sees lwIP's headers as system headers, so it keeps
 -Wall -Wextra -Werror.
 
-    python3 third_party/lwip/lwip_build.py sources|includes|tree   # for the Makefile
+    python3 third_party/lwip/lwip_build.py tree                     # fetch if needed; print the tree
+    python3 third_party/lwip/lwip_build.py archive OUT.a CC [FLAGS...]   # a static lwIP for the C tests
 """
 
 from __future__ import annotations
@@ -92,16 +93,32 @@ def compile_objects(compiler, build_temp: str) -> list[str]:  # type: ignore[no-
     return objects
 
 
+def build_archive(out: str, cc: list[str]) -> None:
+    """Compile lwIP with the command `cc` (compiler and flags) into the static library `out`."""
+    root = ensure_tree()
+    obj_dir = out + ".objs"
+    os.makedirs(obj_dir, exist_ok=True)
+    objects = []
+    includes = [arg for inc in include_dirs(root) for arg in ("-I", inc)]
+    for src in sources(root):
+        obj = os.path.join(obj_dir, os.path.relpath(src, os.path.join(root, "src")).replace(os.sep, "_") + ".o")
+        subprocess.run([*cc, *LWIP_CFLAGS, *includes, "-c", src, "-o", obj], check=True)
+        objects.append(obj)
+    if os.path.exists(out):
+        os.remove(out)
+    subprocess.run(["ar", "rcs", out, *objects], check=True)
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     try:
-        if what == "sources":
-            print(" ".join(sources(ensure_tree())))
-        elif what == "includes":
-            print(" ".join(include_dirs(ensure_tree())))
-        elif what == "tree":
+        if what == "tree":
             print(ensure_tree())
+        elif what == "archive" and len(sys.argv) >= 4:
+            build_archive(sys.argv[2], sys.argv[3:])
         else:
-            sys.exit("usage: lwip_build.py sources|includes|tree")
+            sys.exit("usage: lwip_build.py tree | archive OUT.a CC [FLAGS...]")
     except LwipMissing as exc:
         sys.exit(f"error: {exc}")
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"error: building lwIP failed: {exc}")
