@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bench.rig import Rig
-from bench.tunnels import Endpoint, OpenVpnTunnel, TunnelDown, gost_tun, gost_tun_over_socks5, gost_tungo
+from bench.tunnels import (
+    Endpoint,
+    OpenVpnTunnel,
+    TunnelDown,
+    gost_tun,
+    gost_tun_over_socks5,
+    gost_tungo,
+    gost_tungo_direct,
+)
 
 TCP_TESTS = ("ping", "tcp1", "tcp4")
-BARE_TESTS = ("ping", "tcp1", "tcp4", "udp")
+BARE_TESTS = ("ping", "tcp1", "tcp4", "udp", "tcp1r", "tcp4r")
+BOTH_WAYS_TESTS = ("tcp1", "tcp4", "tcp1r", "tcp4r")
 GO_GOST_ENV = "BENCH_GO_GOST"
 
 
@@ -77,6 +86,7 @@ ROWS: tuple[Row, ...] = (
         lambda: gost_tun(None, extra=["tcp=true"], client_listen=":0"),
     ),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
+    Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, BOTH_WAYS_TESTS),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
     Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
     Row("go-gost-tun-aes-128-gcm", "Go gost tun:// aes-128-gcm", _go_gost("aes-128-gcm")),

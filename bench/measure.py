@@ -17,8 +17,10 @@ from gostx.testing import iperf
 from gostx.testing.ping import PingError, run_ping
 from gostx.testing.procstats import CpuSampler
 
-TEST_TITLES = {"ping": "ping RTT", "tcp1": "TCP 1 stream", "tcp4": "TCP 4 streams", "udp": "UDP 1400 B"}
-TEST_UNITS = {"ping": "µs", "tcp1": "Gbit/s", "tcp4": "Gbit/s", "udp": "pps"}
+TEST_TITLES = {"ping": "ping RTT", "tcp1": "TCP 1 stream", "tcp4": "TCP 4 streams", "udp": "UDP 1400 B",
+               "tcp1r": "TCP 1 stream B->A", "tcp4r": "TCP 4 streams B->A"}
+TEST_UNITS = {"ping": "µs", "tcp1": "Gbit/s", "tcp4": "Gbit/s", "udp": "pps", "tcp1r": "Gbit/s", "tcp4r": "Gbit/s"}
+TCP_STREAMS = {"tcp1": 1, "tcp4": 4, "tcp1r": 1, "tcp4r": 4}  # the *r tests: iperf3 -R (B sends to A)
 PING_COUNT = 21  # the first reply is dropped: it pays for ARP and peer learning
 PING_INTERVAL = 0.05
 
@@ -55,9 +57,10 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
                 raise PingError(f"no replies from {endpoint.target} ({result.loss_percent:.0f}% loss)")
             sample.value = result.median_us
             sample.detail = {"loss_percent": result.loss_percent, "min_us": min(result.rtts_us)}
-        elif test in ("tcp1", "tcp4"):
+        elif test in TCP_STREAMS:
             rig.ensure_iperf_server()
-            tcp = iperf.run_tcp(rig.a, endpoint.target, seconds, streams=1 if test == "tcp1" else 4)
+            tcp = iperf.run_tcp(rig.a, endpoint.target, seconds, streams=TCP_STREAMS[test],
+                                reverse=test.endswith("r"))
             sample.value = tcp.gbps
             sample.detail = {"retransmits": float(tcp.retransmits)}
         elif test == "udp":

@@ -235,6 +235,7 @@ static int pump_down(struct gx_stack *s, struct tcp_flow *t) {
  * (its pcb was aborted). */
 static bool pump(struct gx_stack *s, struct tcp_flow *t) {
     if (flush_up(s, t) < 0 || pump_down(s, t) < 0) {
+        STAT_ADD(s, tcp_resets, 1);
         flow_reset(s, t);
         return false;
     }
@@ -368,6 +369,8 @@ static void on_err(void *arg, err_t err) {
         if (t->f.state == FLOW_PENDING)
             return; /* the decision delivers it */
     }
+    if (err != ERR_CLSD)
+        STAT_ADD(s, tcp_client_resets, 1);
     flow_bury(s, &t->f);
 }
 
