@@ -21,6 +21,7 @@ from gostx import _engine
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
 from gostx.handler.forward.direct import DialOptions
+from gostx.handler.tungo.bridge import Bridges
 from gostx.handler.tungo.options import TungoHandlerOptions
 from gostx.handler.tungo.upstream import OwnSockets, dial_direct
 from gostx.listener.tungo import TungoListener
@@ -42,6 +43,7 @@ class TungoHandler(Handler):
         self.options = TungoHandlerOptions.from_metadata(self.metadata)
         self.dial_options = DialOptions.from_metadata(ctx.metadata)
         self.own = OwnSockets()
+        self.bridges = Bridges()  # for upstreams that are Python transports (chains)
         self.stack: _engine.Stack | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_fd: int | None = None
@@ -112,9 +114,10 @@ class TungoHandler(Handler):
     async def dial(self, network: str, dst: Address) -> socket.socket:
         """The upstream for one flow: a connected socket whose fd the C stack takes over.
 
-        This is where the chain router plugs in: a chain dial returns a connected socket (for a Python
-        transport, one end of a socketpair whose other end Python relays; SOCK_DGRAM for udp). Today
-        every flow is dialed directly, with the service's interface/so_mark/dialTimeout."""
+        This is where the chain router plugs in: a chain dial that gives a connected socket hands it
+        over as is; one that gives a Python transport (asyncio streams) goes through
+        `self.bridges.stream(reader, writer)`, one end of a socketpair that Python relays. Today every
+        flow is dialed directly, with the service's interface/so_mark/dialTimeout."""
         return await dial_direct(network, dst[0], dst[1], self.dial_options, self.own)
 
     def _warn_loop(self, network: str, dst: Address) -> None:
@@ -142,6 +145,7 @@ class TungoHandler(Handler):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bridges.close()
         await asyncio.to_thread(stack.stop)
         self.ctx.log.info("tungo stats", extra={"stats": stack.stats()})
         stack.close()
