@@ -165,3 +165,20 @@ def test_dns_resolvectl_failure_is_a_warning(tmp_path: Path, monkeypatch: pytest
         ok = asyncio.run(tungo_dns.apply_link_dns("tungo", [ipaddress.ip_address("1.1.1.1")], get_logger(kind="t")))
     assert ok is False
     assert "resolvectl: Failed to set DNS: link not managed" in caplog.text
+
+
+def test_one_tungo_service_per_process() -> None:
+    first, second = _service(), _service()
+    second.name = second.ctx.name = "service-1"
+
+    async def scenario() -> None:
+        await first.handler.init()
+        try:
+            with pytest.raises(GostError, match=r"only one tungo service per process \(service-0 is one\)"):
+                await second.handler.init()
+        finally:
+            await first.handler.close()
+        await second.handler.init()  # the first one is gone
+        await second.handler.close()
+
+    asyncio.run(scenario())

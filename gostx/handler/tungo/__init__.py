@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import socket
+from typing import ClassVar
 
 from gostx import _engine
 from gostx.config.model import HandlerConfig
@@ -38,6 +39,8 @@ def _show(addr: Address) -> str:
 
 @handlers.register("tungo")
 class TungoHandler(Handler):
+    active: ClassVar[TungoHandler | None] = None  # lwIP's state is global: one tungo service per process
+
     def __init__(self, config: HandlerConfig, ctx: ServiceContext) -> None:
         super().__init__(config, ctx)
         self.options = TungoHandlerOptions.from_metadata(self.metadata)
@@ -54,7 +57,10 @@ class TungoHandler(Handler):
             raise GostError("tungo: forwarding through a chain (-F) is not supported yet")
         if self.options.sniffing:
             raise GostError("tungo: sniffing is not supported yet")
+        if TungoHandler.active not in (None, self):
+            raise GostError(f"tungo: only one tungo service per process ({TungoHandler.active.ctx.name} is one)")
         self.dial_options.check_privileges()
+        TungoHandler.active = self
 
     async def serve(self, listener: Listener) -> None:
         if not isinstance(listener, TungoListener) or listener.device is None:
@@ -135,6 +141,8 @@ class TungoHandler(Handler):
             self.ctx.log.info("tungo stats", extra={"stats": self.stack.stats()})
 
     async def close(self) -> None:
+        if TungoHandler.active is self:
+            TungoHandler.active = None
         stack, self.stack = self.stack, None
         if stack is None:
             return
