@@ -17,7 +17,7 @@ else
   PY := $(ROOT)/.venv/bin/python
 endif
 
-APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps patch xz-utils
 PIP_PKGS := setuptools wheel Cython click PyYAML pyroute2 cryptography pytest ruff
 CC ?= gcc
 CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include

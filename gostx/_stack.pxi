@@ -41,7 +41,7 @@ cdef extern from "gx/stack.h" nogil:
 
 # Field order of struct gx_stack_stats (all uint64_t).
 STACK_STAT_NAMES = (
-    "tun_rx_pkts", "tun_rx_bytes", "tun_tx_pkts", "tun_tx_bytes", "tun_tx_drops",
+    "tun_rx_pkts", "tun_rx_bytes", "tun_tx_pkts", "tun_tx_bytes", "tun_tx_drops", "tun_rx_errors",
     "tcp_flows", "tcp_active", "tcp_refused", "tcp_up_bytes", "tcp_down_bytes", "tcp_resets", "tcp_client_resets",
     "udp_sessions", "udp_active", "udp_expired", "udp_up_pkts", "udp_down_pkts", "udp_drops",
     "event_overflows", "flow_limit_hits",

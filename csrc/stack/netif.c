@@ -18,6 +18,7 @@
  * within the MTU. */
 #include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -328,7 +329,12 @@ void tun_read_packets(struct gx_stack *s) {
         ssize_t n = readv(s->cfg.tun_fd, iov, n_iov);
         if (n <= 0) {
             s->rx_spare = p;
-            return; /* EAGAIN (drained), or an error that epoll reports again */
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                /* the device is gone (deleted, fd broken, EOF): stop polling it instead of spinning */
+                epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->cfg.tun_fd, NULL);
+                STAT_ADD(s, tun_rx_errors, 1);
+            }
+            return; /* EAGAIN: drained */
         }
         size_t len = (size_t)n;
         if (s->cfg.vnet_hdr) {

@@ -645,6 +645,28 @@ static void test_junk(void) {
     close_host(&h);
 }
 
+/* The device going away (here: EOF) stops the stack from polling it; it does not spin. */
+static void test_device_gone(void) {
+    struct host h;
+    CHECK(open_host(&h, 0, 30000, 0) == 0, "open");
+    close(h.fd);
+    h.fd = -1;
+    struct gx_stack_stats st = {0};
+    for (int i = 0; i < 40 && st.tun_rx_errors == 0; i++) {
+        usleep(50000);
+        gx_stack_get_stats(h.s, &st);
+    }
+    CHECK(st.tun_rx_errors == 1, "device errors %lu", (unsigned long)st.tun_rx_errors);
+    struct timespec a, b;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    usleep(300000);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    double busy = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    CHECK(busy < 0.1, "the stack thread spins: %.3f s of CPU in 0.3 s", busy);
+    gx_stack_free(h.s);
+    close(h.tun);
+}
+
 static void test_api_errors(void) {
     struct gx_stack *s = NULL;
     struct gx_stack_cfg bad = {.tun_fd = -1, .mtu = 1400};
@@ -683,5 +705,6 @@ int main(void) {
     test_icmp_echo(0);
     test_icmp_echo(1);
     test_junk();
+    test_device_gone();
     TEST_DONE();
 }

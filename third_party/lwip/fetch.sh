@@ -26,6 +26,7 @@ die() {
 
 apply_patches() {
     local tree="$1" p
+    command -v patch >/dev/null || die "the 'patch' command is missing (apt-get install patch)"
     for p in "$HERE"/patches/*.patch; do
         [ -e "$p" ] || continue
         patch -s -p1 -N -d "$tree" <"$p" || die "patch $(basename "$p") does not apply"
