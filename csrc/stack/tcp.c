@@ -158,7 +158,10 @@ static int flush_up(struct gx_stack *s, struct tcp_flow *t) {
             iov[n].iov_len = q->len;
             n++;
         }
-        ssize_t w = writev(t->f.fd, iov, n);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(t->f.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); /* no SIGPIPE for a closed peer */
+        if (w < 0 && errno == ENOTSOCK)
+            w = writev(t->f.fd, iov, n); /* a pipe or another stream fd */
         if (w < 0) {
             if (errno == EINTR)
                 continue;

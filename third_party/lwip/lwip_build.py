@@ -1,7 +1,7 @@
 """Build helpers for lwIP inside gostx._engine (used by setup.py; also prints paths for the Makefile).
 
-lwIP is never committed: `ensure_tree()` runs fetch.sh when third_party/lwip/src/ is missing (or
-LWIP_SRC names another tree). lwIP's own sources are compiled with their own, relaxed flags (they are
+lwIP is never committed: `ensure_tree()` runs fetch.sh when third_party/lwip/src/ is missing (fetch.sh
+takes LWIP_SRC=/an/lwip/tree or LWIP_TARBALL=/the/orig/tarball instead of apt, and applies our patches). lwIP's own sources are compiled with their own, relaxed flags (they are
 not -Wextra -Werror clean); our glue in csrc/stack/ sees lwIP's headers as system headers, so it keeps
 -Wall -Wextra -Werror.
 
@@ -28,18 +28,15 @@ class LwipMissing(RuntimeError):
 
 
 def tree() -> str:
-    """The lwIP tree in use: $LWIP_SRC when it is set (used as is), else third_party/lwip/src."""
-    override = os.environ.get("LWIP_SRC", "").strip()
-    return os.path.abspath(override) if override else TREE
+    """The lwIP tree the build uses (fetched and patched by fetch.sh)."""
+    return TREE
 
 
 def ensure_tree() -> str:
-    """The lwIP tree, fetched (fetch.sh) first when it is missing. Raises LwipMissing."""
-    root = tree()
-    if os.path.isdir(os.path.join(root, "src", "core")):
-        return root
-    if os.environ.get("LWIP_SRC", "").strip():
-        raise LwipMissing(f"LWIP_SRC={root} is not an lwIP tree (no src/core in it)")
+    """The lwIP tree, fetched first (fetch.sh, which honours LWIP_SRC and LWIP_TARBALL) when it is missing.
+    Raises LwipMissing. To fetch again, delete third_party/lwip/src."""
+    if os.path.isdir(os.path.join(TREE, "src", "core")):
+        return TREE
     print("== lwIP source is missing: running third_party/lwip/fetch.sh", flush=True)
     result = subprocess.run(["bash", FETCH], check=False)
     if result.returncode != 0 or not os.path.isdir(os.path.join(TREE, "src", "core")):
