@@ -166,6 +166,33 @@ def test_iperf3_tcp_completes(tlab: TungoLab, tungo: GostProcess, reverse: bool)
     assert moved >= received, (moved, received)
 
 
+ECHO_CHECK = textwrap.dedent("""
+    import hashlib, socket, sys, threading
+    host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    data = hashlib.shake_256(b"tungo").digest(size)
+    s = socket.create_connection((host, port), timeout=60)
+    def send():
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    threading.Thread(target=send, daemon=True).start()
+    h, n = hashlib.sha256(), 0
+    while chunk := s.recv(1 << 20):
+        h.update(chunk)
+        n += len(chunk)
+    print(n, h.hexdigest() == hashlib.sha256(data).hexdigest())
+""")
+
+
+@pytest.mark.parametrize("dst", [BEHIND4, BEHIND6])
+def test_bytes_arrive_exactly_both_ways(tlab: TungoLab, tungo: GostProcess, dst: str) -> None:
+    """32 MiB to an echo server and back through tungo (TSO in, GSO out): every byte, in order."""
+    size = 32 * 1024 * 1024
+    out = tlab.a.run(["python3", "-c", ECHO_CHECK, dst, str(ECHO_PORT), str(size)], timeout=120)
+    assert out.stdout.split() == [str(size), "True"], out.stdout + out.stderr
+    stats = tungo.stats()
+    assert stats["tcp_up_bytes"] >= size and stats["tcp_down_bytes"] >= size, stats
+
+
 UDP_CLIENT = textwrap.dedent("""
     import socket, sys
     host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
