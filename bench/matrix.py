@@ -26,6 +26,7 @@ from bench.tunnels import (
 TCP_TESTS = ("ping", "tcp1", "tcp4")
 BARE_TESTS = ("ping", "tcp1", "tcp4", "udp", "tcp1r", "tcp4r")
 BOTH_WAYS_TESTS = ("tcp1", "tcp4", "tcp1r", "tcp4r")
+TUNGO_TESTS = (*BOTH_WAYS_TESTS, "flows1000")  # flows1000: the tunnel's peak RSS with 1000 open TCP flows
 GO_GOST_ENV = "BENCH_GO_GOST"
 
 
@@ -86,7 +87,7 @@ ROWS: tuple[Row, ...] = (
         lambda: gost_tun(None, extra=["tcp=true"], client_listen=":0"),
     ),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
-    Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, BOTH_WAYS_TESTS),
+    Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, TUNGO_TESTS),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
     Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
     Row("go-gost-tun-aes-128-gcm", "Go gost tun:// aes-128-gcm", _go_gost("aes-128-gcm")),
