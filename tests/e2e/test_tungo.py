@@ -354,3 +354,13 @@ def test_sigterm_removes_the_device(tlab: TungoLab, tungo: GostProcess) -> None:
     assert tungo.stop() == 0
     assert "tungo" not in tlab.a.run(["ip", "link"]).stdout
     assert tungo.find(lambda r: "tungo device tungo removed" in str(r.get("msg", "")))
+
+
+def test_route_option_routes_into_the_device(tlab: TungoLab) -> None:
+    """The seed's macOS form (`route=1.0.0.0/8,2.0.0.0/8`) on Linux: routes through the tungo device."""
+    start_tungo(tlab, "&route=10.77.0.0/16,10.78.1.0/24&mtu=1300")
+    routes = json.loads(tlab.a.run(["ip", "-j", "route", "show", "dev", "tungo"]).stdout)
+    assert {"10.77.0.0/16", "10.78.1.0/24"} <= {r["dst"] for r in routes}, routes
+    assert json.loads(tlab.a.run(["ip", "-j", "link", "show", "tungo"]).stdout)[0]["mtu"] == 1300
+    ping = tlab.a.run(["ping", "-n", "-c", "1", "-W", "2", "10.77.3.4"], check=False)
+    assert ping.returncode == 0, ping.stdout  # answered by the stack: the route leads into tungo
