@@ -645,6 +645,59 @@ static void test_junk(void) {
     close_host(&h);
 }
 
+/* Many flows at once: the flow table and the session table grow; every flow gets its one event. */
+static void test_many_flows(void) {
+    struct host h;
+    CHECK(open_host(&h, 0, 30000, 0) == 0, "open");
+    uint8_t pkt[200], buf[70000];
+    enum { TCP_N = 300, UDP_N = 700 };
+    for (int i = 0; i < TCP_N; i++) {
+        struct tcpseg syn = {0, CLIENT4, REMOTE4, (uint16_t)(20000 + i), 443, (uint32_t)i * 1000u, 0, SYN, 65535, NULL,
+                             0, 1360};
+        send_pkt(&h, pkt, build_tcp(pkt, &syn), NULL);
+    }
+    int acked = 0;
+    struct seen o;
+    while (acked < TCP_N && next_tcp(&h, 0, buf, &o)) { /* complete each handshake from its SYN-ACK */
+        if (o.flags != (SYN | ACK))
+            continue;
+        struct tcpseg ack = {0, CLIENT4, REMOTE4, o.dport, 443, o.ack, o.seq + 1, ACK, 65535, NULL, 0, 0};
+        send_pkt(&h, pkt, build_tcp(pkt, &ack), NULL);
+        acked++;
+    }
+    CHECK(acked == TCP_N, "SYN-ACKs %d", acked);
+    for (int i = 0; i < UDP_N; i++)
+        send_pkt(&h, pkt, build_udp(pkt, 0, CLIENT4, (uint16_t)(30000 + i), REMOTE4, 53, (const uint8_t *)"q", 1), NULL);
+    int tcp_events = 0, udp_events = 0;
+    struct gx_stack_event ev[64];
+    for (int tries = 0; tries < 100 && tcp_events + udp_events < TCP_N + UDP_N; tries++) {
+        int n = gx_stack_poll_events(h.s, ev, 64);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].type == GX_STACK_EV_TCP)
+                tcp_events++;
+            else
+                udp_events++;
+            gx_stack_event_release(&ev[i]);
+            gx_stack_drop(h.s, ev[i].id);
+        }
+        if (n == 0)
+            usleep(20000);
+    }
+    CHECK(tcp_events == TCP_N && udp_events == UDP_N, "events: %d tcp, %d udp", tcp_events, udp_events);
+    struct gx_stack_stats st;
+    for (int i = 0; i < 50; i++) {
+        gx_stack_get_stats(h.s, &st);
+        if (st.tcp_active == 0 && st.udp_active == 0)
+            break;
+        usleep(20000);
+    }
+    CHECK(st.tcp_flows == TCP_N && st.tcp_refused == TCP_N && st.tcp_active == 0, "tcp %lu/%lu/%lu",
+          (unsigned long)st.tcp_flows, (unsigned long)st.tcp_refused, (unsigned long)st.tcp_active);
+    CHECK(st.udp_sessions == UDP_N && st.udp_active == 0, "udp %lu/%lu", (unsigned long)st.udp_sessions,
+          (unsigned long)st.udp_active);
+    close_host(&h);
+}
+
 /* The device going away (here: EOF) stops the stack from polling it; it does not spin. */
 static void test_device_gone(void) {
     struct host h;
@@ -705,6 +758,7 @@ int main(void) {
     test_icmp_echo(0);
     test_icmp_echo(1);
     test_junk();
+    test_many_flows();
     test_device_gone();
     TEST_DONE();
 }
