@@ -27,7 +27,7 @@ CTESTS := $(wildcard tests/c/test_*.c)
 STACK_SRC := $(wildcard csrc/stack/*.c)
 STACK_DEPS := $(STACK_SRC) $(wildcard csrc/stack/*.h) third_party/lwip/port/lwipopts.h
 LWIP_INC := -isystem third_party/lwip/port -isystem third_party/lwip/src/src/include
-LWIP_AR = $(PY) third_party/lwip/lwip_build.py archive
+LWIP_AR = $(SYS_PY) third_party/lwip/lwip_build.py archive   # stdlib only: no venv needed
 PYTEST_ARGS ?=
 
 .PHONY: all deps apt-deps pip-deps build ctest asan test pytest lint demo bench clean
