@@ -314,6 +314,18 @@ def gost_tungo_direct() -> GostTunnel:
     return TungoDirectTunnel(target=BEHIND_TUNGO, ready="tcp", client_args=["-L", listen], behind_tungo=True)
 
 
+def gost_socks5_connect() -> GostTunnel:
+    """TCP through gost's SOCKS5 CONNECT: A forwards 127.0.0.1:5201 through `-F socks5://B:1080` to B's
+    iperf3 (`gost -L tcp://127.0.0.1:5201/B:5201 -F socks5://B:1080`; B runs `gost -L socks5://:1080`)."""
+    port = iperf.DEFAULT_PORT
+    return GostTunnel(
+        target="127.0.0.1",
+        ready="tcp",
+        server_args=["-L", f"socks5://:{SOCKS_PORT}"],
+        client_args=["-L", f"tcp://127.0.0.1:{port}/{{server}}:{port}", "-F", f"socks5://{{server}}:{SOCKS_PORT}"],
+    )
+
+
 def gost_tungo() -> GostTunnel:
     """tungo in A (TUN -> userspace stack -> -F socks5://B); B's iperf3 sits behind it on BEHIND_TUNGO."""
     listen = f"tungo://:0?name=gxtungo&net={CLIENT_TUN_IP}/{TUN_PREFIX}&route={BEHIND_TUNGO}/32"

@@ -78,6 +78,9 @@ static void csum_store(uint8_t *p, uint64_t acc) {
     memcpy(p, &c, 2);
 }
 
+uint64_t gx_csum_add(const uint8_t *p, size_t n, uint64_t acc) { return csum_add(p, n, acc); }
+uint16_t gx_csum_fold(uint64_t acc) { return csum_fold(acc); }
+
 /* A 16-bit value in network order, as a native word for csum_add arithmetic. */
 static inline uint64_t csum_word(uint16_t host_value) { return htons(host_value); }
 

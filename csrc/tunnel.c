@@ -222,6 +222,7 @@ struct counters {
 
 struct gx_tunnel {
     struct gx_tunnel_cfg cfg;
+    struct gx_transport tr;
     struct peer_table peers;
     struct route routes[GX_TUNNEL_MAX_ROUTES];
     int n_routes;
@@ -403,73 +404,35 @@ static void sweep(struct gx_tunnel *t, uint64_t now) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Sending: a queue of datagrams flushed with sendmmsg, waiting for room when the socket is full. */
+/* Sending: a queue of datagrams handed to the transport in one call. */
 
 struct sender {
-    struct mmsghdr msg[SEND_MAX];
-    struct iovec iov[SEND_MAX];
+    struct gx_tunnel_dgram d[SEND_MAX];
     struct sockaddr_storage addr[SEND_MAX];
     int n;
 };
 
-/* Wait until fd is writable or the tunnel is stopping; false when stopping. */
-static bool wait_writable(struct gx_tunnel *t, int fd) {
-    struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = t->stop_fd, .events = POLLIN}};
-    for (;;) {
-        int r = poll(p, 2, 1000);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (p[1].revents)
-            return false;
-        if (r > 0)
-            return true;
-    }
-}
-
 static void sender_flush(struct gx_tunnel *t, struct sender *s) {
-    int done = 0;
-    uint64_t pkts = 0, bytes = 0, dropped = 0;
-    while (done < s->n) {
-        int r = sendmmsg(t->cfg.net_fd, s->msg + done, (unsigned)(s->n - done), 0);
-        if (r > 0) {
-            for (int i = done; i < done + r; i++)
-                bytes += s->msg[i].msg_len;
-            pkts += (uint64_t)r;
-            done += r;
-            continue;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-            if (!wait_writable(t, t->cfg.net_fd))
-                break;
-            continue;
-        }
-        /* the first message of the rest was refused (e.g. unreachable, EMSGSIZE): skip it */
-        dropped++;
-        done++;
-    }
-    if (done < s->n)
-        dropped += (uint64_t)(s->n - done);
-    count(t, STAT(net_tx_pkts), pkts);
+    if (s->n == 0)
+        return;
+    uint64_t bytes = 0, dropped = 0;
+    t->tr.send(t->tr.state, s->d, s->n, t->stop_fd, &bytes, &dropped);
+    count(t, STAT(net_tx_pkts), (uint64_t)s->n - dropped);
     count(t, STAT(net_tx_bytes), bytes);
     count(t, STAT(drop_send), dropped);
     s->n = 0;
 }
 
-static void sender_add(struct gx_tunnel *t, struct sender *s, uint8_t *data, uint32_t len,
+static void sender_add(struct gx_tunnel *t, struct sender *s, const uint8_t *data, uint32_t len,
                        const struct sockaddr_storage *addr, socklen_t addrlen) {
     if (s->n == SEND_MAX)
         sender_flush(t, s);
     int i = s->n++;
-    s->iov[i].iov_base = data;
-    s->iov[i].iov_len = len;
     memcpy(&s->addr[i], addr, addrlen);
-    memset(&s->msg[i], 0, sizeof(s->msg[i]));
-    s->msg[i].msg_hdr.msg_iov = &s->iov[i];
-    s->msg[i].msg_hdr.msg_iovlen = 1;
-    s->msg[i].msg_hdr.msg_name = &s->addr[i];
-    s->msg[i].msg_hdr.msg_namelen = addrlen;
+    s->d[i].data = data;
+    s->d[i].len = len;
+    s->d[i].addr = &s->addr[i];
+    s->d[i].addrlen = addrlen;
 }
 
 /* One datagram right away (control messages); sealed when the tunnel has a cipher. */
@@ -484,13 +447,13 @@ static void send_control(struct gx_tunnel *t, const uint8_t *msg, uint32_t len,
             return;
         out = buf;
     }
-    if (sendto(t->cfg.net_fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)addr, addrlen) == n) {
-        count(t, STAT(control_tx), 1);
-        count(t, STAT(net_tx_pkts), 1);
-        count(t, STAT(net_tx_bytes), (uint64_t)n);
-    } else {
-        count(t, STAT(drop_send), 1);
-    }
+    struct gx_tunnel_dgram d = {.data = out, .len = (uint32_t)n, .addr = addr, .addrlen = addrlen};
+    uint64_t bytes = 0, dropped = 0;
+    t->tr.send(t->tr.state, &d, 1, t->stop_fd, &bytes, &dropped);
+    count(t, STAT(control_tx), 1 - dropped);
+    count(t, STAT(net_tx_pkts), 1 - dropped);
+    count(t, STAT(net_tx_bytes), bytes);
+    count(t, STAT(drop_send), dropped);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -619,8 +582,6 @@ struct down_state {
     struct gx_batch relay;      /* server: packets for other clients */
     struct sockaddr_storage relay_to[GX_BATCH_MAX];
     socklen_t relay_len[GX_BATCH_MAX];
-    struct mmsghdr msg[GX_BATCH_MAX];
-    struct iovec iov[GX_BATCH_MAX];
     struct sender s;
     uint64_t next_keepalive, last_reply, next_sweep;
 };
@@ -763,7 +724,10 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
         }
     }
     if (want) {
-        int w = gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        uint64_t supers = 0;
+        int w = t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO ? gx_tun_write_batch_gro(t->cfg.dev_fd, b, &supers)
+                                                       : gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        count(t, STAT(dev_tx_supers), supers);
         if (w < 0) {
             emit(t, GX_TEV_DEV_ERROR, (uint32_t)-w, NULL, 0, NULL, 0);
             count(t, STAT(drop_dev_full), want);
@@ -785,6 +749,11 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
     }
 }
 
+static bool stopping(const struct gx_tunnel *t) {
+    struct pollfd p = {.fd = t->stop_fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
 static void *down_main(void *arg) {
     struct gx_tunnel *t = arg;
     struct down_state *d = calloc(1, sizeof(*d));
@@ -802,8 +771,7 @@ static void *down_main(void *arg) {
     d->next_keepalive = now;
     d->last_reply = now;
     d->next_sweep = now + SWEEP_MS;
-    struct pollfd pfd[2] = {{.fd = t->cfg.net_fd, .events = POLLIN}, {.fd = t->stop_fd, .events = POLLIN}};
-    uint32_t room = t->slot_size - GX_HEADROOM - GX_TAILROOM;
+    struct pollfd pfd[2] = {{.fd = t->tr.fd, .events = POLLIN}, {.fd = t->stop_fd, .events = POLLIN}};
 
     for (;;) {
         now = now_ms();
@@ -813,42 +781,32 @@ static void *down_main(void *arg) {
             break;
         if (pfd[1].revents)
             break;
-        if (r <= 0 || !(pfd[0].revents & POLLIN))
+        if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
-        for (int round = 0; round < 8; round++) {
+        /* keep reading while batches come back full: a transport may hold data it already took
+         * off the socket (UDP GRO), which poll would not report */
+        for (uint32_t round = 1;; round++) {
+            if (round % 8 == 0) {
+                if (stopping(t))
+                    goto out;
+                down_timers(t, d, now_ms());
+            }
             gx_batch_reset(b);
-            for (uint32_t i = 0; i < b->cap; i++) {
-                d->iov[i].iov_base = b->pkt[i].data;
-                d->iov[i].iov_len = room;
-                memset(&d->msg[i].msg_hdr, 0, sizeof(d->msg[i].msg_hdr));
-                d->msg[i].msg_hdr.msg_iov = &d->iov[i];
-                d->msg[i].msg_hdr.msg_iovlen = 1;
-                d->msg[i].msg_hdr.msg_name = &b->addr[i];
-                d->msg[i].msg_hdr.msg_namelen = sizeof(b->addr[i]);
-            }
-            int n = recvmmsg(t->cfg.net_fd, d->msg, b->cap, MSG_DONTWAIT, NULL);
-            if (n <= 0) {
-                if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
-                    emit(t, GX_TEV_NET_ERROR, (uint32_t)errno, NULL, 0, NULL, 0);
+            uint64_t bytes = 0;
+            int n = t->tr.recv(t->tr.state, b, &bytes);
+            if (n == -EAGAIN || n == -EINTR || n == 0)
                 break;
+            if (n < 0) {
+                emit(t, GX_TEV_NET_CLOSED, (uint32_t)-n, NULL, 0, NULL, 0);
+                goto out;
             }
-            uint64_t bytes = 0, truncated = 0, empty = 0;
-            b->n = (uint32_t)n;
-            for (int i = 0; i < n; i++) {
-                b->pkt[i].len = d->msg[i].msg_len;
-                b->addrlen[i] = d->msg[i].msg_hdr.msg_namelen;
-                bytes += d->msg[i].msg_len;
-                if (d->msg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                    b->pkt[i].len = 0;
-                    truncated++;
-                } else if (d->msg[i].msg_len == 0) {
-                    empty++; /* a 0-length datagram: nothing to open or write */
-                }
-            }
+            uint64_t dropped = 0;
+            for (int i = 0; i < n; i++)
+                dropped += b->pkt[i].len == 0;
             count(t, STAT(net_rx_pkts), (uint64_t)n);
             count(t, STAT(net_rx_bytes), bytes);
-            count(t, STAT(drop_malformed), truncated);
-            count(t, STAT(drop_short), empty);
+            /* empty datagrams, and ones the transport could not take whole (truncated) */
+            count(t, STAT(drop_short), dropped);
             if (t->cfg.aead != NULL) {
                 struct gx_aead_drops drops = {0};
                 gx_aead_open_batch(t->cfg.aead, b, &drops);
@@ -862,6 +820,7 @@ static void *down_main(void *arg) {
                 break;
         }
     }
+out:
     gx_batch_free(&d->in);
     gx_batch_free(&d->relay);
     free(d);
@@ -871,7 +830,7 @@ static void *down_main(void *arg) {
 /* ---------------------------------------------------------------------------------------------- */
 
 int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
-    if (cfg->dev_fd < 0 || cfg->net_fd < 0 || cfg->n_ips < 0 || cfg->n_ips > GX_TUNNEL_MAX_IPS ||
+    if (cfg->dev_fd < 0 || cfg->n_ips < 0 || cfg->n_ips > GX_TUNNEL_MAX_IPS ||
         cfg->batch > GX_BATCH_MAX || cfg->mtu > 65535 ||
         (cfg->role == GX_TUNNEL_CLIENT && cfg->remote_len == 0) ||
         (cfg->role == GX_TUNNEL_CLIENT && cfg->keepalive && cfg->n_ips == 0))
@@ -901,6 +860,8 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
     int rc = 0;
     if (t->stop_fd < 0 || t->event_fd < 0)
         rc = -errno;
+    if (rc == 0 && cfg->net_fd >= 0)
+        rc = gx_transport_udp(&t->tr, cfg->net_fd);
     if (rc == 0)
         rc = table_init(&t->peers, t->cfg.max_peers);
     if (rc == 0)
@@ -911,6 +872,8 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
         if (t->event_fd >= 0)
             close(t->event_fd);
         table_free(&t->peers);
+        if (t->tr.close != NULL)
+            t->tr.close(t->tr.state);
         free(t);
         return rc;
     }
@@ -930,9 +893,20 @@ int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, 
     return 0;
 }
 
+int gx_tunnel_set_transport(struct gx_tunnel *t, const struct gx_transport *tr) {
+    if (t->running || tr->recv == NULL || tr->send == NULL)
+        return -EINVAL;
+    if (t->tr.close != NULL)
+        t->tr.close(t->tr.state);
+    t->tr = *tr;
+    return 0;
+}
+
 int gx_tunnel_start(struct gx_tunnel *t) {
     if (t->running)
         return -EALREADY;
+    if (t->tr.recv == NULL)
+        return -ENOTCONN;
     int rc = pthread_create(&t->down, NULL, down_main, t);
     if (rc != 0)
         return -rc;
@@ -966,6 +940,8 @@ void gx_tunnel_free(struct gx_tunnel *t) {
     gx_tunnel_stop(t);
     close(t->stop_fd);
     close(t->event_fd);
+    if (t->tr.close != NULL)
+        t->tr.close(t->tr.state);
     table_free(&t->peers);
     pthread_mutex_destroy(&t->ev_lock);
     free(t);

@@ -21,5 +21,5 @@ cdef inline int _check(int rc) except -1:
 include "_tun.pxi"
 include "_aead.pxi"
 include "_tunnel.pxi"
-
 include "_stack.pxi"
+include "_socks.pxi"

@@ -66,6 +66,14 @@ cdef extern from "gx/tunnel.h" nogil:
     void gx_tunnel_get_stats(gx_tunnel *t, gx_tunnel_stats *out)
     int gx_tunnel_event_fd(const gx_tunnel *t)
     int gx_tunnel_poll_events(gx_tunnel *t, gx_tunnel_event *ev, int max)
+    struct gx_transport:
+        void *state
+        int fd
+        void (*close)(void *state)
+    int gx_tunnel_set_transport(gx_tunnel *t, const gx_transport *tr)
+
+cdef extern from "gx/socks_udp.h" nogil:
+    int gx_transport_socks_udp(gx_transport *out, int fd)
 
 # Field order of struct gx_tunnel_stats (all uint64_t), for reading it as an array.
 TUNNEL_STAT_NAMES = (
@@ -73,12 +81,13 @@ TUNNEL_STAT_NAMES = (
     "net_rx_pkts", "net_rx_bytes", "net_tx_pkts", "net_tx_bytes",
     "relayed_pkts", "control_rx", "control_tx",
     "drop_short", "drop_auth", "drop_replay", "drop_malformed", "drop_no_route",
-    "drop_dev_full", "drop_send", "drop_control", "peers",
+    "drop_dev_full", "drop_send", "drop_control", "dev_tx_supers", "peers",
 )
 
 TUNNEL_EVENT_NAMES = {
     1: "peer_learned", 2: "peer_moved", 3: "peer_expired", 4: "keepalive_reply",
     5: "keepalive_timeout", 6: "control_rejected", 7: "table_full", 8: "net_error", 9: "dev_error",
+    10: "net_closed",
 }
 
 
@@ -180,6 +189,18 @@ cdef class Tunnel:
         if len(g) == 4:
             g = b"\x00" * 10 + b"\xff\xff" + g
         _check(gx_tunnel_add_route(self.t, <const uint8_t *><const char *>n, prefix, <const uint8_t *><const char *>g))
+
+    def set_socks_stream(self, int fd) -> None:
+        """Carry the datagrams as GOST SOCKS5 UDP-over-TCP frames (0xF3) on a connected stream fd (the
+        handshake done; fd non-blocking, owned by the caller) instead of UDP. Each frame's address is the
+        datagram's peer: for a client, the `remote` given at construction. Before start(). When the
+        stream ends the tunnel emits "net_closed" and its down thread stops."""
+        cdef gx_transport tr
+        _check(gx_transport_socks_udp(&tr, fd))
+        cdef int rc = gx_tunnel_set_transport(self.t, &tr)
+        if rc < 0:
+            tr.close(tr.state)
+            _check(rc)
 
     def start(self) -> None:
         _check(gx_tunnel_start(self.t))

@@ -16,6 +16,14 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.handler.udp",
     "gostx.handler.tun",
     "gostx.handler.tungo",
+    "gostx.handler.socks5",
+    "gostx.handler.http",
+    "gostx.handler.auto",
+    # dialers
+    "gostx.dialer.tcp",
+    # connectors
+    "gostx.connector.socks5",
+    "gostx.connector.http",
 )
 
 

@@ -1,5 +1,9 @@
 """The `gost` command (also `gostx` and `python -m gostx`): gost's flags, gost's behaviour.
 
+click provides the command (entry point, output, exit); the flags themselves follow Go's `flag`
+package (gostx.cli.flags), which click's option parser cannot express: `-DD` is a flag of its own,
+not `-D` twice; `-V=false`; single-dash long names such as `-api`; `-x` and `--x` are the same.
+
 Exit codes: 0 after a clean stop (SIGINT/SIGTERM), -V, -h or -O; 2 for a command line Go's flag
 package would reject (message + usage); 1 for any other error, printed as ONE line on stderr:
 `gost: error: <message>`.
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import sys
 from typing import NoReturn, TextIO
+
+import click
 
 from gostx.cli.flags import FlagError, HelpRequested, Options, parse_flags
 from gostx.cli.usage import usage_text, version_line
@@ -85,9 +91,21 @@ def _run(opts: Options) -> int:
     return run(cfg)
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
+@click.command(
+    name=PROG,
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def gost_command(argv: tuple[str, ...]) -> None:
+    """gost's command line: -L, -F, -C, -O, -D, -DD, -V, -api, -metrics (see -h)."""
     try:
-        code = run_cli(sys.argv[1:] if argv is None else argv)
+        code = run_cli(list(argv))
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    gost_command.main(args=sys.argv[1:] if argv is None else argv, prog_name=PROG, standalone_mode=True)
+    sys.exit(0)

@@ -29,10 +29,11 @@ async def link_index(ipr: AsyncIPRoute, ifname: str) -> int:
 
 
 async def configure_link_async(
-    ifname: str, mtu: int | None, addresses: Iterable[IPInterface], up: bool = True
+    ifname: str, mtu: int | None, addresses: Iterable[IPInterface], up: bool = True, txqueuelen: int = 0
 ) -> None:
-    """Set the MTU (None or 0: leave it), add every address (IPv4 and IPv6; IPv6 without DAD so
-    it is usable at once; an address that is there already is kept), then bring the device up."""
+    """Set the MTU (None or 0: leave it) and the transmit queue length (0: leave it), add every
+    address (IPv4 and IPv6; IPv6 without DAD so it is usable at once; an address that is there already
+    is kept), then bring the device up."""
     if mtu is not None and mtu != 0 and mtu < MIN_MTU:
         raise NetConfigError(f"mtu {mtu} for {ifname!r} is too small (at least {MIN_MTU})")
     async with AsyncIPRoute() as ipr:
@@ -40,6 +41,9 @@ async def configure_link_async(
         if mtu:
             with netlink_action(f"set mtu {mtu} on {ifname!r}"):
                 await ipr.link("set", index=index, mtu=mtu)
+        if txqueuelen:
+            with netlink_action(f"set txqueuelen {txqueuelen} on {ifname!r}"):
+                await ipr.link("set", index=index, txqlen=txqueuelen)
         for address in addresses:
             flags = IFA_F_NODAD if address.version == 6 else 0
             with netlink_action(f"add address {address} to {ifname!r}"):

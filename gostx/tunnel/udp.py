@@ -47,7 +47,8 @@ def resolve(host: str, port: int) -> tuple[str, int, int]:
     return str(sockaddr[0]), port, family
 
 
-def _tune(sock: socket.socket) -> None:
+def tune_buffers(sock: socket.socket) -> None:
+    """4 MiB send and receive buffers (forced when CAP_NET_ADMIN allows): a burst of tunnel packets fits."""
     for force, plain in ((SO_SNDBUFFORCE, socket.SO_SNDBUF), (SO_RCVBUFFORCE, socket.SO_RCVBUF)):
         try:
             sock.setsockopt(socket.SOL_SOCKET, force, BUFFER_BYTES)
@@ -82,6 +83,6 @@ def bind_udp(addr: str, family: int | None = None) -> socket.socket:
         if exc.errno == errno.EADDRNOTAVAIL:
             raise GostError(f"listen udp {addr}: address not available on this host") from None
         raise GostError(f"listen udp {addr}: {exc.strerror}") from None
-    _tune(sock)
+    tune_buffers(sock)
     sock.setblocking(False)
     return sock

@@ -94,12 +94,6 @@ def test_udp_port_in_use() -> None:
     assert_one_error_line(proc, f"listen udp 127.0.0.1:{port}: bind: address already in use")
 
 
-def test_auto_handler_from_the_cli_is_not_supported_yet() -> None:
-    # gost maps an unknown scheme (and a bare :port) to the auto handler.
-    for url in (f":{free_port()}", f"nosuchproto://:{free_port()}"):
-        assert_one_error_line(run_gost("-L", url), "handler 'auto' is not supported yet")
-
-
 def test_forward_without_target() -> None:
     assert_one_error_line(run_gost("-L", f"tcp://127.0.0.1:{free_port()}"), "no forward target")
 

@@ -216,3 +216,12 @@ def test_sigterm_removes_device_and_routes_and_restart_works(pair: Pair) -> None
     start_gost(pair.a, ["-L", f"tun://:8421/{pair.b_ip}:8421?net={CLIENT_TUN}/24&name=gx0&route=10.77.0.0/16"],
                ready=both_ready("gx0"))
     assert wait_ping(pair.a, SERVER_TUN)
+
+
+def test_route_via_gateway_reaches_a_subnet_behind_a_client(pair: Pair) -> None:
+    """gost's route/gw: the server routes 10.88.0.0/24 to whichever client owns gw 192.168.123.2."""
+    pair.a.run(["ip", "addr", "add", "10.88.0.1/32", "dev", "lo"])  # a host "behind" the client
+    start_pair(pair, "aes-128-gcm:pw@", query="&route=10.88.0.0/24&gw=192.168.123.2", client_query="")
+    assert wait_ping(pair.a, SERVER_TUN)  # the server learns 192.168.123.2 -> the client's UDP address
+    assert "10.88.0.0/24 dev gx0" in pair.b.run(["ip", "route"]).stdout
+    assert ping(pair.b, "10.88.0.1"), "the server cannot reach the subnet behind the client"

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from gostx.handler.forward.splice import SpliceRelay
+from gostx.net.splice import SpliceRelay
 
 
 def tcp_pair() -> tuple[socket.socket, socket.socket]:

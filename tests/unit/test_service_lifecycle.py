@@ -132,13 +132,9 @@ def test_unknown_types_are_one_line_errors(tmp_path: Path) -> None:
         Service(service(tmp_path, "s", listener="kcpx"), Config())
 
 
-def test_auto_handler_is_not_supported_yet(tmp_path: Path) -> None:
-    with pytest.raises(GostError) as err:
-        Service(service(tmp_path, "service-0", handler="auto", listener="tcp"), Config())
-    assert str(err.value) == "service-0: handler 'auto' is not supported yet"
+def test_auto_is_the_default_handler(tmp_path: Path) -> None:
     cfg = ServiceConfig(name="", addr=":0")  # no handler section: gost's default type is auto
-    with pytest.raises(GostError, match="service-3: handler 'auto' is not supported yet"):
-        Service(cfg, Config(), index=3)
+    assert Service(cfg, Config(), index=3).handler_type == "auto"
 
 
 def test_missing_chain_is_an_error(tmp_path: Path) -> None:

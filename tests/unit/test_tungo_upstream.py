@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gostx.handler.forward.direct import DialOptions
+from gostx.net.direct import DialOptions
 from gostx.handler.tungo.upstream import OwnSockets, dial_direct
 
 

@@ -110,6 +110,23 @@ void gx_vnet_hdr_encode(const struct gx_vnet_hdr *h, uint8_t raw[GX_VNET_HDR_LEN
  * pkt[csum_start..len). 0, or -EINVAL when the offsets do not fit in len. */
 int gx_tun_csum_complete(uint8_t *pkt, uint32_t len, uint16_t csum_start, uint16_t csum_offset);
 
+/* One's complement sums (the native-order accumulation RFC 1071 allows): add n bytes to acc; fold to
+ * 16 bits (not inverted). */
+uint64_t gx_csum_add(const uint8_t *p, size_t n, uint64_t acc);
+uint16_t gx_csum_fold(uint64_t acc);
+
+/* GRO for writes (csrc/tun_gro.c), on a GX_TUN_VNET_GSO device: consecutive TCP segments of one flow
+ * (same addresses, ports, ack, options, flags ACK[/PSH on the last], contiguous seq, equal sizes but
+ * the last) become one GSO super-packet with a virtio_net_hdr (NEEDS_CSUM, gso_size = the segment
+ * size), so the kernel takes up to 64 KiB in one write and one pass through its TCP stack.
+ * gx_tun_gro_next builds the next write from b->pkt[*i..]: out gets [virtio_net_hdr][packet] (a
+ * coalesced super-packet, or the one packet with a plain header), *i moves past the packets it
+ * covers (skipping empty ones) and *covered counts them. Returns the bytes in out, 0 when no packet
+ * is left. out must hold GX_VNET_HDR_LEN + 65535 bytes. */
+uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered);
+/* Write the batch through gx_tun_gro_next; returns packets written (as gx_tun_write_batch). */
+int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers);
+
 /* Split the GSO super-packet in[0..len) (an IP packet, described by h) into segments appended to
  * the batch at b->pkt[b->n..] (data reset to slot + headroom), b->n advanced. Returns the number
  * of segments written (segments beyond b->cap are dropped), -EINVAL for a malformed packet or

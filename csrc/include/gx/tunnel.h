@@ -33,7 +33,8 @@ struct gx_tunnel_cfg {
     int role;                      /* GX_TUNNEL_SERVER or GX_TUNNEL_CLIENT */
     int dev_fd;                    /* non-blocking TUN/TAP fd (owned by the caller) */
     int dev_vnet_hdr;              /* dev_fd carries virtio_net_hdr */
-    int net_fd;                    /* non-blocking UDP socket, bound (owned by the caller) */
+    int net_fd;                    /* non-blocking UDP socket, bound (owned by the caller), for the
+                                      default UDP transport; -1 when another transport is set */
     struct sockaddr_storage remote;/* client: the server's address in net_fd's family */
     socklen_t remote_len;
     struct gx_aead *aead;          /* NULL = plaintext (borrowed; must outlive the tunnel) */
@@ -63,6 +64,7 @@ struct gx_tunnel_stats {
     uint64_t drop_dev_full;                /* device queue full / write refused */
     uint64_t drop_send;                    /* sendmmsg refused the datagram */
     uint64_t drop_control;                 /* control message rejected */
+    uint64_t dev_tx_supers;                /* GRO: coalesced super-packets written to the device */
     uint64_t peers;                        /* learned entries now */
 };
 
@@ -76,6 +78,8 @@ enum gx_tunnel_event_type {
     GX_TEV_TABLE_FULL = 7,
     GX_TEV_NET_ERROR = 8,          /* a socket error other than EAGAIN (value = errno) */
     GX_TEV_DEV_ERROR = 9,          /* a device error (value = errno); the up thread stops */
+    GX_TEV_NET_CLOSED = 10,        /* the transport ended (stream EOF/reset; value = errno): the down
+                                      thread stops; the control plane reconnects with a new tunnel */
 };
 
 struct gx_tunnel_event {
@@ -87,12 +91,42 @@ struct gx_tunnel_event {
     socklen_t addrlen;
 };
 
+/* The net side of a tunnel: how datagrams leave and arrive. UDP (gx_transport_udp) is the default;
+ * other transports (GOST's SOCKS5 UDP-over-TCP stream, fake TCP) plug in here. */
+struct gx_tunnel_dgram {
+    const uint8_t *data;           /* the datagram; transports must not write in or around it (the same
+                                      data may go to several peers): build headers in their own memory */
+    uint32_t len;
+    const struct sockaddr_storage *addr;
+    socklen_t addrlen;
+};
+
+struct gx_transport {
+    void *state;
+    int fd;                        /* the down thread polls it for POLLIN */
+    /* Receive datagrams into b: for i < n, fill pkt[i].data (already pointing at slot + headroom; a
+     * transport may copy into it up to gx_batch_room(b) bytes, or set len 0 for a datagram it drops),
+     * pkt[i].len, addr[i], addrlen[i]; set b->n. Return n (0 = nothing now), -EAGAIN, or -errno when
+     * the transport is finished (then the tunnel emits GX_TEV_NET_CLOSED and its down thread stops). */
+    int (*recv)(void *state, struct gx_batch *b, uint64_t *bytes);
+    /* Send n datagrams in order. Block for room (polling stop_fd; give up when it is readable). Return
+     * how many were handed to the kernel; *dropped counts the refused ones, *bytes the wire bytes. */
+    int (*send)(void *state, const struct gx_tunnel_dgram *d, int n, int stop_fd, uint64_t *bytes,
+                uint64_t *dropped);
+    void (*close)(void *state);    /* free state (fds stay owned by whoever opened them); may be NULL */
+};
+
+/* The default transport: datagrams on a bound, non-blocking UDP socket (recvmmsg/sendmmsg). */
+int gx_transport_udp(struct gx_transport *out, int fd);
+
 struct gx_tunnel;
 
 int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg);
 /* Server: a configured route `net/prefix via gw` (16-byte forms, prefix in 0..128 over the 16-byte form,
  * so an IPv4 /24 is 96 + 24). Packets to the net go to whichever peer owns gw. Before start only. */
 int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, const uint8_t gw[16]);
+/* Replace the default UDP transport (before start). The tunnel calls tr->close when freed. */
+int gx_tunnel_set_transport(struct gx_tunnel *t, const struct gx_transport *tr);
 int gx_tunnel_start(struct gx_tunnel *t);
 int gx_tunnel_stop(struct gx_tunnel *t);   /* signal both threads and join them; idempotent */
 void gx_tunnel_free(struct gx_tunnel *t);  /* stops first if running */

@@ -1,12 +1,13 @@
 """Port forwarding: `tcp://:8080/host:80`, `udp://:5353/host:53` (gost handlers tcp, udp, forward).
 
-The network follows the listener: over a TcpListener each connection is spliced to a target
-(splice.py: the bytes stay in the kernel); over a
-UdpListener each client session gets its own connected UDP socket to a target, and replies go back
-to that client from the listening socket. Targets are picked per connection/session (see
-targets.py); a failed dial marks the target and, with handler `retries`, tries another one.
+The network follows the listener: over a TcpListener each connection is relayed to a target (spliced
+in the kernel when both ends are plain sockets); over a UdpListener each client session gets its own
+upstream: a connected UDP socket when direct, or through the service's chain (`-F socks5://...`: one
+stream per session carrying GOST 0xF3 frames, as gost v2), and replies go back to that client from the
+listening socket. Targets are picked per connection/session (see targets.py); a failed dial marks the
+target and, with handler `retries`, tries another one.
 
-Handler metadata: none yet. Service metadata used: `dialTimeout`, `interface`, `so_mark` (direct.py).
+Handler metadata: none yet. Service metadata used: `dialTimeout`, `interface`, `so_mark`.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import socket
 import time
 from typing import Any
 
+from gostx.chain import build_router
 from gostx.errors import GostError
-from gostx.handler.forward.direct import DialOptions, dial
-from gostx.handler.forward.splice import SpliceRelay
 from gostx.handler.forward.targets import Target, TargetPicker, forward_targets
 from gostx.listener.tcp import TcpListener
 from gostx.listener.udp import READ_BATCH, READ_BUFFER_SIZE, UdpListener, UdpSession
+from gostx.net.packet import DirectPacketConn, PacketConn
+from gostx.net.stream import SocketStream, Stream, pipe
 from gostx.service import Handler, Listener
 
 ACCEPT_BACKOFF_MAX = 1.0
@@ -75,20 +77,69 @@ class _UdpUpstream:
             self.sock.close()
 
 
+class _ChainedUdpUpstream:
+    """A client session's datagrams through the chain (a PacketConn, e.g. 0xF3 frames on a stream)."""
+
+    QUEUE = 256
+
+    def __init__(self, session: UdpSession, conn: PacketConn, log: Any) -> None:
+        self.session = session
+        self.conn = conn
+        self.log = log
+        self.dropped = 0
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(self.QUEUE)
+        self.tasks = [asyncio.ensure_future(self._up()), asyncio.ensure_future(self._down())]
+        session.on_close(self.close)
+
+    def send(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.dropped += 1  # the stream is behind: drop, as UDP does
+
+    async def _up(self) -> None:
+        try:
+            while True:
+                batch = [await self.queue.get()]
+                while not self.queue.empty() and len(batch) < self.QUEUE:
+                    batch.append(self.queue.get_nowait())
+                await self.conn.sendmany(batch)
+        except (OSError, ConnectionError) as exc:
+            self.fail(exc)
+
+    async def _down(self) -> None:
+        try:
+            while True:
+                data, _ = await self.conn.recvfrom()
+                self.session.send(data)
+        except (OSError, ConnectionError) as exc:
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        self.log.debug(f"{self.session.peer}: upstream: {exc}")
+        self.session.close()
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        self.conn.close()
+
+
 class ForwardHandler(Handler):
     picker: TargetPicker | None = None
 
     async def init(self) -> None:
-        if self.ctx.chain is not None:
-            raise GostError(f"handler {self.config.type}: forwarding through a chain is not supported yet")
         targets = forward_targets(self.ctx.forwarder, self.ctx.config)
         if not targets:
             raise GostError(f"handler {self.config.type}: no forward target "
                             f"(give one as in {self.config.type or 'tcp'}://:8080/host:port)")
         selector = self.ctx.forwarder.selector if self.ctx.forwarder else None
         self.picker = TargetPicker(targets, selector)
-        self.dial_options = DialOptions.from_metadata(self.ctx.metadata)
-        self.dial_options.check_privileges()
+        # retries pick another target here, so the router itself makes one attempt per call
+        self.router = build_router(self.ctx.chain, self.ctx.config, self.ctx.metadata, retries=0,
+                                   log=self.ctx.log)
         self.attempts = 1 + max(self.config.retries, 0)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -122,21 +173,25 @@ class ForwardHandler(Handler):
             exc = task.exception()
             self.ctx.log.error(f"connection handler failed: {type(exc).__name__}: {exc}", exc_info=exc)
 
-    async def _dial(self, network: str, peer: str) -> tuple[socket.socket, Target]:
+    async def _dial(self, network: str, peer: str) -> tuple[Stream | PacketConn, Target]:
         assert self.picker is not None
         error: BaseException | None = None
         target = self.picker.targets[0]
         for _ in range(self.attempts):
             target = self.picker.pick(_client_host(peer))
             try:
-                sock = await dial(network, target.host, target.port, self.dial_options)
+                conn = await self.router.dial(network, target.addr)
             except (OSError, TimeoutError) as exc:
                 self.picker.mark_failed(target)
                 error = exc
                 continue
             self.picker.mark_ok(target)
-            return sock, target
-        reason = "dial timeout" if isinstance(error, TimeoutError) else _reason(error)
+            return conn, target
+        assert error is not None
+        if self.ctx.chain is not None:
+            raise ConnectionError(str(error))
+        cause = error.__cause__ or error.__context__ or error
+        reason = "dial timeout" if isinstance(cause, TimeoutError) else _reason(cause)
         raise ConnectionError(f"dial {network} {target.addr}: {reason}")
 
     async def _handle_tcp(self, conn: socket.socket, peer: str) -> None:
@@ -151,23 +206,24 @@ class ForwardHandler(Handler):
         except BaseException:
             conn.close()
             raise
+        assert isinstance(upstream, Stream)
         fields = {"remote": peer, "dst": target.addr, "network": "tcp"}
         log.info(f"{peer} <-> {target.addr}", extra=fields)
-        relay = SpliceRelay(conn, upstream)
+        moved = (0, 0)
         try:
-            await relay.run()
+            moved = await pipe(SocketStream(conn), upstream)
+        except OSError as exc:
+            log.debug(f"{peer} >-< {target.addr}: {_reason(exc)}", extra=fields)
         finally:
             log.info(f"{peer} >-< {target.addr}", extra={
                 **fields, "duration": f"{time.monotonic() - start:.3f}s",
-                "inputBytes": relay.bytes_a_to_b, "outputBytes": relay.bytes_b_to_a})
-            if relay.error is not None:
-                log.debug(f"{peer} >-< {target.addr}: {_reason(relay.error)}", extra=fields)
+                "inputBytes": moved[0], "outputBytes": moved[1]})
 
     async def _handle_udp(self, session: UdpSession) -> None:
         log = self.ctx.log
         start = time.monotonic()
         try:
-            sock, target = await self._dial("udp", session.peer)
+            conn, target = await self._dial("udp", session.peer)
         except ConnectionError as exc:
             session.close()
             log.error(f"{session.peer}: {exc}", extra={"remote": session.peer})
@@ -177,7 +233,12 @@ class ForwardHandler(Handler):
             raise
         fields = {"remote": session.peer, "dst": target.addr, "network": "udp"}
         log.info(f"{session.peer} <-> {target.addr}", extra=fields)
-        upstream = _UdpUpstream(session, sock, log)
+        upstream: _UdpUpstream | _ChainedUdpUpstream
+        if isinstance(conn, DirectPacketConn):
+            upstream = _UdpUpstream(session, conn.sock, log)
+        else:
+            assert isinstance(conn, PacketConn)
+            upstream = _ChainedUdpUpstream(session, conn, log)
         session.set_receiver(upstream.send)
         try:
             await session.wait_closed()

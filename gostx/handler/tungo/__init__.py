@@ -21,7 +21,7 @@ from typing import ClassVar
 from gostx import _engine
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
-from gostx.handler.forward.direct import DialOptions
+from gostx.net.direct import DialOptions
 from gostx.handler.tungo.bridge import Bridges
 from gostx.handler.tungo.options import TungoHandlerOptions
 from gostx.handler.tungo.upstream import OwnSockets, dial_direct

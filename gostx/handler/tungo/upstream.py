@@ -18,7 +18,7 @@ import os
 import socket
 import time
 
-from gostx.handler.forward.direct import DialOptions
+from gostx.net.direct import DialOptions
 
 OWN_SOCKET_MEMORY = 30.0   # seconds a dial's local address stays recognisable as ours
 

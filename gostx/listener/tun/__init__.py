@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import asyncio
 
+from gostx.config.metadata import Metadata
+from gostx.config.model import ListenerConfig
+from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
 from gostx.tun.device import TunDevice
-
-from gostx.config.metadata import Metadata
-from gostx.config.model import ListenerConfig
-from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
 from gostx.tunnel.options import DeviceOptions
+
+# The TUN driver drops what its ring cannot hold while the data plane is busy sending; the kernel's
+# default of 500 packets made TCP through the tunnel retransmit ~3% under load, 1000 (about 10 ms at
+# 1 Gbit/s) removes nearly all of it without much queueing delay.
+TX_QUEUE_LEN = 1000
 
 
 @listeners.register("tun")
@@ -37,9 +41,11 @@ class TunListener(Listener):
 
     async def init(self) -> None:
         opts = self.options
-        self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind=self.kind)
+        tun = self.kind == "tun"
+        self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind=self.kind,
+                                              vnet_hdr=tun, gso=tun)
         try:
-            await configure_link_async(self.device.name, opts.mtu, opts.nets)
+            await configure_link_async(self.device.name, opts.mtu, opts.nets, txqueuelen=TX_QUEUE_LEN)
             self._routes_applied = await add_routes_async(self.device.name, self.os_routes())
         except BaseException:
             self.device.close()

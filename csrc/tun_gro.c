@@ -1,0 +1,210 @@
+/* GRO for TUN writes: coalesce consecutive TCP segments of one flow into one GSO super-packet, so the
+ * kernel takes up to 64 KiB per write and runs its TCP receive path once for all of them. The rules
+ * are the conservative ones (as wireguard-go's tcpGRO): only plain ACK segments with data, PSH allowed
+ * on the last one; equal IP and TCP headers apart from lengths, ids, checksums and seq; contiguous
+ * sequence numbers; every segment but the last exactly gso_size bytes. Anything else goes as it is. */
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "gx/tun.h"
+
+#define TCP_FIN 0x01u
+#define TCP_SYN 0x02u
+#define TCP_RST 0x04u
+#define TCP_PSH 0x08u
+#define TCP_ACK 0x10u
+#define TCP_URG 0x20u
+#define MAX_IP_LEN 65535u
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void wr16(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+/* A TCP segment that may take part: where its headers end and what it carries. */
+struct seg {
+    const uint8_t *pkt;
+    uint32_t len;
+    int v6;
+    uint32_t ip_len;   /* IP header bytes */
+    uint32_t hdr_len;  /* IP + TCP header bytes */
+    uint32_t payload;  /* TCP payload bytes */
+    uint32_t seq;
+    uint8_t flags;
+};
+
+/* Parse a candidate: IPv4 without options or fragments, or IPv6 whose next header is TCP; a TCP
+ * segment with data and only ACK (and PSH). 0 = not a candidate. */
+static int parse_seg(const uint8_t *p, uint32_t len, struct seg *s) {
+    if (len < 1)
+        return 0;
+    s->pkt = p;
+    s->len = len;
+    if (p[0] >> 4 == 4) {
+        if (len < 20 || (p[0] & 0x0f) != 5 || p[9] != 6 || rd16(p + 2) != len)
+            return 0;
+        if (rd16(p + 6) & 0x3fffu) /* MF or a fragment offset */
+            return 0;
+        s->v6 = 0;
+        s->ip_len = 20;
+    } else if (p[0] >> 4 == 6) {
+        if (len < 40 || p[6] != 6 || (uint32_t)rd16(p + 4) + 40u != len)
+            return 0;
+        s->v6 = 1;
+        s->ip_len = 40;
+    } else {
+        return 0;
+    }
+    if (len < s->ip_len + 20)
+        return 0;
+    const uint8_t *tcp = p + s->ip_len;
+    uint32_t tcp_len = (uint32_t)(tcp[12] >> 4) * 4u;
+    if (tcp_len < 20 || s->ip_len + tcp_len > len)
+        return 0;
+    s->hdr_len = s->ip_len + tcp_len;
+    s->payload = len - s->hdr_len;
+    s->flags = tcp[13];
+    s->seq = rd32(tcp + 4);
+    if (s->payload == 0 || (s->flags & ~(uint8_t)TCP_PSH) != TCP_ACK)
+        return 0;
+    return 1;
+}
+
+/* May b follow a (the segments so far end at next_seq, gso_size each)? */
+static int can_follow(const struct seg *a, const struct seg *b, uint32_t next_seq, uint32_t gso_size,
+                      uint32_t total) {
+    if (a->v6 != b->v6 || a->hdr_len != b->hdr_len || b->seq != next_seq || b->payload > gso_size)
+        return 0;
+    if (total + b->payload > MAX_IP_LEN)
+        return 0;
+    const uint8_t *x = a->pkt, *y = b->pkt;
+    if (a->v6) {
+        /* version/class/flow label, next header, hop limit, addresses */
+        if (memcmp(x, y, 4) != 0 || x[6] != y[6] || x[7] != y[7] || memcmp(x + 8, y + 8, 32) != 0)
+            return 0;
+    } else {
+        /* TOS, flags (DF), TTL, protocol, addresses */
+        if (x[1] != y[1] || (x[6] & 0xe0) != (y[6] & 0xe0) || x[8] != y[8] || memcmp(x + 12, y + 12, 8) != 0)
+            return 0;
+    }
+    const uint8_t *tx = x + a->ip_len, *ty = y + b->ip_len;
+    /* ports, ack, data offset, window, urgent pointer and options equal; flags ACK (PSH only on b) */
+    if (memcmp(tx, ty, 4) != 0 || memcmp(tx + 8, ty + 8, 5) != 0 || memcmp(tx + 14, ty + 14, 2) != 0 ||
+        memcmp(tx + 18, ty + 18, a->hdr_len - a->ip_len - 18) != 0)
+        return 0;
+    return 1;
+}
+
+static void plain_header(uint8_t *out) { memset(out, 0, GX_VNET_HDR_LEN); }
+
+uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered) {
+    uint32_t n = b->n <= b->cap ? b->n : b->cap;
+    while (*i < n && b->pkt[*i].len == 0)
+        (*i)++;
+    *covered = 0;
+    if (*i >= n)
+        return 0;
+    const struct gx_pkt *first = &b->pkt[*i];
+    uint8_t *pkt = out + GX_VNET_HDR_LEN;
+    struct seg head;
+    if (first->len > MAX_IP_LEN || !parse_seg(first->data, first->len, &head) || head.flags & TCP_PSH) {
+        uint32_t len = first->len > MAX_IP_LEN ? MAX_IP_LEN : first->len;
+        plain_header(out);
+        memcpy(pkt, first->data, len);
+        (*i)++;
+        *covered = 1;
+        return GX_VNET_HDR_LEN + len;
+    }
+    memcpy(pkt, first->data, first->len);
+    uint32_t total = first->len, gso_size = head.payload, next_seq = head.seq + head.payload;
+    uint32_t count = 1, j = *i + 1;
+    uint8_t last_flags = head.flags;
+    while (j < n) {
+        const struct gx_pkt *p = &b->pkt[j];
+        if (p->len == 0) {
+            j++;
+            continue;
+        }
+        struct seg s;
+        if (!parse_seg(p->data, p->len, &s) || !can_follow(&head, &s, next_seq, gso_size, total))
+            break;
+        memcpy(pkt + total, p->data + s.hdr_len, s.payload);
+        total += s.payload;
+        next_seq += s.payload;
+        last_flags = s.flags;
+        count++;
+        j++;
+        if (s.payload < gso_size || s.flags & TCP_PSH)
+            break; /* a short or pushed segment ends the super-packet */
+    }
+    *i = j;
+    *covered = count;
+    if (count == 1) {
+        plain_header(out);
+        return GX_VNET_HDR_LEN + total;
+    }
+    /* fix the lengths, flags and checksums of the super-packet's headers */
+    uint32_t tcp_total = total - head.ip_len;
+    uint64_t acc;
+    if (head.v6) {
+        wr16(pkt + 4, tcp_total);
+        acc = gx_csum_add(pkt + 8, 32, 0);
+    } else {
+        wr16(pkt + 2, total);
+        pkt[10] = pkt[11] = 0;
+        uint16_t ipsum = (uint16_t)~gx_csum_fold(gx_csum_add(pkt, 20, 0));
+        memcpy(pkt + 10, &ipsum, 2);
+        acc = gx_csum_add(pkt + 12, 8, 0);
+    }
+    uint8_t *tcp = pkt + head.ip_len;
+    tcp[13] = last_flags; /* PSH of the last segment */
+    uint8_t pseudo[4] = {0, 6, (uint8_t)(tcp_total >> 8), (uint8_t)tcp_total};
+    acc = gx_csum_add(pseudo, 4, acc);
+    uint16_t partial = gx_csum_fold(acc); /* NEEDS_CSUM: the field holds the pseudo-header sum */
+    memcpy(tcp + 16, &partial, 2);
+    struct gx_vnet_hdr h = {
+        .flags = GX_VNET_F_NEEDS_CSUM,
+        .gso_type = (uint8_t)(head.v6 ? GX_VNET_GSO_TCPV6 : GX_VNET_GSO_TCPV4),
+        .hdr_len = (uint16_t)head.hdr_len,
+        .gso_size = (uint16_t)gso_size,
+        .csum_start = (uint16_t)head.ip_len,
+        .csum_offset = 16,
+    };
+    gx_vnet_hdr_encode(&h, out);
+    return GX_VNET_HDR_LEN + total;
+}
+
+static _Thread_local uint8_t gro_buf[GX_VNET_HDR_LEN + MAX_IP_LEN];
+
+int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers) {
+    if (b == NULL)
+        return -EINVAL;
+    int written = 0;
+    uint32_t i = 0, covered;
+    uint32_t len;
+    while ((len = gx_tun_gro_next(b, &i, gro_buf, &covered)) > 0) {
+        ssize_t r;
+        do {
+            r = write(fd, gro_buf, len);
+        } while (r < 0 && errno == EINTR);
+        if (r >= 0) {
+            written += (int)covered;
+            if (covered > 1 && supers != NULL)
+                (*supers)++;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EIO || errno == EINVAL || errno == EMSGSIZE || errno == ENOBUFS ||
+            errno == ENOMEM || errno == EFAULT)
+            continue; /* this write is dropped; the rest of the batch goes on */
+        if (written == 0)
+            return -errno;
+        break;
+    }
+    return written;
+}

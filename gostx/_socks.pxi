@@ -1,0 +1,58 @@
+# The SOCKS5 0xF3 relay binding (csrc/socks_relay.c): the socks5 handler's UDP-over-TCP relay mode runs in
+# two C threads; Python starts it, awaits its event fd and reads its counters.
+
+cdef extern from "gx/socks_udp.h" nogil:
+    struct gx_socks_relay:
+        pass
+    struct gx_socks_relay_stats:
+        uint64_t up_pkts, up_bytes, down_pkts, down_bytes, drop_up, drop_down
+    int gx_socks_relay_new(gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram)
+    int gx_socks_relay_start(gx_socks_relay *r)
+    int gx_socks_relay_event_fd(const gx_socks_relay *r)
+    int gx_socks_relay_status(gx_socks_relay *r)
+    void gx_socks_relay_get_stats(gx_socks_relay *r, gx_socks_relay_stats *out)
+    int gx_socks_relay_stop(gx_socks_relay *r)
+    void gx_socks_relay_free(gx_socks_relay *r)
+
+
+cdef class SocksUdpRelay:
+    """Frames on a stream fd <-> datagrams on a UDP socket fd (both non-blocking, owned by the caller,
+    kept open until this object is stopped)."""
+
+    cdef gx_socks_relay *r
+
+    def __cinit__(self, int stream_fd, int udp_fd, int max_datagram=0):
+        if max_datagram < 0 or max_datagram > 65535:
+            raise ValueError(f"max_datagram {max_datagram} out of range 0..65535")
+        _check(gx_socks_relay_new(&self.r, stream_fd, udp_fd, <uint32_t>max_datagram))
+
+    def __dealloc__(self):
+        if self.r != NULL:
+            with nogil:
+                gx_socks_relay_free(self.r)
+            self.r = NULL
+
+    def start(self) -> None:
+        _check(gx_socks_relay_start(self.r))
+
+    def stop(self) -> None:
+        """Stop both threads (blocks briefly; idempotent)."""
+        if self.r != NULL:
+            with nogil:
+                gx_socks_relay_stop(self.r)
+
+    @property
+    def event_fd(self) -> int:
+        """Readable once the relay ended by itself (stream EOF, reset or a malformed frame)."""
+        return gx_socks_relay_event_fd(self.r)
+
+    @property
+    def status(self) -> int:
+        """0 while running or after a clean EOF, else the errno that ended it (EPROTO: bad frame)."""
+        return gx_socks_relay_status(self.r)
+
+    def stats(self) -> dict:
+        cdef gx_socks_relay_stats st
+        gx_socks_relay_get_stats(self.r, &st)
+        return {"up_pkts": st.up_pkts, "up_bytes": st.up_bytes, "down_pkts": st.down_pkts,
+                "down_bytes": st.down_bytes, "drop_up": st.drop_up, "drop_down": st.drop_down}

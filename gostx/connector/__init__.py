@@ -1,0 +1,1 @@
+"""Connector plugins (chain node protocols), one package per gost connector name."""

@@ -1,0 +1,1 @@
+"""Dialer plugins (chain node transports), one package per gost dialer name."""

@@ -1,0 +1,207 @@
+"""The socks5 handler's UDP relays.
+
+UdpTunRelay (GOST 0xF3, the path a tunnel takes through a SOCKS5 server): frames on the client's stream
+<-> datagrams. When the upstream is a direct UDP socket (no chain), the C relay (csrc/socks_relay.c) moves
+every datagram in two threads without Python; over a TLS stream (methods 0x80/0x82) Python only pumps the
+TLS bytes into a socketpair the C relay reads. Through a chain the frames are relayed in Python.
+
+AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
+control connection's client IP only, relayed per datagram in Python; lives until the control connection
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from gostx import _engine
+from gostx.addr import format_sockaddr
+from gostx.net.packet import DirectPacketConn, PacketConn
+from gostx.net.stream import CBridge, Stream
+from gostx.protocol import socks5 as s5
+from gostx.tunnel.udp import tune_buffers
+
+if TYPE_CHECKING:
+    from gostx.handler.socks5 import Socks5Handler
+
+
+def _host_port(sockname: tuple[object, ...]) -> tuple[str, int]:
+    host = str(sockname[0])
+    return host.removeprefix("::ffff:") if "." in host else host, int(sockname[1])  # type: ignore[call-overload]
+
+
+class UdpTunRelay:
+    def __init__(self, handler: Socks5Handler, stream: Stream, peer: str) -> None:
+        self.handler = handler
+        self.stream = stream
+        self.peer = peer
+        self.log = handler.ctx.log
+
+    async def run(self, host: str, port: int) -> None:
+        from gostx.handler.socks5 import _listen
+
+        loop = asyncio.get_running_loop()
+        conn: PacketConn
+        try:
+            if port:  # bind mode: relay from the address the client asked for
+                conn = DirectPacketConn(_listen("udp", host, port), connected=False)
+            else:
+                conn = await self.handler.router.dial("udp", "")  # type: ignore[assignment]
+        except (OSError, ConnectionError) as exc:
+            await self.handler.reply(self.stream, s5.REP_FAILURE if port else s5.REP_NET_UNREACHABLE)
+            self.log.error(f"{self.peer}: UDP-over-TCP: {exc}", extra={"remote": self.peer})
+            return
+        try:
+            if isinstance(conn, DirectPacketConn):
+                bound_host, bound_port = _host_port(conn.sock.getsockname())
+            else:
+                bound_host, bound_port = "", 0
+            await self.handler.reply(self.stream, s5.REP_SUCCEEDED, bound_host, bound_port)
+            target = s5.join_addr(bound_host, bound_port)
+            extra = self.handler.log_open(self.peer, target, cmd="udp-tun")
+            start = loop.time()
+            if isinstance(conn, DirectPacketConn) and self.handler.bypass is None:
+                stats = await self._run_c(conn)
+                sent, received = stats["up_bytes"], stats["down_bytes"]
+                self.log.debug(f"{self.peer}: udp relay stats", extra={"remote": self.peer, "stats": stats})
+            else:
+                sent, received = await self._run_python(conn)
+            self.handler.log_close(self.peer, target, extra, start, sent, received)
+        finally:
+            conn.close()
+
+    async def _run_c(self, conn: DirectPacketConn) -> dict[str, int]:
+        loop = asyncio.get_running_loop()
+        tune_buffers(conn.sock)
+        bridge = CBridge(self.stream)
+        relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
+        ended: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(relay.event_fd, lambda: ended.done() or ended.set_result(None))
+        relay.start()
+        try:
+            await ended
+            if relay.status:
+                self.log.info(f"{self.peer}: UDP-over-TCP ended: {os.strerror(relay.status).lower()}"
+                              + (" (malformed frame)" if relay.status == errno.EPROTO else ""),
+                              extra={"remote": self.peer})
+        finally:
+            loop.remove_reader(relay.event_fd)
+            await asyncio.shield(asyncio.to_thread(relay.stop))
+            bridge.close()
+        return relay.stats()  # type: ignore[no-any-return]
+
+    async def _run_python(self, conn: PacketConn) -> tuple[int, int]:
+        counts = [0, 0]
+        tun = s5.UdpTunConn(self.stream, "", 0)
+
+        bypass = self.handler.bypass
+
+        async def up() -> None:
+            while True:
+                data, addr = await tun.recvfrom()
+                if bypass is not None and bypass.contains(addr):
+                    continue  # gost: the service bypass drops the datagram
+                counts[0] += len(data)
+                await conn.sendto(data, addr)
+
+        async def down() -> None:
+            while True:
+                data, addr = await conn.recvfrom()
+                if not data:
+                    continue
+                counts[1] += len(data)
+                host, port = s5.split_addr(addr)
+                await self.stream.write(s5.udp_frame(data, host, port))
+
+        tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return counts[0], counts[1]
+
+
+class AssociateRelay:
+    """RFC 1928 UDP relay for one association."""
+
+    def __init__(self, handler: Socks5Handler, sock: socket.socket, client_ip: str) -> None:
+        self.handler = handler
+        self.sock = sock
+        self.client_ip = client_ip.removeprefix("::ffff:")
+        self.client_addr: object = None
+        self.log = handler.ctx.log
+        self.dropped = 0
+
+    def _from_client(self, addr: tuple[object, ...]) -> bool:
+        return str(addr[0]).removeprefix("::ffff:") == self.client_ip
+
+    async def run(self, stream: Stream, peer: str) -> None:
+        try:
+            upstream = await self.handler.router.dial("udp", "")
+        except ConnectionError as exc:
+            self.log.error(f"{peer}: UDP ASSOCIATE: {exc}", extra={"remote": peer})
+            return
+        assert isinstance(upstream, PacketConn)
+        loop = asyncio.get_running_loop()
+        local = format_sockaddr(self.sock.getsockname())
+        extra = self.handler.log_open(peer, local, cmd="udp")
+        start = loop.time()
+        counts = [0, 0]
+
+        async def up() -> None:
+            while True:
+                data, addr = await loop.sock_recvfrom(self.sock, 65535 + 262)
+                if not self._from_client(addr):
+                    self.dropped += 1
+                    continue
+                self.client_addr = addr
+                try:
+                    payload, host, port = s5.parse_udp_datagram(data)
+                except s5.Socks5Error as exc:
+                    self.dropped += 1
+                    self.log.debug(f"{peer}: UDP datagram dropped: {exc}", extra={"remote": peer})
+                    continue
+                target = s5.join_addr(host, port)
+                if self.handler.bypass is not None and self.handler.bypass.contains(target):
+                    self.dropped += 1
+                    continue
+                counts[0] += len(payload)
+                try:
+                    await upstream.sendto(payload, target)
+                except OSError as exc:
+                    self.dropped += 1
+                    self.log.debug(f"{peer}: UDP to {host}:{port}: {exc}", extra={"remote": peer})
+
+        async def down() -> None:
+            while True:
+                data, addr = await upstream.recvfrom()
+                if self.client_addr is None:
+                    continue
+                host, port = s5.split_addr(addr)
+                counts[1] += len(data)
+                with contextlib.suppress(OSError):
+                    await loop.sock_sendto(self.sock, s5.udp_datagram(data, host, port), self.client_addr)
+
+        async def control() -> None:  # the association lives as long as the TCP connection
+            while await stream.read(4096):
+                pass
+
+        tasks = [asyncio.ensure_future(t()) for t in (up, down, control)]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            upstream.close()
+            self.handler.log_close(peer, local, extra, start, counts[0], counts[1])
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,1 @@
+"""Wire formats shared by a protocol's handler (server) and connector (client)."""
