@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from gostx.net.direct import DialOptions
 from gostx.handler.tungo.upstream import OwnSockets, dial_direct
+from gostx.net.direct import DialOptions
 
 
 def test_tcp_dial_connects_and_is_remembered() -> None:

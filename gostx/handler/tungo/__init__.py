@@ -21,11 +21,11 @@ from typing import ClassVar
 from gostx import _engine
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
-from gostx.net.direct import DialOptions
 from gostx.handler.tungo.bridge import Bridges
 from gostx.handler.tungo.options import TungoHandlerOptions
 from gostx.handler.tungo.upstream import OwnSockets, dial_direct
 from gostx.listener.tungo import TungoListener
+from gostx.net.direct import DialOptions
 from gostx.registry import handlers
 from gostx.service import Handler, Listener, ServiceContext
 
