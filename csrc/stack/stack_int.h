@@ -66,6 +66,7 @@ struct udp_sess {
     struct udp_sess *lru_prev, *lru_next;
     ip_addr_t src, dst;
     uint16_t sport, dport;
+    bool eof_on_zero;            /* the fd is a SOCK_SEQPACKET/STREAM relay end: a 0-byte read is its EOF */
     uint64_t last_ms;
     struct pbuf *pending[GX_STACK_UDP_PENDING_MAX];
     uint32_t n_pending;

@@ -333,7 +333,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) 
         rxq_append(t, p);
     switch (t->f.state) {
     case FLOW_SNIFF:
-        if (t->client_eof || t->rxq_bytes >= s->cfg.sniff_bytes) {
+        if (t->client_eof || t->rxq_bytes >= GX_STACK_SNIFF_MIN || t->rxq_bytes >= s->cfg.sniff_bytes) {
             if (report(s, t) < 0) {
                 flow_reset(s, t);
                 return ERR_ABRT;

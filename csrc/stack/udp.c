@@ -161,7 +161,7 @@ static int report(struct gx_stack *s, struct udp_sess *u, struct pbuf *first) {
     ev.type = GX_STACK_EV_UDP;
     ev.id = u->f.id;
     event_fill_addrs(&ev, &u->src, u->sport, &u->dst, u->dport);
-    uint32_t len = first->tot_len < GX_STACK_SNIFF_MAX ? first->tot_len : GX_STACK_SNIFF_MAX;
+    uint32_t len = first->tot_len; /* a whole datagram (<= 65535 = GX_STACK_SNIFF_MAX) */
     if (len > 0) {
         ev.data = malloc(len);
         if (ev.data != NULL)
@@ -285,7 +285,7 @@ void udp_sess_on_fd(struct gx_stack *s, struct udp_sess *u, uint32_t events) {
             sess_end(s, u);
             return;
         }
-        if (n == 0 && (events & (EPOLLHUP | EPOLLRDHUP))) { /* a socketpair end closed by its owner */
+        if (n == 0 && (u->eof_on_zero || (events & (EPOLLHUP | EPOLLRDHUP)))) { /* the other end closed */
             sess_end(s, u);
             return;
         }
@@ -307,6 +307,10 @@ void udp_sess_decide(struct gx_stack *s, struct udp_sess *u, int fd) {
         return;
     }
     u->f.state = FLOW_CONNECTED;
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    /* a SOCK_SEQPACKET end (a Python relay): 0 bytes is its EOF; on a UDP socket, an empty datagram */
+    u->eof_on_zero = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type != SOCK_DGRAM;
     for (uint32_t i = 0; i < u->n_pending; i++) {
         send_up(s, u, u->pending[i]);
         pbuf_free(u->pending[i]);

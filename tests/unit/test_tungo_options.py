@@ -93,14 +93,37 @@ def _service(handler_md: dict[str, object] | None = None, chain: bool = False) -
     return Service(cfg, Config(services=[cfg], chains=chains))
 
 
-def test_a_chain_is_not_supported_yet() -> None:
-    with pytest.raises(GostError, match=r"forwarding through a chain .* is not supported yet"):
-        asyncio.run(_service(chain=True).handler.init())
+def _cli_service(listen: str, *forward: str) -> Service:
+    config = build_config([listen], list(forward))
+    return Service(config.services[0], config)
 
 
-def test_sniffing_is_not_supported_yet() -> None:
-    with pytest.raises(GostError, match="sniffing is not supported yet"):
-        asyncio.run(_service({"sniffing": "true"}).handler.init())
+def test_a_socks5_chain_builds_the_router() -> None:
+    service = _cli_service("tungo://:0?net=192.168.123.1/24", "socks5://10.0.0.9:1080?interface=eth9")
+    handler = service.handler
+
+    async def scenario() -> None:
+        await handler.init()
+        try:
+            assert [n.addr for n in handler.router.route("10.201.0.1:80")] == ["10.0.0.9:1080"]
+        finally:
+            await handler.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_chain_this_project_cannot_build_is_a_one_line_error() -> None:
+    service = _cli_service("tungo://:0?net=192.168.123.1/24", "relay+wss://10.0.0.9:443?interface=eth0")
+    with pytest.raises(GostError) as info:
+        asyncio.run(service.handler.init())
+    assert "relay" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sniffing_options_are_gosts() -> None:
+    service = _cli_service("tungo://:0?net=192.168.123.1/24&sniffing=true&sniffing.timeout=1s"
+                           "&sniffing.fallback=true")
+    sniffing = service.handler.sniffing
+    assert (sniffing.enabled, sniffing.timeout, sniffing.fallback, sniffing.dns) == (True, 1.0, True, True)
 
 
 def test_own_sockets_remember_local_addresses(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,12 @@
 """The tungo netstack binding without root: a SOCK_SEQPACKET socketpair stands in for the TUN device
-(one message = one IP packet). Also the socketpair bridge that chained upstreams will use."""
+(one message = one IP packet). Also the bridges that give the stack an fd for upstreams that are
+Python transports (a chain's TLS stream, SOCKS5 UDP-over-TCP frames)."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import select
 import socket
 import struct
@@ -14,6 +16,8 @@ import pytest
 
 from gostx import _engine
 from gostx.handler.tungo.bridge import Bridges
+from gostx.net.packet import PacketConn
+from gostx.net.stream import SocketStream, Stream
 
 CLIENT, REMOTE = "10.0.0.2", "198.51.100.7"
 
@@ -102,19 +106,41 @@ def test_stack_arguments_and_one_per_process(host: tuple[socket.socket, _engine.
     assert info.value.errno == errno.EBUSY
 
 
-def test_bridge_relays_a_python_transport_both_ways() -> None:
-    async def scenario() -> tuple[bytes, bytes]:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class ReaderWriterStream(Stream):
+    """A Stream over asyncio streams: a Python transport, as a TLS or WebSocket stream would be."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def read(self, n: int = 65536) -> bytes:
+        return await self.reader.read(n)
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def write_eof(self) -> None:
+        self.writer.write_eof()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def test_stream_bridge_relays_a_python_transport_both_ways() -> None:
+    async def scenario() -> bytes:
+        async def shout(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             data = await reader.read()  # until the client's EOF
             writer.write(data.upper())
             await writer.drain()
             writer.close()
 
-        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        server = await asyncio.start_server(shout, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         bridges = Bridges()
-        sock = bridges.stream(reader, writer)  # what the stack would splice
+        fd = bridges.fd_for(ReaderWriterStream(*await asyncio.open_connection("127.0.0.1", port)))
+        assert len(bridges) == 1  # Python pumps this one
+        sock = socket.socket(fileno=fd)  # what the stack would splice
+        sock.setblocking(False)
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(sock, b"through the bridge")
         sock.shutdown(socket.SHUT_WR)  # EOF passes on
@@ -124,8 +150,55 @@ def test_bridge_relays_a_python_transport_both_ways() -> None:
         sock.close()
         await asyncio.wait_for(bridges.close(), 5)
         server.close()
-        return got, b"%d" % len(bridges)
+        return got
 
-    got, left = asyncio.run(scenario())
-    assert got == b"THROUGH THE BRIDGE"
-    assert left == b"0"
+    assert asyncio.run(scenario()) == b"THROUGH THE BRIDGE"
+
+
+def test_a_plain_socket_stream_is_handed_over_as_is() -> None:
+    async def scenario() -> None:
+        a, b = socket.socketpair()
+        bridges = Bridges()
+        fd = bridges.fd_for(SocketStream(a))
+        assert len(bridges) == 0  # no Python in the path
+        os.write(fd, b"x")
+        assert b.recv(1) == b"x"
+        os.close(fd)
+        b.close()
+
+    asyncio.run(scenario())
+
+
+class EchoPacketConn(PacketConn):
+    """A PacketConn whose far end echoes every datagram (as SOCKS5 UDP-over-TCP frames would carry it)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.closed = False
+
+    async def recvfrom(self) -> tuple[bytes, str]:
+        return await self.queue.get(), "198.51.100.7:53"
+
+    async def sendto(self, data: bytes, address: str = "") -> None:
+        self.queue.put_nowait(data[::-1])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_datagram_bridge_keeps_message_boundaries_and_ends_with_the_stack() -> None:
+    async def scenario() -> None:
+        conn = EchoPacketConn()
+        bridges = Bridges()
+        sock = socket.socket(fileno=bridges.fd_for(conn))
+        assert sock.type == socket.SOCK_SEQPACKET
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        for message in (b"abc", b"de", b"x" * 3000):
+            await loop.sock_sendall(sock, message)
+            assert await asyncio.wait_for(loop.sock_recv(sock, 65535), 5) == message[::-1]
+        sock.close()  # the stack ends the session: the relay ends and closes the upstream
+        await asyncio.wait_for(asyncio.gather(*bridges._tasks), 5)
+        assert conn.closed and len(bridges) == 0
+
+    asyncio.run(scenario())

@@ -9,8 +9,9 @@
  *  - commands (caller -> C): for every new-flow event exactly one decision, gx_stack_connect() (splice
  *    the flow to this connected fd; the stack owns and closes the fd from then on) or gx_stack_drop().
  *
- * TCP: lwIP completes the handshake, then the flow is reported (sniff_bytes == 0) or reported once it
- * has sent sniff_bytes bytes, FIN, or sniff_timeout passed. Until the decision the client's bytes wait
+ * TCP: lwIP completes the handshake, then the flow is reported (sniff_bytes == 0), or (sniffing) once
+ * the client has sent GX_STACK_SNIFF_MIN bytes (the event carries what is queued then, at most
+ * sniff_bytes), or FIN, or sniff_timeout passed. Until the decision the client's bytes wait
  * in lwIP (its receive window closes). Connected: client bytes are written to the fd and acknowledged
  * to lwIP (tcp_recved) only once written; fd bytes are read only while lwIP has send buffer for them.
  * EOF passes as FIN / shutdown(SHUT_WR) both ways; an error on either side resets the other.
@@ -18,8 +19,9 @@
  *
  * UDP: one session per (source, destination) address pair; the first datagram is reported and
  * datagrams that arrive before the decision wait (at most GX_STACK_UDP_PENDING_MAX of them). The
- * connected fd (a connected UDP socket, or a SOCK_DGRAM socketpair end) carries one datagram per
- * message both ways. A session ends after udp_timeout_ms without a datagram in either direction.
+ * connected fd (a connected UDP socket, or a SOCK_SEQPACKET/SOCK_DGRAM socketpair end) carries one
+ * datagram per message both ways; a SOCK_SEQPACKET end's EOF ends the session. A session also ends
+ * after udp_timeout_ms without a datagram in either direction.
  *
  * ICMP/ICMPv6 echo requests to any address are answered by lwIP.
  *
@@ -34,7 +36,8 @@
 #define GX_STACK_EV_TCP 1u               /* a new TCP connection: decide with connect/drop */
 #define GX_STACK_EV_UDP 2u               /* a new UDP session: decide with connect/drop */
 
-#define GX_STACK_SNIFF_MAX 4096u         /* the most first bytes an event carries */
+#define GX_STACK_SNIFF_MAX 65536u        /* the most first bytes an event carries */
+#define GX_STACK_SNIFF_MIN 5u            /* sniffing: bytes that make a TCP flow reportable (gost peeks 5) */
 #define GX_STACK_UDP_PENDING_MAX 64u     /* datagrams a session keeps until its decision */
 #define GX_STACK_MTU_MIN 576u
 #define GX_STACK_MTU_MAX 65535u

@@ -1,8 +1,9 @@
-"""Upstreams that are Python transports (a chain's TLS/WebSocket/relay streams) as an fd the C stack can
-splice: one end of a socketpair goes to the stack, Python relays the other end to the transport.
+"""Upstreams as fds the C stack can splice: a connection that is a plain kernel socket is handed over as
+is; anything else (a chain's TLS stream, SOCKS5 UDP-over-TCP frames) gets one end of a socketpair whose
+other end Python relays (the slow path, that only chained flows take: a direct or plain-TCP chained dial
+gives the stack a real socket and no Python runs per byte).
 
-This is the slow path (Python per chunk) that only chained flows take; a direct dial gives the stack a
-real socket and no Python runs per byte. Half-close passes both ways (EOF -> write_eof / SHUT_WR).
+    fd = bridges.fd_for(conn)   # conn from Router.dial: a Stream ("tcp") or a PacketConn ("udp")
 """
 
 from __future__ import annotations
@@ -11,23 +12,42 @@ import asyncio
 import contextlib
 import socket
 
-CHUNK = 1 << 16
+from gostx.net.packet import DirectPacketConn, PacketConn
+from gostx.net.stream import CBridge, Stream
 
 
 class Bridges:
-    """The relays of one handler: stream(reader, writer) -> the socket to hand to the stack."""
+    """The relays of one handler; fd_for() gives the fd to hand to the stack (the caller owns it)."""
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._closers: set[object] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
-    def stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> socket.socket:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    def fd_for(self, conn: Stream | PacketConn) -> int:
+        if isinstance(conn, Stream):
+            return self._stream_fd(conn)
+        return self._packet_fd(conn)
+
+    def _stream_fd(self, stream: Stream) -> int:
+        bridge = CBridge(stream)
+        if bridge.task is None:  # the stream is exactly its socket: the stack takes the socket itself
+            return bridge.sock.detach()
+        self._track(bridge.task)
+        return bridge.sock.detach()
+
+    def _packet_fd(self, conn: PacketConn) -> int:
+        if isinstance(conn, DirectPacketConn) and conn.connected:
+            return conn.sock.detach()
+        # SEQPACKET: one message per datagram, and an EOF when the stack closes its end (session over)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         theirs.setblocking(False)
-        task = asyncio.create_task(_relay(ours, reader, writer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return theirs
+        self._track(asyncio.ensure_future(_relay_datagrams(ours, conn)))
+        return theirs.detach()
+
+    def _track(self, task: asyncio.Future[object]) -> None:
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -39,30 +59,27 @@ class Bridges:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _relay(ours: socket.socket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _relay_datagrams(ours: socket.socket, conn: PacketConn) -> None:
+    """Datagrams both ways between the stack's socketpair end and a PacketConn, until either ends (the
+    stack closes its end when the session idles out; an empty datagram reads as that end)."""
     loop = asyncio.get_running_loop()
 
-    async def stack_to_transport() -> None:
-        while data := await loop.sock_recv(ours, CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
+    async def to_upstream() -> None:
+        while data := await loop.sock_recv(ours, 65535):
+            await conn.sendto(data)
 
-    async def transport_to_stack() -> None:
-        while data := await reader.read(CHUNK):
+    async def to_stack() -> None:
+        while True:
+            data, _peer = await conn.recvfrom()
             await loop.sock_sendall(ours, data)
-        with contextlib.suppress(OSError):
-            ours.shutdown(socket.SHUT_WR)
 
-    tasks = [asyncio.create_task(stack_to_transport()), asyncio.create_task(transport_to_stack())]
-    try:  # both directions run to their EOF; an error in either ends both
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    tasks = [asyncio.ensure_future(to_upstream()), asyncio.ensure_future(to_stack())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         ours.close()
-        writer.close()
         with contextlib.suppress(Exception):
-            await writer.wait_closed()
+            conn.close()

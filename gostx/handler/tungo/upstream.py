@@ -1,4 +1,5 @@
-"""Direct upstream dials for tungo flows, and the guard against routing loops.
+"""Upstream dials for tungo flows: the service's router (its chain), whose direct dials also guard
+against routing loops.
 
 A direct dial uses the service's `interface` (a NIC name: SO_BINDTODEVICE; an IP: the source address;
 a comma list: tried in order, a trailing `!` accepted and ignored), `so_mark` and `dialTimeout`, as the
@@ -17,8 +18,15 @@ import ipaddress
 import os
 import socket
 import time
+from typing import Any
 
-from gostx.net.direct import DialOptions
+from gostx.addr import split_host_port
+from gostx.chain import Router, build_chain
+from gostx.chain.router import Conn
+from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions
+from gostx.net.packet import DirectPacketConn
+from gostx.net.stream import SocketStream
+from gostx.service import ServiceContext
 
 OWN_SOCKET_MEMORY = 30.0   # seconds a dial's local address stays recognisable as ours
 
@@ -86,22 +94,56 @@ async def _connect(sock: socket.socket, address: tuple[str, int], own: OwnSocket
 
 
 async def dial_direct(network: str, host: str, port: int, opts: DialOptions, own: OwnSockets) -> socket.socket:
-    """A connected non-blocking socket to host:port (an IP literal) for `network` 'tcp' or 'udp'."""
-    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    """A connected non-blocking socket to host:port (an IP, or a name: a sniffed host) for `network`
+    'tcp' or 'udp', each address and each `interface` tried in turn."""
+    loop = asyncio.get_running_loop()
     sock_type = socket.SOCK_STREAM if network == "tcp" else socket.SOCK_DGRAM
     last: OSError | None = None
     async with asyncio.timeout(opts.timeout):
+        try:
+            ip = ipaddress.ip_address(host)
+            infos = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+        except ValueError:
+            found = await loop.getaddrinfo(host, port, type=sock_type)
+            infos = [(family, sockaddr[:2]) for family, _, _, _, sockaddr in found]
         for interface in opts.interfaces or [""]:
-            sock = socket.socket(family, sock_type)
-            try:
-                sock.setblocking(False)
-                _bind(sock, family, opts, interface)
-                await _connect(sock, (host, port), own)
-                return sock
-            except OSError as exc:
-                sock.close()
-                last = exc
-            except BaseException:
-                sock.close()
-                raise
+            for family, address in infos:
+                sock = socket.socket(family, sock_type)
+                try:
+                    sock.setblocking(False)
+                    _bind(sock, family, opts, interface)
+                    await _connect(sock, address, own)
+                    return sock
+                except OSError as exc:
+                    sock.close()
+                    last = exc
+                except BaseException:
+                    sock.close()
+                    raise
     raise last or OSError(f"cannot dial {host}:{port}")
+
+
+class TungoRouter(Router):
+    """The service's Router, whose direct dials (no chain, or a route cut by a bypass) go through
+    dial_direct, so tungo recognises them if they come back into the device."""
+
+    def __init__(self, *args: Any, own: OwnSockets, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.own = own
+
+    async def _dial_direct(self, network: str, address: str) -> Conn:
+        host, port = split_host_port(address)
+        sock = await dial_direct(network, host, port, self.direct, self.own)
+        if network == "udp":
+            return DirectPacketConn(sock, connected=True)
+        return SocketStream(sock)
+
+
+def build_tungo_router(ctx: ServiceContext, retries: int, own: OwnSockets) -> TungoRouter:
+    """As gostx.chain.build_router: the handler's chain, `retries`, the service's dialTimeout, interface
+    and so_mark."""
+    direct = DialOptions.from_metadata(ctx.metadata)
+    direct.check_privileges()
+    timeout = ctx.metadata.get_duration("dialTimeout", default=DEFAULT_DIAL_TIMEOUT)
+    chain = build_chain(ctx.chain, ctx.config) if ctx.chain is not None else None
+    return TungoRouter(chain, retries=retries, timeout=timeout, direct=direct, log=ctx.log, own=own)
