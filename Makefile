@@ -17,7 +17,7 @@ else
   PY := $(ROOT)/.venv/bin/python
 endif
 
-APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks patch xz-utils
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils
 PIP_PKGS := setuptools wheel Cython click PyYAML pyroute2 cryptography pytest ruff PySocks
 CC ?= gcc
 CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include
@@ -54,11 +54,11 @@ build: pip-deps
 	@$(PY) -c 'import gostx._engine' || { echo "error: the C extension did not build" >&2; exit 1; }
 	@$(PY) -m pip install -q --no-build-isolation --no-deps -e . >/dev/null 2>&1 || true
 
-tests/c/bin/%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h
+tests/c/bin/%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h) tests/c/gxtest.h
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(CSRC) -lcrypto -lpthread
 
-tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h
+tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h) tests/c/gxtest.h
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) -lcrypto -lpthread

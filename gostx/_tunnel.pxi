@@ -202,6 +202,10 @@ cdef class Tunnel:
             tr.close(tr.state)
             _check(rc)
 
+    def use_faketcp(self, ftcp) -> None:
+        """Carry the tunnel over fake TCP (a FakeTcp, see _faketcp.pxi) instead of UDP. Before start()."""
+        ftcp.attach(self)
+
     def start(self) -> None:
         _check(gx_tunnel_start(self.t))
         self._started = True

@@ -4,19 +4,24 @@ Server (no forward target): bind the service address, learn clients. Client (`tu
 the service address like gost v2 and send everything to the server. Python starts and stops the engine,
 logs its events (peer learning at debug level) and its counters; it never sees a packet.
 
+With `tcp=true` the datagrams travel as fake TCP segments instead (gostx.tunnel.faketcp): the server
+listens on the service address, the client dials and redials after the connection ends.
+
 Client over a chain (`-F socks5://...`, seed "Proxy chain"): the router dials "udp" to the target through
 the chain; the SOCKS5 handshake is made in Python and the engine then frames the datagrams itself on the
 stream (GOST 0xF3, csrc/socks_udp.c). When the stream ends the engine reports "net_closed" and the chain
 is dialed again after 1 s (doubling up to 6 s, as gost v2). An empty target host (`tun://:0/:8421`) is the
 last proxy's own host (0.0.0.0 in the frames), as in gost. Exception (seed "GOST port forwarding"): a
 target that is a local `udp://` service of this same gost (`tun://:8421/:8420 -L udp://:8420/:8421`) is
-sent to directly; that service carries the datagrams through the chain.
+sent to directly; that service carries the datagrams through the chain. Fake TCP is ignored over a chain,
+as in gost v2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 
@@ -30,11 +35,10 @@ from gostx.net.stream import CBridge
 from gostx.protocol.socks5 import UdpTunConn
 from gostx.registry import handlers
 from gostx.service import Handler, Listener, ServiceContext
+from gostx.tunnel.faketcp import FakeTcpClient, FakeTcpServer
 from gostx.tunnel.options import TunnelOptions
+from gostx.tunnel.redial import redial_forever
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
-
-REDIAL_FIRST = 1.0
-REDIAL_MAX = 6.0
 
 _EVENT_LEVEL = {
     "peer_learned": "debug", "peer_moved": "debug", "peer_expired": "debug", "keepalive_reply": "debug",
@@ -47,8 +51,12 @@ _EVENT_TEXT = {
     "keepalive_timeout": "no keepalive reply from {peer} for 3 x ttl: handshake resent",
     "control_rejected": "control message from {peer} rejected", "table_full": "route table full, {key} not learned",
     "net_error": "socket error: errno {value}", "dev_error": "device error: errno {value}",
-    "net_closed": "tunnel stream closed (errno {value})",
+    "net_closed": "connection closed: {reason} (errno {value})",
 }
+
+
+def host_port(addr: tuple[str, int]) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
 def make_cipher(method: str | None, password: str) -> object | None:
@@ -75,18 +83,20 @@ class TunHandler(Handler):
         self.tunnel: _engine.Tunnel | None = None
         self.sock: socket.socket | None = None
         self._reader_fd: int | None = None
+        self.ftcp_server: FakeTcpServer | None = None
+        self.ftcp_client: FakeTcpClient | None = None
+        self.ftcp_endpoint: _engine.FakeTcp | None = None   # the one the running tunnel uses
+        self._net_closed = asyncio.Event()
+        self.router: Router | None = None
         self._bridge: CBridge | None = None
 
     async def init(self) -> None:
-        if self.options.fake_tcp:
-            raise GostError(f"{self.kind}: fake TCP (tcp=true) is not supported yet")
         self.cipher = make_cipher(self.options.method, self.options.password)
-        self.router: Router | None = None
-        self._closed: asyncio.Future[int] | None = None
-        self._bridge: CBridge | None = None
         if self.ctx.chain is not None and self.ctx.forwarder and self.ctx.forwarder.nodes:
             self.router = build_router(self.ctx.chain, self.ctx.config, self.ctx.metadata,
                                        retries=self.config.retries, log=self.ctx.log)
+        elif self.options.fake_tcp:
+            await self._init_fake_tcp()
 
     def _target_is_local_udp_service(self) -> bool:
         """`tun://:8421/:8420 -L udp://:8420/...`: the target is this gost's own UDP forwarder."""
@@ -104,6 +114,17 @@ class TunHandler(Handler):
                     continue
         return False
 
+    async def _init_fake_tcp(self) -> None:
+        """Rule and (server) listening socket now, so that a failure stops the start; close() undoes."""
+        remote = self._remote()
+        if remote is None:
+            self.ftcp_server = FakeTcpServer(self.ctx.addr, self.options.peer_timeout)
+            await self.ftcp_server.open()
+        else:
+            idle = 3 * self.options.ttl if self.options.keepalive else 0.0
+            self.ftcp_client = FakeTcpClient(remote[0], remote[1], idle)
+            await self.ftcp_client.open()
+
     def _remote(self) -> tuple[str, int, int] | None:
         nodes = self.ctx.forwarder.nodes if self.ctx.forwarder else []
         if not nodes:
@@ -115,149 +136,172 @@ class TunHandler(Handler):
         device = getattr(listener, "device", None)
         if device is None:
             raise GostError(f"{self.kind} handler needs a {self.kind} listener")
-        if self.router is not None and not self._target_is_local_udp_service():
-            await self._serve_chain(listener, device)
-            return
         remote = self._remote()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.log_stats)
+        if self.router is not None and not self._target_is_local_udp_service():
+            await self._serve_chain(device, listener)
+            return
+        if self.ftcp_client is not None and remote is not None:
+            await self._serve_fake_tcp_client(device, listener, remote)
+            return
+        if self.ftcp_server is not None and self.ftcp_server.endpoint is not None:
+            await self._serve_fake_tcp_server(device, listener, self.ftcp_server.endpoint)
+            return
         self.sock = bind_udp(self.ctx.addr, family=remote[2] if remote else None)
+        tunnel = self._new_tunnel(device, listener, remote, net_fd=self.sock.fileno(), family=self.sock.family)
+        self._start(tunnel, listener, server=remote is None)
+        local = self.sock.getsockname()
+        self._log_up(device, f"udp {local[0]}:{local[1]}", remote)
+        await asyncio.Event().wait()
+
+    def _new_tunnel(self, device: object, listener: Listener, remote: tuple[str, int, int] | None, *,
+                    net_fd: int, family: int) -> _engine.Tunnel:
+        """A tunnel on net_fd (the UDP socket), or net_fd -1 for another transport (family 0: the
+        remote's)."""
         opts, dev_opts = self.options, listener.options  # type: ignore[attr-defined]
-        self.tunnel = _engine.Tunnel(
-            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd, vnet_hdr=device.vnet_mode,
-            net_fd=self.sock.fileno(), family=self.sock.family,
+        if family == 0:
+            family = remote[2] if remote else socket.AF_INET
+        return _engine.Tunnel(
+            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd,  # type: ignore[attr-defined]
+            vnet_hdr=device.vnet_mode, net_fd=net_fd, family=family,  # type: ignore[attr-defined]
             remote=(remote[0], remote[1]) if remote else None, aead=self.cipher, mtu=dev_opts.mtu,
             keepalive=opts.keepalive and remote is not None, ttl=opts.ttl, passphrase=opts.passphrase,
             ips=[str(n.ip) for n in dev_opts.nets], p2p=opts.p2p, peer_timeout=opts.peer_timeout,
         )
-        if remote is None:
-            for route in dev_opts.routes:
+
+    def _start(self, tunnel: _engine.Tunnel, listener: Listener, server: bool) -> None:
+        """Routes, start the threads, watch the events."""
+        if server:
+            for route in listener.options.routes:  # type: ignore[attr-defined]
                 if route.gateway is not None:
-                    self.tunnel.add_route(str(route.dst), str(route.gateway))
-        loop = asyncio.get_running_loop()
-        self.tunnel.start()
-        self._reader_fd = self.tunnel.event_fd
-        loop.add_reader(self._reader_fd, self._drain_events)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGUSR1, self.log_stats)
-        local = self.sock.getsockname()
+                    tunnel.add_route(str(route.dst), str(route.gateway))
+        self._net_closed.clear()
+        tunnel.start()
+        self.tunnel = tunnel
+        self._reader_fd = tunnel.event_fd
+        asyncio.get_running_loop().add_reader(self._reader_fd, self._drain_events)
+
+    def _log_up(self, device: object, local: str, remote: tuple[str, int, int] | None) -> None:
         self.ctx.log.info(
-            f"{self.kind} tunnel {'client' if remote else 'server'} on udp {local[0]}:{local[1]}"
+            f"{self.kind} tunnel {'client' if remote else 'server'} on {local}"
             + (f" -> {remote[0]}:{remote[1]}" if remote else ""),
-            extra={"kind": self.kind, "cipher": self.options.method or "none", "device": device.name},
+            extra={"kind": self.kind, "cipher": self.options.method or "none",
+                   "device": device.name},  # type: ignore[attr-defined]
         )
+
+    async def _serve_fake_tcp_server(self, device: object, listener: Listener, endpoint: _engine.FakeTcp) -> None:
+        tunnel = self._new_tunnel(device, listener, None, net_fd=-1, family=0)
+        self.ftcp_endpoint = endpoint
+        tunnel.use_faketcp(endpoint)
+        self._start(tunnel, listener, server=True)
+        self._log_up(device, f"fake tcp {host_port(endpoint.local_address)}", None)
         await asyncio.Event().wait()
 
-    async def _serve_chain(self, listener: Listener, device: object) -> None:
-        """Dial the target through the chain; run the engine on the stream until it ends; dial again."""
-        assert self.router is not None and self.ctx.forwarder is not None
-        target = self.ctx.forwarder.nodes[0].addr
-        loop = asyncio.get_running_loop()
-        backoff = REDIAL_FIRST
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGUSR1, self.log_stats)
-        while True:
-            started = loop.time()
+    async def _serve_fake_tcp_client(self, device: object, listener: Listener,
+                                     remote: tuple[str, int, int]) -> None:
+        client = self.ftcp_client
+        assert client is not None
+
+        async def run(endpoint: _engine.FakeTcp) -> None:
             try:
-                conn = await self.router.dial("udp", target)
-            except ConnectionError as exc:
-                self.ctx.log.error(f"{self.kind} tunnel: {exc}; retrying in {backoff:g}s")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, REDIAL_MAX)
-                continue
-            try:
-                await self._run_over(conn, listener, device, target)
+                tunnel = self._new_tunnel(device, listener, remote, net_fd=-1, family=0)
+                self.ftcp_endpoint = endpoint
+                tunnel.use_faketcp(endpoint)
+                self._start(tunnel, listener, server=False)
+                self._log_up(device, f"fake tcp {host_port(endpoint.local_address)}", remote)
+                await self._net_closed.wait()
             finally:
                 await self._stop_tunnel()
-                conn.close()
-            if loop.time() - started > 2 * REDIAL_MAX:
-                backoff = REDIAL_FIRST
-            self.ctx.log.warning(f"{self.kind} tunnel to {target} ended; redialing in {backoff:g}s")
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, REDIAL_MAX)
+                self.ftcp_endpoint = None
+                await asyncio.to_thread(endpoint.close)
 
-    async def _run_over(self, conn: object, listener: Listener, device: object, target: str) -> None:
+        await redial_forever(client.dial, run, self.ctx.log, f"fake tcp {remote[0]}:{remote[1]}")
+
+    async def _serve_chain(self, device: object, listener: Listener) -> None:
+        """Dial the target through the chain; run the engine on the stream until it ends; dial again."""
+        assert self.router is not None and self.ctx.forwarder is not None
+        router, target = self.router, self.ctx.forwarder.nodes[0].addr
+
+        async def dial() -> object:
+            try:
+                return await router.dial("udp", target)
+            except ConnectionError as exc:
+                raise GostError(str(exc)) from None
+
+        async def run(conn: object) -> None:
+            try:
+                await self._run_over(conn, device, listener, target)
+            finally:
+                await self._stop_tunnel()
+                conn.close()  # type: ignore[attr-defined]
+
+        await redial_forever(dial, run, self.ctx.log, f"{self.kind} tunnel to {target}")
+
+    async def _run_over(self, conn: object, device: object, listener: Listener, target: str) -> None:
         """Start the engine on what the router gave: 0xF3 frames on a stream, or (route cut) a UDP socket."""
-        loop = asyncio.get_running_loop()
-        opts, dev_opts = self.options, listener.options  # type: ignore[attr-defined]
         if isinstance(conn, UdpTunConn):
             host = conn.host or "0.0.0.0"
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            net_fd, remote = -1, (host, conn.port)
+            remote = (host, conn.port, socket.AF_INET6 if ":" in host else socket.AF_INET)
+            tunnel = self._new_tunnel(device, listener, remote, net_fd=-1, family=0)
+            self._bridge = CBridge(conn.stream)
+            tunnel.set_socks_stream(self._bridge.sock.fileno())
             via = " -> ".join(n.addr for n in self.router.route(target)) if self.router else ""
         elif isinstance(conn, DirectPacketConn):
-            family = conn.sock.family
             peer = conn.sock.getpeername()
-            net_fd, remote, via = conn.sock.fileno(), (str(peer[0]).removeprefix("::ffff:"), int(peer[1])), ""
+            remote = (str(peer[0]).removeprefix("::ffff:"), int(peer[1]), conn.sock.family)
+            tunnel = self._new_tunnel(device, listener, remote, net_fd=conn.sock.fileno(), family=conn.sock.family)
+            via = ""
         else:
             raise GostError(f"{self.kind}: the chain gave no datagram connection")
-        self.tunnel = _engine.Tunnel(
-            tap=self.kind == "tap", server=False, dev_fd=device.fd, vnet_hdr=device.vnet_mode,  # type: ignore[attr-defined]
-            net_fd=net_fd, family=family, remote=remote, aead=self.cipher, mtu=dev_opts.mtu,
-            keepalive=opts.keepalive, ttl=opts.ttl, passphrase=opts.passphrase,
-            ips=[str(n.ip) for n in dev_opts.nets], p2p=opts.p2p, peer_timeout=opts.peer_timeout,
-        )
-        if isinstance(conn, UdpTunConn):
-            self._bridge = CBridge(conn.stream)
-            self.tunnel.set_socks_stream(self._bridge.sock.fileno())
-        self._closed = loop.create_future()
-        self.tunnel.start()
-        self._reader_fd = self.tunnel.event_fd
-        loop.add_reader(self._reader_fd, self._drain_events)
-        self.ctx.log.info(
-            f"{self.kind} tunnel client over {'chain ' + via if via else 'udp'} -> {remote[0]}:{remote[1]}",
-            extra={"kind": self.kind, "cipher": self.options.method or "none",
-                   "device": device.name, "chain": self.ctx.chain.name if self.ctx.chain else ""},  # type: ignore[attr-defined]
-        )
-        if isinstance(conn, DirectPacketConn):
-            await asyncio.Event().wait()  # a UDP socket does not end
-        await self._closed
-
-    async def _stop_tunnel(self) -> None:
-        tunnel, self.tunnel = self.tunnel, None
-        if tunnel is not None:
-            if self._reader_fd is not None:
-                asyncio.get_running_loop().remove_reader(self._reader_fd)
-                self._reader_fd = None
-            await asyncio.shield(asyncio.to_thread(tunnel.stop))
-            self.tunnel = tunnel
-            self._drain_events()
-            self.log_stats()
-            self.tunnel = None
-        if self._bridge is not None:
-            self._bridge.close()
-            self._bridge = None
+        self._start(tunnel, listener, server=False)
+        self._log_up(device, f"chain {via}" if via else "udp (route cut)", remote)
+        await self._net_closed.wait()
 
     def _drain_events(self) -> None:
         if self.tunnel is None:
             return
         for name, value, key, peer in self.tunnel.events():
-            if name == "net_closed" and self._closed is not None and not self._closed.done():
-                self._closed.set_result(value)
             peer_text = f"{peer[0]}:{peer[1]}" if peer else "-"
-            text = _EVENT_TEXT.get(name, name).format(key=key, peer=peer_text, value=value)
+            reason = os.strerror(value).lower() if value else "-"
+            text = _EVENT_TEXT.get(name, name).format(key=key, peer=peer_text, value=value, reason=reason)
             getattr(self.ctx.log, _EVENT_LEVEL.get(name, "info"))(
                 text, extra={"event": name, "route": key, "peer": peer_text})
+            if name == "net_closed":
+                self._net_closed.set()
 
     def log_stats(self) -> None:
         if self.tunnel is not None:
-            self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": self.tunnel.stats()})
+            stats = self.tunnel.stats()
+            if self.ftcp_endpoint is not None:
+                stats["faketcp"] = self.ftcp_endpoint.stats()
+            self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": stats})
 
-    async def close(self) -> None:
-        if self._bridge is not None:
-            await self._stop_tunnel()
-            return
-        tunnel, self.tunnel = self.tunnel, None
+    async def _stop_tunnel(self) -> None:
+        tunnel = self.tunnel
         if tunnel is None:
             return
         if self._reader_fd is not None:
             asyncio.get_running_loop().remove_reader(self._reader_fd)
-        await asyncio.to_thread(tunnel.stop)
-        self.tunnel = tunnel
+            self._reader_fd = None
+        await asyncio.shield(asyncio.to_thread(tunnel.stop))
         self._drain_events()
         self.log_stats()
         self.tunnel = None
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
+
+    async def close(self) -> None:
+        await self._stop_tunnel()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        self.ftcp_endpoint = None
+        for endpoint in (self.ftcp_server, self.ftcp_client):
+            if endpoint is not None:
+                await endpoint.close()
+        self.ftcp_server = self.ftcp_client = None
 
 
 @handlers.register("tap")
