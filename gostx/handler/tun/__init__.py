@@ -152,7 +152,7 @@ class TunHandler(Handler):
         tunnel = self._new_tunnel(device, listener, remote, net_fd=self.sock.fileno(), family=self.sock.family)
         self._start(tunnel, listener, server=remote is None)
         local = self.sock.getsockname()
-        self._log_up(device, f"udp {local[0]}:{local[1]}", remote)
+        self._log_up(device, f"on udp {local[0]}:{local[1]}", remote)
         await asyncio.Event().wait()
 
     def _new_tunnel(self, device: object, listener: Listener, remote: tuple[str, int, int] | None, *,
@@ -182,9 +182,9 @@ class TunHandler(Handler):
         self._reader_fd = tunnel.event_fd
         asyncio.get_running_loop().add_reader(self._reader_fd, self._drain_events)
 
-    def _log_up(self, device: object, local: str, remote: tuple[str, int, int] | None) -> None:
+    def _log_up(self, device: object, where: str, remote: tuple[str, int, int] | None) -> None:
         self.ctx.log.info(
-            f"{self.kind} tunnel {'client' if remote else 'server'} on {local}"
+            f"{self.kind} tunnel {'client' if remote else 'server'} {where}"
             + (f" -> {remote[0]}:{remote[1]}" if remote else ""),
             extra={"kind": self.kind, "cipher": self.options.method or "none",
                    "device": device.name},  # type: ignore[attr-defined]
@@ -195,7 +195,7 @@ class TunHandler(Handler):
         self.ftcp_endpoint = endpoint
         tunnel.use_faketcp(endpoint)
         self._start(tunnel, listener, server=True)
-        self._log_up(device, f"fake tcp {host_port(endpoint.local_address)}", None)
+        self._log_up(device, f"on fake tcp {host_port(endpoint.local_address)}", None)
         await asyncio.Event().wait()
 
     async def _serve_fake_tcp_client(self, device: object, listener: Listener,
@@ -209,7 +209,7 @@ class TunHandler(Handler):
                 self.ftcp_endpoint = endpoint
                 tunnel.use_faketcp(endpoint)
                 self._start(tunnel, listener, server=False)
-                self._log_up(device, f"fake tcp {host_port(endpoint.local_address)}", remote)
+                self._log_up(device, f"on fake tcp {host_port(endpoint.local_address)}", remote)
                 await self._net_closed.wait()
             finally:
                 await self._stop_tunnel()
@@ -255,7 +255,7 @@ class TunHandler(Handler):
         else:
             raise GostError(f"{self.kind}: the chain gave no datagram connection")
         self._start(tunnel, listener, server=False)
-        self._log_up(device, f"chain {via}" if via else "udp (route cut)", remote)
+        self._log_up(device, f"over chain {via}" if via else "over udp (the route was cut)", remote)
         await self._net_closed.wait()
 
     def _drain_events(self) -> None:
