@@ -395,6 +395,20 @@ def test_seed_sniffing_and_bypass_example(tlab: TungoLab, example_com: str) -> N
     assert by_ip.returncode == 0 and by_ip.stdout == "hello through tungo\n", by_ip.stderr
     assert wait_until(lambda: any(BEHIND4 in t for t in socks5_targets(server)), timeout=10)
     assert not any(example_com in t for t in socks5_targets(server)), socks5_targets(server)  # went direct
+    # UDP: the DNS question of a session's first datagram is recorded (debug log)
+    tlab.a.run(["python3", "-c", DNS_QUERY, BEHIND4, str(UDP_PORT)], timeout=60)
+    assert wait_until(lambda: gost.find(lambda r: r.get("dns") == "gostx.example"), timeout=10)
+
+
+DNS_QUERY = textwrap.dedent("""
+    import socket, struct, sys
+    name = b"\\x05gostx\\x07example\\x00"
+    query = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.sendto(query, (sys.argv[1], int(sys.argv[2])))
+    assert s.recv(512) == query  # the echo server sends it back
+""")
 
 
 def test_routing_loop_is_refused_with_a_hint(tlab: TungoLab) -> None:

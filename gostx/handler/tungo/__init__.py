@@ -104,8 +104,8 @@ class TungoHandler(Handler):
         original = _show(dst)
         if network == "udp":  # gost checks no bypass for UDP; with sniffing, DNS questions are logged
             if self.sniffing.dns and (question := parse_dns_question(first)) is not None:
-                self.ctx.log.debug(f"udp {_show(src)} -> {original}: dns {question}",
-                                   extra={"network": network, "dst": original, "dns": str(question)})
+                self.ctx.log.debug(f"udp {_show(src)} -> {original}: dns {question.name} type {question.qtype}",
+                                   extra={"network": network, "dst": original, "dns": question.name})
             return [original]
         if not self.sniffing.enabled:
             return None if self._bypassed(original, src) else [original]
