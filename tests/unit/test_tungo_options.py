@@ -81,7 +81,7 @@ def test_handler_udp_timeout(value: object, seconds: float) -> None:
 
 def test_handler_defaults() -> None:
     opts = TungoHandlerOptions.from_metadata(Metadata({}))
-    assert (opts.udp_timeout, opts.sniffing, opts.sniffing_timeout) == (30.0, False, 0.0)
+    assert opts.udp_timeout == 30.0
 
 
 def _service(handler_md: dict[str, object] | None = None, chain: bool = False) -> Service:

@@ -1,4 +1,5 @@
-"""gost's tungo handler metadata (spec v3.md 3.2), read once."""
+"""gost's tungo handler metadata (spec v3.md 3.2), read once. The sniffing keys are read by
+gostx.sniffing.SniffingOptions."""
 
 from __future__ import annotations
 
@@ -12,14 +13,8 @@ DEFAULT_UDP_TIMEOUT = 30.0   # seconds (gost's udpSessionTimeout)
 @dataclass
 class TungoHandlerOptions:
     udp_timeout: float = DEFAULT_UDP_TIMEOUT
-    sniffing: bool = False
-    sniffing_timeout: float = 0.0
 
     @classmethod
     def from_metadata(cls, md: Metadata) -> TungoHandlerOptions:
         timeout = md.get_duration("udpTimeout", "tungo.udpTimeout", default=DEFAULT_UDP_TIMEOUT)
-        return cls(
-            udp_timeout=timeout if timeout > 0 else DEFAULT_UDP_TIMEOUT,
-            sniffing=md.get_bool("sniffing"),
-            sniffing_timeout=max(0.0, md.get_duration("sniffing.timeout")),
-        )
+        return cls(udp_timeout=timeout if timeout > 0 else DEFAULT_UDP_TIMEOUT)
