@@ -17,12 +17,17 @@ else
   PY := $(ROOT)/.venv/bin/python
 endif
 
-APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils
 PIP_PKGS := setuptools wheel Cython click PyYAML pyroute2 cryptography pytest ruff PySocks
 CC ?= gcc
 CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include
 CSRC := $(wildcard csrc/*.c)
 CTESTS := $(wildcard tests/c/test_*.c)
+# the tungo netstack (csrc/stack/) needs lwIP: its tests link a static lwIP built with relaxed flags
+STACK_SRC := $(wildcard csrc/stack/*.c)
+STACK_DEPS := $(STACK_SRC) $(wildcard csrc/stack/*.h) third_party/lwip/port/lwipopts.h
+LWIP_INC := -isystem third_party/lwip/port -isystem third_party/lwip/src/src/include
+LWIP_AR = $(SYS_PY) third_party/lwip/lwip_build.py archive   # stdlib only: no venv needed
 PYTEST_ARGS ?=
 
 .PHONY: all deps apt-deps pip-deps build ctest asan test pytest lint demo bench clean
@@ -57,6 +62,21 @@ tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h)
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) -lcrypto -lpthread
+
+tests/c/bin/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+	@mkdir -p tests/c/bin
+	$(LWIP_AR) $@ $(CC) -O2 -g
+
+tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+	@mkdir -p tests/c/bin
+	$(LWIP_AR) $@ $(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer
+
+tests/c/bin/test_stack: tests/c/test_stack.c $(CSRC) $(STACK_DEPS) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h tests/c/bin/liblwip.a
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -O2 -o $@ $< $(CSRC) $(STACK_SRC) tests/c/bin/liblwip.a -lcrypto -lpthread
+
+tests/c/bin/asan-test_stack: tests/c/test_stack.c $(CSRC) $(STACK_DEPS) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h tests/c/bin/liblwip-asan.a
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	  -o $@ $< $(CSRC) $(STACK_SRC) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
 
 ctest: $(patsubst tests/c/%.c,tests/c/bin/%,$(CTESTS))
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done

@@ -2,23 +2,48 @@
 
 csrc/ is compiled with -Wall -Wextra -Werror. Every csrc/*.c file is part of the engine, so a new
 data-plane module only needs a file in csrc/ and its declarations in gostx/_engine.pyx.
+
+lwIP (the tungo netstack, csrc/stack/) is compiled into the same extension with its own relaxed flags;
+its source is fetched by third_party/lwip/fetch.sh when missing (third_party/lwip/lwip_build.py).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "third_party", "lwip"))
+import lwip_build  # noqa: E402
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 C_FLAGS = ["-std=gnu11", "-O2", "-g", "-fno-strict-aliasing", "-D_GNU_SOURCE", *WARNINGS]
 
 
 def engine_sources() -> list[str]:
-    return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "csrc", "*.c")))
+    found = [*glob.glob(os.path.join(HERE, "csrc", "*.c")), *glob.glob(os.path.join(HERE, "csrc", "stack", "*.c"))]
+    return sorted(os.path.relpath(p, HERE) for p in found)
+
+
+class BuildExt(build_ext):
+    """build_ext that compiles lwIP (relaxed flags, fetched when missing) into gostx._engine."""
+
+    def build_extension(self, ext: Extension) -> None:
+        if ext.name == "gostx._engine":
+            try:
+                objects = lwip_build.compile_objects(self.compiler, self.build_temp)
+            except lwip_build.LwipMissing as exc:
+                sys.exit(f"error: {exc}")
+            ext.extra_objects = [o for o in ext.extra_objects if "/lwip/" not in o] + objects
+            ext.depends = [*ext.depends, *objects]
+            for inc in lwip_build.include_dirs():
+                if inc not in ext.extra_compile_args:
+                    ext.extra_compile_args = [*ext.extra_compile_args, "-isystem", inc]
+        super().build_extension(ext)
 
 
 extension = Extension(
@@ -31,6 +56,7 @@ extension = Extension(
 )
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         [extension],
         language_level=3,

@@ -22,10 +22,13 @@ from bench.tunnels import (
     gost_tun,
     gost_tun_over_socks5,
     gost_tungo,
+    gost_tungo_direct,
 )
 
 TCP_TESTS = ("ping", "tcp1", "tcp4")
-BARE_TESTS = ("ping", "tcp1", "tcp4", "udp")
+BARE_TESTS = ("ping", "tcp1", "tcp4", "udp", "tcp1r", "tcp4r")
+BOTH_WAYS_TESTS = ("tcp1", "tcp4", "tcp1r", "tcp4r")
+TUNGO_TESTS = (*BOTH_WAYS_TESTS, "flows1000")  # flows1000: the tunnel's peak RSS with 1000 open TCP flows
 GO_GOST_ENV = "BENCH_GO_GOST"
 
 
@@ -101,6 +104,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
     Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
+    Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, TUNGO_TESTS),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
     Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4")),
     Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4")),

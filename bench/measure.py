@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bench.flows import FlowsError, run_flows
 from bench.matrix import Row
 from bench.rig import Rig, RigError
 from bench.tunnels import Endpoint, TunnelDown, one_line
@@ -17,8 +18,11 @@ from gostx.testing import iperf
 from gostx.testing.ping import PingError, run_ping
 from gostx.testing.procstats import CpuSampler
 
-TEST_TITLES = {"ping": "ping RTT", "tcp1": "TCP 1 stream", "tcp4": "TCP 4 streams", "udp": "UDP 1400 B"}
-TEST_UNITS = {"ping": "µs", "tcp1": "Gbit/s", "tcp4": "Gbit/s", "udp": "pps"}
+TEST_TITLES = {"ping": "ping RTT", "tcp1": "TCP 1 stream", "tcp4": "TCP 4 streams", "udp": "UDP 1400 B",
+               "tcp1r": "TCP 1 stream B->A", "tcp4r": "TCP 4 streams B->A", "flows1000": "1000 TCP flows open"}
+TEST_UNITS = {"ping": "µs", "tcp1": "Gbit/s", "tcp4": "Gbit/s", "udp": "pps", "tcp1r": "Gbit/s", "tcp4r": "Gbit/s",
+              "flows1000": "flows"}
+TCP_STREAMS = {"tcp1": 1, "tcp4": 4, "tcp1r": 1, "tcp4r": 4}  # the *r tests: iperf3 -R (B sends to A)
 PING_COUNT = 21  # the first reply is dropped: it pays for ARP and peer learning
 PING_INTERVAL = 0.05
 
@@ -55,11 +59,14 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
                 raise PingError(f"no replies from {endpoint.target} ({result.loss_percent:.0f}% loss)")
             sample.value = result.median_us
             sample.detail = {"loss_percent": result.loss_percent, "min_us": min(result.rtts_us)}
-        elif test in ("tcp1", "tcp4"):
+        elif test in TCP_STREAMS:
             rig.ensure_iperf_server()
-            tcp = iperf.run_tcp(rig.a, endpoint.target, seconds, streams=1 if test == "tcp1" else 4)
+            tcp = iperf.run_tcp(rig.a, endpoint.target, seconds, streams=TCP_STREAMS[test],
+                                reverse=test.endswith("r"))
             sample.value = tcp.gbps
             sample.detail = {"retransmits": float(tcp.retransmits)}
+        elif test == "flows1000":
+            sample.value = float(run_flows(rig, endpoint.target))
         elif test == "udp":
             rig.ensure_iperf_server()
             udp = iperf.run_udp(rig.a, endpoint.target, seconds)
@@ -67,7 +74,7 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
             sample.detail = {"gbps": udp.gbps, "loss_percent": udp.loss_percent}
         else:
             raise ValueError(f"unknown test {test!r}")
-    except (iperf.IperfError, PingError, RigError) as exc:
+    except (iperf.IperfError, PingError, RigError, FlowsError) as exc:
         sample.error = one_line(str(exc))
     except Exception as exc:  # one failed test must not end the run: it shows as n/a with the reason
         sample.error = one_line(f"{type(exc).__name__}: {exc}")
@@ -84,6 +91,8 @@ def describe(sample: Sample) -> str:
         text = f"{sample.value:.0f} µs"
     elif sample.test == "udp":
         text = f"{sample.value / 1000:.0f} kpps, {sample.detail['loss_percent']:.1f}% loss"
+    elif sample.test == "flows1000":
+        text = f"{sample.value:.0f} flows"
     else:
         text = f"{sample.value:.2f} Gbit/s"
     if sample.cpu_percent is not None:

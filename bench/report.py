@@ -69,6 +69,8 @@ def _num(value: float, test: str) -> str:
         return f"{value:.0f}"
     if test == "udp":
         return f"{value / 1000:.0f}k"
+    if test == "flows1000":
+        return f"{value:.0f}"
     return f"{value:.2f}"
 
 
@@ -80,6 +82,8 @@ def _median_cell(ts: TestSummary) -> str:
     if ts.test == "udp":
         gbps, loss = ts.detail.get("gbps", 0.0), ts.detail.get("loss_percent", 0.0)
         return f"{ts.median / 1000:.0f} kpps = {gbps:.2f} Gbit/s, {loss:.1f}% loss"
+    if ts.test == "flows1000":
+        return f"{ts.median:.0f} open at once"
     return f"{ts.median:.2f} Gbit/s"
 
 

@@ -82,6 +82,11 @@ class Rig:
         return self._pair().b
 
     @property
+    def veth_a(self) -> str:
+        """A's end of the veth (for options that name an interface, e.g. tungo's `interface`)."""
+        return self._pair().a_if
+
+    @property
     def a_ip(self) -> str:
         return self._pair().a_ip
 

@@ -165,10 +165,10 @@ class GostTunnel(ProcessTunnel):
 
     def build_roles(self, rig: Rig) -> list[Role]:
         cmd = self.command or gostx_command()
-        return [
-            Role("b", "gost server", [*cmd, *[arg.format(server=rig.b_ip) for arg in self.server_args]]),
-            Role("a", "gost client", [*cmd, *[arg.format(server=rig.b_ip) for arg in self.client_args]]),
-        ]
+        server = [*cmd, *[arg.format(server=rig.b_ip) for arg in self.server_args]]
+        client = [*cmd, *[arg.format(server=rig.b_ip) for arg in self.client_args]]
+        roles = [Role("b", "gost server", server)] if self.server_args else []  # none: A dials B's services
+        return [*roles, Role("a", "gost client", client)]
 
     def shell_lines(self, rig: Rig) -> list[tuple[str, str]]:
         """(side, `gost ...` as a user would type it) for each process: what the demo shows."""
@@ -288,6 +288,30 @@ def gost_tun_over_socks5() -> GostTunnel:
         server_args=["-L", server, "-L", f"socks5://:{SOCKS_PORT}"],
         client_args=["-L", client, "-F", f"socks5://{{server}}:{SOCKS_PORT}"],
     )
+
+
+BYPASS_TABLE = "100"
+
+
+@dataclass
+class TungoDirectTunnel(GostTunnel):
+    """tungo in A with no chain: flows to BEHIND_TUNGO enter the TUN and are dialed directly, bound to
+    A's veth (`interface`). The route to B that those dials take is in a table only sockets bound to the
+    veth look up (`ip rule oif`), so nothing else reaches BEHIND_TUNGO before tungo is up."""
+
+    def prepare(self, rig: Rig) -> None:
+        super().prepare(rig)
+        a_if = rig.veth_a
+        rig.a.run(["ip", "route", "replace", "10.201.0.0/24", "via", rig.b_ip, "dev", a_if, "table", BYPASS_TABLE])
+        rig.a.run(["ip", "rule", "add", "oif", a_if, "lookup", BYPASS_TABLE])
+        self.client_args = [arg.replace("{veth_a}", a_if) for arg in self.client_args]
+
+
+def gost_tungo_direct() -> GostTunnel:
+    """The seed's tungo without -F: TUN -> userspace stack -> direct dials (service `interface`)."""
+    listen = (f"tungo://:0?name=gxtungo&net={CLIENT_TUN_IP}/{TUN_PREFIX}&route={BEHIND_TUNGO}/32"
+              "&interface={veth_a}")
+    return TungoDirectTunnel(target=BEHIND_TUNGO, ready="tcp", client_args=["-L", listen], behind_tungo=True)
 
 
 def gost_socks5_connect() -> GostTunnel:

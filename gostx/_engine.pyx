@@ -21,6 +21,7 @@ cdef inline int _check(int rc) except -1:
 include "_tun.pxi"
 include "_aead.pxi"
 include "_tunnel.pxi"
+include "_stack.pxi"
 include "_socks.pxi"
 include "_faketcp.pxi"
 include "_ws.pxi"

@@ -11,11 +11,13 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "gostx.listener.tun",
     "gostx.listener.tls",
     "gostx.listener.ws",
+    "gostx.listener.tungo",
     # handlers
     "gostx.handler.forward",
     "gostx.handler.tcp",
     "gostx.handler.udp",
     "gostx.handler.tun",
+    "gostx.handler.tungo",
     "gostx.handler.socks5",
     "gostx.handler.http",
     "gostx.handler.auto",

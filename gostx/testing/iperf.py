@@ -57,12 +57,16 @@ def client_argv(
     udp: bool = False,
     port: int = DEFAULT_PORT,
     connect_timeout_ms: int = 3000,
+    reverse: bool = False,
 ) -> list[str]:
-    """iperf3 client with JSON output; UDP means 1400-byte datagrams at an unlimited rate."""
+    """iperf3 client with JSON output; UDP means 1400-byte datagrams at an unlimited rate; reverse (-R):
+    the server sends."""
     argv = ["iperf3", "-c", host, "-p", str(port), "-J", "-t", _seconds_arg(seconds)]
     argv += ["--connect-timeout", str(connect_timeout_ms)]
     if streams > 1:
         argv += ["-P", str(streams)]
+    if reverse:
+        argv += ["-R"]
     if udp:
         argv += ["-u", "-b", "0", "-l", str(UDP_PAYLOAD)]
     return argv
@@ -152,9 +156,10 @@ def run_client(ns: Namespace, argv: list[str], seconds: float) -> str:
 
 
 def run_tcp(
-    ns: Namespace, host: str, seconds: float, streams: int = 1, port: int = DEFAULT_PORT
+    ns: Namespace, host: str, seconds: float, streams: int = 1, port: int = DEFAULT_PORT, reverse: bool = False
 ) -> TcpResult:
-    return parse_tcp(run_client(ns, client_argv(host, seconds, streams=streams, port=port), seconds))
+    argv = client_argv(host, seconds, streams=streams, port=port, reverse=reverse)
+    return parse_tcp(run_client(ns, argv, seconds))
 
 
 def run_udp(ns: Namespace, host: str, seconds: float, port: int = DEFAULT_PORT) -> UdpResult:

@@ -1,0 +1,149 @@
+"""Upstream dials for tungo flows: the service's router (its chain), whose direct dials also guard
+against routing loops.
+
+A direct dial uses the service's `interface` (a NIC name: SO_BINDTODEVICE; an IP: the source address;
+a comma list: tried in order, a trailing `!` accepted and ignored), `so_mark` and `dialTimeout`, as the
+forward handler's direct dials do.
+
+Routing loop: when the route to a flow's destination leads back into the tungo device (a default route
+into tungo and no `interface`), every dial would come back as a new flow. Each dial's local address is
+recorded (OwnSockets) from the moment connect() is issued; a new flow whose source is one of them is
+our own dial coming back, and is dropped with a hint instead of being dialed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import time
+from typing import Any
+
+from gostx.addr import split_host_port
+from gostx.chain import Router, build_chain
+from gostx.chain.router import Conn
+from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions
+from gostx.net.packet import DirectPacketConn
+from gostx.net.stream import SocketStream
+from gostx.service import ServiceContext
+
+OWN_SOCKET_MEMORY = 30.0   # seconds a dial's local address stays recognisable as ours
+
+
+def address_key(host: str, port: int) -> tuple[str, int]:
+    """One spelling per address, whoever formatted it."""
+    return ipaddress.ip_address(host.split("%", 1)[0]).compressed, port
+
+
+class OwnSockets:
+    """Local addresses of our recent upstream dials."""
+
+    def __init__(self, memory: float = OWN_SOCKET_MEMORY) -> None:
+        self.memory = memory
+        self._until: dict[tuple[str, int], float] = {}
+
+    def add(self, sock: socket.socket) -> None:
+        try:
+            local = sock.getsockname()
+        except OSError:
+            return
+        now = time.monotonic()
+        if len(self._until) > 4096:
+            self._until = {k: t for k, t in self._until.items() if t > now}
+        self._until[address_key(local[0], local[1])] = now + self.memory
+
+    def __contains__(self, addr: tuple[str, int]) -> bool:
+        until = self._until.get(address_key(*addr))
+        return until is not None and until > time.monotonic()
+
+
+def _bind(sock: socket.socket, family: int, opts: DialOptions, interface: str) -> None:
+    if opts.mark:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, opts.mark)
+    if not interface:
+        return
+    try:
+        ip = ipaddress.ip_address(interface)
+    except ValueError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        return
+    if (ip.version == 6) != (family == socket.AF_INET6):
+        raise OSError(f"source address {interface} does not match the target's address family")
+    sock.bind((interface, 0))
+
+
+async def _connect(sock: socket.socket, address: tuple[str, int], own: OwnSockets) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        sock.connect(address)
+    except BlockingIOError:
+        pass
+    own.add(sock)  # before any answer can come back through the device
+    if sock.type == socket.SOCK_DGRAM:
+        return
+    done = loop.create_future()
+    loop.add_writer(sock.fileno(), lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_writer(sock.fileno())
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
+
+
+async def dial_direct(network: str, host: str, port: int, opts: DialOptions, own: OwnSockets) -> socket.socket:
+    """A connected non-blocking socket to host:port (an IP, or a name: a sniffed host) for `network`
+    'tcp' or 'udp', each address and each `interface` tried in turn."""
+    loop = asyncio.get_running_loop()
+    sock_type = socket.SOCK_STREAM if network == "tcp" else socket.SOCK_DGRAM
+    last: OSError | None = None
+    async with asyncio.timeout(opts.timeout):
+        try:
+            ip = ipaddress.ip_address(host)
+            infos = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+        except ValueError:
+            found = await loop.getaddrinfo(host, port, type=sock_type)
+            infos = [(family, sockaddr[:2]) for family, _, _, _, sockaddr in found]
+        for interface in opts.interfaces or [""]:
+            for family, address in infos:
+                sock = socket.socket(family, sock_type)
+                try:
+                    sock.setblocking(False)
+                    _bind(sock, family, opts, interface)
+                    await _connect(sock, address, own)
+                    return sock
+                except OSError as exc:
+                    sock.close()
+                    last = exc
+                except BaseException:
+                    sock.close()
+                    raise
+    raise last or OSError(f"cannot dial {host}:{port}")
+
+
+class TungoRouter(Router):
+    """The service's Router, whose direct dials (no chain, or a route cut by a bypass) go through
+    dial_direct, so tungo recognises them if they come back into the device."""
+
+    def __init__(self, *args: Any, own: OwnSockets, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.own = own
+
+    async def _dial_direct(self, network: str, address: str) -> Conn:
+        host, port = split_host_port(address)
+        sock = await dial_direct(network, host, port, self.direct, self.own)
+        if network == "udp":
+            return DirectPacketConn(sock, connected=True)
+        return SocketStream(sock)
+
+
+def build_tungo_router(ctx: ServiceContext, retries: int, own: OwnSockets) -> TungoRouter:
+    """As gostx.chain.build_router: the handler's chain, `retries`, the service's dialTimeout, interface
+    and so_mark."""
+    direct = DialOptions.from_metadata(ctx.metadata)
+    direct.check_privileges()
+    timeout = ctx.metadata.get_duration("dialTimeout", default=DEFAULT_DIAL_TIMEOUT)
+    chain = build_chain(ctx.chain, ctx.config) if ctx.chain is not None else None
+    return TungoRouter(chain, retries=retries, timeout=timeout, direct=direct, log=ctx.log, own=own)

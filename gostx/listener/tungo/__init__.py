@@ -1,0 +1,61 @@
+"""`tungo` listener: create the TUN device, give it its addresses, MTU, routes and DNS; remove it on close.
+
+As in gost, the listener owns the device and the handler (gostx.handler.tungo) runs the netstack on it.
+No default route is added: users add it with the service's `postUp` commands, as gost's docs show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from gostx.config.model import ListenerConfig
+from gostx.listener.tungo.dns import apply_link_dns
+from gostx.listener.tungo.options import TungoOptions
+from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
+from gostx.netlink.routes import Route
+from gostx.registry import listeners
+from gostx.service import Listener, ServiceContext
+from gostx.tun.device import TunDevice
+
+
+@listeners.register("tungo")
+class TungoListener(Listener):
+    def __init__(self, config: ListenerConfig, ctx: ServiceContext) -> None:
+        super().__init__(config, ctx)
+        self.options = TungoOptions.from_metadata(self.metadata)
+        self.device: TunDevice | None = None
+        self._routes_applied: list[Route] = []
+
+    async def init(self) -> None:
+        opts = self.options
+        # a virtio_net_hdr on the fd: the stack turns on the kernel's TCP offloads (csrc/stack/netif.c)
+        self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind="tun", vnet_hdr=True)
+        try:
+            await configure_link_async(self.device.name, opts.mtu, opts.nets)
+            self._routes_applied = await add_routes_async(self.device.name, opts.routes)
+        except BaseException:
+            self.device.close()
+            self.device = None
+            raise
+        self.ctx.log.info(
+            f"tungo device {self.device.name} is up",
+            extra={"kind": "tungo", "device": self.device.name, "mtu": opts.mtu,
+                   "net": [str(n) for n in opts.nets], "routes": [str(r) for r in opts.routes]},
+        )
+        await apply_link_dns(self.device.name, opts.dns, self.ctx.log)
+
+    @property
+    def address(self) -> str:
+        return self.device.name if self.device else self.ctx.addr
+
+    async def close(self) -> None:
+        device, self.device = self.device, None
+        if device is None:
+            return
+        if self._routes_applied:
+            try:
+                await remove_routes_async(device.name, self._routes_applied)
+            except Exception as exc:  # removing the device below takes its routes with it anyway
+                self.ctx.log.debug(f"removing routes of {device.name}: {exc}")
+        device.close()
+        self.ctx.log.info(f"tungo device {device.name} removed", extra={"device": device.name})

@@ -1,0 +1,441 @@
+"""`tungo://` end to end (tun2socks): gost in namespace A with the default route into its tungo device,
+servers in namespace B on addresses that A reaches only through tungo (B's loopback), direct dials out
+through A's veth (service `interface`), real curl, iperf3, ping, UDP and 200 concurrent TCP connections.
+
+    A: tungo (192.168.123.1/24, fd00:123::1/64)    B: lo 10.201.0.1/32, fd00:201::1/128
+       veth 10.200.1.1/24, fd00:200::1/64  =======  veth 10.200.1.2/24, fd00:200::2/64
+       default dev tungo metric 1; default via B metric 10 (the seed's routing)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gostx.testing.gost import GOST, GostProcess, start_gost
+from gostx.testing.netns import Lab, Namespace, wait_until
+
+pytestmark = [pytest.mark.netns, pytest.mark.e2e]
+
+BEHIND4 = "10.201.0.1"
+BEHIND6 = "fd00:201::1"
+TUNGO_NET = "192.168.123.1/24,fd00:123::1/64"
+HTTP_PORT = 8080
+ECHO_PORT = 7007
+UDP_PORT = 5353
+
+
+@dataclass
+class TungoLab:
+    lab: Lab
+    a: Namespace
+    b: Namespace
+    a_if: str
+    b_ip: str
+    b_ip6: str
+    www: Path
+
+
+@pytest.fixture
+def tlab(lab: Lab, tmp_path: Path) -> TungoLab:
+    a = lab.namespace("a")
+    b = lab.namespace("b")
+    a_if, b_if = lab.link(a, "10.200.1.1/24", b, "10.200.1.2/24")
+    a.run(["ip", "-6", "addr", "add", "fd00:200::1/64", "dev", a_if, "nodad"])
+    b.run(["ip", "-6", "addr", "add", "fd00:200::2/64", "dev", b_if, "nodad"])
+    b.run(["ip", "addr", "add", f"{BEHIND4}/32", "dev", "lo"])
+    b.run(["ip", "-6", "addr", "add", f"{BEHIND6}/128", "dev", "lo"])
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.txt").write_text("hello through tungo\n")
+    b.popen(["python3", "-m", "http.server", "--bind", "::", "--directory", str(www), str(HTTP_PORT)])
+    b.popen(["python3", "-c", ECHO_SERVER])
+    assert wait_until(lambda: _listening(b, HTTP_PORT) and _listening(b, ECHO_PORT) and _listening(b, UDP_PORT),
+                      timeout=15), "servers in B did not start"
+    return TungoLab(lab, a, b, a_if, "10.200.1.2", "fd00:200::2", www)
+
+
+ECHO_SERVER = textwrap.dedent(f"""
+    import socket, threading
+    def tcp():
+        srv = socket.create_server(("::", {ECHO_PORT}), family=socket.AF_INET6, dualstack_ipv6=True, backlog=512)
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    def serve(conn):
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+    def udp(family, addr):  # bound to the address: replies come from it (a wildcard socket would not)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((addr, {UDP_PORT}))
+        while True:
+            data, peer = sock.recvfrom(65536)
+            sock.sendto(data, peer)
+    threading.Thread(target=tcp, daemon=True).start()
+    threading.Thread(target=udp, args=(socket.AF_INET6, "{BEHIND6}"), daemon=True).start()
+    udp(socket.AF_INET, "{BEHIND4}")
+""")
+
+
+def _listening(ns: Namespace, port: int) -> bool:
+    out = ns.run(["ss", "-Hltun"], check=False).stdout
+    return f":{port} " in out
+
+
+def stack_up(g: GostProcess) -> bool:
+    return any(str(r.get("msg", "")).startswith("tungo stack on ") for r in g.log_records())
+
+
+def start_tungo(t: TungoLab, query: str = "", extra: tuple[str, ...] = ()) -> GostProcess:
+    url = f"tungo://:0?name=tungo&net={TUNGO_NET}&interface={t.a_if}{query}"
+    return start_gost(t.a, ["-L", url, *extra], ready=stack_up)
+
+
+def route_default_into_tungo(t: TungoLab) -> None:
+    """The seed's routing: tungo is the primary gateway, the veth the backup."""
+    t.a.run(["ip", "route", "add", "default", "via", t.b_ip, "dev", t.a_if, "metric", "10"])
+    t.a.run(["ip", "route", "add", "default", "dev", "tungo", "metric", "1"])
+    t.a.run(["ip", "-6", "route", "add", "default", "via", t.b_ip6, "dev", t.a_if, "metric", "10"])
+    t.a.run(["ip", "-6", "route", "add", "default", "dev", "tungo", "metric", "1"])
+
+
+@pytest.fixture
+def tungo(tlab: TungoLab) -> Iterator[GostProcess]:
+    gost = start_tungo(tlab, "&udpTimeout=2s")
+    route_default_into_tungo(tlab)
+    yield gost
+
+
+def curl(ns: Namespace, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return ns.run(["curl", "-sS", "--max-time", "20", *args, url], check=False, timeout=40)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_curl_through_tungo_direct(tlab: TungoLab, tungo: GostProcess) -> None:
+    result = curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello through tungo\n"
+    stats = tungo.stats()
+    assert stats["tcp_flows"] >= 1 and stats["tcp_down_bytes"] > len(result.stdout), stats
+    assert tungo.find(lambda r: r.get("dst") == f"{BEHIND4}:{HTTP_PORT}")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_ipv6_inner_traffic(tlab: TungoLab, tungo: GostProcess) -> None:
+    result = curl(tlab.a, f"http://[{BEHIND6}]:{HTTP_PORT}/index.txt")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello through tungo\n"
+    assert tungo.find(lambda r: r.get("dst") == f"[{BEHIND6}]:{HTTP_PORT}")
+    ping6 = tlab.a.run(["ping", "-6", "-n", "-c", "2", "-W", "2", "2001:db8::99"], check=False)
+    assert ping6.returncode == 0, ping6.stdout
+
+
+def test_ping_to_any_address_is_answered(tlab: TungoLab, tungo: GostProcess) -> None:
+    for ip in ("10.123.45.67", "203.0.113.9", BEHIND4):
+        result = tlab.a.run(["ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", ip], check=False)
+        assert result.returncode == 0, f"no echo reply from {ip}: {result.stdout}"
+        assert "ttl=64" in result.stdout  # lwIP's answer, not a host's
+    assert tungo.stats()["tun_tx_pkts"] >= 6
+
+
+IPERF_TIMEOUT = 90
+
+
+@pytest.mark.skipif(shutil.which("iperf3") is None, reason="needs iperf3")
+@pytest.mark.parametrize("reverse", [False, True], ids=["upload", "download"])
+def test_iperf3_tcp_completes(tlab: TungoLab, tungo: GostProcess, reverse: bool) -> None:
+    tlab.b.popen(["iperf3", "-s", "-1", "-B", BEHIND4])
+    assert wait_until(lambda: _listening(tlab.b, 5201), timeout=10)
+    argv = ["iperf3", "-c", BEHIND4, "-t", "2", "-J", *(["-R"] if reverse else [])]
+    out = tlab.a.run(argv, timeout=IPERF_TIMEOUT, check=False)
+    result = json.loads(out.stdout)
+    assert "error" not in result, result.get("error")
+    sent, received = result["end"]["sum_sent"]["bytes"], result["end"]["sum_received"]["bytes"]
+    assert sent > 5_000_000 and received > 0.9 * sent, (sent, received)
+    stats = tungo.stats()
+    moved = stats["tcp_down_bytes"] if reverse else stats["tcp_up_bytes"]
+    assert moved >= received, (moved, received)
+
+
+ECHO_CHECK = textwrap.dedent("""
+    import hashlib, socket, sys, threading
+    host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    data = hashlib.shake_256(b"tungo").digest(size)
+    s = socket.create_connection((host, port), timeout=60)
+    def send():
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    threading.Thread(target=send, daemon=True).start()
+    h, n = hashlib.sha256(), 0
+    while chunk := s.recv(1 << 20):
+        h.update(chunk)
+        n += len(chunk)
+    print(n, h.hexdigest() == hashlib.sha256(data).hexdigest())
+""")
+
+
+@pytest.mark.parametrize("dst", [BEHIND4, BEHIND6])
+def test_bytes_arrive_exactly_both_ways(tlab: TungoLab, tungo: GostProcess, dst: str) -> None:
+    """32 MiB to an echo server and back through tungo (TSO in, GSO out): every byte, in order."""
+    size = 32 * 1024 * 1024
+    out = tlab.a.run(["python3", "-c", ECHO_CHECK, dst, str(ECHO_PORT), str(size)], timeout=120)
+    assert out.stdout.split() == [str(size), "True"], out.stdout + out.stderr
+    stats = tungo.stats()
+    assert stats["tcp_up_bytes"] >= size and stats["tcp_down_bytes"] >= size, stats
+
+
+UDP_CLIENT = textwrap.dedent("""
+    import socket, sys
+    host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    ok = 0
+    for i in range(count):
+        msg = f"ping {i} ".encode() * (1 + i * 97 % 600)
+        s.sendto(msg, (host, port))
+        data, peer = s.recvfrom(65536)
+        ok += data == msg and peer[0] == host and peer[1] == port
+    print(ok, s.getsockname()[1])
+""")
+
+
+def test_udp_echo_and_session_expiry(tlab: TungoLab, tungo: GostProcess) -> None:
+    out = tlab.a.run(["python3", "-c", UDP_CLIENT, BEHIND4, str(UDP_PORT), "20"], timeout=60)
+    ok, _port = out.stdout.split()
+    assert ok == "20", out.stdout  # every reply came back, from the original destination address and port
+    stats = tungo.stats()
+    assert stats["udp_sessions"] == 1 and stats["udp_up_pkts"] >= 20 and stats["udp_down_pkts"] >= 20, stats
+    # udpTimeout=2s: the idle session ends (the sweep runs every second)
+    assert wait_until(lambda: tungo.stats()["udp_expired"] >= 1, timeout=10), tungo.stats()
+    assert tungo.stats()["udp_active"] == 0
+    out6 = tlab.a.run(["python3", "-c", UDP_CLIENT, BEHIND6, str(UDP_PORT), "3"], timeout=60)
+    assert out6.stdout.split()[0] == "3", out6.stdout
+
+
+CONCURRENT_CLIENT = textwrap.dedent("""
+    import asyncio, hashlib, sys
+    host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    async def one(i):
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 60)
+        payload = hashlib.sha256(str(i).encode()).digest() * (64 + i)
+        writer.write(payload)
+        await writer.drain()
+        got = await asyncio.wait_for(reader.readexactly(len(payload)), 60)
+        writer.close()
+        return got == payload
+    async def main():
+        results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+        print(sum(r is True for r in results), [repr(r) for r in results if r is not True][:3])
+    asyncio.run(main())
+""")
+
+
+def test_200_concurrent_tcp_connections(tlab: TungoLab, tungo: GostProcess) -> None:
+    out = tlab.a.run(["python3", "-c", CONCURRENT_CLIENT, BEHIND4, str(ECHO_PORT), "200"], timeout=150)
+    assert out.stdout.startswith("200 "), out.stdout + out.stderr
+    stats = tungo.stats()
+    assert stats["tcp_flows"] >= 200, stats
+    assert wait_until(lambda: tungo.stats()["tcp_active"] == 0, timeout=20), tungo.stats()
+
+
+SEED_YAML = """\
+services:
+- name: service-0
+  addr: :0
+  handler:
+    type: tungo
+    chain: chain-0
+    metadata:
+      udpTimeout: 30s   # UDP session timeout
+  listener:
+    type: tungo
+    metadata:
+      name: tungo    # default name is tungo
+      net: 192.168.123.1/24
+      mtu: 1420      # default mtu is 1420
+      dns: 1.1.1.1   # dns server
+  metadata:
+    postUp:   # Automatically update the routing table through service postUp
+    - ip route delete default
+    - ip route add default via 192.168.1.1 dev eth0 metric 10
+    - ip route add default dev tungo metric 1
+    # - ip -6 route add default dev tungo metric 1
+
+chains:
+- name: chain-0
+  hops:
+  - name: hop-0
+    metadata:
+      interface: eth0
+    nodes:
+    - name: node-0
+      addr: SERVER_IP:443
+      connector:
+        type: relay
+      dialer:
+        type: wss
+"""
+
+
+def seed_yaml(t: TungoLab, with_chain: bool) -> str:
+    """The seed's Linux YAML with this lab's names: eth0 -> A's veth, 192.168.1.1 -> B, SERVER_IP -> B.
+    Without a chain (its relay+wss is not in this project yet), the handler's `chain:` and the `chains:`
+    section are left out and the chain hop's `interface` becomes the service's, so direct dials leave
+    through the veth."""
+    text = SEED_YAML.replace("eth0", t.a_if).replace("192.168.1.1", t.b_ip).replace("SERVER_IP", t.b_ip)
+    if with_chain:
+        return text
+    text = text.replace("    chain: chain-0\n", "").split("\nchains:")[0]
+    return text.replace("  metadata:\n    postUp:", f"  metadata:\n    interface: {t.a_if}\n    postUp:")
+
+
+def test_seed_yaml_postup_routes_are_in_place(tlab: TungoLab, tmp_path: Path) -> None:
+    tlab.a.run(["ip", "route", "add", "default", "via", tlab.b_ip, "dev", tlab.a_if])  # the default it deletes
+    config = tmp_path / "gost.yaml"
+    config.write_text(seed_yaml(tlab, with_chain=False))
+    gost = start_gost(tlab.a, ["-C", str(config)], ready=stack_up)
+    routes = json.loads(tlab.a.run(["ip", "-j", "route", "show", "default"]).stdout)
+    by_dev = {r["dev"]: r for r in routes}
+    assert by_dev["tungo"].get("metric") == 1, routes
+    assert by_dev[tlab.a_if].get("gateway") == tlab.b_ip and by_dev[tlab.a_if].get("metric") == 10, routes
+    assert len(routes) == 2, routes  # the old default route is gone
+    link = json.loads(tlab.a.run(["ip", "-j", "addr", "show", "tungo"]).stdout)[0]
+    assert link["mtu"] == 1420
+    assert any(a["local"] == "192.168.123.1" and a["prefixlen"] == 24 for a in link["addr_info"])
+    # no systemd-resolved in a test namespace: the dns option says it is not applied
+    assert gost.find(lambda r: "dns 1.1.1.1 is not applied" in str(r.get("msg", "")))
+    result = curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt")
+    assert result.returncode == 0 and result.stdout == "hello through tungo\n", result.stderr
+
+
+def test_seed_yaml_with_its_relay_wss_chain_is_a_one_line_error(tlab: TungoLab, tmp_path: Path) -> None:
+    """The seed's chain is relay over wss, which this project does not have yet: one line, no device left."""
+    config = tmp_path / "gost.yaml"
+    config.write_text(seed_yaml(tlab, with_chain=True))
+    result = tlab.a.run([*GOST, "-C", str(config)], check=False, timeout=60)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # not JSON log lines
+    assert len(errors) == 1 and "relay" in errors[0], result.stderr
+    assert "tungo" not in tlab.a.run(["ip", "link"]).stdout
+
+
+def test_seed_cli_with_relay_wss_is_a_one_line_error(tlab: TungoLab) -> None:
+    argv = [*GOST, "-L", "tungo://:0?name=tungo&net=192.168.123.1/24&mtu=1420&dns=1.1.1.1",
+            "-F", f"relay+wss://{tlab.b_ip}:443?interface={tlab.a_if}"]
+    result = tlab.a.run(argv, check=False, timeout=60)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(errors) == 1 and "relay" in errors[0], result.stderr
+
+
+def start_socks5_server(t: TungoLab) -> GostProcess:
+    return start_gost(t.b, ["-L", "socks5://:1080"],
+                      ready=lambda g: any("listening" in str(r.get("msg", "")) for r in g.log_records()))
+
+
+def socks5_targets(server: GostProcess) -> list[str]:
+    """The targets B's SOCKS5 server connected to (its `<->` / `>-<` log lines)."""
+    return [str(r.get("msg", "")).split(" ", 2)[-1] for r in server.log_records()
+            if "<->" in str(r.get("msg", "")) or ">-<" in str(r.get("msg", ""))]
+
+
+def test_through_a_socks5_chain(tlab: TungoLab) -> None:
+    """`-F socks5://B:1080`: TCP (CONNECT, spliced in C) and UDP (GOST's UDP-over-TCP frames) through B."""
+    server = start_socks5_server(tlab)
+    gost = start_tungo(tlab, "&udpTimeout=2s", ("-F", f"socks5://{tlab.b_ip}:1080?interface={tlab.a_if}"))
+    route_default_into_tungo(tlab)
+    assert gost.find(lambda r: "(chain chain-0)" in str(r.get("msg", "")))
+    result = curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt")
+    assert result.returncode == 0 and result.stdout == "hello through tungo\n", result.stderr
+    size = 4 * 1024 * 1024
+    out = tlab.a.run(["python3", "-c", ECHO_CHECK, BEHIND4, str(ECHO_PORT), str(size)], timeout=120)
+    assert out.stdout.split() == [str(size), "True"], out.stdout + out.stderr
+    udp = tlab.a.run(["python3", "-c", UDP_CLIENT, BEHIND4, str(UDP_PORT), "5"], timeout=60)
+    assert udp.stdout.split()[0] == "5", udp.stdout + udp.stderr
+    assert wait_until(lambda: any(BEHIND4 in t for t in socks5_targets(server)), timeout=10), server.log_lines()[-5:]
+    assert wait_until(lambda: gost.stats()["udp_expired"] >= 1, timeout=15), gost.stats()
+
+
+@pytest.fixture
+def example_com(tlab: TungoLab) -> Iterator[str]:
+    """example.com resolves to B's loopback address in namespace A (ip netns exec reads /etc/netns/NS/hosts)."""
+    directory = Path("/etc/netns") / tlab.a.name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hosts").write_text(f"127.0.0.1 localhost\n{BEHIND4} example.com\n")
+    try:
+        yield "example.com"
+    finally:
+        (directory / "hosts").unlink(missing_ok=True)
+        directory.rmdir()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_seed_sniffing_and_bypass_example(tlab: TungoLab, example_com: str) -> None:
+    """The seed's "Traffic Sniffing and Bypass" example, with a SOCKS5 hop for relay+wss: the sniffed host
+    example.com matches the hop's bypass and goes directly through the service `interface`; traffic
+    without that name goes through the chain."""
+    server = start_socks5_server(tlab)
+    gost = start_tungo(tlab, "&sniffing=true",
+                       ("-F", f"socks5://{tlab.b_ip}:1080?interface={tlab.a_if}&bypass={example_com}"))
+    route_default_into_tungo(tlab)
+    by_name = curl(tlab.a, f"http://{example_com}:{HTTP_PORT}/index.txt")
+    assert by_name.returncode == 0 and by_name.stdout == "hello through tungo\n", by_name.stderr
+    assert wait_until(lambda: gost.find(lambda r: r.get("host") == f"{example_com}:{HTTP_PORT}"), timeout=10)
+    by_ip = curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt")
+    assert by_ip.returncode == 0 and by_ip.stdout == "hello through tungo\n", by_ip.stderr
+    assert wait_until(lambda: any(BEHIND4 in t for t in socks5_targets(server)), timeout=10)
+    assert not any(example_com in t for t in socks5_targets(server)), socks5_targets(server)  # went direct
+    # UDP: the DNS question of a session's first datagram is recorded (debug log)
+    tlab.a.run(["python3", "-c", DNS_QUERY, BEHIND4, str(UDP_PORT)], timeout=60)
+    assert wait_until(lambda: gost.find(lambda r: r.get("dns") == "gostx.example"), timeout=10)
+
+
+DNS_QUERY = textwrap.dedent("""
+    import socket, struct, sys
+    name = b"\\x05gostx\\x07example\\x00"
+    query = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.sendto(query, (sys.argv[1], int(sys.argv[2])))
+    assert s.recv(512) == query  # the echo server sends it back
+""")
+
+
+def test_routing_loop_is_refused_with_a_hint(tlab: TungoLab) -> None:
+    """Without `interface`, a direct dial follows the default route back into tungo: refused, not looped."""
+    gost = start_gost(tlab.a, ["-L", f"tungo://:0?name=tungo&net={TUNGO_NET}"], ready=stack_up)
+    tlab.a.run(["ip", "route", "add", "default", "dev", "tungo"])
+    result = curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt", "--max-time", "5")
+    assert result.returncode != 0
+    assert wait_until(lambda: gost.find(lambda r: "comes back into tungo" in str(r.get("msg", ""))), timeout=10)
+    time.sleep(0.5)
+    stats = gost.stats()
+    assert stats["tcp_flows"] <= 4, stats  # the original flow and its echo, not an avalanche
+    assert gost.alive()
+
+
+def test_sigterm_removes_the_device(tlab: TungoLab, tungo: GostProcess) -> None:
+    assert curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt").returncode == 0
+    assert tungo.stop() == 0
+    assert "tungo" not in tlab.a.run(["ip", "link"]).stdout
+    assert tungo.find(lambda r: "tungo device tungo removed" in str(r.get("msg", "")))
+
+
+def test_route_option_routes_into_the_device(tlab: TungoLab) -> None:
+    """The seed's macOS form (`route=1.0.0.0/8,2.0.0.0/8`) on Linux: routes through the tungo device."""
+    start_tungo(tlab, "&route=10.77.0.0/16,10.78.1.0/24&mtu=1300")
+    routes = json.loads(tlab.a.run(["ip", "-j", "route", "show", "dev", "tungo"]).stdout)
+    assert {"10.77.0.0/16", "10.78.1.0/24"} <= {r["dst"] for r in routes}, routes
+    assert json.loads(tlab.a.run(["ip", "-j", "link", "show", "tungo"]).stdout)[0]["mtu"] == 1300
+    ping = tlab.a.run(["ping", "-n", "-c", "1", "-W", "2", "10.77.3.4"], check=False)
+    assert ping.returncode == 0, ping.stdout  # answered by the stack: the route leads into tungo
