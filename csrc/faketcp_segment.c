@@ -7,51 +7,16 @@
 #include <string.h>
 
 #include "gx/faketcp.h"
+#include "gx/tun.h"
 
 #define SNAP_ALL 0x40000u            /* BPF "accept": the whole segment */
 
 /* ---------------------------------------------------------------------------------------------- */
-/* checksums (RFC 1071, summed as native 16-bit words) */
-
-static uint64_t sum_bytes(const uint8_t *p, size_t n, uint64_t acc) {
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        acc += (w & 0xffffffffu) + (w >> 32);
-        p += 8;
-        n -= 8;
-    }
-    if (n >= 4) {
-        uint32_t w;
-        memcpy(&w, p, 4);
-        acc += w;
-        p += 4;
-        n -= 4;
-    }
-    if (n >= 2) {
-        uint16_t w;
-        memcpy(&w, p, 2);
-        acc += w;
-        p += 2;
-        n -= 2;
-    }
-    if (n) {
-        uint16_t w = 0;
-        memcpy(&w, p, 1);
-        acc += w;
-    }
-    return acc;
-}
-
-static uint16_t fold(uint64_t acc) {
-    while (acc >> 16)
-        acc = (acc & 0xffffu) + (acc >> 16);
-    return (uint16_t)acc;
-}
+/* checksums (RFC 1071, summed as native 16-bit words): the shared gx_csum_add/gx_csum_fold */
 
 /* The pseudo-header sum for a TCP segment of tcp_len bytes. */
 static uint64_t pseudo_sum(const uint8_t *src, const uint8_t *dst, int v6, uint32_t tcp_len) {
-    uint64_t acc = v6 ? sum_bytes(src, 16, sum_bytes(dst, 16, 0)) : sum_bytes(src, 4, sum_bytes(dst, 4, 0));
+    uint64_t acc = v6 ? gx_csum_add(src, 16, gx_csum_add(dst, 16, 0)) : gx_csum_add(src, 4, gx_csum_add(dst, 4, 0));
     acc += htons(IPPROTO_TCP);
     acc += htons((uint16_t)(tcp_len >> 16)) + htons((uint16_t)tcp_len);
     return acc;
@@ -115,7 +80,7 @@ int gx_faketcp_csum_ok(const uint8_t *pkt, const struct gx_faketcp_seg *seg) {
     uint32_t ihl = (uint32_t)(pkt[0] & 0x0f) * 4u;
     uint32_t tcp_len = seg->hdr_len - ihl + seg->payload_len;
     uint64_t acc = pseudo_sum(pkt + 12, pkt + 16, 0, tcp_len);
-    return fold(sum_bytes(pkt + ihl, tcp_len, acc)) == 0xffff;
+    return gx_csum_fold(gx_csum_add(pkt + ihl, tcp_len, acc)) == 0xffff;
 }
 
 void gx_faketcp_build(uint8_t hdr[GX_FAKETCP_HDR], uint16_t sport, uint16_t dport, uint32_t seq,
@@ -133,10 +98,10 @@ void gx_faketcp_build(uint8_t hdr[GX_FAKETCP_HDR], uint16_t sport, uint16_t dpor
     if (src == NULL || dst == NULL)
         return;
     uint64_t acc = pseudo_sum(src, dst, v6, GX_FAKETCP_HDR + payload_len);
-    acc = sum_bytes(hdr, GX_FAKETCP_HDR, acc);
+    acc = gx_csum_add(hdr, GX_FAKETCP_HDR, acc);
     if (payload_len > 0)
-        acc = sum_bytes(payload, payload_len, acc);
-    uint16_t c = (uint16_t)~fold(acc);
+        acc = gx_csum_add(payload, payload_len, acc);
+    uint16_t c = (uint16_t)~gx_csum_fold(acc);
     memcpy(hdr + 16, &c, 2);
 }
 
