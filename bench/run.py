@@ -2,7 +2,7 @@
 
     python -m bench.run [--reps N] [--seconds S] [--rows PATTERN,...] [--out DIR] [--list]
 
-Each option also reads an environment variable: BENCH_REPS (3), BENCH_SECONDS (5), BENCH_ROWS (all),
+Each option also reads an environment variable: BENCH_REPS (3), BENCH_SECONDS (3), BENCH_ROWS (all),
 BENCH_OUT (bench/results), BENCH_TUNNEL_TIMEOUT (15). Repetitions are interleaved (rep 1 of every
 row, then rep 2, ...) so that the ratios to the bare veth compare runs made side by side.
 """
@@ -42,7 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=_positive(int, "BENCH_REPS"), default=env.get("BENCH_REPS", "3"))
     parser.add_argument(
-        "--seconds", type=_positive(float, "BENCH_SECONDS"), default=env.get("BENCH_SECONDS", "5")
+        "--seconds", type=_positive(float, "BENCH_SECONDS"), default=env.get("BENCH_SECONDS", "3")
     )
     parser.add_argument(
         "--rows", default=env.get("BENCH_ROWS", ""), help="comma-separated row keys, substrings or globs"
