@@ -113,10 +113,11 @@ def test_a_socks5_chain_builds_the_router() -> None:
 
 
 def test_a_chain_this_project_cannot_build_is_a_one_line_error() -> None:
-    service = _cli_service("tungo://:0?net=192.168.123.1/24", "relay+wss://10.0.0.9:443?interface=eth0")
+    # gost registers `ss`; gostx has no shadowsocks connector
+    service = _cli_service("tungo://:0?net=192.168.123.1/24", "ss+wss://10.0.0.9:443?interface=eth0")
     with pytest.raises(GostError) as info:
         asyncio.run(service.handler.init())
-    assert "relay" in str(info.value) and "\n" not in str(info.value)
+    assert "ss" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_sniffing_options_are_gosts() -> None:
