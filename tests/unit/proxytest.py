@@ -42,9 +42,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 @asynccontextmanager
 async def gost(services: list[str], nodes: list[str] | None = None) -> AsyncIterator[Runner]:
     """`gost -L ... -F ...` running in this loop until the block ends."""
+    load_builtin_plugins()
     runner = Runner(build_config(services, nodes or []))
     task = asyncio.create_task(runner.run())
-    for _ in range(200):
+    for _ in range(500):
         if len(runner.started) == len(runner.services) or task.done():
             break
         await asyncio.sleep(0.01)
@@ -58,11 +59,15 @@ async def gost(services: list[str], nodes: list[str] | None = None) -> AsyncIter
 
 
 @asynccontextmanager
-async def echo_tcp() -> AsyncIterator[int]:
+async def echo_tcp(prefix: bytes = b"") -> AsyncIterator[int]:
+    """A TCP echo server on loopback (each chunk sent back after `prefix`); yields its port."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
+        try:
+            while data := await reader.read(65536):
+                writer.write(prefix + data if prefix else data)
+                await writer.drain()
+        except ConnectionError:
+            pass
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
