@@ -170,18 +170,6 @@ static uint16_t window_value(void) {
     return (uint16_t)(tx.rng | 0x8000u);
 }
 
-static int wait_writable(int fd, int stop_fd) {
-    struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = stop_fd, .events = POLLIN}};
-    for (;;) {
-        int r = poll(p, 2, 1000);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (p[1].revents)
-            return 0;
-        if (r > 0)
-            return 1;
-    }
-}
 
 /* Prepare message m for datagram d on flow p. Server messages carry the destination and the source
  * address (IP_PKTINFO / IPV6_PKTINFO). */
@@ -251,7 +239,7 @@ static uint64_t tx_flush(int m, int stop_fd, uint64_t *bytes, bool *stopped) {
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-                if (!wait_writable(fd, stop_fd))
+                if (!gx_transport_wait_writable(fd, stop_fd))
                     *stopped = true;
                 continue;
             }

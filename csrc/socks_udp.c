@@ -193,20 +193,6 @@ static int stream_recv(void *state, struct gx_batch *b, uint64_t *bytes) {
     return s->ended ? s->ended : -EAGAIN;
 }
 
-/* Wait until fd is writable; 0 when stop_fd became readable. */
-static int wait_writable(int fd, int stop_fd) {
-    struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = stop_fd, .events = POLLIN}};
-    for (;;) {
-        int r = poll(p, stop_fd >= 0 ? 2 : 1, 1000);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (stop_fd >= 0 && p[1].revents)
-            return 0;
-        if (r > 0)
-            return 1;
-    }
-}
-
 /* Write iov[0..cnt) completely. 0, or -errno (stopped: -EINTR). */
 static int writev_all(int fd, struct iovec *iov, int cnt, int stop_fd) {
     while (cnt > 0) {
@@ -215,7 +201,7 @@ static int writev_all(int fd, struct iovec *iov, int cnt, int stop_fd) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                if (!wait_writable(fd, stop_fd))
+                if (!gx_transport_wait_writable(fd, stop_fd))
                     return -EINTR;
                 continue;
             }

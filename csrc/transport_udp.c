@@ -46,14 +46,14 @@ struct udp_state {
 #define GSO_MAX_SEGS 64           /* the kernel's UDP_MAX_SEGMENTS is at least 64 */
 #define GSO_MAX_BYTES 60000       /* well under 64 KiB minus the IPv6 and UDP headers */
 
-/* Wait until fd is writable; false when stop_fd became readable. */
-static int wait_writable(int fd, int stop_fd) {
+/* For transports' send: wait until fd is writable (1), or until stop_fd (when >= 0) is readable (0). */
+int gx_transport_wait_writable(int fd, int stop_fd) {
     struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = stop_fd, .events = POLLIN}};
     for (;;) {
-        int r = poll(p, 2, 1000);
+        int r = poll(p, stop_fd >= 0 ? 2 : 1, 1000);
         if (r < 0 && errno == EINTR)
             continue;
-        if (p[1].revents)
+        if (stop_fd >= 0 && p[1].revents)
             return 0;
         if (r > 0)
             return 1;
@@ -117,7 +117,7 @@ static int udp_send_plain(const struct udp_state *u, const struct gx_tunnel_dgra
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-                if (!wait_writable(u->fd, stop_fd)) {
+                if (!gx_transport_wait_writable(u->fd, stop_fd)) {
                     *dropped += (uint64_t)(n - sent - done);
                     return sent + done;
                 }
@@ -274,7 +274,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == ENOBUFS) {
-                if (!wait_writable(u->fd, stop_fd)) {
+                if (!gx_transport_wait_writable(u->fd, stop_fd)) {
                     *dropped += (uint64_t)(n - sent);
                     return sent;
                 }

@@ -116,6 +116,9 @@ struct gx_transport {
     void (*close)(void *state);    /* free state (fds stay owned by whoever opened them); may be NULL */
 };
 
+/* For transports' send: wait until fd is writable (1), or until stop_fd (when >= 0) is readable (0). */
+int gx_transport_wait_writable(int fd, int stop_fd);
+
 /* The default transport: datagrams on a bound, non-blocking UDP socket (recvmmsg/sendmmsg). */
 int gx_transport_udp(struct gx_transport *out, int fd);
 
