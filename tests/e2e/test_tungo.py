@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from relay_helpers import dns_query, log_tail, udp_exchange
 
 from gostx.testing.gost import GostProcess, start_gost
 from gostx.testing.netns import Lab, Namespace, wait_until
@@ -362,50 +363,244 @@ def test_through_a_socks5_chain(tlab: TungoLab) -> None:
     assert wait_until(lambda: gost.stats()["udp_expired"] >= 1, timeout=15), gost.stats()
 
 
+# ---- the seed's "Traffic Sniffing and Bypass" example (issue 9) ------------------------------------------
+#
+# tungo in A with sniffing, chained to a real relay+wss server in B, hop bypass `example.com`. The far side
+# is a server in B (on 10.201.0.1, which A reaches only through tungo) that answers every request with the
+# source address it saw: a flow tungo dials directly (bypassed) leaves A through its veth and arrives from
+# 10.200.1.1; a flow through the chain is dialed by the relay server from inside B and arrives from a B
+# address. example.com and other.test both resolve to 10.201.0.1 (in A and in B), so the destination IP of
+# the flows is the same and only the sniffed name (TLS SNI, HTTP Host) decides the route.
+
+SNIFF_SEED_CLI = ("tungo://:0?name=tungo&net=192.168.123.1/24&mtu=1420&dns=1.1.1.1&interface={eth0}"
+                  "&sniffing=true&sniffing.udp=true",
+                  "relay+wss://{server}:443?interface={eth0}&bypass=example.com")
+
+SNIFF_SEED_YAML = """\
+services:
+- name: service-0
+  addr: :0
+  handler:
+    type: tungo
+    chain: chain-0
+    metadata:
+      sniffing: true
+      sniffing.udp: true
+      sniffing.timeout: 1s
+      sniffing.fallback: true
+  listener:
+    type: tungo
+    metadata:
+      name: tungo    # default name is tungo
+      net: 192.168.123.1/24
+      mtu: 1420      # default mtu is 1420
+      dns: 1.1.1.1   # dns server
+  metadata:
+    interface: eth0
+
+chains:
+- name: chain-0
+  hops:
+  - name: hop-0
+    bypass: bypass-0
+    metadata:
+      interface: eth0
+    nodes:
+    - name: node-0
+      addr: SERVER_IP:443
+      connector:
+        type: relay
+      dialer:
+        type: wss
+
+bypasses:
+- name: bypass-0
+  matchers:
+  - example.com
+"""
+
+A_IP = "10.200.1.1"   # A's veth: the source of tungo's direct dials
+B_ADDRESSES = {BEHIND4, "10.200.1.2"}  # where a connection dialed by B's relay server comes from
+BYPASSED, OTHER = "example.com", "other.test"
+PEER_HTTP, PEER_HTTPS, PEER_DNS = 8081, 8443, 53
+
+PEER_SERVER = textwrap.dedent("""
+    import socket, ssl, struct, sys, threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    host, http_port, https_port, dns_port, cert, key = sys.argv[1:7]
+
+    class Peer(BaseHTTPRequestHandler):  # the body is the client's address as this server saw it
+        def do_GET(self):
+            body = self.client_address[0].encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *args):
+            pass
+
+    class TlsPeer(Peer):
+        def setup(self):
+            self.request.do_handshake()  # in the handler's thread, not in accept()
+            super().setup()
+
+    def dns(sock):  # answers every question with an A record holding the querier's address
+        while True:
+            query, peer = sock.recvfrom(4096)
+            if len(query) < 12:
+                continue
+            head = query[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)
+            answer = b"\\xc0\\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(peer[0])
+            sock.sendto(head + query[12:] + answer, peer)
+
+    plain = ThreadingHTTPServer((host, int(http_port)), Peer)
+    tls = ThreadingHTTPServer((host, int(https_port)), TlsPeer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.socket = context.wrap_socket(tls.socket, server_side=True, do_handshake_on_connect=False)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((host, int(dns_port)))
+    threading.Thread(target=dns, args=(udp,), daemon=True).start()
+    threading.Thread(target=tls.serve_forever, daemon=True).start()
+    plain.serve_forever()
+""")
+
+
+@dataclass
+class SniffLab:
+    t: TungoLab
+    gost: GostProcess    # tungo in A
+    relay: GostProcess   # relay+wss in B
+    fallback: bool       # sniffing.fallback (the YAML sets it, the CLI does not)
+
+    def relay_targets(self, network: str = "tcp") -> set[str]:
+        return {str(r["dst"]) for r in self.relay.log_records()
+                if r.get("network") == network and "<->" in str(r.get("msg", ""))}
+
+
 @pytest.fixture
-def example_com(tlab: TungoLab) -> Iterator[str]:
-    """example.com resolves to B's loopback address in namespace A (ip netns exec reads /etc/netns/NS/hosts)."""
-    directory = Path("/etc/netns") / tlab.a.name
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "hosts").write_text(f"127.0.0.1 localhost\n{BEHIND4} example.com\n")
+def sniff_hosts(tlab: TungoLab) -> Iterator[None]:
+    """example.com and other.test resolve to B's loopback address in A (curl, tungo's direct dials) and in B
+    (the relay server's dials): `ip netns exec NS` bind-mounts /etc/netns/NS/hosts over /etc/hosts."""
+    made = []
+    for ns in (tlab.a, tlab.b):
+        directory = Path("/etc/netns") / ns.name
+        directory.mkdir(parents=True, exist_ok=True)
+        made.append(directory)
+        (directory / "hosts").write_text(f"127.0.0.1 localhost\n{BEHIND4} {BYPASSED} {OTHER}\n")
     try:
-        yield "example.com"
+        yield
     finally:
-        (directory / "hosts").unlink(missing_ok=True)
-        directory.rmdir()
+        for directory in made:
+            (directory / "hosts").unlink(missing_ok=True)
+            directory.rmdir()
+
+
+def self_signed_cert(folder: Path, name: str) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+@pytest.fixture(params=["cli", "yaml"])
+def sniff_lab(request: pytest.FixtureRequest, tlab: TungoLab, sniff_hosts: None, tmp_path: Path) -> SniffLab:
+    """The seed's example as CLI (`-L tungo://...&sniffing=true -F relay+wss://...&bypass=example.com`) or
+    as its YAML, with eth0 -> A's veth and SERVER_IP -> B's veth address; then the seed's routing."""
+    cert, key = self_signed_cert(tmp_path, BYPASSED)
+    tlab.b.popen(["python3", "-c", PEER_SERVER, BEHIND4, str(PEER_HTTP), str(PEER_HTTPS), str(PEER_DNS),
+                  str(cert), str(key)])
+    assert wait_until(lambda: all(_listening(tlab.b, p) for p in (PEER_HTTP, PEER_HTTPS, PEER_DNS)), timeout=15), \
+        "the peer-reporting servers in B did not start"
+    relay = start_gost(tlab.b, ["-L", "relay+wss://:443"],
+                       ready=lambda g: any("listening" in str(r.get("msg", "")) for r in g.log_records()))
+    if request.param == "cli":
+        listen, chain = (part.format(eth0=tlab.a_if, server=tlab.b_ip) for part in SNIFF_SEED_CLI)
+        args = ["-L", listen, "-F", chain]
+    else:
+        config = tmp_path / "gost.yaml"
+        config.write_text(SNIFF_SEED_YAML.replace("eth0", tlab.a_if).replace("SERVER_IP", tlab.b_ip))
+        args = ["-C", str(config)]
+    gost = start_gost(tlab.a, args, ready=stack_up)
+    tlab.a.run(["ip", "route", "add", "default", "via", tlab.b_ip, "dev", tlab.a_if, "metric", "10"])
+    tlab.a.run(["ip", "route", "add", "default", "dev", "tungo", "metric", "1"])
+    assert gost.find(lambda r: "(chain chain-0)" in str(r.get("msg", "")) and r.get("sniffing") is True)
+    return SniffLab(tlab, gost, relay, fallback=request.param == "yaml")
+
+
+def peer_seen(s: SniffLab, url: str) -> str:
+    """The source address the far side saw for a fetch of url from A (curl -k: TLS by name sends SNI)."""
+    result = curl(s.t.a, url, "-k")
+    assert result.returncode == 0, f"{url}: {result.stderr}\n" + "\n".join(s.gost.log_lines()[-10:])
+    return result.stdout
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-def test_seed_sniffing_and_bypass_example(tlab: TungoLab, example_com: str) -> None:
-    """The seed's "Traffic Sniffing and Bypass" example, with a SOCKS5 hop for relay+wss: the sniffed host
-    example.com matches the hop's bypass and goes directly through the service `interface`; traffic
-    without that name goes through the chain."""
-    server = start_socks5_server(tlab)
-    gost = start_tungo(tlab, "&sniffing=true",
-                       ("-F", f"socks5://{tlab.b_ip}:1080?interface={tlab.a_if}&bypass={example_com}"))
-    route_default_into_tungo(tlab)
-    by_name = curl(tlab.a, f"http://{example_com}:{HTTP_PORT}/index.txt")
-    assert by_name.returncode == 0 and by_name.stdout == "hello through tungo\n", by_name.stderr
-    assert wait_until(lambda: gost.find(lambda r: r.get("host") == f"{example_com}:{HTTP_PORT}"), timeout=10)
-    by_ip = curl(tlab.a, f"http://{BEHIND4}:{HTTP_PORT}/index.txt")
-    assert by_ip.returncode == 0 and by_ip.stdout == "hello through tungo\n", by_ip.stderr
-    assert wait_until(lambda: any(BEHIND4 in t for t in socks5_targets(server)), timeout=10)
-    assert not any(example_com in t for t in socks5_targets(server)), socks5_targets(server)  # went direct
-    # UDP: the DNS question of a session's first datagram is recorded (debug log)
-    tlab.a.run(["python3", "-c", DNS_QUERY, BEHIND4, str(UDP_PORT)], timeout=60)
-    assert wait_until(lambda: gost.find(lambda r: r.get("dns") == "gostx.example"), timeout=10)
+def test_sniffed_bypassed_name_goes_direct(sniff_lab: SniffLab) -> None:
+    """HTTP Host and TLS SNI `example.com` match the hop bypass: tungo dials the name itself, directly
+    through the service interface, so the far side sees A's veth address and the relay server sees nothing."""
+    s = sniff_lab
+    assert peer_seen(s, f"http://{BYPASSED}:{PEER_HTTP}/") == A_IP       # Host sniffed
+    assert peer_seen(s, f"https://{BYPASSED}:{PEER_HTTPS}/") == A_IP     # SNI sniffed
+    hosts = {r.get("host") for r in s.gost.log_records() if r.get("host")}
+    assert {f"{BYPASSED}:{PEER_HTTP}", f"{BYPASSED}:443"} <= hosts, hosts  # SNI has no port: gost's :443
+    dialed = {r.get("dst") for r in s.gost.log_records() if r.get("src")}
+    assert {f"{BYPASSED}:{PEER_HTTP}", f"{BYPASSED}:{PEER_HTTPS}"} <= dialed, dialed  # the name, original port
+    assert not any(BYPASSED in t for t in s.relay_targets()), s.relay_targets()
 
 
-DNS_QUERY = textwrap.dedent("""
-    import socket, struct, sys
-    name = b"\\x05gostx\\x07example\\x00"
-    query = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(10)
-    s.sendto(query, (sys.argv[1], int(sys.argv[2])))
-    assert s.recv(512) == query  # the echo server sends it back
-""")
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_other_traffic_goes_through_the_relay_wss_chain(sniff_lab: SniffLab) -> None:
+    """The same servers by IP (Host is the IP; no SNI) and by a name that is not bypassed: through the chain,
+    so they arrive from B's side, and the relay server dialed the target (the sniffed name where there
+    is one)."""
+    s = sniff_lab
+    for url in (f"http://{BEHIND4}:{PEER_HTTP}/", f"https://{BEHIND4}:{PEER_HTTPS}/",
+                f"http://{OTHER}:{PEER_HTTP}/", f"https://{OTHER}:{PEER_HTTPS}/"):
+        seen = peer_seen(s, url)
+        assert seen in B_ADDRESSES, f"{url} arrived from {seen}"
+    expected = {f"{BEHIND4}:{PEER_HTTP}", f"{BEHIND4}:{PEER_HTTPS}", f"{OTHER}:{PEER_HTTP}", f"{OTHER}:{PEER_HTTPS}"}
+    assert wait_until(lambda: expected <= s.relay_targets(), timeout=10), s.relay_targets()
+    assert {f"{OTHER}:{PEER_HTTP}", f"{OTHER}:443"} <= {r.get("host") for r in s.gost.log_records()}
 
+
+def test_dns_query_is_sniffed_and_routed_by_its_address(sniff_lab: SniffLab) -> None:
+    """A DNS query over UDP for the bypassed name. gost (spec v3.md 3.4, 4, 5) records a sniffed DNS question
+    but never routes on it: a UDP session is dialed to its destination IP:port, and the hop bypass is matched
+    on that address (10.201.0.1:53, no rule), so the query for example.com still goes through the chain (the
+    relay server's UDP path) and the answer comes back to A. The far side answers with an A record holding
+    the address it saw the query from: a B address."""
+    s = sniff_lab
+    answer = udp_exchange(s.t.a, BEHIND4, PEER_DNS, dns_query(0x5151, BYPASSED))
+    assert answer[:2] == b"\x51\x51" and len(answer) >= 16, answer.hex() + log_tail(s.gost, s.relay)
+    seen = ".".join(str(b) for b in answer[-4:])
+    assert seen in B_ADDRESSES, f"the query arrived from {seen}"
+    assert wait_until(lambda: s.gost.find(lambda r: r.get("dns") == BYPASSED), timeout=10)  # sniffed
+    assert f"{BEHIND4}:{PEER_DNS}" in s.relay_targets("udp"), s.relay.log_lines()[-10:]  # routed by address
+
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_sniffing_fallback_dials_the_original_address(sniff_lab: SniffLab) -> None:
+    """example.com now resolves (in A) to an address where nothing listens, and a client connects to the
+    server's IP with `Host: example.com`: the bypassed direct dial of the sniffed name is refused. The YAML
+    has `sniffing.fallback: true`: tungo then dials the original IP:port (through the chain, as it is not
+    bypassed); the CLI form has no fallback: the flow is closed (gost spec v3.md 4)."""
+    s = sniff_lab
+    hosts = Path("/etc/netns") / s.t.a.name / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n{s.t.b_ip} {BYPASSED}\n")  # in place: the bind mount sees it
+    result = curl(s.t.a, f"http://{BEHIND4}:{PEER_HTTP}/", "-H", f"Host: {BYPASSED}:{PEER_HTTP}")
+    assert s.gost.find(lambda r: r.get("host") == f"{BYPASSED}:{PEER_HTTP}")
+    direct = f"dial tcp {BYPASSED}:{PEER_HTTP} via direct"
+    assert s.gost.find(lambda r: direct in str(r.get("msg", "")) and "refused" in str(r.get("msg", ""))), \
+        s.gost.log_lines()[-5:]
+    if s.fallback:
+        assert result.returncode == 0 and result.stdout in B_ADDRESSES, result.stderr
+        assert f"{BEHIND4}:{PEER_HTTP}" in s.relay_targets()
+    else:
+        assert result.returncode != 0, result.stdout
+        assert not s.relay_targets(), s.relay_targets()
 
 def test_routing_loop_is_refused_with_a_hint(tlab: TungoLab) -> None:
     """Without `interface`, a direct dial follows the default route back into tungo: refused, not looped."""
