@@ -2,7 +2,7 @@
  *
  * Known answers: the five vectors of shared/vectors/ss-aead-udp.json (copied to
  * tests/vectors/aead/ss-aead-udp.json, whose README names the source: an encoder checked against
- * shadowsocks-libev 3.3.5). The subkey is also cross-checked against OpenSSL's own EVP_KDF "HKDF".
+ * shadowsocks-libev 3.3.5), through both AES-GCM implementations (EVP and csrc/gcm.c). The subkey is also cross-checked against OpenSSL's own EVP_KDF "HKDF".
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +15,7 @@
 
 #include "gx/aead.h"
 #include "gx/batch.h"
+#include "gx/gcm.h"
 #include "gx/hkdf.h"
 #include "gx/replay.h"
 #include "gxtest.h"
@@ -692,6 +693,18 @@ int main(void) {
         test_round_trip_batch();
     }
     gx_hkdf_set_impl(GX_HKDF_AUTO);
+    /* the framing with each AES-GCM implementation: EVP, and ours where the CPU has VAES */
+    const int gcm[2] = {GX_GCM_OPENSSL, GX_GCM_VAES};
+    for (int m = 0; m < 2; m++) {
+        if (gx_gcm_set_impl(gcm[m]) != gcm[m]) {
+            printf("note: no VAES on this CPU, only the EVP AES-GCM path is tested\n");
+            continue;
+        }
+        test_vectors();
+        test_round_trip_batch();
+        test_tamper_every_byte();
+    }
+    gx_gcm_set_impl(GX_GCM_AUTO);
     test_names();
     test_derive_key();
     test_subkey_vs_openssl();

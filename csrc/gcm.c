@@ -1,0 +1,374 @@
+/* AES-GCM, one packet per call with its own key (gx/gcm.h). */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "gx/gcm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define GX_HAVE_VAES 1
+#include <immintrin.h>
+#else
+#define GX_HAVE_VAES 0
+#endif
+
+#if GX_HAVE_VAES
+#define VAES_TARGET __attribute__((target("aes,pclmul,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")))
+
+#define MAX_ROUNDS 14
+
+/* ---- AES key expansion (FIPS 197 section 5.2) ---------------------------------------------------
+ * SubWord(RotWord(w)) ^ Rcon comes from AESENCLAST on w broadcast (rotated) into all four columns:
+ * with equal columns ShiftRows changes nothing, so AESENCLAST is SubBytes then the XOR with a round
+ * key of Rcon in every column. It has a shorter latency than AESKEYGENASSIST, and the expansion is
+ * one dependent chain. */
+
+/* w[i..i+3] from w[i-4..i-1] (prev) and t = the transformed word in every column. */
+VAES_TARGET static inline __m128i expand_step(__m128i prev, __m128i t) {
+    prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
+    prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 8));
+    return _mm_xor_si128(prev, t);
+}
+
+VAES_TARGET static inline __m128i rot_sub(__m128i w, int rcon) {     /* SubWord(RotWord(w3)) ^ rcon */
+    const __m128i rot3 = _mm_set_epi8(12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13);
+    return _mm_aesenclast_si128(_mm_shuffle_epi8(w, rot3), _mm_set1_epi32(rcon));
+}
+
+VAES_TARGET static inline __m128i sub(__m128i w) {                   /* SubWord(w3) */
+    const __m128i bcast3 = _mm_set_epi8(15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12);
+    return _mm_aesenclast_si128(_mm_shuffle_epi8(w, bcast3), _mm_setzero_si128());
+}
+
+static const int RCON[10] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1b, 0x36};
+
+VAES_TARGET static void expand128(const uint8_t *key, __m128i rk[MAX_ROUNDS + 1]) {
+    rk[0] = _mm_loadu_si128((const __m128i *)key);
+    for (int i = 1; i <= 10; i++)
+        rk[i] = expand_step(rk[i - 1], rot_sub(rk[i - 1], RCON[i - 1]));
+}
+
+VAES_TARGET static void expand256(const uint8_t *key, __m128i rk[MAX_ROUNDS + 1]) {
+    rk[0] = _mm_loadu_si128((const __m128i *)key);
+    rk[1] = _mm_loadu_si128((const __m128i *)(key + 16));
+    for (int i = 2; i <= 14; i += 2) {
+        rk[i] = expand_step(rk[i - 2], rot_sub(rk[i - 1], RCON[i / 2 - 1]));
+        if (i < 14)
+            rk[i + 1] = expand_step(rk[i - 1], sub(rk[i]));
+    }
+}
+
+struct keys {
+    int rounds;
+    __m512i rk[MAX_ROUNDS + 1];   /* each round key in all four lanes */
+};
+
+VAES_TARGET static int key_setup(const uint8_t *key, size_t key_len, struct keys *k, __m128i rk[MAX_ROUNDS + 1]) {
+    if (key_len == 16) {
+        expand128(key, rk);
+        k->rounds = 10;
+    } else if (key_len == 32) {
+        expand256(key, rk);
+        k->rounds = 14;
+    } else {
+        return -EINVAL;
+    }
+    for (int r = 0; r <= k->rounds; r++)
+        k->rk[r] = _mm512_broadcast_i32x4(rk[r]);
+    return 0;
+}
+
+/* Four zmm of counter blocks (16 AES blocks) through the cipher, rounds interleaved. */
+VAES_TARGET static inline void encrypt4(const struct keys *k, __m512i *a, __m512i *b, __m512i *c, __m512i *d) {
+    __m512i x0 = _mm512_xor_si512(*a, k->rk[0]), x1 = _mm512_xor_si512(*b, k->rk[0]);
+    __m512i x2 = _mm512_xor_si512(*c, k->rk[0]), x3 = _mm512_xor_si512(*d, k->rk[0]);
+    for (int r = 1; r < k->rounds; r++) {
+        x0 = _mm512_aesenc_epi128(x0, k->rk[r]);
+        x1 = _mm512_aesenc_epi128(x1, k->rk[r]);
+        x2 = _mm512_aesenc_epi128(x2, k->rk[r]);
+        x3 = _mm512_aesenc_epi128(x3, k->rk[r]);
+    }
+    *a = _mm512_aesenclast_epi128(x0, k->rk[k->rounds]);
+    *b = _mm512_aesenclast_epi128(x1, k->rk[k->rounds]);
+    *c = _mm512_aesenclast_epi128(x2, k->rk[k->rounds]);
+    *d = _mm512_aesenclast_epi128(x3, k->rk[k->rounds]);
+}
+
+VAES_TARGET static inline __m128i encrypt1(const __m128i rk[MAX_ROUNDS + 1], int rounds, __m128i x) {
+    x = _mm_xor_si128(x, rk[0]);
+    for (int r = 1; r < rounds; r++)
+        x = _mm_aesenc_si128(x, rk[r]);
+    return _mm_aesenclast_si128(x, rk[rounds]);
+}
+
+/* ---- GHASH in GF(2^128), byte-reflected domain ------------------------------------------------- */
+
+VAES_TARGET static inline __m512i bswap_lanes(__m512i v) {
+    const __m512i rev = _mm512_broadcast_i32x4(_mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm512_shuffle_epi8(v, rev);
+}
+
+/* The 256-bit carry-less product hi:lo (per 128-bit lane) of two byte-reflected operands, shifted
+ * left by one bit (the reflection) and reduced modulo x^128 + x^7 + x^2 + x + 1. */
+VAES_TARGET static inline __m512i reduce(__m512i lo, __m512i hi) {
+    __m512i c_lo = _mm512_srli_epi32(lo, 31), c_hi = _mm512_srli_epi32(hi, 31);
+    lo = _mm512_slli_epi32(lo, 1);
+    hi = _mm512_slli_epi32(hi, 1);
+    __m512i carry_out = _mm512_bsrli_epi128(c_lo, 12);      /* lo's top bit moves into hi */
+    lo = _mm512_or_si512(lo, _mm512_bslli_epi128(c_lo, 4));
+    hi = _mm512_or_si512(hi, _mm512_or_si512(_mm512_bslli_epi128(c_hi, 4), carry_out));
+    /* first phase */
+    __m512i t = _mm512_xor_si512(_mm512_xor_si512(_mm512_slli_epi32(lo, 31), _mm512_slli_epi32(lo, 30)),
+                                 _mm512_slli_epi32(lo, 25));
+    __m512i t_hi = _mm512_bsrli_epi128(t, 4);
+    lo = _mm512_xor_si512(lo, _mm512_bslli_epi128(t, 12));
+    /* second phase */
+    __m512i u = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi32(lo, 1), _mm512_srli_epi32(lo, 2)),
+                                 _mm512_srli_epi32(lo, 7));
+    u = _mm512_xor_si512(u, t_hi);
+    lo = _mm512_xor_si512(lo, u);
+    return _mm512_xor_si512(hi, lo);
+}
+
+struct acc {
+    __m512i lo, hi, mid;
+};
+
+VAES_TARGET static inline void mul_acc(struct acc *s, __m512i a, __m512i b) {
+    s->lo = _mm512_xor_si512(s->lo, _mm512_clmulepi64_epi128(a, b, 0x00));
+    s->hi = _mm512_xor_si512(s->hi, _mm512_clmulepi64_epi128(a, b, 0x11));
+    s->mid = _mm512_xor_si512(s->mid, _mm512_xor_si512(_mm512_clmulepi64_epi128(a, b, 0x01),
+                                                       _mm512_clmulepi64_epi128(a, b, 0x10)));
+}
+
+VAES_TARGET static inline __m512i finish(struct acc s) {
+    return reduce(_mm512_xor_si512(s.lo, _mm512_bslli_epi128(s.mid, 8)),
+                  _mm512_xor_si512(s.hi, _mm512_bsrli_epi128(s.mid, 8)));
+}
+
+/* a * b, lane by lane. */
+VAES_TARGET static inline __m512i gfmul(__m512i a, __m512i b) {
+    struct acc s = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    mul_acc(&s, a, b);
+    return finish(s);
+}
+
+VAES_TARGET static inline __m512i xor_lanes(__m512i v) {     /* lane 0 = the XOR of all four */
+    __m256i y = _mm256_xor_si256(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i x = _mm_xor_si128(_mm256_castsi256_si128(y), _mm256_extracti128_si256(y, 1));
+    return _mm512_zextsi128_si512(x);
+}
+
+#define POWERS 16
+
+/* pw[i] = H^(16 - i) for i < 16 (H^16 first, H^1 last), then four zero blocks, so that the
+ * 16 - k .. 15 window for a chunk of k blocks can be read 64 bytes at a time. */
+struct powers {
+    _Alignas(64) uint8_t pw[(POWERS + 4) * 16];
+};
+
+VAES_TARGET static void make_powers(__m128i h, struct powers *p) {
+    __m512i h1 = _mm512_broadcast_i32x4(h);
+    __m512i h2 = gfmul(h1, h1);
+    /* q = [H, H^2, H^3, H^4] */
+    __m512i h12 = _mm512_mask_blend_epi64(0xcc, h1, h2);                 /* [H, H^2, H, H^2] */
+    __m512i h34 = gfmul(h12, h2);                                        /* [H^3, H^4, ..] */
+    __m512i q = _mm512_shuffle_i64x2(h12, h34, 0x44);                    /* lanes 0,1 of each */
+    __m512i h4 = _mm512_shuffle_i64x2(q, q, 0xff);
+    __m512i q2 = gfmul(q, h4);                                           /* H^5..H^8 */
+    __m512i h8 = _mm512_shuffle_i64x2(q2, q2, 0xff);
+    __m512i q3 = gfmul(q, h8);                                           /* H^9..H^12 */
+    __m512i q4 = gfmul(q2, h8);                                          /* H^13..H^16 */
+    const int rev = 0x1b;                                                /* lanes 3,2,1,0 */
+    _mm512_store_si512((__m512i *)p->pw, _mm512_shuffle_i64x2(q4, q4, rev));
+    _mm512_store_si512((__m512i *)(p->pw + 64), _mm512_shuffle_i64x2(q3, q3, rev));
+    _mm512_store_si512((__m512i *)(p->pw + 128), _mm512_shuffle_i64x2(q2, q2, rev));
+    _mm512_store_si512((__m512i *)(p->pw + 192), _mm512_shuffle_i64x2(q, q, rev));
+    _mm512_store_si512((__m512i *)(p->pw + 256), _mm512_setzero_si512());
+}
+
+static inline __mmask64 byte_mask(size_t start, size_t len) {   /* bytes [start, start+64) below len */
+    if (start >= len)
+        return 0;
+    size_t n = len - start;
+    return n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+}
+
+/* GHASH_H(C || 0-pad || len block) with no additional data; returns the byte-reflected result. */
+VAES_TARGET static __m128i ghash(const struct powers *p, const uint8_t *c, size_t len) {
+    size_t nb = (len + 15) / 16, total = nb + 1;    /* data blocks (last zero-padded) + length block */
+    const __m128i len_block = _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
+    __m512i x = _mm512_setzero_si512();
+    for (size_t s = 0; s < total; s += POWERS) {
+        size_t k = total - s < POWERS ? total - s : POWERS;
+        const uint8_t *pw = p->pw + (POWERS - k) * 16;
+        struct acc a = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        for (size_t u = 0; 4 * u < k; u++) {
+            size_t first = s + 4 * u;               /* block index of lane 0 */
+            __m512i blk = _mm512_maskz_loadu_epi8(byte_mask(first * 16, len), c + (first * 16 < len ? first * 16 : 0));
+            if (nb >= first && nb < first + 4)      /* the length block is in this unit */
+                blk = _mm512_xor_si512(blk, _mm512_maskz_broadcast_i32x4((__mmask16)(0xf << (4 * (nb - first))), len_block));
+            blk = bswap_lanes(blk);
+            if (u == 0)
+                blk = _mm512_xor_si512(blk, x);
+            mul_acc(&a, blk, _mm512_loadu_si512((const void *)(pw + 64 * u)));
+        }
+        a.lo = xor_lanes(a.lo);
+        a.hi = xor_lanes(a.hi);
+        a.mid = xor_lanes(a.mid);
+        x = finish(a);                              /* lane 0; the other lanes stay zero */
+    }
+    return _mm512_castsi512_si128(x);
+}
+
+/* ---- CTR ------------------------------------------------------------------------------------- */
+
+/* buf ^= keystream for counters 2, 3, ... (inc32 of J0 = nonce || 1). */
+VAES_TARGET static void ctr(const struct keys *k, __m128i nonce_block, uint8_t *buf, size_t len) {
+    /* each lane: the nonce in bytes 0..11, the big-endian counter in bytes 12..15 */
+    const __m512i base = _mm512_broadcast_i32x4(nonce_block);
+    const __m512i to_be = _mm512_broadcast_i32x4(
+        _mm_set_epi8(12, 13, 14, 15, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128));
+    const __m512i step = _mm512_set_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0);
+    __m512i n = _mm512_set_epi32(5, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0);
+    for (size_t off = 0; off < len; off += 256) {
+        __m512i c[4];
+        for (int i = 0; i < 4; i++) {
+            c[i] = _mm512_or_si512(base, _mm512_shuffle_epi8(n, to_be));
+            n = _mm512_add_epi32(n, step);
+        }
+        encrypt4(k, &c[0], &c[1], &c[2], &c[3]);
+        for (size_t i = 0; i < 4 && off + 64 * i < len; i++) {
+            __mmask64 m = byte_mask(off + 64 * i, len);
+            uint8_t *q = buf + off + 64 * i;
+            _mm512_mask_storeu_epi8(q, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, q), c[i]));
+        }
+    }
+}
+
+/* ---- one packet ------------------------------------------------------------------------------ */
+
+struct state {
+    struct keys k;
+    struct powers p;
+    __m128i ek_j0;                /* E_K(J0), masks the tag */
+    __m128i nonce_block;          /* nonce || 0 */
+};
+
+VAES_TARGET static int setup(struct state *st, const uint8_t *key, size_t key_len, const uint8_t *nonce) {
+    __m128i rk[MAX_ROUNDS + 1];
+    if (key_setup(key, key_len, &st->k, rk) != 0)
+        return -EINVAL;
+    uint8_t nb[16] = {0};
+    memcpy(nb, nonce, GX_GCM_NONCE_LEN);
+    st->nonce_block = _mm_loadu_si128((const __m128i *)nb);
+    nb[15] = 1;
+    st->ek_j0 = encrypt1(rk, st->k.rounds, _mm_loadu_si128((const __m128i *)nb));
+    __m128i h = encrypt1(rk, st->k.rounds, _mm_setzero_si128());
+    make_powers(_mm_shuffle_epi8(h, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)), &st->p);
+    explicit_bzero(rk, sizeof(rk));
+    return 0;
+}
+
+VAES_TARGET static __m128i tag_of(const struct state *st, const uint8_t *c, size_t len) {
+    __m128i s = ghash(&st->p, c, len);
+    s = _mm_shuffle_epi8(s, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm_xor_si128(s, st->ek_j0);
+}
+
+VAES_TARGET static int seal_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, uint8_t *buf, size_t len,
+                                 uint8_t *tag) {
+    struct state st;
+    if (setup(&st, key, key_len, nonce) != 0)
+        return -EINVAL;
+    ctr(&st.k, st.nonce_block, buf, len);
+    _mm_storeu_si128((__m128i *)tag, tag_of(&st, buf, len));
+    explicit_bzero(&st, sizeof(st));
+    return 0;
+}
+
+VAES_TARGET static int open_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, uint8_t *buf, size_t len,
+                                 const uint8_t *tag) {
+    struct state st;
+    if (setup(&st, key, key_len, nonce) != 0)
+        return -EINVAL;
+    uint8_t want[GX_GCM_TAG_LEN];
+    _mm_storeu_si128((__m128i *)want, tag_of(&st, buf, len));
+    int rc = CRYPTO_memcmp(want, tag, GX_GCM_TAG_LEN) == 0 ? 0 : -EBADMSG;
+    if (rc == 0)
+        ctr(&st.k, st.nonce_block, buf, len);
+    explicit_bzero(&st, sizeof(st));
+    return rc;
+}
+
+static int cpu_has_vaes(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("vaes") &&
+           __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("aes") &&
+           __builtin_cpu_supports("pclmul");
+}
+#else
+static int seal_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, uint8_t *buf, size_t len,
+                     uint8_t *tag) {
+    (void)key, (void)key_len, (void)nonce, (void)buf, (void)len, (void)tag;
+    return -EINVAL;
+}
+
+static int open_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, uint8_t *buf, size_t len,
+                     const uint8_t *tag) {
+    (void)key, (void)key_len, (void)nonce, (void)buf, (void)len, (void)tag;
+    return -EINVAL;
+}
+
+static int cpu_has_vaes(void) {
+    return 0;
+}
+#endif
+
+static _Atomic int g_impl = GX_GCM_AUTO;
+static _Atomic int g_vaes = -1;           /* cpu_has_vaes(), once */
+
+static int vaes_ok(void) {
+    int v = atomic_load_explicit(&g_vaes, memory_order_relaxed);
+    if (v < 0) {
+        v = cpu_has_vaes();
+        atomic_store_explicit(&g_vaes, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+int gx_gcm_set_impl(int impl) {
+    if (impl == GX_GCM_AUTO) {
+        const char *env = getenv("GX_GCM");
+        impl = vaes_ok() && !(env != NULL && strcmp(env, "openssl") == 0) ? GX_GCM_VAES : GX_GCM_OPENSSL;
+    } else if (impl == GX_GCM_VAES && !vaes_ok()) {
+        return -ENOTSUP;
+    } else if (impl != GX_GCM_OPENSSL && impl != GX_GCM_VAES) {
+        return -EINVAL;
+    }
+    atomic_store_explicit(&g_impl, impl, memory_order_relaxed);
+    return impl;
+}
+
+int gx_gcm_impl(void) {
+    int impl = atomic_load_explicit(&g_impl, memory_order_relaxed);
+    return impl == GX_GCM_AUTO ? gx_gcm_set_impl(GX_GCM_AUTO) : impl;
+}
+
+int gx_gcm_seal(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
+                size_t len, uint8_t tag[GX_GCM_TAG_LEN]) {
+    if (!vaes_ok() || (len > 0 && buf == NULL) || len > ((size_t)1 << 36))
+        return -EINVAL;
+    return seal_vaes(key, key_len, nonce, buf, len, tag);
+}
+
+int gx_gcm_open(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
+                size_t len, const uint8_t tag[GX_GCM_TAG_LEN]) {
+    if (!vaes_ok() || (len > 0 && buf == NULL) || len > ((size_t)1 << 36))
+        return -EINVAL;
+    return open_vaes(key, key_len, nonce, buf, len, tag);
+}
