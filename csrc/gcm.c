@@ -82,19 +82,23 @@ VAES_TARGET static int key_setup(const uint8_t *key, size_t key_len, struct keys
 }
 
 /* Four zmm of counter blocks (16 AES blocks) through the cipher, rounds interleaved. */
-VAES_TARGET static inline void encrypt4(const struct keys *k, __m512i *a, __m512i *b, __m512i *c, __m512i *d) {
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* `rounds` is a constant at every call (10 or 14), so the loop unrolls with the keys in registers. */
+VAES_TARGET static ALWAYS_INLINE void encrypt4(const struct keys *k, int rounds, __m512i *a, __m512i *b, __m512i *c,
+                                               __m512i *d) {
     __m512i x0 = _mm512_xor_si512(*a, k->rk[0]), x1 = _mm512_xor_si512(*b, k->rk[0]);
     __m512i x2 = _mm512_xor_si512(*c, k->rk[0]), x3 = _mm512_xor_si512(*d, k->rk[0]);
-    for (int r = 1; r < k->rounds; r++) {
+    for (int r = 1; r < rounds; r++) {
         x0 = _mm512_aesenc_epi128(x0, k->rk[r]);
         x1 = _mm512_aesenc_epi128(x1, k->rk[r]);
         x2 = _mm512_aesenc_epi128(x2, k->rk[r]);
         x3 = _mm512_aesenc_epi128(x3, k->rk[r]);
     }
-    *a = _mm512_aesenclast_epi128(x0, k->rk[k->rounds]);
-    *b = _mm512_aesenclast_epi128(x1, k->rk[k->rounds]);
-    *c = _mm512_aesenclast_epi128(x2, k->rk[k->rounds]);
-    *d = _mm512_aesenclast_epi128(x3, k->rk[k->rounds]);
+    *a = _mm512_aesenclast_epi128(x0, k->rk[rounds]);
+    *b = _mm512_aesenclast_epi128(x1, k->rk[rounds]);
+    *c = _mm512_aesenclast_epi128(x2, k->rk[rounds]);
+    *d = _mm512_aesenclast_epi128(x3, k->rk[rounds]);
 }
 
 VAES_TARGET static inline __m128i encrypt1(const __m128i rk[MAX_ROUNDS + 1], int rounds, __m128i x) {
@@ -144,6 +148,15 @@ VAES_TARGET static inline void mul_acc(struct acc *s, __m512i a, __m512i b) {
                                                        _mm512_clmulepi64_epi128(a, b, 0x10)));
 }
 
+/* a * b by Karatsuba: 3 multiplications; b_fold holds b's (hi ^ lo) in its low qword. The middle
+ * term still has lo and hi in it: finish_karatsuba takes them out once per chunk. */
+VAES_TARGET static inline void mul_acc_k(struct acc *s, __m512i a, __m512i b, __m512i b_fold) {
+    __m512i a_fold = _mm512_xor_si512(a, _mm512_shuffle_epi32(a, (_MM_PERM_ENUM)0x4e));
+    s->lo = _mm512_xor_si512(s->lo, _mm512_clmulepi64_epi128(a, b, 0x00));
+    s->hi = _mm512_xor_si512(s->hi, _mm512_clmulepi64_epi128(a, b, 0x11));
+    s->mid = _mm512_xor_si512(s->mid, _mm512_clmulepi64_epi128(a_fold, b_fold, 0x00));
+}
+
 VAES_TARGET static inline __m512i finish(struct acc s) {
     return reduce(_mm512_xor_si512(s.lo, _mm512_bslli_epi128(s.mid, 8)),
                   _mm512_xor_si512(s.hi, _mm512_bsrli_epi128(s.mid, 8)));
@@ -168,6 +181,7 @@ VAES_TARGET static inline __m512i xor_lanes(__m512i v) {     /* lane 0 = the XOR
  * 16 - k .. 15 window for a chunk of k blocks can be read 64 bytes at a time. */
 struct powers {
     _Alignas(64) uint8_t pw[(POWERS + 4) * 16];
+    _Alignas(64) uint8_t fold[(POWERS + 4) * 16];   /* low qword: hi ^ lo of the same power (Karatsuba) */
 };
 
 VAES_TARGET static void make_powers(__m128i h, struct powers *p) {
@@ -188,6 +202,10 @@ VAES_TARGET static void make_powers(__m128i h, struct powers *p) {
     _mm512_store_si512((__m512i *)(p->pw + 128), _mm512_shuffle_i64x2(q2, q2, rev));
     _mm512_store_si512((__m512i *)(p->pw + 192), _mm512_shuffle_i64x2(q, q, rev));
     _mm512_store_si512((__m512i *)(p->pw + 256), _mm512_setzero_si512());
+    for (int i = 0; i < POWERS + 4; i += 4) {
+        __m512i v = _mm512_load_si512((const void *)(p->pw + 16 * i));
+        _mm512_store_si512((__m512i *)(p->fold + 16 * i), _mm512_xor_si512(v, _mm512_shuffle_epi32(v, (_MM_PERM_ENUM)0x4e)));
+    }
 }
 
 static inline __mmask64 byte_mask(size_t start, size_t len) {   /* bytes [start, start+64) below len */
@@ -197,50 +215,94 @@ static inline __mmask64 byte_mask(size_t start, size_t len) {   /* bytes [start,
     return n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
 }
 
-/* GHASH_H(C || 0-pad || len block) with no additional data; returns the byte-reflected result. */
-VAES_TARGET static __m128i ghash(const struct powers *p, const uint8_t *c, size_t len) {
+/* ---- CTR and GHASH in one pass ----------------------------------------------------------------- */
+
+struct state {
+    struct keys k;
+    struct powers p;
+    __m128i ek_j0;                /* E_K(J0), masks the tag */
+    __m128i nonce_block;          /* nonce || 0 */
+};
+
+/* Each lane: the nonce in bytes 0..11, the big-endian counter in bytes 12..15. */
+VAES_TARGET static inline __m512i counter_block(__m512i base, __m512i n) {
+    const __m512i to_be = _mm512_broadcast_i32x4(
+        _mm_set_epi8(12, 13, 14, 15, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128));
+    return _mm512_or_si512(base, _mm512_shuffle_epi8(n, to_be));
+}
+
+#define FIRST_COUNTERS _mm512_set_epi32(5, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0)
+#define COUNTER_STEP _mm512_set_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0)
+
+/* buf ^= the keystream of counters 2, 3, ... (inc32 of J0 = nonce || 1), and return the tag over
+ * the ciphertext: GHASH_H(C || 0-pad || [0]64 || [8 len]64) ^ E_K(J0). seal = 1: buf is plaintext
+ * (hash what is written); seal = 0: buf is ciphertext (hash what is read). Both run chunk by chunk
+ * of 16 blocks (4 x 4 lanes), so the AES rounds of one chunk overlap the GHASH of the one before. */
+VAES_TARGET static ALWAYS_INLINE __m128i crypt_and_hash_r(const struct state *st, int rounds, uint8_t *buf, size_t len,
+                                                           int seal) {
     size_t nb = (len + 15) / 16, total = nb + 1;    /* data blocks (last zero-padded) + length block */
     const __m128i len_block = _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
-    __m512i x = _mm512_setzero_si512();
+    const __m512i base = _mm512_broadcast_i32x4(st->nonce_block);
+    __m512i n = FIRST_COUNTERS, x = _mm512_setzero_si512();
     for (size_t s = 0; s < total; s += POWERS) {
         size_t k = total - s < POWERS ? total - s : POWERS;
-        const uint8_t *pw = p->pw + (POWERS - k) * 16;
+        const uint8_t *pw = st->p.pw + (POWERS - k) * 16, *fold = st->p.fold + (POWERS - k) * 16;
+        __m512i ks[4];
+        if (s * 16 < len) {
+            for (int i = 0; i < 4; i++) {
+                ks[i] = counter_block(base, n);
+                n = _mm512_add_epi32(n, COUNTER_STEP);
+            }
+            encrypt4(&st->k, rounds, &ks[0], &ks[1], &ks[2], &ks[3]);
+        } else {
+            ks[0] = ks[1] = ks[2] = ks[3] = _mm512_setzero_si512();
+        }
         struct acc a = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
         for (size_t u = 0; 4 * u < k; u++) {
             size_t first = s + 4 * u;               /* block index of lane 0 */
-            __m512i blk = _mm512_maskz_loadu_epi8(byte_mask(first * 16, len), c + (first * 16 < len ? first * 16 : 0));
+            __mmask64 m = byte_mask(first * 16, len);
+            __m512i c = _mm512_setzero_si512();
+            if (m != 0) {
+                uint8_t *q = buf + first * 16;
+                __m512i d = _mm512_maskz_loadu_epi8(m, q);
+                __m512i out = _mm512_xor_si512(d, ks[u]);
+                _mm512_mask_storeu_epi8(q, m, out);
+                c = seal ? _mm512_maskz_mov_epi8(m, out) : d;
+            }
             if (nb >= first && nb < first + 4)      /* the length block is in this unit */
-                blk = _mm512_xor_si512(blk, _mm512_maskz_broadcast_i32x4((__mmask16)(0xf << (4 * (nb - first))), len_block));
-            blk = bswap_lanes(blk);
+                c = _mm512_xor_si512(c, _mm512_maskz_broadcast_i32x4((__mmask16)(0xf << (4 * (nb - first))), len_block));
+            c = bswap_lanes(c);
             if (u == 0)
-                blk = _mm512_xor_si512(blk, x);
-            mul_acc(&a, blk, _mm512_loadu_si512((const void *)(pw + 64 * u)));
+                c = _mm512_xor_si512(c, x);
+            mul_acc_k(&a, c, _mm512_loadu_si512((const void *)(pw + 64 * u)),
+                      _mm512_loadu_si512((const void *)(fold + 64 * u)));
         }
         a.lo = xor_lanes(a.lo);
         a.hi = xor_lanes(a.hi);
-        a.mid = xor_lanes(a.mid);
+        a.mid = _mm512_xor_si512(xor_lanes(a.mid), _mm512_xor_si512(a.lo, a.hi));
         x = finish(a);                              /* lane 0; the other lanes stay zero */
     }
-    return _mm512_castsi512_si128(x);
+    __m128i t = _mm_shuffle_epi8(_mm512_castsi512_si128(x),
+                                 _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm_xor_si128(t, st->ek_j0);
 }
 
-/* ---- CTR ------------------------------------------------------------------------------------- */
+VAES_TARGET static __m128i crypt_and_hash(const struct state *st, uint8_t *buf, size_t len, int seal) {
+    return st->k.rounds == 10 ? crypt_and_hash_r(st, 10, buf, len, seal) : crypt_and_hash_r(st, 14, buf, len, seal);
+}
 
-/* buf ^= keystream for counters 2, 3, ... (inc32 of J0 = nonce || 1). */
-VAES_TARGET static void ctr(const struct keys *k, __m128i nonce_block, uint8_t *buf, size_t len) {
-    /* each lane: the nonce in bytes 0..11, the big-endian counter in bytes 12..15 */
-    const __m512i base = _mm512_broadcast_i32x4(nonce_block);
-    const __m512i to_be = _mm512_broadcast_i32x4(
-        _mm_set_epi8(12, 13, 14, 15, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128, -128));
-    const __m512i step = _mm512_set_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0);
-    __m512i n = _mm512_set_epi32(5, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0);
+/* buf ^= the keystream alone (undoes a decryption whose tag did not match). */
+VAES_TARGET static void ctr_only(const struct state *st, uint8_t *buf, size_t len) {
+    const int rounds = st->k.rounds;
+    const __m512i base = _mm512_broadcast_i32x4(st->nonce_block);
+    __m512i n = FIRST_COUNTERS;
     for (size_t off = 0; off < len; off += 256) {
         __m512i c[4];
         for (int i = 0; i < 4; i++) {
-            c[i] = _mm512_or_si512(base, _mm512_shuffle_epi8(n, to_be));
-            n = _mm512_add_epi32(n, step);
+            c[i] = counter_block(base, n);
+            n = _mm512_add_epi32(n, COUNTER_STEP);
         }
-        encrypt4(k, &c[0], &c[1], &c[2], &c[3]);
+        encrypt4(&st->k, rounds, &c[0], &c[1], &c[2], &c[3]);
         for (size_t i = 0; i < 4 && off + 64 * i < len; i++) {
             __mmask64 m = byte_mask(off + 64 * i, len);
             uint8_t *q = buf + off + 64 * i;
@@ -250,13 +312,6 @@ VAES_TARGET static void ctr(const struct keys *k, __m128i nonce_block, uint8_t *
 }
 
 /* ---- one packet ------------------------------------------------------------------------------ */
-
-struct state {
-    struct keys k;
-    struct powers p;
-    __m128i ek_j0;                /* E_K(J0), masks the tag */
-    __m128i nonce_block;          /* nonce || 0 */
-};
 
 VAES_TARGET static int setup(struct state *st, const uint8_t *key, size_t key_len, const uint8_t *nonce) {
     __m128i rk[MAX_ROUNDS + 1];
@@ -273,19 +328,12 @@ VAES_TARGET static int setup(struct state *st, const uint8_t *key, size_t key_le
     return 0;
 }
 
-VAES_TARGET static __m128i tag_of(const struct state *st, const uint8_t *c, size_t len) {
-    __m128i s = ghash(&st->p, c, len);
-    s = _mm_shuffle_epi8(s, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    return _mm_xor_si128(s, st->ek_j0);
-}
-
 VAES_TARGET static int seal_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, uint8_t *buf, size_t len,
                                  uint8_t *tag) {
     struct state st;
     if (setup(&st, key, key_len, nonce) != 0)
         return -EINVAL;
-    ctr(&st.k, st.nonce_block, buf, len);
-    _mm_storeu_si128((__m128i *)tag, tag_of(&st, buf, len));
+    _mm_storeu_si128((__m128i *)tag, crypt_and_hash(&st, buf, len, 1));
     explicit_bzero(&st, sizeof(st));
     return 0;
 }
@@ -296,10 +344,10 @@ VAES_TARGET static int open_vaes(const uint8_t *key, size_t key_len, const uint8
     if (setup(&st, key, key_len, nonce) != 0)
         return -EINVAL;
     uint8_t want[GX_GCM_TAG_LEN];
-    _mm_storeu_si128((__m128i *)want, tag_of(&st, buf, len));
+    _mm_storeu_si128((__m128i *)want, crypt_and_hash(&st, buf, len, 0));
     int rc = CRYPTO_memcmp(want, tag, GX_GCM_TAG_LEN) == 0 ? 0 : -EBADMSG;
-    if (rc == 0)
-        ctr(&st.k, st.nonce_block, buf, len);
+    if (rc != 0)
+        ctr_only(&st, buf, len);    /* the ciphertext back: no unauthenticated plaintext out */
     explicit_bzero(&st, sizeof(st));
     return rc;
 }
