@@ -42,11 +42,9 @@ def run_cli(argv: list[str]) -> int:
         opts = parse_flags(argv)
         _check_args(opts, argv)
     except HelpRequested:
-        _plugins()
         sys.stdout.write(usage_text(PROG))
         return 0
     except FlagError as exc:
-        _plugins()
         print(exc, file=sys.stderr)
         sys.stderr.write(usage_text(PROG))
         return 2
@@ -63,14 +61,8 @@ def run_cli(argv: list[str]) -> int:
         return 1
 
 
-def _plugins() -> None:
-    from gostx.plugins import load_builtin_plugins
-
-    load_builtin_plugins()
-
-
 def _run(opts: Options) -> int:
-    _plugins()
+    # plugins are imported by name on first use (gostx.registry): only the ones this config runs
     from gostx.cli.compose import compose_config
 
     cfg = compose_config(opts)
