@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import logging.handlers
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -156,7 +155,9 @@ def _open_handler(output: str, log: LogConfig | None) -> logging.Handler:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         rotation = log.rotation if log else None
         if rotation is not None and rotation.max_size > 0:
-            return logging.handlers.RotatingFileHandler(
+            from logging.handlers import RotatingFileHandler  # imports pickle, queue: only when used
+
+            return RotatingFileHandler(
                 path, maxBytes=rotation.max_size * 1024 * 1024, backupCount=max(rotation.max_backups, 1),
                 encoding="utf-8")
         return logging.FileHandler(path, mode="a", encoding="utf-8")

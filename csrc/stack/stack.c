@@ -2,6 +2,7 @@
  * decisions (see gx/stack.h for the contract). */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,6 +24,7 @@
 #define SLOW_TICK_MS 1000u               /* reassembly, UDP idle sweep */
 #define DEFAULT_UDP_TIMEOUT_MS 30000u
 #define DEFAULT_MAX_FLOWS 65536u
+#define TRIM_AFTER_BYTES (1u << 20)      /* traffic that makes a quiet tick give memory back */
 
 static atomic_bool stack_exists;         /* lwIP's state is global: one stack per process */
 static bool lwip_initialized;
@@ -157,6 +159,31 @@ static void discard_cmds(struct gx_stack *s) {
 
 /* ---- the data-plane thread ---- */
 
+/* A burst of traffic leaves the pbufs it used as free chunks in this thread's malloc arena: resident,
+ * and under the next burst (1000 new flows, say) more is taken on top. Once traffic stops, after at
+ * least TRIM_AFTER_BYTES moved, hand the free pages back (malloc_trim: every arena). "Stopped": a wait
+ * of at least QUIET_MS saw no event at all, or a whole tick passed without TUN bytes. Never during
+ * traffic, so throughput pays nothing. */
+#define QUIET_MS 50
+static uint64_t tun_bytes(struct gx_stack *s) {
+    return atomic_load_explicit(&s->stats.tun_rx_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&s->stats.tun_tx_bytes, memory_order_relaxed);
+}
+
+static void trim_if_moved(struct gx_stack *s, uint64_t moved) {
+    if (moved - s->trim_done >= TRIM_AFTER_BYTES) {
+        malloc_trim(0);
+        s->trim_done = moved;
+    }
+}
+
+static void trim_when_quiet(struct gx_stack *s) {
+    uint64_t moved = tun_bytes(s);
+    if (moved == s->trim_seen)
+        trim_if_moved(s, moved);
+    s->trim_seen = moved;
+}
+
 static void *run(void *arg) {
     struct gx_stack *s = arg;
     struct epoll_event evs[EPOLL_BATCH];
@@ -166,6 +193,8 @@ static void *run(void *arg) {
         int timeout = (int)(next_tick > s->now_ms ? next_tick - s->now_ms : 0);
         int n = epoll_wait(s->epfd, evs, EPOLL_BATCH, timeout);
         s->now_ms = gx_stack_now_ms();
+        if (n == 0 && timeout >= QUIET_MS)
+            trim_if_moved(s, tun_bytes(s));
         for (int i = 0; i < n; i++) {
             struct ep_tag *tag = evs[i].data.ptr;
             switch (tag->kind) {
@@ -190,6 +219,7 @@ static void *run(void *arg) {
         if (s->now_ms >= next_tick) {
             tcp_tmr();
             tcp_flows_tick(s);
+            trim_when_quiet(s);
             next_tick = s->now_ms + TICK_MS;
         }
         if (s->now_ms >= next_slow) {

@@ -122,6 +122,7 @@ struct gx_stack {
     struct udp_sess *lru_head, *lru_tail;   /* least recently active first */
     struct flow *graveyard;
     uint64_t now_ms;
+    uint64_t trim_seen, trim_done;   /* TUN bytes at the last tick / at the last malloc_trim */
 
     struct {
         _Atomic uint64_t tun_rx_pkts, tun_rx_bytes, tun_tx_pkts, tun_tx_bytes, tun_tx_drops, tun_rx_errors;

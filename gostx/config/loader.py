@@ -15,13 +15,12 @@ import dataclasses
 import json
 import os
 import sys
-import tomllib
-from typing import Any, NoReturn, TextIO
-
-import yaml
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from gostx.config.model import Config, ConfigError, from_dict
-from gostx.config.yamlio import load_yaml
+
+if TYPE_CHECKING:
+    import yaml
 
 _SCALARS = ("tls", "log", "profiling", "api", "metrics")
 
@@ -107,10 +106,16 @@ def _parse(text: str, kind: str, label: str) -> Any:
             raise ConfigError(f"{label}: JSON syntax error at line {exc.lineno}, "
                               f"column {exc.colno}: {exc.msg}") from None
     if kind == "toml":
+        import tomllib
+
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{label}: TOML syntax error: {exc}") from None
+    import yaml  # PyYAML and the yaml.v3 loader: imported only when a config file is read
+
+    from gostx.config.yamlio import load_yaml
+
     try:
         return load_yaml(text)
     except yaml.YAMLError as exc:
@@ -123,6 +128,8 @@ def _parse(text: str, kind: str, label: str) -> Any:
 
 
 def _raise_yaml_error(exc: yaml.YAMLError, label: str) -> NoReturn:
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError):
         raise ConfigError(f"{label}: {_yaml_message(exc)}") from None
     raise ConfigError(f"{label}: YAML error: {str(exc).splitlines()[0]}") from None

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import ipaddress
 
-
-def _ipr():  # type: ignore[no-untyped-def]
-    from pyroute2 import AsyncIPRoute  # imported on first use: only services with `interface` need it
-
-    return AsyncIPRoute()
+from gostx.netlink.rtnl import Rtnl, link_lookup, link_name
 
 
 async def interface_addresses(name: str) -> list[str]:
     """The addresses of NIC `name`, in the kernel's order (IPv4 first); OSError when there is no such NIC
     or it has no address."""
-    async with _ipr() as ipr:
-        found = await ipr.link_lookup(ifname=name)
-        if not found:
-            raise OSError(19, f"no such network interface: {name}")
-        addrs = [str(a.get("IFA_ADDRESS")) async for a in await ipr.get_addr(index=found[0])
-                 if a.get("IFA_ADDRESS")]
+    index = link_lookup(name)
+    if index is None:
+        raise OSError(19, f"no such network interface: {name}")
+    with Rtnl() as nl:
+        addrs = [addr for _, addr in nl.addresses(index)]
     if not addrs:
         raise OSError(99, f"addr not found for interface {name}")
     return addrs
@@ -28,16 +23,12 @@ async def interface_addresses(name: str) -> list[str]:
 
 async def interface_of(ip: str) -> str:
     """The NIC holding address ip; OSError when none does."""
-    async with _ipr() as ipr:
-        index = None
-        async for addr in await ipr.get_addr():
-            if addr.get("IFA_ADDRESS") == ip:
-                index = addr["index"]
-                break
-        if index is not None:
-            async for link in await ipr.get_links(index):
-                return str(link.get("IFLA_IFNAME"))
-    raise OSError(99, f"no network interface has the address {ip}")
+    with Rtnl() as nl:
+        index = next((i for i, addr in nl.addresses() if addr == ip), None)
+    name = link_name(index) if index is not None else None
+    if name is None:
+        raise OSError(99, f"no network interface has the address {ip}")
+    return name
 
 
 async def resolve_interface(item: str) -> tuple[str, list[str]]:

@@ -7,8 +7,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pyroute2 import NetlinkError as _PyrouteNetlinkError
-
 from gostx.errors import GostError
 
 
@@ -38,7 +36,5 @@ def netlink_action(action: str) -> Iterator[None]:
     """Run one netlink step; its failure becomes NetConfigError("<action>: <reason>")."""
     try:
         yield
-    except _PyrouteNetlinkError as exc:
-        raise NetConfigError(f"{action}: {reason(exc.code)}") from None
-    except OSError as exc:
+    except OSError as exc:  # gostx.netlink.rtnl.NetlinkError is one
         raise NetConfigError(f"{action}: {reason(exc.errno or errno.EIO)}") from None

@@ -1,6 +1,7 @@
-"""Device configuration by netlink (pyroute2, no `ip` subprocess): MTU, addresses, up, removal.
+"""Device configuration by netlink (gostx.netlink.rtnl, no `ip` subprocess): MTU, addresses, up, removal.
 
-Each operation is a coroutine (`*_async`, for the asyncio control plane) with a synchronous twin.
+Each operation has a coroutine form (`*_async`, for the asyncio control plane) and a synchronous
+one. rtnetlink answers at once, so the coroutines do the work in place.
 """
 
 from __future__ import annotations
@@ -8,27 +9,23 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 
-from pyroute2 import AsyncIPRoute
-from pyroute2 import NetlinkError as _PyrouteNetlinkError
-
 from gostx.netlink.errors import NetConfigError, netlink_action, reason
 from gostx.netlink.routes import IPInterface
-from gostx.netlink.sync import run_sync
+from gostx.netlink.rtnl import NetlinkError, Rtnl, link_lookup
 
 IFA_F_NODAD = 0x02   # the address is usable at once, without duplicate address detection (IPv6)
 MIN_MTU = 68
 
 
-async def link_index(ipr: AsyncIPRoute, ifname: str) -> int:
+def link_index(ifname: str) -> int:
     """The interface index of ifname, or NetConfigError naming it."""
-    with netlink_action(f"device {ifname!r}"):
-        found = await ipr.link_lookup(ifname=ifname)
-    if not found:
+    index = link_lookup(ifname)
+    if index is None:
         raise NetConfigError(f"device {ifname!r}: {reason(errno.ENODEV)}")
-    return int(found[0])
+    return index
 
 
-async def configure_link_async(
+def configure_link(
     ifname: str, mtu: int | None, addresses: Iterable[IPInterface], up: bool = True, txqueuelen: int = 0
 ) -> None:
     """Set the MTU (None or 0: leave it) and the transmit queue length (0: leave it), add every
@@ -36,48 +33,47 @@ async def configure_link_async(
     is kept), then bring the device up."""
     if mtu is not None and mtu != 0 and mtu < MIN_MTU:
         raise NetConfigError(f"mtu {mtu} for {ifname!r} is too small (at least {MIN_MTU})")
-    async with AsyncIPRoute() as ipr:
-        index = await link_index(ipr, ifname)
+    index = link_index(ifname)
+    with Rtnl() as nl:
         if mtu:
             with netlink_action(f"set mtu {mtu} on {ifname!r}"):
-                await ipr.link("set", index=index, mtu=mtu)
+                nl.link_set(index, mtu=mtu)
         if txqueuelen:
             with netlink_action(f"set txqueuelen {txqueuelen} on {ifname!r}"):
-                await ipr.link("set", index=index, txqlen=txqueuelen)
+                nl.link_set(index, txqlen=txqueuelen)
         for address in addresses:
             flags = IFA_F_NODAD if address.version == 6 else 0
             with netlink_action(f"add address {address} to {ifname!r}"):
-                await ipr.addr(
-                    "replace", index=index, address=str(address.ip),
-                    prefixlen=address.network.prefixlen, flags=flags,
-                )
+                nl.addr_replace(index, str(address.ip), address.network.prefixlen, flags)
         if up:
             with netlink_action(f"bring {ifname!r} up"):
-                await ipr.link("set", index=index, state="up")
+                nl.link_set(index, up=True)
 
 
-async def remove_link_async(ifname: str, missing_ok: bool = True) -> bool:
-    """Delete the device. Returns False when it was not there (an error unless missing_ok)."""
-    async with AsyncIPRoute() as ipr:
-        found = await ipr.link_lookup(ifname=ifname)
-        if not found:
-            if missing_ok:
-                return False
-            raise NetConfigError(f"remove device {ifname!r}: {reason(errno.ENODEV)}")
-        try:
-            await ipr.link("del", index=found[0])
-        except _PyrouteNetlinkError as exc:
-            if missing_ok and exc.code == errno.ENODEV:
-                return False
-            raise NetConfigError(f"remove device {ifname!r}: {reason(exc.code)}") from None
-    return True
-
-
-def configure_link(ifname: str, mtu: int | None, addresses: Iterable[IPInterface], up: bool = True) -> None:
-    """Synchronous configure_link_async."""
-    run_sync(configure_link_async(ifname, mtu, list(addresses), up))
+async def configure_link_async(
+    ifname: str, mtu: int | None, addresses: Iterable[IPInterface], up: bool = True, txqueuelen: int = 0
+) -> None:
+    """configure_link from asyncio code."""
+    configure_link(ifname, mtu, addresses, up, txqueuelen)
 
 
 def remove_link(ifname: str, missing_ok: bool = True) -> bool:
-    """Synchronous remove_link_async."""
-    return run_sync(remove_link_async(ifname, missing_ok))
+    """Delete the device. Returns False when it was not there (an error unless missing_ok)."""
+    index = link_lookup(ifname)
+    if index is None:
+        if missing_ok:
+            return False
+        raise NetConfigError(f"remove device {ifname!r}: {reason(errno.ENODEV)}")
+    try:
+        with Rtnl() as nl:
+            nl.link_del(index)
+    except NetlinkError as exc:
+        if missing_ok and exc.code == errno.ENODEV:
+            return False
+        raise NetConfigError(f"remove device {ifname!r}: {reason(exc.code)}") from None
+    return True
+
+
+async def remove_link_async(ifname: str, missing_ok: bool = True) -> bool:
+    """remove_link from asyncio code."""
+    return remove_link(ifname, missing_ok)

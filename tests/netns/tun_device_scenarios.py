@@ -310,7 +310,7 @@ def scenario_vnet(name: str) -> dict[str, Any]:
 
 def scenario_asyncio(name: str) -> dict[str, Any]:
     """The netlink calls from asyncio code: the coroutines, and the synchronous forms inside a
-    running loop (pyroute2's own loop cannot nest in it)."""
+    running loop."""
     async def main() -> dict[str, Any]:
         report: dict[str, Any] = {}
         dev = TunDevice.open(name, "tun")

@@ -5,7 +5,8 @@ here once (network, source, original destination, and with `sniffing` its first 
 decides: it dials an upstream for the flow through the service's router (`dial`: its chain, or a direct
 dial with the service's `interface`/`so_mark`/`dialTimeout`) and hands the connected fd to C, which
 relays the flow's bytes itself; or it drops the flow (the client gets a reset). No Python runs per
-packet or per byte, except for flows whose upstream is a Python transport (see bridge.py).
+packet or per byte, except for flows whose upstream is a Python transport (see bridge.py). Without a
+chain and without sniffing, a flow's dial is a few event-loop callbacks and no Task (fastdial.py).
 
 Handler metadata: `udpTimeout` (default 30s), `sniffing`, `sniffing.timeout`, `sniffing.fallback`,
 `sniffing.udp`. Service metadata: `interface`, `so_mark`, `dialTimeout`; service `bypass`.
@@ -26,6 +27,7 @@ from gostx.chain.router import Conn
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
 from gostx.handler.tungo.bridge import Bridges
+from gostx.handler.tungo.fastdial import DirectDials
 from gostx.handler.tungo.options import TungoHandlerOptions
 from gostx.handler.tungo.upstream import OwnSockets, TungoRouter, build_tungo_router
 from gostx.listener.tungo import TungoListener
@@ -55,6 +57,7 @@ class TungoHandler(Handler):
         self.bypass: Bypass | None = None
         self.stack: _engine.Stack | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.fast: DirectDials | None = None  # direct dials as callbacks: no chain, no sniffing
         self._reader_fd: int | None = None
         self._loop_warned = False
 
@@ -74,6 +77,9 @@ class TungoHandler(Handler):
                                    sniff_bytes=SNIFF_BYTES if self.sniffing.enabled else 0,
                                    sniff_timeout=self.sniffing.timeout)
         self.stack.start()
+        if self.router is not None and self.router.chain is None and not self.sniffing.enabled:
+            self.fast = DirectDials(self.stack, self.router.direct, self.router.retries, self.router.timeout,
+                                    self.own, self.router.log)
         loop = asyncio.get_running_loop()
         self._reader_fd = self.stack.event_fd
         loop.add_reader(self._reader_fd, self._drain_events)
@@ -94,6 +100,12 @@ class TungoHandler(Handler):
             if src in self.own:
                 stack.drop(flow_id)
                 self._warn_loop(network, dst)
+                continue
+            if self.fast is not None:
+                if network == "tcp" and self._bypassed(_show(dst), src):
+                    stack.drop(flow_id)
+                else:
+                    self.fast.start(network, flow_id, src, dst)
                 continue
             task = asyncio.create_task(self._handle(stack, network, flow_id, src, dst, first))
             self._tasks.add(task)
@@ -188,6 +200,8 @@ class TungoHandler(Handler):
         if self._reader_fd is not None:
             asyncio.get_running_loop().remove_reader(self._reader_fd)
             self._reader_fd = None
+        if self.fast is not None:
+            self.fast.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
