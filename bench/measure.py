@@ -66,7 +66,10 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
             sample.value = tcp.gbps
             sample.detail = {"retransmits": float(tcp.retransmits)}
         elif test == "flows1000":
-            sample.value = float(run_flows(rig, endpoint.target))
+            opened, rss_open = run_flows(rig, endpoint.target, endpoint.pids)
+            sample.value = float(opened)
+            if rss_open:
+                sample.detail = {"rss_open_mib": rss_open / 1024}
         elif test == "udp":
             rig.ensure_iperf_server()
             udp = iperf.run_udp(rig.a, endpoint.target, seconds)
@@ -93,6 +96,8 @@ def describe(sample: Sample) -> str:
         text = f"{sample.value / 1000:.0f} kpps, {sample.detail['loss_percent']:.1f}% loss"
     elif sample.test == "flows1000":
         text = f"{sample.value:.0f} flows"
+        if "rss_open_mib" in sample.detail:
+            text += f", RSS {sample.detail['rss_open_mib']:.1f} MiB while open"
     else:
         text = f"{sample.value:.2f} Gbit/s"
     if sample.cpu_percent is not None:

@@ -83,7 +83,8 @@ def _median_cell(ts: TestSummary) -> str:
         gbps, loss = ts.detail.get("gbps", 0.0), ts.detail.get("loss_percent", 0.0)
         return f"{ts.median / 1000:.0f} kpps = {gbps:.2f} Gbit/s, {loss:.1f}% loss"
     if ts.test == "flows1000":
-        return f"{ts.median:.0f} open at once"
+        rss = ts.detail.get("rss_open_mib")
+        return f"{ts.median:.0f} open at once" + (f", RSS {rss:.1f} MiB while open" if rss else "")
     return f"{ts.median:.2f} Gbit/s"
 
 
