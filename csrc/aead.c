@@ -3,7 +3,8 @@
  * Per packet the work is: the HKDF-SHA1 subkey (the known cost of this format), one AEAD key setup
  * and the AEAD pass over the bytes. Everything else is per gx_aead or per batch: the EVP cipher is
  * fetched and one EVP_CIPHER_CTX per direction is made at creation; random salts for a whole
- * batch come from one RAND_bytes call; each direction's mutex and the replay filter's mutex are
+ * batch come from a pool that one RAND_bytes call refills every few hundred salts (a RAND_bytes call
+ * after the thread slept costs tens of microseconds, which a ping would pay on every packet); each direction's mutex and the replay filter's mutex are
  * taken once per batch.
  *
  * AES-128-GCM and AES-256-GCM go through gx/gcm.h when the CPU has VAES (the EVP re-key per packet
@@ -125,6 +126,8 @@ int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_
 /* Seal and open run in two threads: each direction (and the seal salts) on cache lines of its own. */
 #define CACHE_LINE 64
 
+#define SALT_POOL (2 * GX_BATCH_MAX * GX_AEAD_MAX_SALT)
+
 struct direction {                /* the state of one direction, used under its lock */
     _Alignas(CACHE_LINE) pthread_mutex_t lock;
     EVP_CIPHER_CTX *ctx;
@@ -143,9 +146,28 @@ struct gx_aead {
     struct gx_aead_drops drops;   /* running totals, under open.lock */
     int locks_ready;
     _Alignas(CACHE_LINE) uint8_t salts[GX_BATCH_MAX * GX_AEAD_MAX_SALT];   /* seal: a batch's salts */
+    uint8_t salt_pool[SALT_POOL]; /* random bytes not handed out yet: the last pool_left of them */
+    size_t pool_left;
 };
 
 static const uint8_t ZERO_NONCE[12];
+
+/* n (<= SALT_POOL) random bytes for salts, from the pool; each byte is handed out once and wiped
+ * from the pool. 0 or -EIO. Seal lock held. */
+static int take_salts(struct gx_aead *a, uint8_t *dst, size_t n) {
+    if (n > SALT_POOL)
+        return -EINVAL;
+    if (a->pool_left < n) {
+        if (RAND_bytes(a->salt_pool, SALT_POOL) != 1)
+            return -EIO;
+        a->pool_left = SALT_POOL;
+    }
+    uint8_t *src = a->salt_pool + SALT_POOL - a->pool_left;
+    memcpy(dst, src, n);
+    OPENSSL_cleanse(src, n);
+    a->pool_left -= n;
+    return 0;
+}
 
 size_t gx_aead_salt_len(const struct gx_aead *a) {
     return a->salt_len;
@@ -328,8 +350,7 @@ int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
         return 0;
     pthread_mutex_lock(&a->seal.lock);
     int rc = 0;
-    if (RAND_bytes(a->salts, (int)(b->n * a->salt_len)) != 1)
-        rc = -EIO;
+    rc = take_salts(a, a->salts, b->n * a->salt_len);
     uint32_t idx[GX_HKDF_LANES];
     uint8_t *start[GX_HKDF_LANES];
     int g = 0;
@@ -481,16 +502,21 @@ int gx_aead_seal_one(struct gx_aead *a, const uint8_t *salt, const uint8_t *in, 
         return (int)len;
     }
     uint8_t s[GX_AEAD_MAX_SALT];
+    pthread_mutex_lock(&a->seal.lock);
+    int rc = 0;
     if (salt != NULL)
         memcpy(s, salt, a->salt_len);
-    else if (RAND_bytes(s, (int)a->salt_len) != 1)
-        return -EIO;
+    else
+        rc = take_salts(a, s, a->salt_len);
+    if (rc < 0) {
+        pthread_mutex_unlock(&a->seal.lock);
+        return rc;
+    }
     if (len > 0)
         memmove(out + a->salt_len, in, len);
     memcpy(out, s, a->salt_len);
-    pthread_mutex_lock(&a->seal.lock);
     derive_group(a, &a->seal, &out, 1);
-    int rc = seal_in_place(a, &a->seal, a->seal.subkey[0], out, len);
+    rc = seal_in_place(a, &a->seal, a->seal.subkey[0], out, len);
     OPENSSL_cleanse(a->seal.subkey, sizeof(a->seal.subkey));
     pthread_mutex_unlock(&a->seal.lock);
     if (rc < 0)

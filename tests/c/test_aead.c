@@ -254,6 +254,49 @@ static void fill(uint8_t *p, size_t n, unsigned seed) {
         p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
 }
 
+static int cmp_salt16(const void *x, const void *y) {
+    return memcmp(x, y, 16);
+}
+
+/* Salts come from a pool refilled by RAND_bytes: 5000 of them (one at a time and in batches, across
+ * several refills) are all different and not zero. */
+static void test_salts_unique(void) {
+    enum { N = 5000 };
+    static uint8_t salts[N][16];
+    struct gx_aead *a = make(GX_CIPHER_AES_128_GCM, "salts", 0);
+    uint8_t pt[8] = {0}, dg[64];
+    int zero = 0;
+    for (int i = 0; i < N / 2; i++) {
+        CHECK(gx_aead_seal_one(a, NULL, pt, sizeof(pt), dg) == (int)(sizeof(pt) + 32), "seal");
+        memcpy(salts[i], dg, 16);
+    }
+    struct gx_batch b;
+    int ok = gx_batch_init(&b, 100, 256, 64) == 0;
+    CHECK(ok, "batch");
+    for (int i = N / 2; ok && i < N; i += 100) {
+        gx_batch_reset(&b);
+        for (uint32_t k = 0; k < 100; k++) {
+            b.pkt[k].len = 8;
+            memset(b.pkt[k].data, 0, 8);
+        }
+        b.n = 100;
+        CHECK(gx_aead_seal_batch(a, &b) == 100, "seal batch");
+        for (uint32_t k = 0; k < 100; k++)
+            memcpy(salts[i + k], b.pkt[k].data, 16);
+    }
+    static const uint8_t z[16];
+    for (int i = 0; i < N; i++)
+        zero += memcmp(salts[i], z, 16) == 0;
+    qsort(salts, N, 16, cmp_salt16);
+    int dup = 0;
+    for (int i = 1; i < N; i++)
+        dup += memcmp(salts[i - 1], salts[i], 16) == 0;
+    CHECK(dup == 0 && zero == 0, "salts: %d duplicates, %d zero", dup, zero);
+    if (ok)
+        gx_batch_free(&b);
+    gx_aead_free(a);
+}
+
 static void test_round_trip_one(void) {
     static uint8_t pt[2000], dg[2100], out[2100];
     for (int c = 0; c < NREAL; c++) {
@@ -709,6 +752,7 @@ int main(void) {
     test_derive_key();
     test_subkey_vs_openssl();
     test_round_trip_one();
+    test_salts_unique();
     test_mixed_batch();
     test_tamper_every_byte();
     test_short_and_errors();
