@@ -24,16 +24,6 @@ static const int REAL[] = {GX_CIPHER_AES_128_GCM, GX_CIPHER_AES_192_GCM, GX_CIPH
                            GX_CIPHER_CHACHA20_POLY1305};
 #define NREAL 4
 
-static size_t unhex(const char *h, uint8_t *out) {
-    size_t n = strlen(h) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-    return n;
-}
-
 static struct gx_aead *make(int cipher, const char *password, size_t replay) {
     uint8_t key[GX_AEAD_MAX_KEY];
     struct gx_aead *a = NULL;
@@ -81,11 +71,11 @@ static void test_vectors(void) {
         uint8_t key[32], want_key[32], salt[32], subkey[32], want_sub[32], pt[256], dg[256], out[256];
         int cipher = gx_aead_lookup(VECTORS[v].method);
         CHECK(cipher > 0, "lookup %s", VECTORS[v].method);
-        size_t kl = unhex(VECTORS[v].key, want_key);
-        unhex(VECTORS[v].salt, salt);
-        unhex(VECTORS[v].subkey, want_sub);
-        size_t ptlen = unhex(VECTORS[v].plaintext, pt);
-        size_t dglen = unhex(VECTORS[v].datagram, dg);
+        size_t kl = gxt_unhex(VECTORS[v].key, want_key);
+        gxt_unhex(VECTORS[v].salt, salt);
+        gxt_unhex(VECTORS[v].subkey, want_sub);
+        size_t ptlen = gxt_unhex(VECTORS[v].plaintext, pt);
+        size_t dglen = gxt_unhex(VECTORS[v].datagram, dg);
         CHECK(gx_aead_key_len(cipher) == (int)kl, "key len %s", VECTORS[v].method);
         const char *pw = VECTORS[v].password;
         CHECK(gx_aead_derive_key(cipher, (const uint8_t *)pw, strlen(pw), key) == 0, "derive");

@@ -14,16 +14,6 @@
 #include "gx/gcm.h"
 #include "gxtest.h"
 
-static size_t unhex(const char *h, uint8_t *out) {
-    size_t n = strlen(h) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-    return n;
-}
-
 static const struct {
     const char *key, *iv, *pt, *ct, *tag;
 } KNOWN[] = {
@@ -43,11 +33,11 @@ static const struct {
 static void test_known_answers(void) {
     for (size_t v = 0; v < sizeof(KNOWN) / sizeof(KNOWN[0]); v++) {
         uint8_t key[32], iv[12], pt[64], ct[64], tag[16], buf[64], got[16];
-        size_t kl = unhex(KNOWN[v].key, key);
-        unhex(KNOWN[v].iv, iv);
-        size_t n = unhex(KNOWN[v].pt, pt);
-        unhex(KNOWN[v].ct, ct);
-        unhex(KNOWN[v].tag, tag);
+        size_t kl = gxt_unhex(KNOWN[v].key, key);
+        gxt_unhex(KNOWN[v].iv, iv);
+        size_t n = gxt_unhex(KNOWN[v].pt, pt);
+        gxt_unhex(KNOWN[v].ct, ct);
+        gxt_unhex(KNOWN[v].tag, tag);
         memcpy(buf, pt, n);
         CHECK(gx_gcm_seal(key, kl, iv, buf, n, got) == 0, "case %zu: seal", v);
         CHECK(memcmp(buf, ct, n) == 0, "case %zu: ciphertext", v);
