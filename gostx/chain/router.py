@@ -65,7 +65,7 @@ class Router:
             try:
                 async with asyncio.timeout(self.timeout):
                     if not route:
-                        return await self._dial_direct(network, address)
+                        return await self.dial_direct(network, address)
                     return await self._dial_route(route, network, address)
             except (OSError, TimeoutError, GostError) as exc:
                 error = exc
@@ -75,7 +75,9 @@ class Router:
         target = address or "*"
         raise ConnectionError(f"dial {network} {target} via {where}: {reason(error)}")
 
-    async def _dial_direct(self, network: str, address: str) -> Conn:
+    async def dial_direct(self, network: str, address: str) -> Conn:
+        """The connection when the route is empty (no chain, or cut by a bypass): a socket dialed with the
+        service's interface and so_mark. Subclasses may override it (tungo marks its own sockets)."""
         if network == "udp" and not address:
             if self.direct.interfaces or self.direct.mark:
                 return DirectPacketConn(await listen_udp(self.direct), connected=False)

@@ -131,7 +131,7 @@ class TungoRouter(Router):
         super().__init__(*args, **kwargs)
         self.own = own
 
-    async def _dial_direct(self, network: str, address: str) -> Conn:
+    async def dial_direct(self, network: str, address: str) -> Conn:
         host, port = split_host_port(address)
         sock = await dial_direct(network, host, port, self.direct, self.own)
         if network == "udp":
