@@ -18,6 +18,7 @@ from gostx.config.cmdmeta import (
     parse_auth,
     parse_selector,
     split_scopes,
+    take_object,
 )
 from gostx.config.cmdurl import describe_arg, norm, query_of, split_scheme, userinfo_auth
 from gostx.config.gourl import GoURL
@@ -41,18 +42,9 @@ def build_hop(raw: str, index: int, cfg: Config) -> HopConfig:
     md = QueryMetadata(m)
 
     hop = HopConfig(name=f"hop-{index}", selector=parse_selector(m))
-    value = md.get_string("bypass")
-    if value:
-        hop.bypass = add_bypass(cfg, value)
-        delete_keys(m, "bypass")
-    value = md.get_string("resolver")
-    if value:
-        hop.resolver = add_resolver(cfg, value)
-        delete_keys(m, "resolver")
-    value = md.get_string("hosts")
-    if value:
-        hop.hosts = add_hosts(cfg, value)
-        delete_keys(m, "hosts")
+    hop.bypass = take_object(m, "bypass", lambda v: add_bypass(cfg, v))
+    hop.resolver = take_object(m, "resolver", lambda v: add_resolver(cfg, v))
+    hop.hosts = take_object(m, "hosts", lambda v: add_hosts(cfg, v))
     move_to_scope(m, md, "hop", strings=("interface",), ints=("so_mark", "proxyProtocol"))
 
     hop_md: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from gostx.config.cmdmeta import (
     parse_auth,
     parse_selector,
     split_scopes,
+    take_object,
 )
 from gostx.config.cmdurl import cut_host, describe_arg, norm, query_of, split_scheme, userinfo_auth
 from gostx.config.gourl import GoURL
@@ -147,22 +148,11 @@ def extract_service_components(service: ServiceConfig, cfg: Config) -> None:
     if retries > 0:
         service.handler.retries = retries
         delete_keys(mh, "retries")
-    value = md.get_string("admission")
-    if value:
-        service.admission = add_admission(cfg, value)
-        delete_keys(mh, "admission")
-    value = md.get_string("bypass")
-    if value:
-        service.bypass = add_bypass(cfg, value)
-        delete_keys(mh, "bypass")
-    value = md.get_string("resolver")
-    if value:
-        service.resolver = add_resolver(cfg, value, prefer=md.get_string("prefer"))
-        delete_keys(mh, "resolver")
-    value = md.get_string("hosts")
-    if value:
-        service.hosts = add_hosts(cfg, value)
-        delete_keys(mh, "hosts")
+    service.admission = take_object(mh, "admission", lambda v: add_admission(cfg, v))
+    service.bypass = take_object(mh, "bypass", lambda v: add_bypass(cfg, v))
+    prefer = md.get_string("prefer")
+    service.resolver = take_object(mh, "resolver", lambda v: add_resolver(cfg, v, prefer=prefer))
+    service.hosts = take_object(mh, "hosts", lambda v: add_hosts(cfg, v))
 
     lin, lout = md.get_string("limiter.in"), md.get_string("limiter.out")
     cin, cout = md.get_string("limiter.conn.in"), md.get_string("limiter.conn.out")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gostx.config.duration import SECOND, format_go_duration, parse_go_duration
@@ -106,6 +106,17 @@ def delete_keys(m: dict[str, Any], *keys: str) -> None:
     """Go's `delete(m, key)`: exact spelling only."""
     for key in keys:
         m.pop(key, None)
+
+
+def take_object(m: dict[str, Any], key: str, add: Callable[[str], str]) -> str:
+    """cmd.go's `if v := mdutil.GetString(md, key); v != "" { x.Key = addX(cfg, v); delete(md, key) }`:
+    the named config object `add` makes of m[key] (removed from m), or "" when the key is empty."""
+    value = QueryMetadata(m).get_string(key)
+    if not value:
+        return ""
+    name = add(value)
+    delete_keys(m, key)
+    return name
 
 
 def parse_auth(value: str, where: str) -> AuthConfig:
