@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gostx.testing.gost import GostProcess, ping, start_gost, wait_ping
-from gostx.testing.netns import Namespace, Pair
+from gostx.testing.netns import Namespace, Pair, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.e2e]
 
@@ -109,7 +109,8 @@ def test_socks5_with_curl_ipv4_ipv6_domain_and_auth(pair: Pair, web: str) -> Non
     assert curl(pair.a, "--socks5-hostname", proxy, f"http://localhost:{HTTP_PORT}/file.txt") == (0, web)
     code, _ = curl(pair.a, "--socks5", f"alice:wrong@{pair.b_ip}:1080", f"http://127.0.0.1:{HTTP_PORT}/file.txt")
     assert code != 0
-    assert server.find(lambda r: "authentication failed" in str(r.get("msg")))
+    # the server logs the failure after it has closed the connection: curl may be back first
+    assert wait_until(lambda: server.find(lambda r: "authentication failed" in str(r.get("msg"))), timeout=5)
     assert curl(pair.a, "--socks5", proxy, f"http://127.0.0.1:{HTTP_PORT}/file.txt") == (0, web)
     assert server.alive()
 
@@ -180,7 +181,7 @@ def test_socks5_udp_over_tcp_0xf3_frames(pair: Pair) -> None:
     start_echo(pair.b)
     server = gost(pair.b, "-L", "socks5://:1080")
     assert python(pair.a, UDP_TUN_CLIENT, pair.b_ip, str(ECHO_PORT)) == "ok"
-    assert server.find(lambda r: r.get("cmd") == "udp-tun")
+    assert wait_until(lambda: server.find(lambda r: r.get("cmd") == "udp-tun"), timeout=5)
 
 
 BIND_CLIENT = textwrap.dedent("""
@@ -324,4 +325,5 @@ def test_seed_gost_port_forwarding(pair: Pair) -> None:
                   "-F", f"socks5://{pair.b_ip}:1080", services=2)
     assert wait_ping(pair.a, SERVER_TUN), "no ping through tun -> udp forwarder -> socks5"
     assert ping(pair.b, CLIENT_TUN)
-    assert client.find(lambda r: r.get("network") == "udp" and "<->" in str(r.get("msg")))
+    assert wait_until(lambda: client.find(lambda r: r.get("network") == "udp" and "<->" in str(r.get("msg"))),
+                      timeout=5)

@@ -63,7 +63,8 @@ def test_seed_tungo_over_relay_wss_with_interface(pair: Pair) -> None:
     assert result.returncode == 0, result.stderr.decode() + log_tail(client, server)
     assert hashlib.sha256(result.stdout).hexdigest() == digest
     # the transport to the server left by the veth (its address), not through the TUN
-    assert server.find(lambda r: str(r.get("remote", "")).startswith(pair.a_ip) and r.get("dst") == f"{BEHIND}:8000")
+    assert wait_until(lambda: server.find(
+        lambda r: str(r.get("remote", "")).startswith(pair.a_ip) and r.get("dst") == f"{BEHIND}:8000"), timeout=5)
 
     answer = udp_exchange(a, BEHIND, 53, dns_query(0x4242, "example.com"))
     assert answer[:2] == b"\x42\x42" and answer.endswith(bytes([192, 0, 2, 53])), log_tail(client, server)
