@@ -214,6 +214,25 @@ static void server_reset(struct gx_faketcp *f, const struct gx_faketcp_seg *seg,
         count(f, STAT(tx_resets), 1);
 }
 
+/* Follow the peer's sequence space from a received segment: our next seq is its ack, our ack its
+ * seq (+1 after a SYN, + the payload of in-order data). True when the segment carries a datagram (PSH). */
+static bool track(struct flow *p, const struct gx_faketcp_seg *seg) {
+    if (seg->flags & GX_TCP_ACK)
+        atomic_store_explicit(&p->seq, seg->ack, memory_order_relaxed);
+    if (seg->flags & GX_TCP_SYN) {
+        atomic_store_explicit(&p->ack, seg->seq + 1, memory_order_relaxed);
+        p->ack_known = true;
+    } else if (!p->ack_known) {
+        atomic_store_explicit(&p->ack, seg->seq, memory_order_relaxed);
+        p->ack_known = true;
+    }
+    if (!(seg->flags & GX_TCP_PSH))
+        return false;
+    if (atomic_load_explicit(&p->ack, memory_order_relaxed) == seg->seq)
+        atomic_store_explicit(&p->ack, seg->seq + seg->payload_len, memory_order_relaxed);
+    return true;
+}
+
 /* Returns 1 when the segment carries a datagram for the tunnel, 0 when not. */
 int ftcp_server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
                           uint64_t now) {
@@ -247,19 +266,8 @@ int ftcp_server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, 
         f->orphans++;
     }
     p->seen_ms = now;
-    if (seg->flags & GX_TCP_ACK)
-        atomic_store_explicit(&p->seq, seg->ack, memory_order_relaxed);
-    if (seg->flags & GX_TCP_SYN) {
-        atomic_store_explicit(&p->ack, seg->seq + 1, memory_order_relaxed);
-        p->ack_known = true;
-    } else if (!p->ack_known) {
-        atomic_store_explicit(&p->ack, seg->seq, memory_order_relaxed);
-        p->ack_known = true;
-    }
-    if (!(seg->flags & GX_TCP_PSH))
+    if (!track(p, seg))
         return 0;
-    if (atomic_load_explicit(&p->ack, memory_order_relaxed) == seg->seq)
-        atomic_store_explicit(&p->ack, seg->seq + seg->payload_len, memory_order_relaxed);
     if (p->conn == NULL) {
         count(f, STAT(rx_orphan), 1);
         return 0;
@@ -287,19 +295,8 @@ int ftcp_client_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, 
         f->dead = ECONNRESET;
         return -1;
     }
-    if (seg->flags & GX_TCP_ACK)
-        atomic_store_explicit(&p->seq, seg->ack, memory_order_relaxed);
-    if (seg->flags & GX_TCP_SYN) {
-        atomic_store_explicit(&p->ack, seg->seq + 1, memory_order_relaxed);
-        p->ack_known = true;
-    } else if (!p->ack_known) {
-        atomic_store_explicit(&p->ack, seg->seq, memory_order_relaxed);
-        p->ack_known = true;
-    }
-    if (!(seg->flags & GX_TCP_PSH))
+    if (!track(p, seg))
         return 0;
-    if (atomic_load_explicit(&p->ack, memory_order_relaxed) == seg->seq)
-        atomic_store_explicit(&p->ack, seg->seq + seg->payload_len, memory_order_relaxed);
     return 1;
 }
 
