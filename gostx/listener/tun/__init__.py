@@ -9,7 +9,8 @@ import asyncio
 
 from gostx.config.metadata import Metadata
 from gostx.config.model import ListenerConfig
-from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
+from gostx.listener.device_teardown import release_device
+from gostx.netlink import add_routes_async, configure_link_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
@@ -61,13 +62,7 @@ class TunListener(Listener):
         device, self.device = self.device, None
         if device is None:
             return
-        if self._routes_applied:
-            try:
-                await remove_routes_async(device.name, self._routes_applied)
-            except Exception as exc:  # the device removal below takes its routes with it anyway
-                self.ctx.log.debug(f"removing routes of {device.name}: {exc}")
-        device.close()
-        self.ctx.log.info(f"{self.kind} device {device.name} removed", extra={"device": device.name})
+        await release_device(device, self._routes_applied, self.kind, self.ctx.log)
 
 
 @listeners.register("tap")

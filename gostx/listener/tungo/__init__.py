@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 
 from gostx.config.model import ListenerConfig
+from gostx.listener.device_teardown import release_device
 from gostx.listener.tungo.dns import apply_link_dns
 from gostx.listener.tungo.options import TungoOptions
-from gostx.netlink import add_routes_async, configure_link_async, remove_routes_async
+from gostx.netlink import add_routes_async, configure_link_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
@@ -52,10 +53,4 @@ class TungoListener(Listener):
         device, self.device = self.device, None
         if device is None:
             return
-        if self._routes_applied:
-            try:
-                await remove_routes_async(device.name, self._routes_applied)
-            except Exception as exc:  # removing the device below takes its routes with it anyway
-                self.ctx.log.debug(f"removing routes of {device.name}: {exc}")
-        device.close()
-        self.ctx.log.info(f"tungo device {device.name} removed", extra={"device": device.name})
+        await release_device(device, self._routes_applied, "tungo", self.ctx.log)
