@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gx/bytes.h"
 #include "gx/faketcp.h"
 #include "gx/tun.h"
 
@@ -22,19 +23,6 @@ static uint64_t pseudo_sum(const uint8_t *src, const uint8_t *dst, int v6, uint3
     return acc;
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void wr16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void wr32(uint8_t *p, uint32_t v) {
-    wr16(p, (uint16_t)(v >> 16));
-    wr16(p + 2, (uint16_t)v);
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* segments: parse, build, filter */
 
@@ -47,11 +35,11 @@ int gx_faketcp_parse(const uint8_t *pkt, uint32_t len, int ip_header, struct gx_
         if (len < 20 || pkt[0] >> 4 != 4)
             return -EINVAL;
         ihl = (uint32_t)(pkt[0] & 0x0f) * 4u;
-        uint32_t total = rd16(pkt + 2);
+        uint32_t total = rd16be(pkt + 2);
         if (ihl < 20 || ihl > len || total < ihl || total > len)
             return -EINVAL;
         len = total;                              /* bytes past the IP total length are not ours */
-        if ((rd16(pkt + 6) & 0x3fff) != 0 || pkt[9] != IPPROTO_TCP)
+        if ((rd16be(pkt + 6) & 0x3fff) != 0 || pkt[9] != IPPROTO_TCP)
             return -EINVAL;                       /* a fragment, or not TCP */
         memset(out->src, 0, 10);
         out->src[10] = out->src[11] = 0xff;
@@ -66,10 +54,10 @@ int gx_faketcp_parse(const uint8_t *pkt, uint32_t len, int ip_header, struct gx_
     uint32_t doff = (uint32_t)(tcp[12] >> 4) * 4u;
     if (doff < 20 || doff > len - ihl)
         return -EINVAL;
-    out->sport = rd16(tcp);
-    out->dport = rd16(tcp + 2);
-    out->seq = rd32(tcp + 4);
-    out->ack = rd32(tcp + 8);
+    out->sport = rd16be(tcp);
+    out->dport = rd16be(tcp + 2);
+    out->seq = rd32be(tcp + 4);
+    out->ack = rd32be(tcp + 8);
     out->flags = tcp[13];
     out->hdr_len = ihl + doff;
     out->payload_len = len - ihl - doff;
@@ -86,13 +74,13 @@ int gx_faketcp_csum_ok(const uint8_t *pkt, const struct gx_faketcp_seg *seg) {
 void gx_faketcp_build(uint8_t hdr[GX_FAKETCP_HDR], uint16_t sport, uint16_t dport, uint32_t seq,
                       uint32_t ack, uint8_t flags, uint16_t window, const uint8_t *src, const uint8_t *dst,
                       int v6, const uint8_t *payload, uint32_t payload_len) {
-    wr16(hdr, sport);
-    wr16(hdr + 2, dport);
-    wr32(hdr + 4, seq);
-    wr32(hdr + 8, ack);
+    wr16be(hdr, sport);
+    wr16be(hdr + 2, dport);
+    wr32be(hdr + 4, seq);
+    wr32be(hdr + 8, ack);
     hdr[12] = (GX_FAKETCP_HDR / 4) << 4;
     hdr[13] = flags;
-    wr16(hdr + 14, window);
+    wr16be(hdr + 14, window);
     hdr[16] = hdr[17] = 0;
     hdr[18] = hdr[19] = 0;
     if (src == NULL || dst == NULL)

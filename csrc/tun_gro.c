@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "gx/bytes.h"
 #include "gx/tun.h"
 
 #define TCP_FIN 0x01u
@@ -17,15 +18,6 @@
 #define TCP_ACK 0x10u
 #define TCP_URG 0x20u
 #define MAX_IP_LEN 65535u
-
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void wr16(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 /* A TCP segment that may take part: where its headers end and what it carries. */
 struct seg {
@@ -47,14 +39,14 @@ static int parse_seg(const uint8_t *p, uint32_t len, struct seg *s) {
     s->pkt = p;
     s->len = len;
     if (p[0] >> 4 == 4) {
-        if (len < 20 || (p[0] & 0x0f) != 5 || p[9] != 6 || rd16(p + 2) != len)
+        if (len < 20 || (p[0] & 0x0f) != 5 || p[9] != 6 || rd16be(p + 2) != len)
             return 0;
-        if (rd16(p + 6) & 0x3fffu) /* MF or a fragment offset */
+        if (rd16be(p + 6) & 0x3fffu) /* MF or a fragment offset */
             return 0;
         s->v6 = 0;
         s->ip_len = 20;
     } else if (p[0] >> 4 == 6) {
-        if (len < 40 || p[6] != 6 || (uint32_t)rd16(p + 4) + 40u != len)
+        if (len < 40 || p[6] != 6 || (uint32_t)rd16be(p + 4) + 40u != len)
             return 0;
         s->v6 = 1;
         s->ip_len = 40;
@@ -70,7 +62,7 @@ static int parse_seg(const uint8_t *p, uint32_t len, struct seg *s) {
     s->hdr_len = s->ip_len + tcp_len;
     s->payload = len - s->hdr_len;
     s->flags = tcp[13];
-    s->seq = rd32(tcp + 4);
+    s->seq = rd32be(tcp + 4);
     if (s->payload == 0 || (s->flags & ~(uint8_t)TCP_PSH) != TCP_ACK)
         return 0;
     return 1;
@@ -153,10 +145,10 @@ uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, ui
     uint32_t tcp_total = total - head.ip_len;
     uint64_t acc;
     if (head.v6) {
-        wr16(pkt + 4, tcp_total);
+        wr16be(pkt + 4, tcp_total);
         acc = gx_csum_add(pkt + 8, 32, 0);
     } else {
-        wr16(pkt + 2, total);
+        wr16be(pkt + 2, total);
         pkt[10] = pkt[11] = 0;
         uint16_t ipsum = (uint16_t)~gx_csum_fold(gx_csum_add(pkt, 20, 0));
         memcpy(pkt + 10, &ipsum, 2);
