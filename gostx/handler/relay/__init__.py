@@ -40,6 +40,7 @@ from gostx.net.smux import SmuxSession
 from gostx.net.stream import SocketStream, Stream, pipe
 from gostx.protocol import relay as rp
 from gostx.registry import handlers
+from gostx.tasks import until_first_done
 
 DEFAULT_READ_TIMEOUT = 15.0
 
@@ -168,13 +169,9 @@ class RelayHandler(ProxyHandler):
                 counts[1] += len(data)
                 await stream.write(rp.udp_frame(data))
 
-        tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_done(up(), down())
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             stream.close()
         return counts[0], counts[1]
 

@@ -24,6 +24,7 @@ from gostx.addr import format_sockaddr
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
+from gostx.tasks import until_first_done
 from gostx.tunnel.udp import tune_buffers
 
 if TYPE_CHECKING:
@@ -118,13 +119,7 @@ class UdpTunRelay:
                 host, port = s5.split_addr(addr)
                 await self.stream.write(s5.udp_frame(data, host, port))
 
-        tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await until_first_done(up(), down())
         return counts[0], counts[1]
 
 
@@ -193,13 +188,9 @@ class AssociateRelay:
             while await stream.read(4096):
                 pass
 
-        tasks = [asyncio.ensure_future(t()) for t in (up, down, control)]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await until_first_done(up(), down(), control())
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             upstream.close()
             self.handler.log_close(peer, local, extra, start, counts[0], counts[1])
 

@@ -14,6 +14,7 @@ import socket
 
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream
+from gostx.tasks import until_first_done
 
 
 class Bridges:
@@ -73,13 +74,9 @@ async def _relay_datagrams(ours: socket.socket, conn: PacketConn) -> None:
             data, _peer = await conn.recvfrom()
             await loop.sock_sendall(ours, data)
 
-    tasks = [asyncio.ensure_future(to_upstream()), asyncio.ensure_future(to_stack())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first_done(to_upstream(), to_stack())
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         ours.close()
         with contextlib.suppress(Exception):
             conn.close()
