@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from gostx.config.metadata import Metadata
@@ -72,21 +73,34 @@ async def _interface_candidates(item: str) -> tuple[bool, str, list[str]]:
     return strict, ifname, addresses
 
 
+class _Failures:
+    """The last error of a dial over several interfaces and addresses."""
+
+    last: Exception | None = None
+
+
+async def _each_interface(opts: DialOptions, failed: _Failures) -> AsyncIterator[tuple[bool, str, list[str]]]:
+    """(strict, NIC, local addresses) of each `interface` item in turn ("" = any). An item that does
+    not resolve is skipped (its error kept in `failed`) unless it ends in '!', which raises."""
+    for item in opts.interfaces or [""]:
+        try:
+            found = await _interface_candidates(item)
+        except OSError as exc:
+            if item.endswith("!"):
+                raise
+            failed.last = exc
+            continue
+        yield found
+
+
 async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.socket:
     """A connected non-blocking socket to host:port ('tcp' or 'udp'); OSError/TimeoutError on failure."""
     loop = asyncio.get_running_loop()
     sock_type = socket.SOCK_STREAM if network == "tcp" else socket.SOCK_DGRAM
     async with asyncio.timeout(opts.timeout):
         infos = await loop.getaddrinfo(host or "127.0.0.1", port, type=sock_type)
-        last: Exception | None = None
-        for item in opts.interfaces or [""]:
-            try:
-                strict, ifname, addresses = await _interface_candidates(item)
-            except OSError as exc:
-                if item.endswith("!"):
-                    raise
-                last = exc
-                continue
+        failed = _Failures()
+        async for strict, ifname, addresses in _each_interface(opts, failed):
             for local_ip in addresses:
                 matched = False
                 for family, _, proto, _, sockaddr in infos:
@@ -100,29 +114,22 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
                         return sock
                     except OSError as exc:
                         sock.close()
-                        last = exc
+                        failed.last = exc
                         if strict:
                             raise
                     except BaseException:
                         sock.close()
                         raise
-                if not matched and last is None:
-                    last = OSError(f"no suitable address for {host} from local address {local_ip}")
-        raise last or OSError(f"no address for {host}")
+                if not matched and failed.last is None:
+                    failed.last = OSError(f"no suitable address for {host} from local address {local_ip}")
+        raise failed.last or OSError(f"no address for {host}")
 
 
 async def listen_udp(opts: DialOptions) -> socket.socket:
     """An unconnected UDP socket (dual-stack when it can) for "udp" to any destination, with the
     interface's first usable address, its NIC and the mark, as gost's direct UDP association."""
-    last: Exception | None = None
-    for item in opts.interfaces or [""]:
-        try:
-            strict, ifname, addresses = await _interface_candidates(item)
-        except OSError as exc:
-            if item.endswith("!"):
-                raise
-            last = exc
-            continue
+    failed = _Failures()
+    async for strict, ifname, addresses in _each_interface(opts, failed):
         for local_ip in addresses:
             v6 = not local_ip or ipaddress.ip_address(local_ip).version == 6
             sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
@@ -134,7 +141,7 @@ async def listen_udp(opts: DialOptions) -> socket.socket:
                 return sock
             except OSError as exc:
                 sock.close()
-                last = exc
+                failed.last = exc
                 if strict:
                     raise
-    raise last or OSError("no address to listen on")
+    raise failed.last or OSError("no address to listen on")
