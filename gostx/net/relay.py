@@ -22,7 +22,7 @@ import contextlib
 import struct
 
 from gostx.net.packet import PacketConn
-from gostx.net.stream import CHUNK, Stream
+from gostx.net.stream import CHUNK, Stream, WrappedStream
 from gostx.protocol import relay as rp
 
 REQUEST_GRACE = 0.2  # seconds a reader waits for a first write to carry the request
@@ -73,7 +73,7 @@ class _Handshake:
             raise
 
 
-class RelayClientStream(Stream):
+class RelayClientStream(WrappedStream):
     def __init__(self, inner: Stream, request: bytes, what: str) -> None:
         self.inner = inner
         self._hs = _Handshake(inner, request, what)
@@ -100,14 +100,6 @@ class RelayClientStream(Stream):
 
     def close(self) -> None:
         self.inner.close()
-
-    @property
-    def local_addr(self) -> str:
-        return self.inner.local_addr
-
-    @property
-    def remote_addr(self) -> str:
-        return self.inner.remote_addr
 
 
 class RelayUdpConn(PacketConn):
@@ -136,7 +128,7 @@ class RelayUdpConn(PacketConn):
         self.stream.close()
 
 
-class ResponseFirstStream(Stream):
+class ResponseFirstStream(WrappedStream):
     """The server's stream to the client with the cached OK response sent before the first bytes."""
 
     def __init__(self, inner: Stream, response: bytes) -> None:
@@ -177,14 +169,6 @@ class ResponseFirstStream(Stream):
 
     def take_buffered(self) -> bytes:
         return self.inner.take_buffered()
-
-    @property
-    def local_addr(self) -> str:
-        return self.inner.local_addr
-
-    @property
-    def remote_addr(self) -> str:
-        return self.inner.remote_addr
 
 
 async def read_udp_frame(stream: Stream) -> bytes | None:

@@ -74,6 +74,20 @@ class Stream(abc.ABC):
         return ""
 
 
+class WrappedStream(Stream):
+    """A stream carried over another one (`inner`): its addresses are the inner stream's."""
+
+    inner: Stream
+
+    @property
+    def local_addr(self) -> str:
+        return self.inner.local_addr
+
+    @property
+    def remote_addr(self) -> str:
+        return self.inner.remote_addr
+
+
 class SocketStream(Stream):
     """A stream over a connected non-blocking socket, read and written through the event loop."""
 

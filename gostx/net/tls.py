@@ -28,7 +28,7 @@ from gostx.addr import format_sockaddr
 from gostx.config.model import TLSConfig
 from gostx.errors import GostError
 from gostx.net.linger import Linger
-from gostx.net.stream import CHUNK, SocketStream, Stream
+from gostx.net.stream import CHUNK, SocketStream, Stream, WrappedStream
 from gostx.protocol import tls as default_tls
 
 HANDSHAKE_TIMEOUT = 15.0
@@ -301,7 +301,7 @@ class SocketTlsStream(Stream):
         return f"{cipher[1]} {cipher[0]}" if cipher else ""
 
 
-class BioTlsStream(Stream):
+class BioTlsStream(WrappedStream):
     """TLS over any Stream: an ssl.SSLObject whose memory BIOs are pumped through the inner stream."""
 
     def __init__(self, inner: Stream, obj: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO) -> None:
@@ -389,11 +389,3 @@ class BioTlsStream(Stream):
     def close(self) -> None:
         self._linger.cancel()
         self.inner.close()
-
-    @property
-    def local_addr(self) -> str:
-        return self.inner.local_addr
-
-    @property
-    def remote_addr(self) -> str:
-        return self.inner.remote_addr

@@ -27,7 +27,7 @@ import struct
 
 from gostx import _engine
 from gostx.net.linger import Linger
-from gostx.net.stream import CHUNK, Stream
+from gostx.net.stream import CHUNK, Stream, WrappedStream
 from gostx.protocol import websocket as wsp
 from gostx.protocol.http import Head
 
@@ -39,7 +39,7 @@ HANDSHAKE_TIMEOUT = 15.0
 READ_AHEAD = 1 << 18  # bytes asked of the inner stream at a time: several frames per TLS read
 
 
-class WsStream(Stream):
+class WsStream(WrappedStream):
     def __init__(self, inner: Stream, client: bool, initial: bytes = b"") -> None:
         self.inner = inner
         self.client = client  # a client masks what it sends and expects unmasked frames
@@ -200,14 +200,6 @@ class WsStream(Stream):
     def take_buffered(self) -> bytes:
         data, self._head = self._head, b""
         return data
-
-    @property
-    def local_addr(self) -> str:
-        return self.inner.local_addr
-
-    @property
-    def remote_addr(self) -> str:
-        return self.inner.remote_addr
 
 
 def _write_nowait(stream: Stream, data: bytes) -> None:
