@@ -1,11 +1,11 @@
 /* HKDF-SHA1 for Shadowsocks-AEAD subkeys, up to GX_HKDF_LANES salts at a time (see gx/hkdf.h).
  *
- * The SHA-1 block work of many packets is independent, so with AVX-512 it runs sixteen blocks at
- * once, one per vector lane (multi-buffer hashing). Measured on the dev machine (Xeon Sapphire
- * Rapids class, 2 vCPUs, loaded): one block with OpenSSL's SHA1_Transform (which uses SHA-NI here)
- * 46 ns; sixteen blocks at once 250 ns, 15.6 ns a block. SHA-NI itself does not gain from
- * interleaving several packets (tried: its rounds are throughput-bound), which is why the vector
- * lanes and not SHA-NI carry the batch path.
+ * With AVX-512 sixteen derivations run at once, one per vector lane, all eight (or ten) SHA-1
+ * compressions of each chained in registers (derive16). Measured on the dev machine (Xeon Sapphire
+ * Rapids class, 2 vCPUs): 121 ns a salt at sixteen lanes, where one block after the other with
+ * OpenSSL's SHA1_Transform (SHA-NI here) costs 460 ns a salt; at four lanes the two are even, so
+ * fewer salts take the block path. An earlier version gathered each block's words from memory and
+ * wrote each digest back out between the steps: 362 ns a salt, most of it moving words in and out.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED     /* SHA1_Transform, the fallback block function */
 
@@ -26,6 +26,7 @@
 #endif
 
 static const uint32_t SHA1_IV[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u, 0xc3d2e1f0u};
+static const uint32_t K4[4] = {0x5a827999u, 0x6ed9eba1u, 0x8f1bbcdcu, 0xca62c1d6u};   /* K of rounds 0, 20, 40, 60 */
 static const char INFO[] = "ss-subkey";
 #define INFO_LEN 9
 
@@ -56,34 +57,22 @@ static void blocks_openssl(const struct job *j, int n) {
 
 #if GX_HAVE_AVX512
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw")))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* Sixteen independent blocks, one per 32-bit lane of the zmm registers: the SHA-1 rounds of FIPS
- * 180-4 6.1.2 written with vector adds, rotates and ternary-logic for f (0xca = Ch, 0x96 = parity,
- * 0xe8 = Maj). The block words are gathered straight from the 16 block addresses. */
-AVX512_TARGET static void blocks_avx512_16(const struct job *j) {
-    uint32_t st[5][16] __attribute__((aligned(64)));
-    __m512i w[16];
-    const __m512i lo = _mm512_set_epi64((long long)(uintptr_t)j[7].blk, (long long)(uintptr_t)j[6].blk,
-                                        (long long)(uintptr_t)j[5].blk, (long long)(uintptr_t)j[4].blk,
-                                        (long long)(uintptr_t)j[3].blk, (long long)(uintptr_t)j[2].blk,
-                                        (long long)(uintptr_t)j[1].blk, (long long)(uintptr_t)j[0].blk);
-    const __m512i hi = _mm512_set_epi64((long long)(uintptr_t)j[15].blk, (long long)(uintptr_t)j[14].blk,
-                                        (long long)(uintptr_t)j[13].blk, (long long)(uintptr_t)j[12].blk,
-                                        (long long)(uintptr_t)j[11].blk, (long long)(uintptr_t)j[10].blk,
-                                        (long long)(uintptr_t)j[9].blk, (long long)(uintptr_t)j[8].blk);
-    const __m512i bswap = _mm512_set4_epi32(0x0c0d0e0f, 0x08090a0b, 0x04050607, 0x00010203);
-    for (int t = 0; t < 16; t++) {
-        const __m512i off = _mm512_set1_epi64(4 * t);
-        __m256i a = _mm512_i64gather_epi32(_mm512_add_epi64(lo, off), NULL, 1);
-        __m256i b = _mm512_i64gather_epi32(_mm512_add_epi64(hi, off), NULL, 1);
-        w[t] = _mm512_shuffle_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), bswap);
-    }
-    for (int i = 0; i < 5; i++)
-        for (int l = 0; l < 16; l++)
-            st[i][l] = j[l].h[i];
-    __m512i a = _mm512_load_si512(st[0]), b = _mm512_load_si512(st[1]), c = _mm512_load_si512(st[2]);
-    __m512i d = _mm512_load_si512(st[3]), e = _mm512_load_si512(st[4]);
-#define SHA1_ROUND(t, F, K)                                                                            \
+/* ---- sixteen derivations at once, in registers ----------------------------------------------------
+ * One derivation per 32-bit lane of the zmm registers. Every block the derivation hashes is known word
+ * by word: the salt (xor a pad) or an earlier digest in the first words, constants after them. So the
+ * message words are built straight from the lanes' state vectors (a digest's words are the next
+ * block's words, no bytes in between) and the chain of eight (or ten) compressions never leaves the
+ * registers; the salts go in and the subkeys come out through one small transpose each. The two
+ * blocks that are equal in every lane (key || pad, "ss-subkey" 1 || pad) have their whole message
+ * schedule, K added, precomputed per key (gx_hkdf_key_init). SHA-1 rounds per FIPS 180-4 6.1.2 with
+ * vector adds, rotates and ternary logic for f (0xca = Ch, 0x96 = parity, 0xe8 = Maj). */
+
+/* st += compression of (st, w[0..15]); w is used as the schedule's ring buffer. */
+AVX512_TARGET __attribute__((noinline)) static void compress_msg(__m512i st[5], __m512i w[16]) {
+    __m512i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4];
+#define ROUND_MSG(t, F)                                                                                \
     do {                                                                                               \
         __m512i wt = w[(t) & 15];                                                                      \
         if ((t) >= 16) {                                                                               \
@@ -93,43 +82,137 @@ AVX512_TARGET static void blocks_avx512_16(const struct job *j) {
         }                                                                                              \
         __m512i f = _mm512_ternarylogic_epi32(b, c, d, F);                                             \
         __m512i sum = _mm512_add_epi32(_mm512_add_epi32(_mm512_rol_epi32(a, 5), f),                    \
-                                       _mm512_add_epi32(_mm512_add_epi32(e, _mm512_set1_epi32((int)(K))), wt)); \
+                                       _mm512_add_epi32(_mm512_add_epi32(e, _mm512_set1_epi32((int)K4[(t) / 20])), wt)); \
         e = d;                                                                                         \
         d = c;                                                                                         \
         c = _mm512_rol_epi32(b, 30);                                                                   \
         b = a;                                                                                         \
         a = sum;                                                                                       \
     } while (0)
-    _Pragma("GCC unroll 20") for (int t = 0; t < 20; t++) SHA1_ROUND(t, 0xca, 0x5a827999u);
-    _Pragma("GCC unroll 20") for (int t = 20; t < 40; t++) SHA1_ROUND(t, 0x96, 0x6ed9eba1u);
-    _Pragma("GCC unroll 20") for (int t = 40; t < 60; t++) SHA1_ROUND(t, 0xe8, 0x8f1bbcdcu);
-    _Pragma("GCC unroll 20") for (int t = 60; t < 80; t++) SHA1_ROUND(t, 0x96, 0xca62c1d6u);
-#undef SHA1_ROUND
-    _mm512_store_si512(st[0], _mm512_add_epi32(a, _mm512_load_si512(st[0])));
-    _mm512_store_si512(st[1], _mm512_add_epi32(b, _mm512_load_si512(st[1])));
-    _mm512_store_si512(st[2], _mm512_add_epi32(c, _mm512_load_si512(st[2])));
-    _mm512_store_si512(st[3], _mm512_add_epi32(d, _mm512_load_si512(st[3])));
-    _mm512_store_si512(st[4], _mm512_add_epi32(e, _mm512_load_si512(st[4])));
-    for (int i = 0; i < 5; i++)
-        for (int l = 0; l < 16; l++)
-            j[l].h[i] = st[i][l];
+    _Pragma("GCC unroll 20") for (int t = 0; t < 20; t++) ROUND_MSG(t, 0xca);
+    _Pragma("GCC unroll 20") for (int t = 20; t < 40; t++) ROUND_MSG(t, 0x96);
+    _Pragma("GCC unroll 20") for (int t = 40; t < 60; t++) ROUND_MSG(t, 0xe8);
+    _Pragma("GCC unroll 20") for (int t = 60; t < 80; t++) ROUND_MSG(t, 0x96);
+#undef ROUND_MSG
+    st[0] = _mm512_add_epi32(st[0], a);
+    st[1] = _mm512_add_epi32(st[1], b);
+    st[2] = _mm512_add_epi32(st[2], c);
+    st[3] = _mm512_add_epi32(st[3], d);
+    st[4] = _mm512_add_epi32(st[4], e);
 }
 
-/* n jobs in groups of 16; a short group is filled with jobs on a scratch state and a zero block. */
-static void blocks_avx512(const struct job *j, int n) {
-    static const uint8_t zero_block[64];
-    uint32_t scratch[16][5];
-    struct job g[16];
-    for (int i = 0; i < n; i += 16) {
-        int m = n - i < 16 ? n - i : 16;
-        if (m == 16) {
-            blocks_avx512_16(j + i);
-            continue;
+/* st += compression of (st, the block whose W[t] + K[t] are wk[t] in every lane). */
+AVX512_TARGET __attribute__((noinline)) static void compress_sched(__m512i st[5], const uint32_t wk[80]) {
+    __m512i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4];
+#define ROUND_WK(t, F)                                                                                 \
+    do {                                                                                               \
+        __m512i f = _mm512_ternarylogic_epi32(b, c, d, F);                                             \
+        __m512i sum = _mm512_add_epi32(_mm512_add_epi32(_mm512_rol_epi32(a, 5), f),                    \
+                                       _mm512_add_epi32(e, _mm512_set1_epi32((int)wk[t])));            \
+        e = d;                                                                                         \
+        d = c;                                                                                         \
+        c = _mm512_rol_epi32(b, 30);                                                                   \
+        b = a;                                                                                         \
+        a = sum;                                                                                       \
+    } while (0)
+    _Pragma("GCC unroll 20") for (int t = 0; t < 20; t++) ROUND_WK(t, 0xca);
+    _Pragma("GCC unroll 20") for (int t = 20; t < 40; t++) ROUND_WK(t, 0x96);
+    _Pragma("GCC unroll 20") for (int t = 40; t < 60; t++) ROUND_WK(t, 0xe8);
+    _Pragma("GCC unroll 20") for (int t = 60; t < 80; t++) ROUND_WK(t, 0x96);
+#undef ROUND_WK
+    st[0] = _mm512_add_epi32(st[0], a);
+    st[1] = _mm512_add_epi32(st[1], b);
+    st[2] = _mm512_add_epi32(st[2], c);
+    st[3] = _mm512_add_epi32(st[3], d);
+    st[4] = _mm512_add_epi32(st[4], e);
+}
+
+AVX512_TARGET static ALWAYS_INLINE void set_iv(__m512i st[5]) {
+    for (int i = 0; i < 5; i++)
+        st[i] = _mm512_set1_epi32((int)SHA1_IV[i]);
+}
+
+/* st = IV, then the block: words[0..nw) ^ pad, pad after them (an HMAC key block, key <= 32 bytes). */
+AVX512_TARGET static ALWAYS_INLINE void hash_pad_block(__m512i st[5], const __m512i *words, int nw, uint32_t pad) {
+    __m512i w[16];
+    const __m512i p = _mm512_set1_epi32((int)pad);
+    for (int i = 0; i < 16; i++)
+        w[i] = i < nw ? _mm512_xor_si512(words[i], p) : p;
+    set_iv(st);
+    compress_msg(st, w);
+}
+
+/* st += the block: a 20-byte digest (five words), `tail` words after it (the message's end and its
+ * 0x80 byte), zeros, the bit length. */
+AVX512_TARGET static ALWAYS_INLINE void hash_digest_block(__m512i st[5], const __m512i dg[5], const uint32_t *tail,
+                                                          int ntail, uint32_t bitlen) {
+    __m512i w[16];
+    for (int i = 0; i < 5; i++)
+        w[i] = dg[i];
+    for (int i = 5; i < 15; i++)
+        w[i] = _mm512_setzero_si512();
+    for (int i = 0; i < ntail; i++)
+        w[5 + i] = _mm512_set1_epi32((int)tail[i]);
+    w[15] = _mm512_set1_epi32((int)bitlen);
+    compress_msg(st, w);
+}
+
+static const uint32_t END_80 = 0x80000000u;          /* the padding's first byte right after a digest */
+
+/* The sixteen subkeys out[l] = HKDF-SHA1(key, salts[l], "ss-subkey"), key_len bytes each. */
+AVX512_TARGET static void derive16(const struct gx_hkdf_key *k, const uint8_t *const salts[16], uint8_t *const out[16]) {
+    uint32_t tw[8][16] __attribute__((aligned(64)));      /* salt word i of lane l, zero-padded */
+    int nsw = (int)(k->salt_len + 3) / 4;
+    for (int l = 0; l < 16; l++) {
+        uint8_t s[32];
+        memcpy(s, salts[l], k->salt_len);
+        memset(s + k->salt_len, 0, sizeof(s) - k->salt_len);
+        for (int i = 0; i < nsw; i++) {
+            uint32_t v;
+            memcpy(&v, s + 4 * i, 4);
+            tw[i][l] = __builtin_bswap32(v);
         }
-        for (int l = 0; l < 16; l++)
-            g[l] = l < m ? j[i + l] : (struct job){scratch[l], zero_block};
-        blocks_avx512_16(g);
     }
+    __m512i sw[8], si[5], so[5], dg[5], pi[5], po[5], t1[5], t2[5];
+    for (int i = 0; i < nsw; i++)
+        sw[i] = _mm512_load_si512(tw[i]);
+    /* extract: PRK = HMAC(salt, key) */
+    hash_pad_block(si, sw, nsw, 0x36363636u);
+    hash_pad_block(so, sw, nsw, 0x5c5c5c5cu);
+    for (int i = 0; i < 5; i++)
+        dg[i] = si[i];
+    compress_sched(dg, k->ext_wk);
+    hash_digest_block(so, dg, &END_80, 1, (64 + 20) * 8);   /* so = PRK */
+    /* expand: T1 = HMAC(PRK, info || 1), T2 = HMAC(PRK, T1 || info || 2) */
+    hash_pad_block(pi, so, 5, 0x36363636u);
+    hash_pad_block(po, so, 5, 0x5c5c5c5cu);
+    for (int i = 0; i < 5; i++) {
+        dg[i] = pi[i];
+        t1[i] = po[i];
+    }
+    compress_sched(dg, k->t1_wk);
+    hash_digest_block(t1, dg, &END_80, 1, (64 + 20) * 8);
+    uint32_t res[10][16] __attribute__((aligned(64)));
+    for (int i = 0; i < 5; i++)
+        _mm512_store_si512(res[i], t1[i]);
+    if (k->key_len > 20) {
+        static const uint32_t t2_tail[3] = {0x73732d73u, 0x75626b65u, 0x79028000u};   /* "ss-subkey" 2, 0x80 */
+        for (int i = 0; i < 5; i++) {
+            dg[i] = pi[i];
+            t2[i] = po[i];
+        }
+        hash_digest_block(dg, t1, t2_tail, 3, (64 + 30) * 8);
+        hash_digest_block(t2, dg, &END_80, 1, (64 + 20) * 8);
+        for (int i = 0; i < 5; i++)
+            _mm512_store_si512(res[5 + i], t2[i]);
+    }
+    for (int l = 0; l < 16; l++) {
+        for (size_t j = 0; j < k->key_len; j += 4) {
+            uint32_t v = __builtin_bswap32(res[j / 4][l]);
+            memcpy(out[l] + j, &v, k->key_len - j < 4 ? k->key_len - j : 4);
+        }
+    }
+    OPENSSL_cleanse(res, sizeof(res));     /* the salts in tw are public; the subkeys are not */
 }
 
 static int cpu_has_avx512(void) {
@@ -137,8 +220,8 @@ static int cpu_has_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 }
 #else
-static void blocks_avx512(const struct job *j, int n) {
-    blocks_openssl(j, n);
+static void derive16(const struct gx_hkdf_key *k, const uint8_t *const salts[16], uint8_t *const out[16]) {
+    (void)k, (void)salts, (void)out;
 }
 
 static int cpu_has_avx512(void) {
@@ -164,14 +247,11 @@ int gx_hkdf_impl(void) {
     return impl == GX_HKDF_AUTO ? gx_hkdf_set_impl(GX_HKDF_AUTO) : impl;
 }
 
-/* Below AVX512_MIN_JOBS jobs the 16-lane code costs more than one block at a time. */
-#define AVX512_MIN_JOBS 4
+/* Below AVX512_MIN_SALTS salts the sixteen lanes cost more than one SHA-NI block after the other. */
+#define AVX512_MIN_SALTS 4
 
-static void run(const struct job *j, int n, int impl) {
-    if (impl == GX_HKDF_AVX512 && n >= AVX512_MIN_JOBS)
-        blocks_avx512(j, n);
-    else
-        blocks_openssl(j, n);
+static void run(const struct job *j, int n) {
+    blocks_openssl(j, n);
 }
 
 /* ---- HKDF over prebuilt blocks ------------------------------------------------------------------ */
@@ -199,6 +279,22 @@ static void digest(const uint32_t h[5], uint8_t out[20]) {
     }
 }
 
+static uint32_t rol32(uint32_t x, int r) {
+    return x << r | x >> (32 - r);
+}
+
+/* wk[t] = W[t] + K[t] for the block (the message schedule of FIPS 180-4 6.1.2 step 1). */
+static void schedule(const uint8_t blk[64], uint32_t wk[80]) {
+    uint32_t w[80];
+    for (int t = 0; t < 16; t++)
+        w[t] = (uint32_t)blk[4 * t] << 24 | (uint32_t)blk[4 * t + 1] << 16 | (uint32_t)blk[4 * t + 2] << 8 | blk[4 * t + 3];
+    for (int t = 16; t < 80; t++)
+        w[t] = rol32(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    for (int t = 0; t < 80; t++)
+        wk[t] = w[t] + K4[t / 20];
+    OPENSSL_cleanse(w, sizeof(w));
+}
+
 int gx_hkdf_key_init(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, size_t salt_len) {
     if (key_len == 0 || key_len > GX_HKDF_MAX_KEY || salt_len == 0 || salt_len > GX_HKDF_MAX_SALT)
         return -EINVAL;
@@ -209,6 +305,8 @@ int gx_hkdf_key_init(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, 
     memcpy(t1, INFO, INFO_LEN);
     t1[INFO_LEN] = 1;
     final_block(k->t1_inner, t1, sizeof(t1));
+    schedule(k->ext_inner, k->ext_wk);
+    schedule(k->t1_inner, k->t1_wk);
     return 0;
 }
 
@@ -229,18 +327,13 @@ void gx_hkdf_work_init(struct gx_hkdf_work *w) {
 
 /* extract: PRK = HMAC(salt, key); expand: T1 = HMAC(PRK, info || 1), T2 = HMAC(PRK, T1 || info || 2).
  * Each HMAC = H(pad ^ 0x36 block, message block) then H(pad ^ 0x5c block, inner hash block); the
- * steps below run the same step of every lane together. */
-void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
-                    uint8_t *const out[], int n) {
+ * steps below run the same step of every lane together, one SHA-NI block after the other. */
+static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
+                          uint8_t *const out[], int n) {
     uint32_t si[GX_HKDF_LANES][5], so[GX_HKDF_LANES][5], pi[GX_HKDF_LANES][5], po[GX_HKDF_LANES][5];
     uint32_t t[GX_HKDF_LANES][5];
     struct job j[2 * GX_HKDF_LANES] = {{0}};
     uint8_t d[20];
-    int impl = gx_hkdf_impl();
-    if (n <= 0)
-        return;
-    if (n > GX_HKDF_LANES)
-        n = GX_HKDF_LANES;
 
     for (int l = 0; l < n; l++) {               /* salt ^ ipad, salt ^ opad */
         struct gx_hkdf_lane *ln = &w->lane[l];
@@ -253,15 +346,15 @@ void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const u
         j[2 * l] = (struct job){si[l], ln->salt_ipad};
         j[2 * l + 1] = (struct job){so[l], ln->salt_opad};
     }
-    run(j, 2 * n, impl);
+    run(j, 2 * n);
     for (int l = 0; l < n; l++)                 /* inner hash of the extract */
         j[l] = (struct job){si[l], k->ext_inner};
-    run(j, n, impl);
+    run(j, n);
     for (int l = 0; l < n; l++) {               /* PRK */
         digest(si[l], w->lane[l].outer);
         j[l] = (struct job){so[l], w->lane[l].outer};
     }
-    run(j, n, impl);
+    run(j, n);
     for (int l = 0; l < n; l++) {               /* PRK ^ ipad, PRK ^ opad */
         struct gx_hkdf_lane *ln = &w->lane[l];
         digest(so[l], d);
@@ -274,18 +367,18 @@ void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const u
         j[2 * l] = (struct job){pi[l], ln->prk_ipad};
         j[2 * l + 1] = (struct job){po[l], ln->prk_opad};
     }
-    run(j, 2 * n, impl);
+    run(j, 2 * n);
     for (int l = 0; l < n; l++) {               /* T1 inner */
         memcpy(t[l], pi[l], sizeof(t[l]));
         j[l] = (struct job){t[l], k->t1_inner};
     }
-    run(j, n, impl);
+    run(j, n);
     for (int l = 0; l < n; l++) {               /* T1 */
         digest(t[l], w->lane[l].outer);
         memcpy(t[l], po[l], sizeof(t[l]));
         j[l] = (struct job){t[l], w->lane[l].outer};
     }
-    run(j, n, impl);
+    run(j, n);
     size_t first = k->key_len < 20 ? k->key_len : 20;
     for (int l = 0; l < n; l++) {
         digest(t[l], w->lane[l].t2_inner);
@@ -296,13 +389,13 @@ void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const u
             memcpy(t[l], pi[l], sizeof(t[l]));
             j[l] = (struct job){t[l], w->lane[l].t2_inner};
         }
-        run(j, n, impl);
+        run(j, n);
         for (int l = 0; l < n; l++) {           /* T2 */
             digest(t[l], w->lane[l].outer);
             memcpy(t[l], po[l], sizeof(t[l]));
             j[l] = (struct job){t[l], w->lane[l].outer};
         }
-        run(j, n, impl);
+        run(j, n);
         for (int l = 0; l < n; l++) {
             digest(t[l], d);
             memcpy(out[l] + 20, d, k->key_len - 20);
@@ -313,4 +406,27 @@ void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const u
     OPENSSL_cleanse(po, sizeof(po));
     OPENSSL_cleanse(t, sizeof(t));
     OPENSSL_cleanse(so, sizeof(so));
+}
+
+void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
+                    uint8_t *const out[], int n) {
+    if (n <= 0)
+        return;
+    if (n > GX_HKDF_LANES)
+        n = GX_HKDF_LANES;
+    if (gx_hkdf_impl() != GX_HKDF_AVX512 || n < AVX512_MIN_SALTS) {
+        derive_blocks(k, w, salts, out, n);
+        return;
+    }
+    static const uint8_t zero_salt[GX_HKDF_MAX_SALT];
+    uint8_t spare[GX_HKDF_LANES][GX_HKDF_MAX_KEY];         /* the subkeys of the lanes nobody asked for */
+    const uint8_t *s[GX_HKDF_LANES];
+    uint8_t *o[GX_HKDF_LANES];
+    for (int l = 0; l < GX_HKDF_LANES; l++) {
+        s[l] = l < n ? salts[l] : zero_salt;
+        o[l] = l < n ? out[l] : spare[l];
+    }
+    derive16(k, s, o);
+    if (n < GX_HKDF_LANES)
+        OPENSSL_cleanse(spare, sizeof(spare));
 }

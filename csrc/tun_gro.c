@@ -95,28 +95,32 @@ static int can_follow(const struct seg *a, const struct seg *b, uint32_t next_se
 
 static void plain_header(uint8_t *out) { memset(out, 0, GX_VNET_HDR_LEN); }
 
-uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered) {
+int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GRO_HDR_MAX], struct iovec *iov,
+                        uint32_t *covered, uint32_t *bytes) {
     uint32_t n = b->n <= b->cap ? b->n : b->cap;
     while (*i < n && b->pkt[*i].len == 0)
         (*i)++;
     *covered = 0;
+    *bytes = 0;
     if (*i >= n)
         return 0;
     const struct gx_pkt *first = &b->pkt[*i];
-    uint8_t *pkt = out + GX_VNET_HDR_LEN;
     struct seg head;
-    if (first->len > MAX_IP_LEN || !parse_seg(first->data, first->len, &head) || head.flags & TCP_PSH) {
+    plain_header(hdr);
+    iov[0] = (struct iovec){hdr, GX_VNET_HDR_LEN};
+    if (first->len > MAX_IP_LEN || !parse_seg(first->data, first->len, &head) || head.flags & TCP_PSH ||
+        head.hdr_len > GX_GRO_HDR_MAX - GX_VNET_HDR_LEN) {
         uint32_t len = first->len > MAX_IP_LEN ? MAX_IP_LEN : first->len;
-        plain_header(out);
-        memcpy(pkt, first->data, len);
+        iov[1] = (struct iovec){first->data, len};
         (*i)++;
         *covered = 1;
-        return GX_VNET_HDR_LEN + len;
+        *bytes = GX_VNET_HDR_LEN + len;
+        return 2;
     }
-    memcpy(pkt, first->data, first->len);
     uint32_t total = first->len, gso_size = head.payload, next_seq = head.seq + head.payload;
-    uint32_t count = 1, j = *i + 1;
+    uint32_t count = 1, j = *i + 1, niov = 2;
     uint8_t last_flags = head.flags;
+    iov[1] = (struct iovec){first->data + head.hdr_len, head.payload};
     while (j < n) {
         const struct gx_pkt *p = &b->pkt[j];
         if (p->len == 0) {
@@ -126,7 +130,7 @@ uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, ui
         struct seg s;
         if (!parse_seg(p->data, p->len, &s) || !can_follow(&head, &s, next_seq, gso_size, total))
             break;
-        memcpy(pkt + total, p->data + s.hdr_len, s.payload);
+        iov[niov++] = (struct iovec){p->data + s.hdr_len, s.payload};
         total += s.payload;
         next_seq += s.payload;
         last_flags = s.flags;
@@ -137,11 +141,15 @@ uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, ui
     }
     *i = j;
     *covered = count;
+    *bytes = GX_VNET_HDR_LEN + total;
     if (count == 1) {
-        plain_header(out);
-        return GX_VNET_HDR_LEN + total;
+        iov[1] = (struct iovec){first->data, first->len};
+        return 2;
     }
-    /* fix the lengths, flags and checksums of the super-packet's headers */
+    /* the super-packet's headers: the first segment's, with lengths, flags and checksums fixed */
+    uint8_t *pkt = hdr + GX_VNET_HDR_LEN;
+    memcpy(pkt, first->data, head.hdr_len);
+    iov[0].iov_len = GX_VNET_HDR_LEN + head.hdr_len;
     uint32_t tcp_total = total - head.ip_len;
     uint64_t acc;
     if (head.v6) {
@@ -168,22 +176,33 @@ uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, ui
         .csum_start = (uint16_t)head.ip_len,
         .csum_offset = 16,
     };
-    gx_vnet_hdr_encode(&h, out);
-    return GX_VNET_HDR_LEN + total;
+    gx_vnet_hdr_encode(&h, hdr);
+    return (int)niov;
 }
 
-static _Thread_local uint8_t gro_buf[GX_VNET_HDR_LEN + MAX_IP_LEN];
+uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered) {
+    uint8_t hdr[GX_GRO_HDR_MAX];
+    struct iovec iov[1 + GX_BATCH_MAX];
+    uint32_t bytes, at = 0;
+    int n = gx_tun_gro_next_iov(b, i, hdr, iov, covered, &bytes);
+    for (int k = 0; k < n; k++) {
+        memcpy(out + at, iov[k].iov_base, iov[k].iov_len);
+        at += (uint32_t)iov[k].iov_len;
+    }
+    return at;
+}
 
 int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers) {
     if (b == NULL)
         return -EINVAL;
-    int written = 0;
-    uint32_t i = 0, covered;
-    uint32_t len;
-    while ((len = gx_tun_gro_next(b, &i, gro_buf, &covered)) > 0) {
+    int written = 0, niov;
+    uint32_t i = 0, covered, bytes;
+    uint8_t hdr[GX_GRO_HDR_MAX];
+    struct iovec iov[1 + GX_BATCH_MAX];
+    while ((niov = gx_tun_gro_next_iov(b, &i, hdr, iov, &covered, &bytes)) > 0) {
         ssize_t r;
         do {
-            r = write(fd, gro_buf, len);
+            r = writev(fd, iov, niov);
         } while (r < 0 && errno == EINTR);
         if (r >= 0) {
             written += (int)covered;

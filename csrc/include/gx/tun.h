@@ -29,6 +29,7 @@
 #define GX_TUN_H
 
 #include <stdint.h>
+#include <sys/uio.h>
 #include "gx/batch.h"
 
 #define GX_TUN_TAP         0x1u   /* IFF_TAP instead of IFF_TUN */
@@ -119,12 +120,19 @@ uint16_t gx_csum_fold(uint64_t acc);
  * (same addresses, ports, ack, options, flags ACK[/PSH on the last], contiguous seq, equal sizes but
  * the last) become one GSO super-packet with a virtio_net_hdr (NEEDS_CSUM, gso_size = the segment
  * size), so the kernel takes up to 64 KiB in one write and one pass through its TCP stack.
- * gx_tun_gro_next builds the next write from b->pkt[*i..]: out gets [virtio_net_hdr][packet] (a
- * coalesced super-packet, or the one packet with a plain header), *i moves past the packets it
- * covers (skipping empty ones) and *covered counts them. Returns the bytes in out, 0 when no packet
- * is left. out must hold GX_VNET_HDR_LEN + 65535 bytes. */
+ * gx_tun_gro_next_iov describes the next write from b->pkt[*i..] without copying the payloads:
+ * iov[0] is hdr, which gets [virtio_net_hdr][the headers of the super-packet] (or [virtio_net_hdr]
+ * alone before one packet written as it is), iov[1..] point into the batch (the payloads, or the one
+ * packet). *i moves past the packets it covers (skipping empty ones), *covered counts them and *bytes
+ * is the write's length. Returns the iovec count (at most 1 + GX_BATCH_MAX), 0 when no packet is left.
+ * gx_tun_gro_next is the same write copied into out (GX_VNET_HDR_LEN + 65535 bytes); returns its
+ * length. */
+#define GX_GRO_HDR_MAX (GX_VNET_HDR_LEN + 40 + 60)   /* virtio_net_hdr, IPv6 header, longest TCP header */
+int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GRO_HDR_MAX], struct iovec *iov,
+                        uint32_t *covered, uint32_t *bytes);
 uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered);
-/* Write the batch through gx_tun_gro_next; returns packets written (as gx_tun_write_batch). */
+/* Write the batch through gx_tun_gro_next_iov (one writev each); returns packets written (as
+ * gx_tun_write_batch). */
 int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers);
 
 /* Split the GSO super-packet in[0..len) (an IP packet, described by h) into segments appended to
