@@ -310,6 +310,27 @@ static int open_in_place(struct gx_aead *a, struct direction *d, const uint8_t *
     return 0;
 }
 
+/* Our AES-GCM, which can also do two packets at once (gx_gcm_seal2/open2)? */
+static int gcm_pairs(const struct gx_aead *a) {
+    return a->gcm_own && gx_gcm_impl() == GX_GCM_VAES;
+}
+
+/* Packets p[0], p[1] as seal_in_place, together. 0 or -EIO. */
+static int seal_two(struct gx_aead *a, const uint8_t *const subkey[2], uint8_t *const p[2], const size_t len[2]) {
+    uint8_t *body[2] = {p[0] + a->salt_len, p[1] + a->salt_len};
+    uint8_t *tag[2] = {body[0] + len[0], body[1] + len[1]};
+    return gx_gcm_seal2(subkey, a->key_len, ZERO_NONCE, body, len, tag) == 0 ? 0 : -EIO;
+}
+
+/* Packets p[0], p[1] (dlen[i] bytes) as open_in_place, together: a mask of the failed ones. */
+static int open_two(struct gx_aead *a, const uint8_t *const subkey[2], uint8_t *const p[2], const size_t dlen[2]) {
+    uint8_t *body[2] = {p[0] + a->salt_len, p[1] + a->salt_len};
+    size_t len[2] = {dlen[0] - a->salt_len - GX_AEAD_TAG_LEN, dlen[1] - a->salt_len - GX_AEAD_TAG_LEN};
+    const uint8_t *tag[2] = {body[0] + len[0], body[1] + len[1]};
+    int rc = gx_gcm_open2(subkey, a->key_len, ZERO_NONCE, body, len, tag);
+    return rc < 0 ? 3 : rc;
+}
+
 /* The subkeys of n (<= GX_HKDF_LANES) packets whose salts start at start[i] into d->subkey[i]. */
 static void derive_group(struct gx_aead *a, struct direction *d, uint8_t *const start[], int n) {
     uint8_t *out[GX_HKDF_LANES];
@@ -365,10 +386,17 @@ int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
                 continue;
         }
         derive_group(a, &a->seal, start, g);
-        for (int q = 0; rc == 0 && q < g; q++) {
-            struct gx_pkt *pk = &b->pkt[idx[q]];
-            rc = seal_in_place(a, &a->seal, a->seal.subkey[q], start[q], pk->len);
-            if (rc == 0) {
+        for (int q = 0; rc == 0 && q < g;) {
+            int two = q + 1 < g && gcm_pairs(a);
+            if (two) {
+                const uint8_t *key2[2] = {a->seal.subkey[q], a->seal.subkey[q + 1]};
+                size_t len2[2] = {b->pkt[idx[q]].len, b->pkt[idx[q + 1]].len};
+                rc = seal_two(a, key2, start + q, len2);
+            } else {
+                rc = seal_in_place(a, &a->seal, a->seal.subkey[q], start[q], b->pkt[idx[q]].len);
+            }
+            for (int e = q + 1 + two; rc == 0 && q < e; q++) {
+                struct gx_pkt *pk = &b->pkt[idx[q]];
                 pk->data = start[q];
                 pk->len += (uint32_t)gx_aead_overhead(a);
                 sealed++;
@@ -447,14 +475,24 @@ int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_dro
                 continue;
         }
         derive_group(a, &a->open, start, g);
-        for (int q = 0; q < g; q++) {
-            uint32_t k = idx[q];
-            if (open_in_place(a, &a->open, a->open.subkey[q], start[q], b->pkt[k].len) == 0) {
-                todo[k] = 2;
+        for (int q = 0; q < g;) {
+            int two = q + 1 < g && gcm_pairs(a), failed;
+            if (two) {
+                const uint8_t *key2[2] = {a->open.subkey[q], a->open.subkey[q + 1]};
+                size_t dlen2[2] = {b->pkt[idx[q]].len, b->pkt[idx[q + 1]].len};
+                failed = open_two(a, key2, start + q, dlen2);
             } else {
-                todo[k] = 0;
-                b->pkt[k].len = 0;
-                dr.auth++;
+                failed = open_in_place(a, &a->open, a->open.subkey[q], start[q], b->pkt[idx[q]].len) == 0 ? 0 : 1;
+            }
+            for (int e = q + 1 + two, bit = 1; q < e; q++, bit <<= 1) {
+                uint32_t k = idx[q];
+                if (!(failed & bit)) {
+                    todo[k] = 2;
+                } else {
+                    todo[k] = 0;
+                    b->pkt[k].len = 0;
+                    dr.auth++;
+                }
             }
         }
         g = 0;

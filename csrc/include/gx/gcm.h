@@ -35,6 +35,15 @@ int gx_gcm_seal(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_N
 int gx_gcm_open(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
                 size_t len, const uint8_t tag[GX_GCM_TAG_LEN]);
 
+/* Two packets at once (same key size and nonce, keys of their own), each as gx_gcm_seal / gx_gcm_open:
+ * the two interleave chunk by chunk, which takes less time than one after the other. seal2: 0 or
+ * -EINVAL. open2: a mask with bit i set when packet i's tag did not match (that buffer is left as it
+ * was), or -EINVAL. */
+int gx_gcm_seal2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
+                 uint8_t *const buf[2], const size_t len[2], uint8_t *const tag[2]);
+int gx_gcm_open2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
+                 uint8_t *const buf[2], const size_t len[2], const uint8_t *const tag[2]);
+
 /* Process-wide choice (tests, benchmarks, GX_GCM=openssl in the environment). Returns the
  * implementation now in use, -ENOTSUP if VAES was asked for and the CPU lacks it, -EINVAL. */
 int gx_gcm_set_impl(int impl);
