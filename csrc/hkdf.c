@@ -164,9 +164,16 @@ AVX512_TARGET static void derive16(const struct gx_hkdf_key *k, const uint8_t *c
     uint32_t tw[8][16] __attribute__((aligned(64)));      /* salt word i of lane l, zero-padded */
     int nsw = (int)(k->salt_len + 3) / 4;
     for (int l = 0; l < 16; l++) {
-        uint8_t s[32];
+        if (k->salt_len % 4 == 0) {               /* every real cipher: whole words */
+            for (int i = 0; i < nsw; i++) {
+                uint32_t v;
+                memcpy(&v, salts[l] + 4 * i, 4);
+                tw[i][l] = __builtin_bswap32(v);
+            }
+            continue;
+        }
+        uint8_t s[32] = {0};
         memcpy(s, salts[l], k->salt_len);
-        memset(s + k->salt_len, 0, sizeof(s) - k->salt_len);
         for (int i = 0; i < nsw; i++) {
             uint32_t v;
             memcpy(&v, s + 4 * i, 4);
@@ -206,11 +213,14 @@ AVX512_TARGET static void derive16(const struct gx_hkdf_key *k, const uint8_t *c
         for (int i = 0; i < 5; i++)
             _mm512_store_si512(res[5 + i], t2[i]);
     }
+    size_t words = k->key_len / 4, tail = k->key_len % 4;
     for (int l = 0; l < 16; l++) {
-        for (size_t j = 0; j < k->key_len; j += 4) {
-            uint32_t v = __builtin_bswap32(res[j / 4][l]);
-            memcpy(out[l] + j, &v, k->key_len - j < 4 ? k->key_len - j : 4);
+        for (size_t j = 0; j < words; j++) {
+            uint32_t v = __builtin_bswap32(res[j][l]);
+            memcpy(out[l] + 4 * j, &v, 4);
         }
+        for (size_t j = 0; j < tail; j++)
+            out[l][4 * words + j] = (uint8_t)(res[words][l] >> (24 - 8 * j));
     }
     OPENSSL_cleanse(res, sizeof(res));     /* the salts in tw are public; the subkeys are not */
 }
