@@ -95,8 +95,16 @@ static int can_follow(const struct seg *a, const struct seg *b, uint32_t next_se
 
 static void plain_header(uint8_t *out) { memset(out, 0, GX_VNET_HDR_LEN); }
 
-int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GRO_HDR_MAX], struct iovec *iov,
-                        uint32_t *covered, uint32_t *bytes) {
+/* Ethernet header length of a frame that may take part (untagged IPv4/IPv6), 0 for a TUN packet, -1
+ * for a frame that goes alone. */
+static int l2_len(const struct gx_pkt *p, int eth) {
+    if (!eth)
+        return 0;
+    return gx_eth_l3_offset(p->data, p->len) == 14 ? 14 : -1;
+}
+
+int gx_tun_gro_next_iov(const struct gx_batch *b, int eth, uint32_t *i, uint8_t hdr[GX_GRO_HDR_MAX],
+                        struct iovec *iov, uint32_t *covered, uint32_t *bytes) {
     uint32_t n = b->n <= b->cap ? b->n : b->cap;
     while (*i < n && b->pkt[*i].len == 0)
         (*i)++;
@@ -106,21 +114,23 @@ int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GR
         return 0;
     const struct gx_pkt *first = &b->pkt[*i];
     struct seg head;
+    int l2 = l2_len(first, eth);
+    uint32_t max_len = MAX_IP_LEN + (eth ? 14u : 0u);
     plain_header(hdr);
     iov[0] = (struct iovec){hdr, GX_VNET_HDR_LEN};
-    if (first->len > MAX_IP_LEN || !parse_seg(first->data, first->len, &head) || head.flags & TCP_PSH ||
-        head.hdr_len > GX_GRO_HDR_MAX - GX_VNET_HDR_LEN) {
-        uint32_t len = first->len > MAX_IP_LEN ? MAX_IP_LEN : first->len;
+    if (first->len > max_len || l2 < 0 || !parse_seg(first->data + l2, first->len - (uint32_t)l2, &head) ||
+        head.flags & TCP_PSH || (uint32_t)l2 + head.hdr_len > GX_GRO_HDR_MAX - GX_VNET_HDR_LEN) {
+        uint32_t len = first->len > max_len ? max_len : first->len;
         iov[1] = (struct iovec){first->data, len};
         (*i)++;
         *covered = 1;
         *bytes = GX_VNET_HDR_LEN + len;
         return 2;
     }
-    uint32_t total = first->len, gso_size = head.payload, next_seq = head.seq + head.payload;
+    uint32_t total = first->len - (uint32_t)l2, gso_size = head.payload, next_seq = head.seq + head.payload;
     uint32_t count = 1, j = *i + 1, niov = 2;
     uint8_t last_flags = head.flags;
-    iov[1] = (struct iovec){first->data + head.hdr_len, head.payload};
+    iov[1] = (struct iovec){first->data + l2 + head.hdr_len, head.payload};
     while (j < n) {
         const struct gx_pkt *p = &b->pkt[j];
         if (p->len == 0) {
@@ -128,9 +138,10 @@ int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GR
             continue;
         }
         struct seg s;
-        if (!parse_seg(p->data, p->len, &s) || !can_follow(&head, &s, next_seq, gso_size, total))
+        if (l2_len(p, eth) != l2 || (l2 > 0 && memcmp(p->data, first->data, (size_t)l2) != 0) ||
+            !parse_seg(p->data + l2, p->len - (uint32_t)l2, &s) || !can_follow(&head, &s, next_seq, gso_size, total))
             break;
-        iov[niov++] = (struct iovec){p->data + s.hdr_len, s.payload};
+        iov[niov++] = (struct iovec){p->data + l2 + s.hdr_len, s.payload};
         total += s.payload;
         next_seq += s.payload;
         last_flags = s.flags;
@@ -141,15 +152,15 @@ int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GR
     }
     *i = j;
     *covered = count;
-    *bytes = GX_VNET_HDR_LEN + total;
+    *bytes = GX_VNET_HDR_LEN + (uint32_t)l2 + total;
     if (count == 1) {
         iov[1] = (struct iovec){first->data, first->len};
         return 2;
     }
     /* the super-packet's headers: the first segment's, with lengths, flags and checksums fixed */
-    uint8_t *pkt = hdr + GX_VNET_HDR_LEN;
-    memcpy(pkt, first->data, head.hdr_len);
-    iov[0].iov_len = GX_VNET_HDR_LEN + head.hdr_len;
+    memcpy(hdr + GX_VNET_HDR_LEN, first->data, (size_t)l2 + head.hdr_len);
+    uint8_t *pkt = hdr + GX_VNET_HDR_LEN + l2;
+    iov[0].iov_len = GX_VNET_HDR_LEN + (size_t)l2 + head.hdr_len;
     uint32_t tcp_total = total - head.ip_len;
     uint64_t acc;
     if (head.v6) {
@@ -171,20 +182,20 @@ int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GR
     struct gx_vnet_hdr h = {
         .flags = GX_VNET_F_NEEDS_CSUM,
         .gso_type = (uint8_t)(head.v6 ? GX_VNET_GSO_TCPV6 : GX_VNET_GSO_TCPV4),
-        .hdr_len = (uint16_t)head.hdr_len,
+        .hdr_len = (uint16_t)((uint32_t)l2 + head.hdr_len),
         .gso_size = (uint16_t)gso_size,
-        .csum_start = (uint16_t)head.ip_len,
+        .csum_start = (uint16_t)((uint32_t)l2 + head.ip_len),
         .csum_offset = 16,
     };
     gx_vnet_hdr_encode(&h, hdr);
     return (int)niov;
 }
 
-uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered) {
+uint32_t gx_tun_gro_next(const struct gx_batch *b, int eth, uint32_t *i, uint8_t *out, uint32_t *covered) {
     uint8_t hdr[GX_GRO_HDR_MAX];
     struct iovec iov[1 + GX_BATCH_MAX];
     uint32_t bytes, at = 0;
-    int n = gx_tun_gro_next_iov(b, i, hdr, iov, covered, &bytes);
+    int n = gx_tun_gro_next_iov(b, eth, i, hdr, iov, covered, &bytes);
     for (int k = 0; k < n; k++) {
         memcpy(out + at, iov[k].iov_base, iov[k].iov_len);
         at += (uint32_t)iov[k].iov_len;
@@ -192,14 +203,14 @@ uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, ui
     return at;
 }
 
-int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers) {
+int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, int eth, uint64_t *supers) {
     if (b == NULL)
         return -EINVAL;
     int written = 0, niov;
     uint32_t i = 0, covered, bytes;
     uint8_t hdr[GX_GRO_HDR_MAX];
     struct iovec iov[1 + GX_BATCH_MAX];
-    while ((niov = gx_tun_gro_next_iov(b, &i, hdr, iov, &covered, &bytes)) > 0) {
+    while ((niov = gx_tun_gro_next_iov(b, eth, &i, hdr, iov, &covered, &bytes)) > 0) {
         ssize_t r;
         do {
             r = writev(fd, iov, niov);

@@ -71,7 +71,10 @@ static int setup_vnet(int fd, unsigned flags, struct gx_tun_info *info) {
 #endif
     }
     info->offloads = probe_offloads(fd, (flags & GX_TUN_GSO) != 0);
-    info->vnet_hdr = (info->offloads & GX_TUN_F_GSO_ANY) ? GX_TUN_VNET_GSO : GX_TUN_VNET_CSUM;
+    if (!(info->offloads & GX_TUN_F_GSO_ANY))
+        info->vnet_hdr = GX_TUN_VNET_CSUM;
+    else
+        info->vnet_hdr = (flags & GX_TUN_TAP) ? GX_TUN_VNET_GSO_ETH : GX_TUN_VNET_GSO;
     return 0;
 }
 
@@ -83,7 +86,7 @@ int gx_tun_open(const char *name, unsigned flags, int nqueues, int *fds, struct 
         return -EINVAL;
     if (!(flags & GX_TUN_MULTI_QUEUE) && nqueues != 1)
         return -EINVAL;
-    if ((flags & GX_TUN_GSO) && (!(flags & GX_TUN_VNET_HDR) || (flags & GX_TUN_TAP)))
+    if ((flags & GX_TUN_GSO) && !(flags & GX_TUN_VNET_HDR))
         return -EINVAL;
     if (name == NULL)
         name = "";
@@ -133,6 +136,10 @@ fail:
     return rc;
 }
 
+static int is_gso(int vnet_hdr) {
+    return vnet_hdr == GX_TUN_VNET_GSO || vnet_hdr == GX_TUN_VNET_GSO_ETH;
+}
+
 /* Room for the part of a GSO super-packet that does not fit its slot. Per thread: each data-plane
  * thread reads its own queue. */
 static _Thread_local uint8_t gso_scratch[GX_TUN_GSO_MAX + 1];
@@ -157,7 +164,7 @@ static enum read_outcome read_one(int fd, int vnet_hdr, struct gx_batch *b, int 
         iov[iovcnt++] = (struct iovec){raw, sizeof(raw)};
     iov[iovcnt++] = (struct iovec){p->data, room};
     /* Bytes past the slot land here: a packet that got any is too large (or a super-packet). */
-    if (vnet_hdr == GX_TUN_VNET_GSO) {
+    if (is_gso(vnet_hdr)) {
         if (room < sizeof(gso_scratch))
             iov[iovcnt++] = (struct iovec){gso_scratch + room, sizeof(gso_scratch) - room};
     } else {
@@ -196,11 +203,15 @@ static enum read_outcome read_one(int fd, int vnet_hdr, struct gx_batch *b, int 
         b->n++;
         return READ_PACKETS;
     }
-    if (vnet_hdr != GX_TUN_VNET_GSO || len > GX_TUN_GSO_MAX)
+    if (!is_gso(vnet_hdr) || len > GX_TUN_GSO_MAX)
         return READ_DROPPED;      /* truncated: this mode has no room for super-packets */
     /* Make the super-packet contiguous in the scratch buffer, then cut it into the slots. */
     memcpy(gso_scratch, p->data, len < room ? len : room);
-    return gx_tun_gso_split(gso_scratch, (uint32_t)len, &h, b) > 0 ? READ_PACKETS : READ_DROPPED;
+    int l3off = vnet_hdr == GX_TUN_VNET_GSO_ETH ? gx_eth_l3_offset(gso_scratch, (uint32_t)len) : 0;
+    if (l3off < 0)
+        return READ_DROPPED;
+    return gx_tun_gso_split_at(gso_scratch, (uint32_t)len, &h, (uint32_t)l3off, b) > 0 ? READ_PACKETS
+                                                                                      : READ_DROPPED;
 }
 
 int gx_tun_read_batch(int fd, int vnet_hdr, struct gx_batch *b) {
@@ -210,7 +221,7 @@ int gx_tun_read_batch(int fd, int vnet_hdr, struct gx_batch *b) {
     int err = EAGAIN;
     uint32_t reads = 0;
     while (b->n < b->cap && reads < READS_PER_SLOT * b->cap) {
-        if (vnet_hdr == GX_TUN_VNET_GSO && b->n > 0 && b->cap - b->n < GX_TUN_GSO_RESERVE)
+        if (is_gso(vnet_hdr) && b->n > 0 && b->cap - b->n < GX_TUN_GSO_RESERVE)
             break;
         reads++;
         if (read_one(fd, vnet_hdr, b, &err) == READ_STOP)

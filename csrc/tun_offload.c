@@ -172,21 +172,26 @@ int gx_tun_csum_complete(uint8_t *pkt, uint32_t len, uint16_t csum_start, uint16
     return 0;
 }
 
-/* What a super-packet looks like, found and checked once before the segments are cut. */
+/* What a super-packet looks like, found and checked once before the segments are cut. Offsets are
+ * from the start of the packet, which is the IP header (TUN) or an Ethernet header before it (TAP:
+ * l3off 14, or 18 with a VLAN tag). */
 struct gso_layout {
     int v6;
     uint8_t proto;
+    uint32_t l3off;       /* where the IP header begins */
     uint32_t l3len;       /* IPv4 header length (IHL * 4); 40 for IPv6 */
     uint32_t l4off;       /* csum_start: where the TCP/UDP header begins */
     uint32_t hlen;        /* all headers: l4off + TCP header length or + 8 */
     uint32_t csum_at;     /* the L4 checksum field */
 };
 
-static int gso_parse(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, struct gso_layout *g) {
+static int gso_parse(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, uint32_t l3off,
+                     struct gso_layout *g) {
     uint8_t type = h->gso_type & (uint8_t)~GX_VNET_GSO_ECN;
-    if (len < 1)
+    if (len < l3off + 1)
         return -EINVAL;
-    unsigned version = in[0] >> 4;
+    const uint8_t *ip = in + l3off;
+    unsigned version = ip[0] >> 4;
     switch (type) {
     case GX_VNET_GSO_TCPV4:
         if (version != 4)
@@ -207,18 +212,19 @@ static int gso_parse(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *
         return -EPROTONOSUPPORT;
     }
     g->v6 = version == 6;
+    g->l3off = l3off;
     g->l4off = h->csum_start;
     if (g->v6) {
         g->l3len = 40;
-        if (len < 40 || g->l4off < 40)
+        if (len < l3off + 40 || g->l4off < l3off + 40)
             return -EINVAL;
-        /* Extension headers between 40 and csum_start are copied as they are. A packet whose
-         * fixed header says TCP/UDP must have no extension header. */
-        if ((in[6] == IPPROTO_TCP_ || in[6] == IPPROTO_UDP_) && (in[6] != g->proto || g->l4off != 40))
+        /* Extension headers between the fixed header and csum_start are copied as they are. A
+         * packet whose fixed header says TCP/UDP must have no extension header. */
+        if ((ip[6] == IPPROTO_TCP_ || ip[6] == IPPROTO_UDP_) && (ip[6] != g->proto || g->l4off != l3off + 40))
             return -EINVAL;
     } else {
-        g->l3len = (in[0] & 0x0fu) * 4u;
-        if (len < 20 || g->l3len < 20 || g->l4off != g->l3len || in[9] != g->proto)
+        g->l3len = (ip[0] & 0x0fu) * 4u;
+        if (len < l3off + 20 || g->l3len < 20 || g->l4off != l3off + g->l3len || ip[9] != g->proto)
             return -EINVAL;
     }
     if (g->proto == IPPROTO_TCP_) {
@@ -239,11 +245,23 @@ static int gso_parse(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *
     return 0;
 }
 
-int gx_tun_gso_split(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, struct gx_batch *b) {
-    struct gso_layout g;
-    if (in == NULL || h == NULL || b == NULL || len > GX_TUN_GSO_MAX)
+int gx_eth_l3_offset(const uint8_t *frame, uint32_t len) {
+    if (frame == NULL || len < 14)
         return -EINVAL;
-    int rc = gso_parse(in, len, h, &g);
+    uint16_t type = rd16be(frame + 12);
+    if (type == 0x0800u || type == 0x86ddu)
+        return 14;
+    if (type == 0x8100u && len >= 18 && (rd16be(frame + 16) == 0x0800u || rd16be(frame + 16) == 0x86ddu))
+        return 18;
+    return -EPROTONOSUPPORT;
+}
+
+int gx_tun_gso_split_at(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, uint32_t l3off,
+                        struct gx_batch *b) {
+    struct gso_layout g;
+    if (in == NULL || h == NULL || b == NULL || len > GX_TUN_GSO_MAX || l3off > 18)
+        return -EINVAL;
+    int rc = gso_parse(in, len, h, l3off, &g);
     if (rc < 0)
         return rc;
     const uint32_t gso = h->gso_size;
@@ -251,10 +269,10 @@ int gx_tun_gso_split(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *
         return -EMSGSIZE;
 
     /* The pseudo-header sum without the length, which differs per segment. */
-    uint32_t addr_at = g.v6 ? 8u : 12u, addr_len = g.v6 ? 32u : 8u;
+    uint32_t addr_at = l3off + (g.v6 ? 8u : 12u), addr_len = g.v6 ? 32u : 8u;
     uint64_t pseudo = csum_add(in + addr_at, addr_len, csum_word(g.proto));
     uint32_t seq0 = g.proto == IPPROTO_TCP_ ? rd32be(in + g.l4off + 4) : 0;
-    uint16_t id0 = g.v6 ? 0 : rd16be(in + 4);
+    uint16_t id0 = g.v6 ? 0 : rd16be(in + l3off + 4);
 
     uint32_t payload = len - g.hlen;
     uint32_t nseg = (payload + gso - 1) / gso;
@@ -266,20 +284,21 @@ int gx_tun_gso_split(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *
         uint32_t l4len = total - g.l4off;
         struct gx_pkt *p = &b->pkt[b->n];
         uint8_t *out = gx_batch_slot(b, b->n) + b->headroom;
+        uint8_t *ip = out + l3off;
         p->data = out;
-        p->flags = 0;
+        p->flags = i == 0 ? GX_PKT_GSO_HEAD : 0;
         memcpy(out, in, g.hlen);
         /* the payload's sum is taken while it is copied; the L4 header's length is even (TCP: 4 x data
          * offset, UDP: 8), so the two sums add up to the segment's */
         uint64_t payload_sum = csum_copy(out + g.hlen, in + off, seglen, 0);
 
         if (g.v6) {
-            wr16be(out + 4, total - 40);
+            wr16be(ip + 4, total - l3off - 40);
         } else {
-            wr16be(out + 2, total);
-            wr16be(out + 4, (uint16_t)(id0 + i));
-            out[10] = out[11] = 0;
-            csum_store(out + 10, csum_add(out, g.l3len, 0));
+            wr16be(ip + 2, total - l3off);
+            wr16be(ip + 4, (uint16_t)(id0 + i));
+            ip[10] = ip[11] = 0;
+            csum_store(ip + 10, csum_add(ip, g.l3len, 0));
         }
         if (g.proto == IPPROTO_TCP_) {
             uint8_t *tcp = out + g.l4off;
@@ -299,4 +318,8 @@ int gx_tun_gso_split(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *
         written++;
     }
     return written;
+}
+
+int gx_tun_gso_split(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, struct gx_batch *b) {
+    return gx_tun_gso_split_at(in, len, h, 0, b);
 }

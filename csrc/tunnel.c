@@ -504,9 +504,11 @@ static void *up_main(void *arg) {
             int nfan = -1; /* broadcast targets, collected once per batch */
             if (server)
                 pthread_rwlock_rdlock(&t->peers.lock);
+            uint64_t supers = 0;
             for (uint32_t i = 0; i < b->n; i++) {
                 struct gx_pkt *p = &b->pkt[i];
                 bytes += p->len;
+                supers += (p->flags & GX_PKT_GSO_HEAD) != 0;
                 uint8_t src[16], dst[16] = {0};
                 int ok = tap ? gx_tunnel_eth_addrs(p->data, p->len, src, dst)
                              : gx_tunnel_ip_addrs(p->data, p->len, src, dst);
@@ -544,6 +546,7 @@ static void *up_main(void *arg) {
             if (server)
                 pthread_rwlock_unlock(&t->peers.lock);
             count(t, STAT(dev_rx_pkts), b->n);
+            count(t, STAT(dev_rx_supers), supers);
             count(t, STAT(dev_rx_bytes), bytes);
             count(t, STAT(drop_malformed), malformed);
             count(t, STAT(drop_no_route), noroute);
@@ -725,8 +728,9 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
     }
     if (want) {
         uint64_t supers = 0;
-        int w = t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO ? gx_tun_write_batch_gro(t->cfg.dev_fd, b, &supers)
-                                                       : gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
+        int gso = t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO || t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO_ETH;
+        int w = gso ? gx_tun_write_batch_gro(t->cfg.dev_fd, b, t->cfg.dev_vnet_hdr == GX_TUN_VNET_GSO_ETH, &supers)
+                    : gx_tun_write_batch(t->cfg.dev_fd, t->cfg.dev_vnet_hdr, b);
         count(t, STAT(dev_tx_supers), supers);
         if (w < 0) {
             emit(t, GX_TEV_DEV_ERROR, (uint32_t)-w, NULL, 0, NULL, 0);

@@ -45,6 +45,7 @@ cdef extern from "gx/tun.h" nogil:
         GX_TUN_VNET_NONE
         GX_TUN_VNET_CSUM
         GX_TUN_VNET_GSO
+        GX_TUN_VNET_GSO_ETH
     struct gx_tun_info:
         char name[16]
         unsigned offloads
@@ -61,14 +62,17 @@ TUN_F_USO6 = GX_TUN_F_USO6
 TUN_VNET_NONE = GX_TUN_VNET_NONE
 TUN_VNET_CSUM = GX_TUN_VNET_CSUM
 TUN_VNET_GSO = GX_TUN_VNET_GSO
+TUN_VNET_GSO_ETH = GX_TUN_VNET_GSO_ETH
 TUN_MAX_QUEUES = GX_TUN_MAX_QUEUES
 
 
-def tun_vnet_mode(bint vnet_hdr, unsigned offloads):
+def tun_vnet_mode(bint vnet_hdr, unsigned offloads, bint tap=False):
     """The vnet_hdr value the read/write calls need for a device opened with these results."""
     if not vnet_hdr:
         return GX_TUN_VNET_NONE
-    return GX_TUN_VNET_GSO if offloads & GX_TUN_F_GSO_ANY else GX_TUN_VNET_CSUM
+    if not offloads & GX_TUN_F_GSO_ANY:
+        return GX_TUN_VNET_CSUM
+    return GX_TUN_VNET_GSO_ETH if tap else GX_TUN_VNET_GSO
 
 
 def tun_open(str name, bint tap, int queues=1, bint vnet_hdr=False, bint gso=False):

@@ -81,7 +81,7 @@ TUNNEL_STAT_NAMES = (
     "net_rx_pkts", "net_rx_bytes", "net_tx_pkts", "net_tx_bytes",
     "relayed_pkts", "control_rx", "control_tx",
     "drop_short", "drop_auth", "drop_replay", "drop_malformed", "drop_no_route",
-    "drop_dev_full", "drop_send", "drop_control", "dev_tx_supers", "peers",
+    "drop_dev_full", "drop_send", "drop_control", "dev_tx_supers", "peers", "dev_rx_supers",
 )
 
 TUNNEL_EVENT_NAMES = {

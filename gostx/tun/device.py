@@ -71,14 +71,14 @@ class TunDevice:
         cls, name: str = "", kind: Kind = "tun", queues: int = 1, vnet_hdr: bool = False, gso: bool = False
     ) -> TunDevice:
         """Create device `name` ("" = the kernel picks tunN/tapN). queues > 1: multi-queue.
-        vnet_hdr: a virtio_net_hdr on the fds with checksum offload; gso (TUN only): also TSO/USO,
-        super-packets are split on read. Raises DeviceError with a one-line reason."""
+        vnet_hdr: a virtio_net_hdr on the fds with checksum offload; gso: also TSO/USO, super-packets
+        (TAP: super-frames) are split on read. Raises DeviceError with a one-line reason."""
         if kind not in ("tun", "tap"):
             raise DeviceError(f"unknown device kind {kind!r} (tun or tap)")
         if not 1 <= queues <= _engine.TUN_MAX_QUEUES:
             raise DeviceError(f"queues must be 1..{_engine.TUN_MAX_QUEUES}, not {queues}")
-        if gso and (kind == "tap" or not vnet_hdr):
-            raise DeviceError("gso needs a TUN device opened with vnet_hdr")
+        if gso and not vnet_hdr:
+            raise DeviceError("gso needs a device opened with vnet_hdr")
         check_device_name(name)
         try:
             real_name, fds, offloads = _engine.tun_open(name, kind == "tap", queues, vnet_hdr, gso)
@@ -93,8 +93,9 @@ class TunDevice:
 
     @property
     def vnet_mode(self) -> int:
-        """What the C read/write calls take as vnet_hdr (0 none, 1 header, 2 header + GSO split)."""
-        return _engine.tun_vnet_mode(self.vnet_hdr, self.offloads)
+        """What the C read/write calls take as vnet_hdr (0 none, 1 header, 2 header + GSO split,
+        3 the same for Ethernet frames)."""
+        return _engine.tun_vnet_mode(self.vnet_hdr, self.offloads, self.kind == "tap")
 
     def read_packets(self, max_packets: int = 128, queue: int = 0) -> list[bytes]:
         """One batched read (tests and tools; the data plane reads in C). [] when nothing waits."""

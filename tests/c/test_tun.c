@@ -52,7 +52,7 @@ static void test_bad_arguments(void) {
     CHECK(gx_tun_open("x", GX_TUN_MULTI_QUEUE, 0, fds, &info) == -EINVAL, "0 queues");
     CHECK(gx_tun_open("x", GX_TUN_MULTI_QUEUE, GX_TUN_MAX_QUEUES + 1, fds, &info) == -EINVAL, "too many queues");
     CHECK(gx_tun_open("x", GX_TUN_GSO, 1, fds, &info) == -EINVAL, "GSO without VNET_HDR");
-    CHECK(gx_tun_open("x", GX_TUN_TAP | GX_TUN_VNET_HDR | GX_TUN_GSO, 1, fds, &info) == -EINVAL, "GSO on TAP");
+    CHECK(gx_tun_open("x", GX_TUN_TAP | GX_TUN_GSO, 1, fds, &info) == -EINVAL, "TAP GSO without VNET_HDR");
     CHECK(gx_tun_open("a-name-of-16-chr", 0, 1, fds, &info) == -ENAMETOOLONG, "16-byte name");
     CHECK(gx_tun_open("x", 0, 1, NULL, &info) == -EINVAL, "NULL fds");
     CHECK(gx_tun_open("bad/name", 0, 1, fds, &info) == -EINVAL, "a name the kernel refuses");
@@ -135,6 +135,12 @@ static void test_vnet_probe(void) {
     CHECK(info.vnet_hdr == GX_TUN_VNET_GSO, "GSO read mode");
     printf("offloads with GSO: %#x (USO %s)\n", info.offloads,
            (info.offloads & GX_TUN_F_USO4) ? "on" : "not supported by this kernel");
+    close(fd);
+
+    CHECK(gx_tun_open(name_a, GX_TUN_TAP | GX_TUN_VNET_HDR | GX_TUN_GSO, 1, &fd, &info) == 0, "TAP with GSO");
+    CHECK((info.offloads & (GX_TUN_F_TSO4 | GX_TUN_F_TSO6)) == (GX_TUN_F_TSO4 | GX_TUN_F_TSO6) &&
+              info.vnet_hdr == GX_TUN_VNET_GSO_ETH,
+          "TAP: TSO enabled %#x, Ethernet GSO read mode %d", info.offloads, info.vnet_hdr);
     close(fd);
 }
 

@@ -207,6 +207,67 @@ static void test_split_limits(void) {
     gx_batch_free(&b);
 }
 
+/* TAP: a super-packet behind an Ethernet header (untagged, and with a VLAN tag) splits into the
+ * same segments as the bare IP packet, each with the frame's L2 header in front. */
+static void test_split_ethernet(void) {
+    static uint8_t frame[70000 + 18];
+    static const struct { int v6; uint8_t proto; uint32_t payload; uint16_t gso; } cases[] = {
+        {0, 6, 20000, 1310}, {1, 6, 9000, 1290}, {0, 17, 5000, 1300}, {1, 17, 3001, 1000}, {0, 6, 65000, 1448},
+    };
+    struct gx_batch ip, eth;
+    if (gx_batch_init(&ip, GX_BATCH_MAX, GX_SLOT_SIZE, GX_HEADROOM) < 0 ||
+        gx_batch_init(&eth, GX_BATCH_MAX, GX_SLOT_SIZE, GX_HEADROOM) < 0) {
+        CHECK(0, "batch init");
+        return;
+    }
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (uint32_t l2 = 14; l2 <= 18; l2 += 4) {
+            uint32_t l4off;
+            uint32_t len = build(big, cases[c].v6, cases[c].proto, 5, 32, cases[c].payload, &l4off);
+            uint32_t hlen = l4off + (cases[c].proto == 6 ? 32 : 8);
+            uint8_t type = (uint8_t)(cases[c].proto == 17 ? GX_VNET_GSO_UDP_L4
+                                     : cases[c].v6 ? GX_VNET_GSO_TCPV6 : GX_VNET_GSO_TCPV4);
+            uint16_t csoff = cases[c].proto == 6 ? 16 : 6;
+            struct gx_vnet_hdr h = {GX_VNET_F_NEEDS_CSUM, type, (uint16_t)hlen, cases[c].gso, (uint16_t)l4off, csoff};
+            struct gx_vnet_hdr he = {GX_VNET_F_NEEDS_CSUM, type, (uint16_t)(l2 + hlen), cases[c].gso,
+                                     (uint16_t)(l2 + l4off), csoff};
+            for (uint32_t k = 0; k < 12; k++)
+                frame[k] = (uint8_t)(0x10 + k);                   /* destination and source MAC */
+            uint16_t ethertype = cases[c].v6 ? 0x86dd : 0x0800;
+            if (l2 == 18) {
+                put16(frame + 12, 0x8100);
+                put16(frame + 14, 42);                           /* VLAN 42 */
+            }
+            put16(frame + l2 - 2, ethertype);
+            memcpy(frame + l2, big, len);
+            CHECK(gx_eth_l3_offset(frame, l2 + len) == (int)l2, "case %zu: L3 at %u", c, l2);
+            gx_batch_reset(&ip);
+            gx_batch_reset(&eth);
+            int n = gx_tun_gso_split(big, len, &h, &ip);
+            int m = gx_tun_gso_split_at(frame, l2 + len, &he, l2, &eth);
+            CHECK(n > 1 && m == n, "case %zu l2 %u: %d frames, %d packets", c, l2, m, n);
+            int same = 0;
+            for (int i = 0; i < n && i < m; i++)
+                same += eth.pkt[i].len == l2 + ip.pkt[i].len && memcmp(eth.pkt[i].data, frame, l2) == 0 &&
+                        memcmp(eth.pkt[i].data + l2, ip.pkt[i].data, ip.pkt[i].len) == 0;
+            CHECK(same == n, "case %zu l2 %u: %d of %d frames = L2 header + the IP split's segment", c, l2, same, n);
+        }
+    }
+    uint8_t f[64] = {0};
+    put16(f + 12, 0x0806);
+    CHECK(gx_eth_l3_offset(f, 64) == -EPROTONOSUPPORT, "ARP is not IP");
+    put16(f + 12, 0x8100);
+    put16(f + 16, 0x0806);
+    CHECK(gx_eth_l3_offset(f, 64) == -EPROTONOSUPPORT, "tagged ARP is not IP");
+    put16(f + 16, 0x0800);
+    CHECK(gx_eth_l3_offset(f, 17) == -EPROTONOSUPPORT && gx_eth_l3_offset(f, 18) == 18, "a tag needs 18 bytes");
+    CHECK(gx_eth_l3_offset(f, 13) == -EINVAL, "shorter than a header");
+    struct gx_vnet_hdr h = {GX_VNET_F_NEEDS_CSUM, GX_VNET_GSO_TCPV4, 0, 1000, 34, 16};
+    CHECK(gx_tun_gso_split_at(frame, 100, &h, 19, &eth) == -EINVAL, "L3 offset past a tagged header");
+    gx_batch_free(&ip);
+    gx_batch_free(&eth);
+}
+
 /* Random headers over random and half-valid packets: only the sanitizers judge the memory
  * accesses; the checks here are the invariants. */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -243,7 +304,8 @@ static void test_random(void) {
             h.csum_offset = (rnd() & 1) ? 16 : 6;
         b.n = rnd() % 17;
         uint32_t before = b.n;
-        int rc = gx_tun_gso_split(pkt, len, &h, &b);
+        uint32_t l3 = (rnd() & 3) == 0 ? 14 : 0;   /* sometimes as a TAP frame */
+        int rc = gx_tun_gso_split_at(pkt, len, &h, l3, &b);
         if (rc < 0 ? b.n != before : b.n != before + (uint32_t)rc || b.n > b.cap)
             bad++;
         for (uint32_t i = before; i < b.n; i++)
@@ -303,6 +365,7 @@ int main(void) {
     test_csum_complete();
     test_split_cases();
     test_split_limits();
+    test_split_ethernet();
     test_random();
     TEST_DONE();
 }

@@ -143,6 +143,16 @@ def test_vnet_hdr_reads_bare_packets_with_complete_checksums(lab: Lab) -> None:
     data = bytes(range(256)) * 14
     assert [len(bytes.fromhex(s["payload"])) for s in segs] == [1000, 1000, 1000, 584]
     assert b"".join(bytes.fromhex(s["payload"]) for s in segs) == data
+
+    tap = rep["tap_gso"]
+    assert tap["offloads"] & 0x07 == 0x07 and tap["vnet_mode"] == 3    # TAP: Ethernet GSO mode
+    frames = [bytes.fromhex(f) for f in tap["frames"]]
+    ip_frames = [f for f in frames if f[12:14] == b"\x08\x00"]
+    assert all(f[:6] == bytes.fromhex("020000000009") for f in ip_frames), "each segment keeps the L2 header"
+    segs = udp_to(packets([f[14:].hex() for f in ip_frames]), 9997)
+    assert [len(bytes.fromhex(s["payload"])) for s in segs] == [1000, 1000, 1000, 584]
+    assert b"".join(bytes.fromhex(s["payload"]) for s in segs) == data
+    assert all(s["ip_ok"] and s["l4_ok"] for s in segs), "segment checksums"
     assert all(s["ip_ok"] and s["l4_ok"] for s in segs)
 
 

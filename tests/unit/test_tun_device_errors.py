@@ -46,4 +46,4 @@ def test_open_argument_errors() -> None:
     with pytest.raises(DeviceError, match="queues must be"):
         TunDevice.open("x", queues=0)
     with pytest.raises(DeviceError, match="gso needs"):
-        TunDevice.open("x", kind="tap", vnet_hdr=True, gso=True)
+        TunDevice.open("x", kind="tap", vnet_hdr=False, gso=True)

@@ -24,6 +24,7 @@ struct gx_pkt {
 };
 
 #define GX_PKT_CONTROL 0x1u       /* a tunnel control message, not a data packet */
+#define GX_PKT_GSO_HEAD 0x2u      /* the first segment of a super-packet split on read */
 
 struct gx_batch {
     uint32_t n;                   /* packets present */

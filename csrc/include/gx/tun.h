@@ -13,15 +13,18 @@
  *    TCP/UDP checksum is partial (VIRTIO_NET_HDR_F_NEEDS_CSUM + csum_start/csum_offset); the read
  *    call completes them in software, so callers always get packets with valid checksums. The
  *    kernel never sends GSO packets in this mode.
- *  - GX_TUN_VNET_HDR | GX_TUN_GSO (TUN only) additionally probes TSO4|TSO6|USO4|USO6, falling back
+ *  - GX_TUN_VNET_HDR | GX_TUN_GSO additionally probes TSO4|TSO6|USO4|USO6, falling back
  *    to TSO4|TSO6 and then to CSUM alone (the kernel refuses bits it does not know). The kernel may
  *    then hand us one 64 KiB "super-packet" per read; the read call splits it into MTU-sized
  *    TCP/UDP segments (one batch slot each: IPv4 total length, id and header checksum, IPv6
  *    payload length, TCP seq and FIN/PSH/CWR, UDP length and every L4 checksum redone). If a
  *    super-packet has more segments than the batch has free slots, the segments that do not fit
  *    are dropped; to make that rare, a read in mode GX_TUN_VNET_GSO stops reading once fewer than
- *    GX_TUN_GSO_RESERVE slots are free (after the first packet).
- *  - Writes always send gso_type NONE with flags 0: packets must carry complete checksums.
+ *    GX_TUN_GSO_RESERVE slots are free (after the first packet). A TAP device does the same for
+ *    Ethernet frames (mode GX_TUN_VNET_GSO_ETH): each segment gets the frame's Ethernet header
+ *    (untagged or one VLAN tag); a super-frame of another ethertype is dropped.
+ *  - Writes send gso_type NONE with flags 0 (packets must carry complete checksums), except the GRO
+ *    writes below.
  *  - The header is little-endian (TUNSETVNETLE); every field is bounds-checked, and a packet
  *    whose header does not fit is dropped (not returned), like one too large for a slot.
  */
@@ -35,7 +38,7 @@
 #define GX_TUN_TAP         0x1u   /* IFF_TAP instead of IFF_TUN */
 #define GX_TUN_MULTI_QUEUE 0x2u   /* IFF_MULTI_QUEUE: nqueues fds on one device */
 #define GX_TUN_VNET_HDR    0x4u   /* IFF_VNET_HDR + TUNSETOFFLOAD probing (TUN_F_CSUM) */
-#define GX_TUN_GSO         0x8u   /* with GX_TUN_VNET_HDR, TUN only: also TSO/USO, reads split them */
+#define GX_TUN_GSO         0x8u   /* with GX_TUN_VNET_HDR: also TSO/USO, reads split them */
 
 #define GX_TUN_MAX_QUEUES  256    /* the kernel's MAX_TAP_QUEUES */
 
@@ -51,9 +54,11 @@
 #define GX_TUN_VNET_NONE 0        /* bare packets on the fd */
 #define GX_TUN_VNET_CSUM 1        /* a virtio_net_hdr in front; no GSO expected */
 #define GX_TUN_VNET_GSO  2        /* a virtio_net_hdr in front; super-packets are split on read */
+#define GX_TUN_VNET_GSO_ETH 3     /* the same for a TAP device: Ethernet frames around them */
 
 #define GX_TUN_GSO_RESERVE 64     /* free slots a GSO-mode read keeps for a super-packet */
-#define GX_TUN_GSO_MAX 65535      /* the largest packet a GSO-mode read accepts */
+#define GX_TUN_GSO_MAX (65535 + 18)   /* the largest packet a GSO-mode read accepts: 64 KiB of IP
+                                        behind an Ethernet header with a VLAN tag */
 
 struct gx_tun_info {
     char name[16];                /* the interface name the kernel gave (IFNAMSIZ) */
@@ -119,21 +124,23 @@ uint16_t gx_csum_fold(uint64_t acc);
 /* GRO for writes (csrc/tun_gro.c), on a GX_TUN_VNET_GSO device: consecutive TCP segments of one flow
  * (same addresses, ports, ack, options, flags ACK[/PSH on the last], contiguous seq, equal sizes but
  * the last) become one GSO super-packet with a virtio_net_hdr (NEEDS_CSUM, gso_size = the segment
- * size), so the kernel takes up to 64 KiB in one write and one pass through its TCP stack.
+ * size), so the kernel takes up to 64 KiB in one write and one pass through its TCP stack. eth: the
+ * packets are Ethernet frames (a GX_TUN_VNET_GSO_ETH TAP device); frames coalesce when their
+ * 14-byte Ethernet headers are equal (IPv4 or IPv6, no VLAN tag) and the super-frame keeps it.
  * gx_tun_gro_next_iov describes the next write from b->pkt[*i..] without copying the payloads:
  * iov[0] is hdr, which gets [virtio_net_hdr][the headers of the super-packet] (or [virtio_net_hdr]
  * alone before one packet written as it is), iov[1..] point into the batch (the payloads, or the one
  * packet). *i moves past the packets it covers (skipping empty ones), *covered counts them and *bytes
  * is the write's length. Returns the iovec count (at most 1 + GX_BATCH_MAX), 0 when no packet is left.
- * gx_tun_gro_next is the same write copied into out (GX_VNET_HDR_LEN + 65535 bytes); returns its
+ * gx_tun_gro_next is the same write copied into out (GX_VNET_HDR_LEN + 14 + 65535 bytes); returns its
  * length. */
-#define GX_GRO_HDR_MAX (GX_VNET_HDR_LEN + 40 + 60)   /* virtio_net_hdr, IPv6 header, longest TCP header */
-int gx_tun_gro_next_iov(const struct gx_batch *b, uint32_t *i, uint8_t hdr[GX_GRO_HDR_MAX], struct iovec *iov,
-                        uint32_t *covered, uint32_t *bytes);
-uint32_t gx_tun_gro_next(const struct gx_batch *b, uint32_t *i, uint8_t *out, uint32_t *covered);
+#define GX_GRO_HDR_MAX (GX_VNET_HDR_LEN + 14 + 40 + 60)   /* vnet, Ethernet, IPv6 and longest TCP headers */
+int gx_tun_gro_next_iov(const struct gx_batch *b, int eth, uint32_t *i, uint8_t hdr[GX_GRO_HDR_MAX],
+                        struct iovec *iov, uint32_t *covered, uint32_t *bytes);
+uint32_t gx_tun_gro_next(const struct gx_batch *b, int eth, uint32_t *i, uint8_t *out, uint32_t *covered);
 /* Write the batch through gx_tun_gro_next_iov (one writev each); returns packets written (as
  * gx_tun_write_batch). */
-int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers);
+int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, int eth, uint64_t *supers);
 
 /* Split the GSO super-packet in[0..len) (an IP packet, described by h) into segments appended to
  * the batch at b->pkt[b->n..] (data reset to slot + headroom), b->n advanced. Returns the number
@@ -141,5 +148,12 @@ int gx_tun_write_batch_gro(int fd, const struct gx_batch *b, uint64_t *supers);
  * header, -EMSGSIZE when one segment does not fit a slot, -EPROTONOSUPPORT for a gso_type other
  * than TCPV4/TCPV6/UDP_L4. in must not overlap the batch. */
 int gx_tun_gso_split(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, struct gx_batch *b);
+/* The same for a packet whose IP header starts at l3off (<= 18: an Ethernet frame), which every
+ * segment keeps in front (csum_start in h counts from the frame's start, as a TAP device gives it). */
+int gx_tun_gso_split_at(const uint8_t *in, uint32_t len, const struct gx_vnet_hdr *h, uint32_t l3off,
+                        struct gx_batch *b);
+/* Where the IP header of an Ethernet frame starts: 14, 18 behind one VLAN tag; -EPROTONOSUPPORT when
+ * it is not IPv4/IPv6, -EINVAL when shorter than the header. */
+int gx_eth_l3_offset(const uint8_t *frame, uint32_t len);
 
 #endif

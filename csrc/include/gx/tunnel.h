@@ -66,6 +66,7 @@ struct gx_tunnel_stats {
     uint64_t drop_control;                 /* control message rejected */
     uint64_t dev_tx_supers;                /* GRO: coalesced super-packets written to the device */
     uint64_t peers;                        /* learned entries now */
+    uint64_t dev_rx_supers;                /* GSO: super-packets read from the device and split */
 };
 
 enum gx_tunnel_event_type {

@@ -42,9 +42,8 @@ class TunListener(Listener):
 
     async def init(self) -> None:
         opts = self.options
-        tun = self.kind == "tun"
         self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind=self.kind,
-                                              vnet_hdr=tun, gso=tun)
+                                              vnet_hdr=True, gso=True)
         try:
             await configure_link_async(self.device.name, opts.mtu, opts.nets, txqueuelen=TX_QUEUE_LEN)
             self._routes_applied = await add_routes_async(self.device.name, self.os_routes())
