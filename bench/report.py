@@ -27,6 +27,10 @@ class RunInfo:
     reps: int
     seconds: float
     duration_s: float
+    steal_pct: float | None = None  # CPU time the hypervisor gave to others during the run, in %
+
+
+STEAL_WARN_PCT = 5.0
 
 
 def _first_line(argv: Sequence[str]) -> str:
@@ -49,7 +53,41 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def run_info(reps: int, seconds: float, duration_s: float) -> RunInfo:
+def cpu_times(stat_text: str | None = None) -> list[int]:
+    """The machine-wide CPU time counters of /proc/stat's first line (user, nice, system, idle,
+    iowait, irq, softirq, steal, ...), in clock ticks; [] when unreadable."""
+    if stat_text is None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                stat_text = f.readline()
+        except OSError:
+            return []
+    fields = stat_text.split()
+    if not fields or fields[0] != "cpu":
+        return []
+    return [int(v) for v in fields[1:9]]
+
+
+def steal_pct(before: Sequence[int], after: Sequence[int]) -> float | None:
+    """The share of CPU time stolen by the hypervisor between two cpu_times() readings, in %."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before[:8], after[:8], strict=True)]
+    total = sum(delta)
+    return round(100.0 * delta[7] / total, 1) if total > 0 else None
+
+
+def steal_note(info: RunInfo) -> str | None:
+    """A warning when the host took a noticeable share of this VM's CPU during the run."""
+    if info.steal_pct is None or info.steal_pct < STEAL_WARN_PCT:
+        return None
+    return (
+        f"Warning: the hypervisor took {info.steal_pct:g}% of this machine's CPU time (steal) during the run: "
+        "the host was busy, the figures (and the ratios, less so) are not comparable with a quiet run."
+    )
+
+
+def run_info(reps: int, seconds: float, duration_s: float, steal: float | None = None) -> RunInfo:
     return RunInfo(
         date=datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
         cpu_model=cpu_model(),
@@ -61,6 +99,7 @@ def run_info(reps: int, seconds: float, duration_s: float) -> RunInfo:
         reps=reps,
         seconds=seconds,
         duration_s=round(duration_s, 1),
+        steal_pct=steal,
     )
 
 
@@ -122,7 +161,8 @@ def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
     lines = [
         f"gostx bench, {info.date}: {info.cpu_model}, {info.cpus} CPUs, Linux {info.kernel}; "
         f"{info.iperf3}; {info.reps} reps of {info.seconds:g} s each (median, min-max); "
-        f"run took {info.duration_s / 60:.1f} min.",
+        f"run took {info.duration_s / 60:.1f} min"
+        + (f"; CPU steal {info.steal_pct:g}%." if info.steal_pct is not None else "."),
         "",
         "| Row | Test | Median | Min-max | vs bare veth | CPU % (tunnel) | Peak RSS |",
         "|---|---|---|---|---|---|---|",
@@ -159,6 +199,9 @@ def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
         "CPU %: both tunnel ends together, 100 = one core. Peak RSS: the largest VmHWM of the "
         "tunnel's processes.",
     ]
+    note = steal_note(info)
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from bench.matrix import ROWS, Row, select_rows
 from bench.measure import RowRun, measure_row
-from bench.report import markdown, run_info, write
+from bench.report import cpu_times, markdown, run_info, steal_note, steal_pct, write
 from bench.rig import Rig, RigError
 from bench.summary import RowSummary, add_bare_comparison, summarize_row
 
@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{row.key:28} {row.title}  [{', '.join(row.tests)}]")
         return 0
     started = time.monotonic()
+    ticks_before = cpu_times()
     print(
         f"== gostx bench: {len(rows)} rows x {args.reps} reps, {args.seconds:g} s per iperf3 run",
         file=sys.stderr,
@@ -111,11 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; namespaces and processes were removed", file=sys.stderr)
         return 130
-    info = run_info(args.reps, args.seconds, time.monotonic() - started)
+    info = run_info(args.reps, args.seconds, time.monotonic() - started, steal_pct(ticks_before, cpu_times()))
     table = markdown(summaries, info)
     md_path, json_path = write(summaries, info, args.out)
     print(table)
     print(f"== wrote {md_path} and {json_path}", file=sys.stderr)
+    note = steal_note(info)
+    if note:
+        print(f"== {note}", file=sys.stderr)
     bare = next((s for s in summaries if s.key == "bare"), None)
     if bare is None or not any(ts.ok for ts in bare.tests.values()):
         print("error: the bare veth link gave no result, so no ratio could be computed", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 
 from bench.matrix import ROWS, Row, select_rows
 from bench.measure import RowRun, Sample
-from bench.report import RunInfo, markdown, to_json
+from bench.report import RunInfo, cpu_times, markdown, steal_pct, to_json
 from bench.run import parse_args
 from bench.summary import add_bare_comparison, summarize_row
 from bench.tunnels import gost_tun, gost_tungo, tun_url
@@ -233,3 +233,20 @@ def test_bench_options_reject_bad_values(
     monkeypatch.setenv("BENCH_SECONDS", "0.5")
     args = parse_args(["--rows", "bare"])
     assert (args.reps, args.seconds, args.rows) == (2, 0.5, "bare")
+
+
+def test_steal_share_from_proc_stat_and_the_warning_it_adds() -> None:
+    before = cpu_times("cpu  1000 0 500 8000 10 0 100 200 0 0\n")
+    after = cpu_times("cpu  1600 0 900 8200 10 0 200 1300 0 0\n")
+    assert before == [1000, 0, 500, 8000, 10, 0, 100, 200]
+    assert steal_pct(before, after) == 45.8          # 1100 of 2400 ticks
+    assert steal_pct(before, before) is None and steal_pct([], after) is None
+    assert cpu_times("intr 1 2 3") == [] and len(cpu_times()) == 8
+    bare = summarize_row(Row("bare", "bare veth", None), [_run("bare", 1, tcp1=20.0)])
+    info = RunInfo("2026-01-01T00:00:00+00:00", "Test CPU", 2, "6.1", "3.11", "iperf 3.12", "OpenVPN 2.6", 1, 1.0,
+                   9.0, steal_pct=40.7)
+    table = markdown([bare], info)
+    assert "CPU steal 40.7%." in table and "Warning: the hypervisor took 40.7%" in table
+    quiet = RunInfo(*[getattr(info, f) for f in ("date", "cpu_model", "cpus", "kernel", "python", "iperf3",
+                                                  "openvpn", "reps", "seconds", "duration_s")], steal_pct=0.4)
+    assert "Warning" not in markdown([bare], quiet) and "CPU steal 0.4%." in markdown([bare], quiet)
