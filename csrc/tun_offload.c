@@ -60,7 +60,17 @@ static uint64_t csum_add_scalar(const uint8_t *p, size_t n, uint64_t acc) {
  * one's complement sum does not care how the words are grouped once the carries are folded back).
  * A lane gains at most 2 x 0xffff per round, so the lanes are spilled into acc every 16 Ki rounds,
  * long before they could overflow. */
-__attribute__((target("avx512f"))) static uint64_t csum_add_avx512(const uint8_t *p, size_t n, uint64_t acc) {
+/* The sum of the last n (< 64) bytes, from one masked load: the bytes past the end read as zero,
+ * which is the RFC's zero padding of an odd byte too. */
+__attribute__((target("avx512f,avx512bw"))) static uint64_t csum_tail_avx512(const uint8_t *p, size_t n) {
+    const __m512i low16 = _mm512_set1_epi32(0xffff);
+    __m512i v = _mm512_maskz_loadu_epi8((((__mmask64)1) << n) - 1, p);
+    __m512i lanes = _mm512_add_epi32(_mm512_and_si512(v, low16), _mm512_srli_epi32(v, 16));
+    return (uint64_t)_mm512_reduce_add_epi32(lanes);     /* at most 16 x 2 x 0xffff: no overflow */
+}
+
+__attribute__((target("avx512f,avx512bw"))) static uint64_t csum_add_avx512(const uint8_t *p, size_t n,
+                                                                            uint64_t acc) {
     const __m512i low16 = _mm512_set1_epi32(0xffff);
     while (n >= 64) {
         __m512i lanes = _mm512_setzero_si512();
@@ -72,12 +82,12 @@ __attribute__((target("avx512f"))) static uint64_t csum_add_avx512(const uint8_t
                                         _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(lanes, 1)));
         acc += (uint64_t)_mm512_reduce_add_epi64(wide);
     }
-    return csum_add_scalar(p, n, acc);
+    return n ? acc + csum_tail_avx512(p, n) : acc;
 }
 
 /* Copy n bytes and add their sum to acc (one pass over the payload instead of a copy and a sum). */
-__attribute__((target("avx512f"))) static uint64_t csum_copy_avx512(uint8_t *dst, const uint8_t *src, size_t n,
-                                                                     uint64_t acc) {
+__attribute__((target("avx512f,avx512bw"))) static uint64_t csum_copy_avx512(uint8_t *dst, const uint8_t *src,
+                                                                              size_t n, uint64_t acc) {
     const __m512i low16 = _mm512_set1_epi32(0xffff);
     while (n >= 64) {
         __m512i lanes = _mm512_setzero_si512();
@@ -90,15 +100,18 @@ __attribute__((target("avx512f"))) static uint64_t csum_copy_avx512(uint8_t *dst
                                         _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(lanes, 1)));
         acc += (uint64_t)_mm512_reduce_add_epi64(wide);
     }
-    memcpy(dst, src, n);
-    return csum_add_scalar(src, n, acc);
+    if (n == 0)
+        return acc;
+    __mmask64 m = (((__mmask64)1) << n) - 1;
+    _mm512_mask_storeu_epi8(dst, m, _mm512_maskz_loadu_epi8(m, src));
+    return acc + csum_tail_avx512(src, n);
 }
 
 static int csum_wide(void) {
     static int have = -1;                     /* racy first use is harmless: same answer */
     if (have < 0) {
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx512f");
+        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
     }
     return have;
 }
