@@ -257,12 +257,6 @@ int gx_hkdf_impl(void) {
     return impl == GX_HKDF_AUTO ? gx_hkdf_set_impl(GX_HKDF_AUTO) : impl;
 }
 
-/* Below AVX512_MIN_SALTS salts the sixteen lanes cost more than one SHA-NI block after the other. */
-#define AVX512_MIN_SALTS 4
-
-static void run(const struct job *j, int n) {
-    blocks_openssl(j, n);
-}
 
 /* ---- HKDF over prebuilt blocks ------------------------------------------------------------------ */
 
@@ -356,15 +350,15 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
         j[2 * l] = (struct job){si[l], ln->salt_ipad};
         j[2 * l + 1] = (struct job){so[l], ln->salt_opad};
     }
-    run(j, 2 * n);
+    blocks_openssl(j, 2 * n);
     for (int l = 0; l < n; l++)                 /* inner hash of the extract */
         j[l] = (struct job){si[l], k->ext_inner};
-    run(j, n);
+    blocks_openssl(j, n);
     for (int l = 0; l < n; l++) {               /* PRK */
         digest(si[l], w->lane[l].outer);
         j[l] = (struct job){so[l], w->lane[l].outer};
     }
-    run(j, n);
+    blocks_openssl(j, n);
     for (int l = 0; l < n; l++) {               /* PRK ^ ipad, PRK ^ opad */
         struct gx_hkdf_lane *ln = &w->lane[l];
         digest(so[l], d);
@@ -377,18 +371,18 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
         j[2 * l] = (struct job){pi[l], ln->prk_ipad};
         j[2 * l + 1] = (struct job){po[l], ln->prk_opad};
     }
-    run(j, 2 * n);
+    blocks_openssl(j, 2 * n);
     for (int l = 0; l < n; l++) {               /* T1 inner */
         memcpy(t[l], pi[l], sizeof(t[l]));
         j[l] = (struct job){t[l], k->t1_inner};
     }
-    run(j, n);
+    blocks_openssl(j, n);
     for (int l = 0; l < n; l++) {               /* T1 */
         digest(t[l], w->lane[l].outer);
         memcpy(t[l], po[l], sizeof(t[l]));
         j[l] = (struct job){t[l], w->lane[l].outer};
     }
-    run(j, n);
+    blocks_openssl(j, n);
     size_t first = k->key_len < 20 ? k->key_len : 20;
     for (int l = 0; l < n; l++) {
         digest(t[l], w->lane[l].t2_inner);
@@ -399,13 +393,13 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
             memcpy(t[l], pi[l], sizeof(t[l]));
             j[l] = (struct job){t[l], w->lane[l].t2_inner};
         }
-        run(j, n);
+        blocks_openssl(j, n);
         for (int l = 0; l < n; l++) {           /* T2 */
             digest(t[l], w->lane[l].outer);
             memcpy(t[l], po[l], sizeof(t[l]));
             j[l] = (struct job){t[l], w->lane[l].outer};
         }
-        run(j, n);
+        blocks_openssl(j, n);
         for (int l = 0; l < n; l++) {
             digest(t[l], d);
             memcpy(out[l] + 20, d, k->key_len - 20);
@@ -417,6 +411,9 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
     OPENSSL_cleanse(t, sizeof(t));
     OPENSSL_cleanse(so, sizeof(so));
 }
+
+/* Below AVX512_MIN_SALTS salts the sixteen lanes cost more than one SHA-NI block after the other. */
+#define AVX512_MIN_SALTS 4
 
 void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
                     uint8_t *const out[], int n) {
