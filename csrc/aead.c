@@ -282,7 +282,7 @@ static int tag_param(EVP_CIPHER_CTX *ctx, uint8_t *tag, int set) {
 static int seal_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p, size_t len) {
     uint8_t *body = p + a->salt_len;
     int outl = 0, fl = 0;
-    if (a->gcm_own && gx_gcm_impl() == GX_GCM_VAES)
+    if (a->gcm_own && gx_gcm_impl() != GX_GCM_OPENSSL)
         return gx_gcm_seal(subkey, a->key_len, ZERO_NONCE, body, len, body + len) == 0 ? 0 : -EIO;
     if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, subkey, ZERO_NONCE) != 1 ||
         (len > 0 && EVP_EncryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
@@ -300,7 +300,7 @@ static int open_in_place(struct gx_aead *a, struct direction *d, const uint8_t *
     uint8_t *body = p + a->salt_len;
     size_t len = dlen - a->salt_len - GX_AEAD_TAG_LEN;
     int outl = 0, fl = 0;
-    if (a->gcm_own && gx_gcm_impl() == GX_GCM_VAES)
+    if (a->gcm_own && gx_gcm_impl() != GX_GCM_OPENSSL)
         return gx_gcm_open(subkey, a->key_len, ZERO_NONCE, body, len, body + len) == 0 ? 0 : -EBADMSG;
     if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, subkey, ZERO_NONCE) != 1 ||
         !tag_param(d->ctx, body + len, 1) ||
@@ -312,7 +312,7 @@ static int open_in_place(struct gx_aead *a, struct direction *d, const uint8_t *
 
 /* Our AES-GCM, which can also do two packets at once (gx_gcm_seal2/open2)? */
 static int gcm_pairs(const struct gx_aead *a) {
-    return a->gcm_own && gx_gcm_impl() == GX_GCM_VAES;
+    return a->gcm_own && gx_gcm_impl() != GX_GCM_OPENSSL;
 }
 
 /* Packets p[0], p[1] as seal_in_place, together. 0 or -EIO. */

@@ -1,4 +1,5 @@
-/* AES-GCM, one packet per call with its own key (gx/gcm.h). */
+/* AES-GCM, one packet per call with its own key (gx/gcm.h): the 512-bit (AVX-512) build, and the
+ * choice between it, the 256-bit build (gcm_avx2.c) and OpenSSL. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -6,11 +7,12 @@
 
 #include <openssl/crypto.h>
 
+#include "gcm_avx2.h"
 #include "gx/gcm.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define GX_HAVE_VAES 1
-#include <immintrin.h>
+#include "gcm_aesni.h"
 #else
 #define GX_HAVE_VAES 0
 #endif
@@ -18,48 +20,7 @@
 #if GX_HAVE_VAES
 #define VAES_TARGET __attribute__((target("aes,pclmul,avx512f,avx512bw,avx512vl,vaes,vpclmulqdq")))
 
-#define MAX_ROUNDS 14
-
-/* ---- AES key expansion (FIPS 197 section 5.2) ---------------------------------------------------
- * SubWord(RotWord(w)) ^ Rcon comes from AESENCLAST on w broadcast (rotated) into all four columns:
- * with equal columns ShiftRows changes nothing, so AESENCLAST is SubBytes then the XOR with a round
- * key of Rcon in every column. It has a shorter latency than AESKEYGENASSIST, and the expansion is
- * one dependent chain. */
-
-/* w[i..i+3] from w[i-4..i-1] (prev) and t = the transformed word in every column. */
-VAES_TARGET static inline __m128i expand_step(__m128i prev, __m128i t) {
-    prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 4));
-    prev = _mm_xor_si128(prev, _mm_slli_si128(prev, 8));
-    return _mm_xor_si128(prev, t);
-}
-
-VAES_TARGET static inline __m128i rot_sub(__m128i w, int rcon) {     /* SubWord(RotWord(w3)) ^ rcon */
-    const __m128i rot3 = _mm_set_epi8(12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13);
-    return _mm_aesenclast_si128(_mm_shuffle_epi8(w, rot3), _mm_set1_epi32(rcon));
-}
-
-VAES_TARGET static inline __m128i sub(__m128i w) {                   /* SubWord(w3) */
-    const __m128i bcast3 = _mm_set_epi8(15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12, 15, 14, 13, 12);
-    return _mm_aesenclast_si128(_mm_shuffle_epi8(w, bcast3), _mm_setzero_si128());
-}
-
-static const int RCON[10] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1b, 0x36};
-
-VAES_TARGET static void expand128(const uint8_t *key, __m128i rk[MAX_ROUNDS + 1]) {
-    rk[0] = _mm_loadu_si128((const __m128i *)key);
-    for (int i = 1; i <= 10; i++)
-        rk[i] = expand_step(rk[i - 1], rot_sub(rk[i - 1], RCON[i - 1]));
-}
-
-VAES_TARGET static void expand256(const uint8_t *key, __m128i rk[MAX_ROUNDS + 1]) {
-    rk[0] = _mm_loadu_si128((const __m128i *)key);
-    rk[1] = _mm_loadu_si128((const __m128i *)(key + 16));
-    for (int i = 2; i <= 14; i += 2) {
-        rk[i] = expand_step(rk[i - 2], rot_sub(rk[i - 1], RCON[i / 2 - 1]));
-        if (i < 14)
-            rk[i + 1] = expand_step(rk[i - 1], sub(rk[i]));
-    }
-}
+#define MAX_ROUNDS GX_AES_MAX_ROUNDS
 
 struct keys {
     int rounds;
@@ -67,15 +28,9 @@ struct keys {
 };
 
 VAES_TARGET static int key_setup(const uint8_t *key, size_t key_len, struct keys *k, __m128i rk[MAX_ROUNDS + 1]) {
-    if (key_len == 16) {
-        expand128(key, rk);
-        k->rounds = 10;
-    } else if (key_len == 32) {
-        expand256(key, rk);
-        k->rounds = 14;
-    } else {
+    k->rounds = gx_aes_expand(key, key_len, rk);
+    if (k->rounds < 0)
         return -EINVAL;
-    }
     for (int r = 0; r <= k->rounds; r++)
         k->rk[r] = _mm512_broadcast_i32x4(rk[r]);
     return 0;
@@ -99,13 +54,6 @@ VAES_TARGET static ALWAYS_INLINE void encrypt4(const struct keys *k, int rounds,
     *b = _mm512_aesenclast_epi128(x1, k->rk[rounds]);
     *c = _mm512_aesenclast_epi128(x2, k->rk[rounds]);
     *d = _mm512_aesenclast_epi128(x3, k->rk[rounds]);
-}
-
-VAES_TARGET static inline __m128i encrypt1(const __m128i rk[MAX_ROUNDS + 1], int rounds, __m128i x) {
-    x = _mm_xor_si128(x, rk[0]);
-    for (int r = 1; r < rounds; r++)
-        x = _mm_aesenc_si128(x, rk[r]);
-    return _mm_aesenclast_si128(x, rk[rounds]);
 }
 
 /* ---- GHASH in GF(2^128), byte-reflected domain ------------------------------------------------- */
@@ -383,8 +331,8 @@ VAES_TARGET static int setup(struct state *st, const uint8_t *key, size_t key_le
     memcpy(nb, nonce, GX_GCM_NONCE_LEN);
     st->nonce_block = _mm_loadu_si128((const __m128i *)nb);
     nb[15] = 1;
-    st->ek_j0 = encrypt1(rk, st->k.rounds, _mm_loadu_si128((const __m128i *)nb));
-    __m128i h = encrypt1(rk, st->k.rounds, _mm_setzero_si128());
+    st->ek_j0 = gx_aes_encrypt1(rk, st->k.rounds, _mm_loadu_si128((const __m128i *)nb));
+    __m128i h = gx_aes_encrypt1(rk, st->k.rounds, _mm_setzero_si128());
     make_powers(_mm_shuffle_epi8(h, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)), &st->p);
     explicit_bzero(rk, sizeof(rk));
     return 0;
@@ -491,6 +439,7 @@ static int cpu_has_vaes(void) {
 
 static _Atomic int g_impl = GX_GCM_AUTO;
 static _Atomic int g_vaes = -1;           /* cpu_has_vaes(), once */
+static _Atomic int g_avx2 = -1;           /* gx_gcm_avx2_cpu(), once */
 
 static int vaes_ok(void) {
     int v = atomic_load_explicit(&g_vaes, memory_order_relaxed);
@@ -501,13 +450,28 @@ static int vaes_ok(void) {
     return v;
 }
 
+static int avx2_ok(void) {
+    int v = atomic_load_explicit(&g_avx2, memory_order_relaxed);
+    if (v < 0) {
+        v = gx_gcm_avx2_cpu();
+        atomic_store_explicit(&g_avx2, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+/* The fastest of ours this CPU runs, or 0. */
+static int best_own(void) {
+    return vaes_ok() ? GX_GCM_VAES : avx2_ok() ? GX_GCM_VAES_AVX2 : 0;
+}
+
 int gx_gcm_set_impl(int impl) {
     if (impl == GX_GCM_AUTO) {
         const char *env = getenv("GX_GCM");
-        impl = vaes_ok() && !(env != NULL && strcmp(env, "openssl") == 0) ? GX_GCM_VAES : GX_GCM_OPENSSL;
-    } else if (impl == GX_GCM_VAES && !vaes_ok()) {
+        int own = best_own();
+        impl = own && !(env != NULL && strcmp(env, "openssl") == 0) ? own : GX_GCM_OPENSSL;
+    } else if ((impl == GX_GCM_VAES && !vaes_ok()) || (impl == GX_GCM_VAES_AVX2 && !avx2_ok())) {
         return -ENOTSUP;
-    } else if (impl != GX_GCM_OPENSSL && impl != GX_GCM_VAES) {
+    } else if (impl != GX_GCM_OPENSSL && impl != GX_GCM_VAES && impl != GX_GCM_VAES_AVX2) {
         return -EINVAL;
     }
     atomic_store_explicit(&g_impl, impl, memory_order_relaxed);
@@ -519,37 +483,52 @@ int gx_gcm_impl(void) {
     return impl == GX_GCM_AUTO ? gx_gcm_set_impl(GX_GCM_AUTO) : impl;
 }
 
+/* Which of ours gx_gcm_seal & co. run: the one chosen, else the best the CPU has (0: none). */
+static int own_impl(void) {
+    int impl = gx_gcm_impl();
+    return impl == GX_GCM_OPENSSL ? best_own() : impl;
+}
+
+static int args_ok(const uint8_t *buf, size_t len) {
+    return !(len > 0 && buf == NULL) && len <= ((size_t)1 << 36);
+}
+
 int gx_gcm_seal(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
                 size_t len, uint8_t tag[GX_GCM_TAG_LEN]) {
-    if (!vaes_ok() || (len > 0 && buf == NULL) || len > ((size_t)1 << 36))
+    int impl = own_impl();
+    if (impl == 0 || !args_ok(buf, len))
         return -EINVAL;
-    return seal_vaes(key, key_len, nonce, buf, len, tag);
+    return impl == GX_GCM_VAES ? seal_vaes(key, key_len, nonce, buf, len, tag)
+                               : gx_gcm_avx2_seal(key, key_len, nonce, buf, len, tag);
 }
 
 int gx_gcm_open(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
                 size_t len, const uint8_t tag[GX_GCM_TAG_LEN]) {
-    if (!vaes_ok() || (len > 0 && buf == NULL) || len > ((size_t)1 << 36))
+    int impl = own_impl();
+    if (impl == 0 || !args_ok(buf, len))
         return -EINVAL;
-    return open_vaes(key, key_len, nonce, buf, len, tag);
+    return impl == GX_GCM_VAES ? open_vaes(key, key_len, nonce, buf, len, tag)
+                               : gx_gcm_avx2_open(key, key_len, nonce, buf, len, tag);
 }
 
 static int pair_ok(uint8_t *const buf[2], const size_t len[2]) {
-    for (int i = 0; i < 2; i++)
-        if ((len[i] > 0 && buf[i] == NULL) || len[i] > ((size_t)1 << 36))
-            return 0;
-    return 1;
+    return args_ok(buf[0], len[0]) && args_ok(buf[1], len[1]);
 }
 
 int gx_gcm_seal2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
                  uint8_t *const buf[2], const size_t len[2], uint8_t *const tag[2]) {
-    if (!vaes_ok() || !pair_ok(buf, len))
+    int impl = own_impl();
+    if (impl == 0 || !pair_ok(buf, len))
         return -EINVAL;
-    return seal2_vaes(key, key_len, nonce, buf, len, tag);
+    return impl == GX_GCM_VAES ? seal2_vaes(key, key_len, nonce, buf, len, tag)
+                               : gx_gcm_avx2_seal2(key, key_len, nonce, buf, len, tag);
 }
 
 int gx_gcm_open2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
                  uint8_t *const buf[2], const size_t len[2], const uint8_t *const tag[2]) {
-    if (!vaes_ok() || !pair_ok(buf, len))
+    int impl = own_impl();
+    if (impl == 0 || !pair_ok(buf, len))
         return -EINVAL;
-    return open2_vaes(key, key_len, nonce, buf, len, tag);
+    return impl == GX_GCM_VAES ? open2_vaes(key, key_len, nonce, buf, len, tag)
+                               : gx_gcm_avx2_open2(key, key_len, nonce, buf, len, tag);
 }

@@ -6,8 +6,12 @@
  * in one call: AES key expansion with AES-NI, H and its powers H^1..H^16 computed four lanes at a
  * time, CTR with VAES four blocks per instruction, GHASH with VPCLMULQDQ over 16 blocks per
  * reduction (NIST SP 800-38D; GHASH in the byte-reflected domain with the shift-by-one reduction of
- * Gueron and Kounavis's carry-less multiplication paper). It needs AVX-512 (F, BW), VAES and
- * VPCLMULQDQ; without them gx_gcm_impl() is GX_GCM_OPENSSL and callers keep their EVP path.
+ * Gueron and Kounavis's carry-less multiplication paper). Two builds of it: in 512-bit registers
+ * (AVX-512 F/BW/VL, VAES, VPCLMULQDQ: Intel servers since Ice Lake, AMD Zen 4) and in 256-bit ones
+ * (AVX2, VAES, VPCLMULQDQ: AMD Zen 3, Intel client cores since Alder Lake); the first the CPU can
+ * run is used. Without either, gx_gcm_impl() is GX_GCM_OPENSSL and callers keep their EVP path.
+ * gx_gcm_seal/open and seal2/open2 run the implementation chosen (GX_GCM_VAES or GX_GCM_VAES_AVX2),
+ * or with GX_GCM_OPENSSL chosen the best of ours the CPU has.
  *
  * Keys of 16 (AES-128) and 32 (AES-256) bytes; 12-byte nonce; no additional data.
  */
@@ -24,6 +28,7 @@ enum gx_gcm_impl {
     GX_GCM_AUTO = 0,              /* VAES if the CPU has it, else OpenSSL */
     GX_GCM_OPENSSL = 1,           /* the caller's EVP path */
     GX_GCM_VAES = 2,              /* ours (x86-64 with AVX-512 VAES + VPCLMULQDQ) */
+    GX_GCM_VAES_AVX2 = 3,         /* ours in 256-bit registers (VAES + VPCLMULQDQ + AVX2, no AVX-512) */
 };
 
 /* Encrypt buf (len bytes) in place and write the tag. 0, or -EINVAL (key_len not 16/32, or the
@@ -45,7 +50,8 @@ int gx_gcm_open2(const uint8_t *const key[2], size_t key_len, const uint8_t nonc
                  uint8_t *const buf[2], const size_t len[2], const uint8_t *const tag[2]);
 
 /* Process-wide choice (tests, benchmarks, GX_GCM=openssl in the environment). Returns the
- * implementation now in use, -ENOTSUP if VAES was asked for and the CPU lacks it, -EINVAL. */
+ * implementation now in use, -ENOTSUP if one of ours was asked for and the CPU lacks what it needs,
+ * -EINVAL. */
 int gx_gcm_set_impl(int impl);
 int gx_gcm_impl(void);
 
