@@ -17,6 +17,7 @@
 #include <openssl/sha.h>
 
 #include "gx/hkdf.h"
+#include "sha1_shani.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define GX_HAVE_AVX512 1
@@ -32,12 +33,7 @@ static const char INFO[] = "ss-subkey";
 
 /* ---- SHA-1 block operations --------------------------------------------------------------------- */
 
-struct job {                      /* h = SHA-1 compression of (h, blk) */
-    uint32_t *h;
-    const uint8_t *blk;
-};
-
-static void blocks_openssl(const struct job *j, int n) {
+static void blocks_openssl(const struct gx_sha1_job *j, int n) {
     for (int i = 0; i < n; i++) {
         SHA_CTX c;
         memset(&c, 0, sizeof(c));
@@ -240,13 +236,23 @@ static int cpu_has_avx512(void) {
 #endif
 
 static _Atomic int g_impl = GX_HKDF_AUTO;      /* resolved on first use */
+static _Atomic int g_shani = -1;               /* gx_sha1_shani_cpu(), once */
+
+static int shani_ok(void) {
+    int v = atomic_load_explicit(&g_shani, memory_order_relaxed);
+    if (v < 0) {
+        v = gx_sha1_shani_cpu();
+        atomic_store_explicit(&g_shani, v, memory_order_relaxed);
+    }
+    return v;
+}
 
 int gx_hkdf_set_impl(int impl) {
     if (impl == GX_HKDF_AUTO)
-        impl = cpu_has_avx512() ? GX_HKDF_AVX512 : GX_HKDF_OPENSSL;
-    else if (impl == GX_HKDF_AVX512 && !cpu_has_avx512())
+        impl = cpu_has_avx512() ? GX_HKDF_AVX512 : shani_ok() ? GX_HKDF_SHANI : GX_HKDF_OPENSSL;
+    else if ((impl == GX_HKDF_AVX512 && !cpu_has_avx512()) || (impl == GX_HKDF_SHANI && !shani_ok()))
         return -ENOTSUP;
-    else if (impl != GX_HKDF_OPENSSL && impl != GX_HKDF_AVX512)
+    else if (impl != GX_HKDF_OPENSSL && impl != GX_HKDF_AVX512 && impl != GX_HKDF_SHANI)
         return -EINVAL;
     atomic_store_explicit(&g_impl, impl, memory_order_relaxed);
     return impl;
@@ -257,6 +263,13 @@ int gx_hkdf_impl(void) {
     return impl == GX_HKDF_AUTO ? gx_hkdf_set_impl(GX_HKDF_AUTO) : impl;
 }
 
+/* The block path's SHA-1: ours with SHA-NI unless OpenSSL was chosen (or the CPU has no SHA-NI). */
+static void blocks(const struct gx_sha1_job *j, int n) {
+    if (gx_hkdf_impl() != GX_HKDF_OPENSSL && shani_ok())
+        gx_sha1_shani_blocks(j, n);
+    else
+        blocks_openssl(j, n);
+}
 
 /* ---- HKDF over prebuilt blocks ------------------------------------------------------------------ */
 
@@ -331,12 +344,13 @@ void gx_hkdf_work_init(struct gx_hkdf_work *w) {
 
 /* extract: PRK = HMAC(salt, key); expand: T1 = HMAC(PRK, info || 1), T2 = HMAC(PRK, T1 || info || 2).
  * Each HMAC = H(pad ^ 0x36 block, message block) then H(pad ^ 0x5c block, inner hash block); the
- * steps below run the same step of every lane together, one SHA-NI block after the other. */
+ * steps below run the same step of every lane together: with SHA-NI two lanes' blocks interleaved
+ * (sha1_shani.c), else one OpenSSL SHA1_Transform after the other. */
 static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
                           uint8_t *const out[], int n) {
     uint32_t si[GX_HKDF_LANES][5], so[GX_HKDF_LANES][5], pi[GX_HKDF_LANES][5], po[GX_HKDF_LANES][5];
     uint32_t t[GX_HKDF_LANES][5];
-    struct job j[2 * GX_HKDF_LANES] = {{0}};
+    struct gx_sha1_job j[2 * GX_HKDF_LANES] = {{0}};
     uint8_t d[20];
 
     for (int l = 0; l < n; l++) {               /* salt ^ ipad, salt ^ opad */
@@ -347,18 +361,18 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
         }
         memcpy(si[l], SHA1_IV, sizeof(SHA1_IV));
         memcpy(so[l], SHA1_IV, sizeof(SHA1_IV));
-        j[2 * l] = (struct job){si[l], ln->salt_ipad};
-        j[2 * l + 1] = (struct job){so[l], ln->salt_opad};
+        j[2 * l] = (struct gx_sha1_job){si[l], ln->salt_ipad};
+        j[2 * l + 1] = (struct gx_sha1_job){so[l], ln->salt_opad};
     }
-    blocks_openssl(j, 2 * n);
+    blocks(j, 2 * n);
     for (int l = 0; l < n; l++)                 /* inner hash of the extract */
-        j[l] = (struct job){si[l], k->ext_inner};
-    blocks_openssl(j, n);
+        j[l] = (struct gx_sha1_job){si[l], k->ext_inner};
+    blocks(j, n);
     for (int l = 0; l < n; l++) {               /* PRK */
         digest(si[l], w->lane[l].outer);
-        j[l] = (struct job){so[l], w->lane[l].outer};
+        j[l] = (struct gx_sha1_job){so[l], w->lane[l].outer};
     }
-    blocks_openssl(j, n);
+    blocks(j, n);
     for (int l = 0; l < n; l++) {               /* PRK ^ ipad, PRK ^ opad */
         struct gx_hkdf_lane *ln = &w->lane[l];
         digest(so[l], d);
@@ -368,21 +382,21 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
         }
         memcpy(pi[l], SHA1_IV, sizeof(SHA1_IV));
         memcpy(po[l], SHA1_IV, sizeof(SHA1_IV));
-        j[2 * l] = (struct job){pi[l], ln->prk_ipad};
-        j[2 * l + 1] = (struct job){po[l], ln->prk_opad};
+        j[2 * l] = (struct gx_sha1_job){pi[l], ln->prk_ipad};
+        j[2 * l + 1] = (struct gx_sha1_job){po[l], ln->prk_opad};
     }
-    blocks_openssl(j, 2 * n);
+    blocks(j, 2 * n);
     for (int l = 0; l < n; l++) {               /* T1 inner */
         memcpy(t[l], pi[l], sizeof(t[l]));
-        j[l] = (struct job){t[l], k->t1_inner};
+        j[l] = (struct gx_sha1_job){t[l], k->t1_inner};
     }
-    blocks_openssl(j, n);
+    blocks(j, n);
     for (int l = 0; l < n; l++) {               /* T1 */
         digest(t[l], w->lane[l].outer);
         memcpy(t[l], po[l], sizeof(t[l]));
-        j[l] = (struct job){t[l], w->lane[l].outer};
+        j[l] = (struct gx_sha1_job){t[l], w->lane[l].outer};
     }
-    blocks_openssl(j, n);
+    blocks(j, n);
     size_t first = k->key_len < 20 ? k->key_len : 20;
     for (int l = 0; l < n; l++) {
         digest(t[l], w->lane[l].t2_inner);
@@ -391,15 +405,15 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
     if (k->key_len > 20) {
         for (int l = 0; l < n; l++) {           /* T2 inner */
             memcpy(t[l], pi[l], sizeof(t[l]));
-            j[l] = (struct job){t[l], w->lane[l].t2_inner};
+            j[l] = (struct gx_sha1_job){t[l], w->lane[l].t2_inner};
         }
-        blocks_openssl(j, n);
+        blocks(j, n);
         for (int l = 0; l < n; l++) {           /* T2 */
             digest(t[l], w->lane[l].outer);
             memcpy(t[l], po[l], sizeof(t[l]));
-            j[l] = (struct job){t[l], w->lane[l].outer};
+            j[l] = (struct gx_sha1_job){t[l], w->lane[l].outer};
         }
-        blocks_openssl(j, n);
+        blocks(j, n);
         for (int l = 0; l < n; l++) {
             digest(t[l], d);
             memcpy(out[l] + 20, d, k->key_len - 20);

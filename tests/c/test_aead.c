@@ -163,13 +163,17 @@ static void ref_hkdf(EVP_KDF_CTX *kctx, const uint8_t *key, size_t kl, const uin
 }
 
 /* The SHA-1 block implementations this CPU can run. */
-static int impls(int out[2]) {
+static int impls(int out[3]) {
     int n = 0;
     out[n++] = GX_HKDF_OPENSSL;
     if (gx_hkdf_set_impl(GX_HKDF_AVX512) == GX_HKDF_AVX512)
         out[n++] = GX_HKDF_AVX512;
     else
-        printf("note: no AVX-512 on this CPU, only the OpenSSL block code is tested\n");
+        printf("note: no AVX-512 on this CPU, its HKDF code is not tested here\n");
+    if (gx_hkdf_set_impl(GX_HKDF_SHANI) == GX_HKDF_SHANI)
+        out[n++] = GX_HKDF_SHANI;
+    else
+        printf("note: no SHA-NI on this CPU, its SHA-1 code is not tested here\n");
     gx_hkdf_set_impl(GX_HKDF_AUTO);
     return n;
 }
@@ -180,7 +184,7 @@ static void test_subkey_vs_openssl(void) {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
     CHECK(kctx != NULL, "EVP_KDF HKDF");
-    int impl[2], nimpl = impls(impl);
+    int impl[3], nimpl = impls(impl);
     for (int m = 0; m < nimpl; m++) {
         CHECK(gx_hkdf_set_impl(impl[m]) == impl[m] && gx_hkdf_impl() == impl[m], "set impl %d", impl[m]);
         for (size_t kl = 1; kl <= 32; kl++) {
@@ -719,18 +723,19 @@ static void test_threads(void) {
 }
 
 int main(void) {
-    int impl[2], nimpl = impls(impl);
+    int impl[3], nimpl = impls(impl);
     for (int m = 0; m < nimpl; m++) {   /* the framing with each SHA-1 block implementation */
         gx_hkdf_set_impl(impl[m]);
         test_vectors();
         test_round_trip_batch();
     }
     gx_hkdf_set_impl(GX_HKDF_AUTO);
-    /* the framing with each AES-GCM implementation: EVP, and ours where the CPU has VAES */
-    const int gcm[2] = {GX_GCM_OPENSSL, GX_GCM_VAES};
-    for (int m = 0; m < 2; m++) {
+    /* the framing with each AES-GCM implementation: EVP, and ours (512- and 256-bit) where the CPU
+     * runs them */
+    const int gcm[3] = {GX_GCM_OPENSSL, GX_GCM_VAES, GX_GCM_VAES_AVX2};
+    for (int m = 0; m < 3; m++) {
         if (gx_gcm_set_impl(gcm[m]) != gcm[m]) {
-            printf("note: no VAES on this CPU, only the EVP AES-GCM path is tested\n");
+            printf("note: this CPU cannot run AES-GCM implementation %d: not tested here\n", gcm[m]);
             continue;
         }
         test_vectors();

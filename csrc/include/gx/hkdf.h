@@ -23,6 +23,7 @@ enum gx_hkdf_impl {
     GX_HKDF_AUTO = 0,             /* AVX-512 if the CPU has it, else OpenSSL */
     GX_HKDF_OPENSSL = 1,          /* OpenSSL's SHA1_Transform (SHA-NI/AVX2 inside), one block at a time */
     GX_HKDF_AVX512 = 2,           /* ours: 16 derivations at once in AVX-512 lanes (x86-64 only) */
+    GX_HKDF_SHANI = 3,            /* ours: SHA-NI, the blocks of two derivations interleaved */
 };
 
 struct gx_hkdf_key {              /* read-only after gx_hkdf_key_init */
