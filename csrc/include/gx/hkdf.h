@@ -5,9 +5,10 @@
  * fit in one padded 64-byte block, so the whole derivation is 8 SHA-1 block operations for 16-byte
  * keys and 10 for 24/32-byte keys. Up to GX_HKDF_LANES salts are derived together: with AVX-512 (and
  * at least 4 salts) the sixteen derivations run in the 32-bit lanes of the vector registers from the
- * salts to the subkeys without leaving them (121 ns a salt on the dev machine, against 460 ns with
- * SHA-NI one block after the other); otherwise OpenSSL's SHA1_Transform does one block after the
- * other on blocks prebuilt per key and per lane.
+ * salts to the subkeys without leaving them (121 ns a salt on an Intel dev machine, against 460 ns
+ * with SHA-NI one block after the other); otherwise the blocks, prebuilt per key and per lane, go
+ * through SHA-NI two lanes interleaved (sha1_shani.c: ~255 ns a salt on AMD EPYC, where OpenSSL's
+ * SHA1_Transform one block after the other took ~500), or OpenSSL's SHA1_Transform.
  */
 #ifndef GX_HKDF_H
 #define GX_HKDF_H
@@ -20,7 +21,7 @@
 #define GX_HKDF_MAX_SALT 32
 
 enum gx_hkdf_impl {
-    GX_HKDF_AUTO = 0,             /* AVX-512 if the CPU has it, else OpenSSL */
+    GX_HKDF_AUTO = 0,             /* AVX-512 if the CPU has it, else SHA-NI, else OpenSSL */
     GX_HKDF_OPENSSL = 1,          /* OpenSSL's SHA1_Transform (SHA-NI/AVX2 inside), one block at a time */
     GX_HKDF_AVX512 = 2,           /* ours: 16 derivations at once in AVX-512 lanes (x86-64 only) */
     GX_HKDF_SHANI = 3,            /* ours: SHA-NI, the blocks of two derivations interleaved */
@@ -53,8 +54,9 @@ void gx_hkdf_work_init(struct gx_hkdf_work *w);
 void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
                     uint8_t *const out[], int n);
 /* Choose the SHA-1 block code (for tests and benchmarks; process-wide). Returns the implementation
- * now in use (GX_HKDF_OPENSSL or GX_HKDF_AVX512), or -ENOTSUP if AVX-512 was asked for and the CPU
- * lacks it (the choice is then unchanged), -EINVAL for an unknown value. */
+ * now in use (GX_HKDF_OPENSSL, GX_HKDF_AVX512 or GX_HKDF_SHANI), or -ENOTSUP if AVX-512 or SHA-NI
+ * was asked for and the CPU lacks it (the choice is then unchanged), -EINVAL for an unknown value.
+ * With GX_HKDF_AVX512, fewer than four salts take the SHA-NI block path where the CPU has it. */
 int gx_hkdf_set_impl(int impl);
 int gx_hkdf_impl(void);
 
