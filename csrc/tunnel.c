@@ -758,6 +758,21 @@ static bool stopping(const struct gx_tunnel *t) {
     return poll(&p, 1, 0) > 0;
 }
 
+/* When a read from the net side drained the socket but brought several packets, traffic is dense:
+ * the down thread naps briefly before reading again instead of going back to poll, where every
+ * packet that arrives would wake it on its own. The packets of the nap come in one batch: fewer
+ * wake-ups (each is a context switch, an IPI in a VM), and bigger GRO super-packets written to the
+ * device. A lone packet (ping, a keepalive) never waits. Measured on a 2-vCPU AMD EPYC VM, one iperf3
+ * stream: fake TCP +24%, UDP plaintext +7%, AES-GCM no change (median of alternating runs). The
+ * nap is LINGER_US plus the thread's timer slack (50 us by default). */
+#define LINGER_US 30
+#define LINGER_MIN_PKTS 4u
+
+static void linger(void) {
+    struct timespec ts = {0, LINGER_US * 1000L};
+    nanosleep(&ts, NULL);
+}
+
 static void *down_main(void *arg) {
     struct gx_tunnel *t = arg;
     struct down_state *d = calloc(1, sizeof(*d));
@@ -820,6 +835,10 @@ static void *down_main(void *arg) {
             }
             now = now_ms();
             down_process(t, d, now);
+            if ((uint32_t)n < b->cap && (uint32_t)n >= LINGER_MIN_PKTS) {
+                linger();             /* dense traffic: let the next batch gather */
+                continue;
+            }
             if ((uint32_t)n < b->cap)
                 break;
         }
