@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "cpu_once.h"
 #include "gcm_avx2.h"
 #include "gx/gcm.h"
 
@@ -442,21 +443,11 @@ static _Atomic int g_vaes = -1;           /* cpu_has_vaes(), once */
 static _Atomic int g_avx2 = -1;           /* gx_gcm_avx2_cpu(), once */
 
 static int vaes_ok(void) {
-    int v = atomic_load_explicit(&g_vaes, memory_order_relaxed);
-    if (v < 0) {
-        v = cpu_has_vaes();
-        atomic_store_explicit(&g_vaes, v, memory_order_relaxed);
-    }
-    return v;
+    return gx_probe_once(&g_vaes, cpu_has_vaes);
 }
 
 static int avx2_ok(void) {
-    int v = atomic_load_explicit(&g_avx2, memory_order_relaxed);
-    if (v < 0) {
-        v = gx_gcm_avx2_cpu();
-        atomic_store_explicit(&g_avx2, v, memory_order_relaxed);
-    }
-    return v;
+    return gx_probe_once(&g_avx2, gx_gcm_avx2_cpu);
 }
 
 /* The fastest of ours this CPU runs, or 0. */

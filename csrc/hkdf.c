@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "cpu_once.h"
 #include "gx/hkdf.h"
 #include "sha1_shani.h"
 
@@ -239,12 +240,7 @@ static _Atomic int g_impl = GX_HKDF_AUTO;      /* resolved on first use */
 static _Atomic int g_shani = -1;               /* gx_sha1_shani_cpu(), once */
 
 static int shani_ok(void) {
-    int v = atomic_load_explicit(&g_shani, memory_order_relaxed);
-    if (v < 0) {
-        v = gx_sha1_shani_cpu();
-        atomic_store_explicit(&g_shani, v, memory_order_relaxed);
-    }
-    return v;
+    return gx_probe_once(&g_shani, gx_sha1_shani_cpu);
 }
 
 int gx_hkdf_set_impl(int impl) {
