@@ -28,6 +28,7 @@ class RunInfo:
     seconds: float
     duration_s: float
     steal_pct: float | None = None  # CPU time the hypervisor gave to others during the run, in %
+    crypto: str = ""  # the per-packet crypto code this CPU runs, e.g. "AES-GCM vaes-avx2, HKDF-SHA1 sha-ni"
 
 
 STEAL_WARN_PCT = 5.0
@@ -87,6 +88,17 @@ def steal_note(info: RunInfo) -> str | None:
     )
 
 
+def crypto_line() -> str:
+    """Which AES-GCM and HKDF-SHA1 code gostx runs on this CPU (the same in the bench's gost processes,
+    which share the CPU and the environment): figures of two machines differ by it."""
+    try:
+        from gostx._engine import crypto_impls
+    except ImportError:
+        return ""
+    impls = crypto_impls()
+    return f"AES-GCM {impls['aes-gcm']}, HKDF-SHA1 {impls['hkdf-sha1']}"
+
+
 def run_info(reps: int, seconds: float, duration_s: float, steal: float | None = None) -> RunInfo:
     return RunInfo(
         date=datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
@@ -100,6 +112,7 @@ def run_info(reps: int, seconds: float, duration_s: float, steal: float | None =
         seconds=seconds,
         duration_s=round(duration_s, 1),
         steal_pct=steal,
+        crypto=crypto_line(),
     )
 
 
@@ -162,7 +175,8 @@ def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
         f"gostx bench, {info.date}: {info.cpu_model}, {info.cpus} CPUs, Linux {info.kernel}; "
         f"{info.iperf3}; {info.reps} reps of {info.seconds:g} s each (median, min-max); "
         f"run took {info.duration_s / 60:.1f} min"
-        + (f"; CPU steal {info.steal_pct:g}%." if info.steal_pct is not None else "."),
+        + (f"; CPU steal {info.steal_pct:g}%" if info.steal_pct is not None else "")
+        + (f"; crypto: {info.crypto}." if info.crypto else "."),
         "",
         "| Row | Test | Median | Min-max | vs bare veth | CPU % (tunnel) | Peak RSS |",
         "|---|---|---|---|---|---|---|",

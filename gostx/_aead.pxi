@@ -62,8 +62,24 @@ cdef extern from "gx/aead.h" nogil:
     int gx_aead_seal_one(gx_aead *a, const uint8_t *salt, const uint8_t *inp, size_t len, uint8_t *out)
     int gx_aead_open_one(gx_aead *a, const uint8_t *inp, size_t len, uint8_t *out)
 
+cdef extern from "gx/gcm.h" nogil:
+    int gx_gcm_impl()
+
+cdef extern from "gx/hkdf.h" nogil:
+    int gx_hkdf_impl()
+
 AEAD_REPLAY_DEFAULT = GX_AEAD_REPLAY_DEFAULT
+_GCM_IMPLS = {1: "openssl", 2: "vaes-avx512", 3: "vaes-avx2"}
+_HKDF_IMPLS = {1: "openssl", 2: "avx512", 3: "sha-ni"}
 cdef long long _AEAD_REPLAY_MAX = 100_000_000   # salts; about 1 GB of filter
+
+
+def crypto_impls():
+    """The per-packet crypto code this CPU runs: {"aes-gcm": "vaes-avx512" | "vaes-avx2" | "openssl",
+    "hkdf-sha1": "avx512" | "sha-ni" | "openssl"} (GX_GCM=openssl in the environment forces OpenSSL's
+    AES-GCM). ChaCha20-Poly1305 and AES-192-GCM always use OpenSSL."""
+    return {"aes-gcm": _GCM_IMPLS.get(gx_gcm_impl(), "unknown"),
+            "hkdf-sha1": _HKDF_IMPLS.get(gx_hkdf_impl(), "unknown")}
 
 
 def supported_ciphers():

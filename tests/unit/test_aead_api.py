@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -222,3 +226,23 @@ def test_seal_and_open_in_parallel_threads() -> None:
         t.join()
     assert errors == []
     assert shared.drops == {"short_pkt": 0, "auth": 0, "replay": 0}
+
+
+def test_crypto_impls_names_the_code_in_use_and_gx_gcm_openssl_forces_evp() -> None:
+    """Which AES-GCM / HKDF code runs depends on the CPU; GX_GCM=openssl must switch AES-GCM to EVP
+    (the choice is made once per process, so each setting gets a process of its own)."""
+    code = "from gostx._engine import crypto_impls; import json; print(json.dumps(crypto_impls()))"
+    env = {k: v for k, v in os.environ.items() if k != "GX_GCM"}
+    auto = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                     check=True).stdout)
+    forced = json.loads(subprocess.run([sys.executable, "-c", code], env={**env, "GX_GCM": "openssl"},
+                                       capture_output=True, text=True, check=True).stdout)
+    assert auto["aes-gcm"] in {"vaes-avx512", "vaes-avx2", "openssl"}
+    assert auto["hkdf-sha1"] in {"avx512", "sha-ni", "openssl"}
+    assert forced == {"aes-gcm": "openssl", "hkdf-sha1": auto["hkdf-sha1"]}
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        flags = f.read()
+    if " vaes" in flags and " vpclmulqdq" in flags and " avx2" in flags:
+        assert auto["aes-gcm"].startswith("vaes-")     # ours wherever the CPU can run it
+    if " sha_ni" in flags or " avx512bw" in flags:
+        assert auto["hkdf-sha1"] != "openssl"

@@ -250,3 +250,7 @@ def test_steal_share_from_proc_stat_and_the_warning_it_adds() -> None:
     quiet = RunInfo(*[getattr(info, f) for f in ("date", "cpu_model", "cpus", "kernel", "python", "iperf3",
                                                   "openvpn", "reps", "seconds", "duration_s")], steal_pct=0.4)
     assert "Warning" not in markdown([bare], quiet) and "CPU steal 0.4%." in markdown([bare], quiet)
+    named = RunInfo(*[getattr(quiet, f) for f in ("date", "cpu_model", "cpus", "kernel", "python", "iperf3",
+                                                   "openvpn", "reps", "seconds", "duration_s", "steal_pct")],
+                    crypto="AES-GCM vaes-avx2, HKDF-SHA1 sha-ni")
+    assert "CPU steal 0.4%; crypto: AES-GCM vaes-avx2, HKDF-SHA1 sha-ni." in markdown([bare], named)
