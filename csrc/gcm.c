@@ -28,15 +28,6 @@ struct keys {
     __m512i rk[MAX_ROUNDS + 1];   /* each round key in all four lanes */
 };
 
-VAES_TARGET static int key_setup(const uint8_t *key, size_t key_len, struct keys *k, __m128i rk[MAX_ROUNDS + 1]) {
-    k->rounds = gx_aes_expand(key, key_len, rk);
-    if (k->rounds < 0)
-        return -EINVAL;
-    for (int r = 0; r <= k->rounds; r++)
-        k->rk[r] = _mm512_broadcast_i32x4(rk[r]);
-    return 0;
-}
-
 /* Four zmm of counter blocks (16 AES blocks) through the cipher, rounds interleaved. */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -199,7 +190,7 @@ VAES_TARGET static ALWAYS_INLINE void stream_start(struct stream *z, const struc
     z->len = len;
     z->nb = (len + 15) / 16;
     z->total = z->nb + 1;
-    z->len_block = _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
+    z->len_block = gx_gcm_len_block(len);
     z->base = _mm512_broadcast_i32x4(st->nonce_block);
     z->n = FIRST_COUNTERS;
     z->x = _mm512_setzero_si512();
@@ -251,9 +242,7 @@ VAES_TARGET static ALWAYS_INLINE void stream_chunk(struct stream *z, int rounds,
 }
 
 VAES_TARGET static ALWAYS_INLINE __m128i stream_tag(const struct stream *z) {
-    __m128i t = _mm_shuffle_epi8(_mm512_castsi512_si128(z->x),
-                                 _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    return _mm_xor_si128(t, z->st->ek_j0);
+    return _mm_xor_si128(gx_bswap128(_mm512_castsi512_si128(z->x)), z->st->ek_j0);
 }
 
 /* Two packets (two keys of one size) chunk by chunk in turn: the work of one fills the other's waits
@@ -326,15 +315,15 @@ VAES_TARGET static void ctr_only(const struct state *st, uint8_t *buf, size_t le
 
 VAES_TARGET static int setup(struct state *st, const uint8_t *key, size_t key_len, const uint8_t *nonce) {
     __m128i rk[MAX_ROUNDS + 1];
-    if (key_setup(key, key_len, &st->k, rk) != 0)
+    struct gx_gcm_base base;
+    st->k.rounds = gx_gcm_base(key, key_len, nonce, rk, &base);
+    if (st->k.rounds < 0)
         return -EINVAL;
-    uint8_t nb[16] = {0};
-    memcpy(nb, nonce, GX_GCM_NONCE_LEN);
-    st->nonce_block = _mm_loadu_si128((const __m128i *)nb);
-    nb[15] = 1;
-    st->ek_j0 = gx_aes_encrypt1(rk, st->k.rounds, _mm_loadu_si128((const __m128i *)nb));
-    __m128i h = gx_aes_encrypt1(rk, st->k.rounds, _mm_setzero_si128());
-    make_powers(_mm_shuffle_epi8(h, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)), &st->p);
+    for (int r = 0; r <= st->k.rounds; r++)
+        st->k.rk[r] = _mm512_broadcast_i32x4(rk[r]);
+    st->nonce_block = base.nonce_block;
+    st->ek_j0 = base.ek_j0;
+    make_powers(base.h_reflected, &st->p);
     explicit_bzero(rk, sizeof(rk));
     return 0;
 }

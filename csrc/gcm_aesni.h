@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <immintrin.h>
 
 #define GX_AES_MAX_ROUNDS 14
@@ -67,6 +68,33 @@ AESNI_TARGET static inline __m128i gx_aes_encrypt1(const __m128i rk[GX_AES_MAX_R
 /* Byte order reversed within the 16 bytes (GHASH works on byte-reflected blocks). */
 AESNI_TARGET static inline __m128i gx_bswap128(__m128i x) {
     return _mm_shuffle_epi8(x, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+
+/* The width-independent part of a packet's GCM setup (SP 800-38D 7.1, 96-bit IV): the round keys
+ * into rk, nonce || 0 (the counter blocks' base), E_K(J0) (masks the tag) and the hash key H
+ * byte-reflected. The number of rounds, or -EINVAL for a key length other than 16 or 32. The caller
+ * wipes rk. */
+struct gx_gcm_base {
+    __m128i nonce_block, ek_j0, h_reflected;
+};
+
+AESNI_TARGET static inline int gx_gcm_base(const uint8_t *key, size_t key_len, const uint8_t nonce[12],
+                                           __m128i rk[GX_AES_MAX_ROUNDS + 1], struct gx_gcm_base *out) {
+    int rounds = gx_aes_expand(key, key_len, rk);
+    if (rounds < 0)
+        return rounds;
+    uint8_t nb[16] = {0};
+    memcpy(nb, nonce, 12);
+    out->nonce_block = _mm_loadu_si128((const __m128i *)nb);
+    nb[15] = 1;
+    out->ek_j0 = gx_aes_encrypt1(rk, rounds, _mm_loadu_si128((const __m128i *)nb));
+    out->h_reflected = gx_bswap128(gx_aes_encrypt1(rk, rounds, _mm_setzero_si128()));
+    return rounds;
+}
+
+/* GHASH's last block for a message of len bytes and no additional data: [0]64 || [8 len]64. */
+AESNI_TARGET static inline __m128i gx_gcm_len_block(size_t len) {
+    return _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
 }
 
 #endif

@@ -199,7 +199,7 @@ Y_TARGET static Y_INLINE void ystream_start(struct ystream *z, const struct ysta
     z->len = len;
     z->nb = (len + 15) / 16;
     z->total = z->nb + 1;
-    z->len_block = _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)len * 8), 0);
+    z->len_block = gx_gcm_len_block(len);
     z->base = _mm256_broadcastsi128_si256(st->nonce_block);
     z->n = FIRST_PAIR;
     z->x = _mm256_setzero_si256();
@@ -306,17 +306,15 @@ Y_TARGET static void ctr_only(const struct ystate *st, uint8_t *buf, size_t len)
 
 Y_TARGET static int setup(struct ystate *st, const uint8_t *key, size_t key_len, const uint8_t *nonce) {
     __m128i rk[GX_AES_MAX_ROUNDS + 1];
-    st->k.rounds = gx_aes_expand(key, key_len, rk);
+    struct gx_gcm_base base;
+    st->k.rounds = gx_gcm_base(key, key_len, nonce, rk, &base);
     if (st->k.rounds < 0)
         return -EINVAL;
     for (int r = 0; r <= st->k.rounds; r++)
         st->k.rk[r] = _mm256_broadcastsi128_si256(rk[r]);
-    uint8_t nb[16] = {0};
-    memcpy(nb, nonce, GX_GCM_NONCE_LEN);
-    st->nonce_block = _mm_loadu_si128((const __m128i *)nb);
-    nb[15] = 1;
-    st->ek_j0 = gx_aes_encrypt1(rk, st->k.rounds, _mm_loadu_si128((const __m128i *)nb));
-    make_powers_y(gx_bswap128(gx_aes_encrypt1(rk, st->k.rounds, _mm_setzero_si128())), &st->p);
+    st->nonce_block = base.nonce_block;
+    st->ek_j0 = base.ek_j0;
+    make_powers_y(base.h_reflected, &st->p);
     explicit_bzero(rk, sizeof(rk));
     return 0;
 }
