@@ -64,7 +64,8 @@ def run_demo(seconds: float, gost_cmd: list[str] | None, timeout: float) -> int:
     _check_engine(gost_cmd)
     with Rig(prefix="gxdm") as rig:
         a, b = f"{rig.a.name} (client, {rig.a_ip})", f"{rig.b.name} (server, {rig.b_ip})"
-        step(2, f"created namespaces {a} and {b}, joined by veth")
+        step(2, f"created namespaces {a} and {b}, joined by veth; TCP congestion control {rig.tcp_cc}")
+        tcp_cc = rig.tcp_cc
 
         step(3, f"measuring the bare veth link: ping, iperf3 {seconds:g} s")
         bare = Endpoint(rig.b_ip, ())
@@ -95,12 +96,18 @@ def run_demo(seconds: float, gost_cmd: list[str] | None, timeout: float) -> int:
         finally:
             step(6, "tearing down: stopping gost, deleting the namespaces")
             tunnel.stop()
-    _summary(seconds, up_after, bare_ping, bare_tcp, tun_ping, tun_tcp)
+    _summary(seconds, up_after, bare_ping, bare_tcp, tun_ping, tun_tcp, tcp_cc)
     return 0
 
 
 def _summary(
-    seconds: float, up_after: float, bare_ping: Sample, bare_tcp: Sample, tun_ping: Sample, tun_tcp: Sample
+    seconds: float,
+    up_after: float,
+    bare_ping: Sample,
+    bare_tcp: Sample,
+    tun_ping: Sample,
+    tun_tcp: Sample,
+    tcp_cc: str,
 ) -> None:
     rtt, bare_rtt = tun_ping.value or 0.0, bare_ping.value or 0.0
     gbps, bare_gbps = tun_tcp.value or 0.0, bare_tcp.value or 0.0
@@ -112,7 +119,7 @@ def _summary(
     say(f"  RTT         {rtt:.0f} µs through the tunnel, {bare_rtt:.0f} µs bare (+{rtt - bare_rtt:.0f} µs)")
     say(
         f"  throughput  {gbps:.2f} Gbit/s through the tunnel, {bare_gbps:.2f} Gbit/s bare "
-        f"= {ratio:.2f}x the bare link (iperf3 {seconds:g} s, 1 TCP stream)"
+        f"= {ratio:.2f}x the bare link (iperf3 {seconds:g} s, 1 TCP stream, {tcp_cc})"
     )
     if tun_tcp.cpu_percent is not None:
         say(

@@ -62,7 +62,7 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
         elif test in TCP_STREAMS:
             rig.ensure_iperf_server()
             tcp = iperf.run_tcp(rig.a, endpoint.target, seconds, streams=TCP_STREAMS[test],
-                                reverse=test.endswith("r"))
+                                reverse=test.endswith("r"), congestion=rig.tcp_cc)
             sample.value = tcp.gbps
             sample.detail = {"retransmits": float(tcp.retransmits)}
         elif test == "flows1000":

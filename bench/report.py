@@ -29,6 +29,7 @@ class RunInfo:
     duration_s: float
     steal_pct: float | None = None  # CPU time the hypervisor gave to others during the run, in %
     crypto: str = ""  # the per-packet crypto code this CPU runs, e.g. "AES-GCM vaes-avx2, HKDF-SHA1 sha-ni"
+    tcp_cc: str = ""  # TCP congestion control in the rig's namespaces (iperf3's), e.g. "cubic"
 
 
 STEAL_WARN_PCT = 5.0
@@ -99,7 +100,9 @@ def crypto_line() -> str:
     return f"AES-GCM {impls['aes-gcm']}, HKDF-SHA1 {impls['hkdf-sha1']}"
 
 
-def run_info(reps: int, seconds: float, duration_s: float, steal: float | None = None) -> RunInfo:
+def run_info(
+    reps: int, seconds: float, duration_s: float, steal: float | None = None, tcp_cc: str = ""
+) -> RunInfo:
     return RunInfo(
         date=datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
         cpu_model=cpu_model(),
@@ -113,6 +116,7 @@ def run_info(reps: int, seconds: float, duration_s: float, steal: float | None =
         duration_s=round(duration_s, 1),
         steal_pct=steal,
         crypto=crypto_line(),
+        tcp_cc=tcp_cc,
     )
 
 
@@ -173,7 +177,9 @@ def _escape(text: str) -> str:
 def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
     lines = [
         f"gostx bench, {info.date}: {info.cpu_model}, {info.cpus} CPUs, Linux {info.kernel}; "
-        f"{info.iperf3}; {info.reps} reps of {info.seconds:g} s each (median, min-max); "
+        f"{info.iperf3}"
+        + (f" over TCP {info.tcp_cc}" if info.tcp_cc else "")
+        + f"; {info.reps} reps of {info.seconds:g} s each (median, min-max); "
         f"run took {info.duration_s / 60:.1f} min"
         + (f"; CPU steal {info.steal_pct:g}%" if info.steal_pct is not None else "")
         + (f"; crypto: {info.crypto}." if info.crypto else "."),

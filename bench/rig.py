@@ -13,11 +13,24 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 
 from gostx.testing import iperf
 from gostx.testing.netns import Lab, Namespace, Pair, make_pair, netns_unavailable_reason
 
 REQUIRED_TOOLS = ("ip", "iperf3", "ping")
+
+TCP_CC_ENV = "BENCH_TCP_CC"
+DEFAULT_TCP_CC = "cubic"  # Linux's default: what a fresh Debian runs
+CC_SYSCTL = "net.ipv4.tcp_congestion_control"
+AVAILABLE_CC_FILE = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+
+
+def tcp_cc_choice(environ: Mapping[str, str] | None = None) -> str | None:
+    """The congestion control the rig's iperf3 runs use: $BENCH_TCP_CC, else cubic; None ("host")
+    keeps whatever the namespaces inherited from the host."""
+    value = (os.environ if environ is None else environ).get(TCP_CC_ENV, "").strip() or DEFAULT_TCP_CC
+    return None if value == "host" else value
 
 
 class RigError(RuntimeError):
@@ -39,9 +52,12 @@ def check_host() -> None:
 class Rig:
     """`with Rig() as rig:` gives namespaces rig.a and rig.b and a running iperf3 -s in B."""
 
-    def __init__(self, prefix: str = "gxbn", subnet: str = "10.200.1") -> None:
+    def __init__(self, prefix: str = "gxbn", subnet: str = "10.200.1", tcp_cc: str | None = "") -> None:
         self.prefix = prefix
         self.subnet = subnet
+        # "" = tcp_cc_choice() (BENCH_TCP_CC or cubic); None = the host's own, untouched
+        self._tcp_cc_wanted = tcp_cc_choice() if tcp_cc == "" else tcp_cc
+        self.tcp_cc = ""  # what every iperf3 run uses (both ends), known once the rig is up
         self.lab: Lab | None = None
         self.pair: Pair | None = None
         self.workdir = ""
@@ -57,6 +73,7 @@ class Rig:
         try:
             self.pair = make_pair(self.lab, subnet=self.subnet)
             self.namespace_names = [ns.name for ns in self.lab.namespaces]
+            self.tcp_cc = self._choose_tcp_cc(self._tcp_cc_wanted)
             self.ensure_iperf_server()
         except BaseException:
             self.close()
@@ -65,6 +82,22 @@ class Rig:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _choose_tcp_cc(self, wanted: str | None) -> str:
+        """The congestion control every iperf3 run uses (set per socket with iperf3 -C, which the
+        client passes on to the server for -R). Namespaces inherit the host's default, and a
+        namespace may only switch to the host's "allowed" ones: BBR on some VMs, which halves the
+        bare veth figure next to cubic. Pinning it keeps ratios independent of how the host is tuned."""
+        found = self.a.run(["cat", f"/proc/sys/{CC_SYSCTL.replace('.', '/')}"], check=False).stdout.strip()
+        if wanted is None:
+            return found
+        available = self.a.run(["cat", AVAILABLE_CC_FILE], check=False).stdout.split()
+        if wanted not in available:
+            raise RigError(
+                f"TCP congestion control {wanted!r} (${TCP_CC_ENV}) is not available here; "
+                f"this kernel has: {' '.join(available) or 'none listed'}"
+            )
+        return wanted
 
     def close(self) -> None:
         if self.lab is not None:

@@ -103,16 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with Rig() as rig:
             print(
-                f"== namespaces {rig.a.name} (client) and {rig.b.name} (server)", file=sys.stderr, flush=True
+                f"== namespaces {rig.a.name} (client) and {rig.b.name} (server), TCP {rig.tcp_cc}",
+                file=sys.stderr,
+                flush=True,
             )
             summaries = run_matrix(rig, rows, args.reps, args.seconds, args.timeout)
+            tcp_cc = rig.tcp_cc
     except RigError as exc:
         print(f"error: the bench rig cannot run here: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; namespaces and processes were removed", file=sys.stderr)
         return 130
-    info = run_info(args.reps, args.seconds, time.monotonic() - started, steal_pct(ticks_before, cpu_times()))
+    info = run_info(
+        args.reps, args.seconds, time.monotonic() - started, steal_pct(ticks_before, cpu_times()), tcp_cc
+    )
     table = markdown(summaries, info)
     md_path, json_path = write(summaries, info, args.out)
     print(table)

@@ -27,6 +27,7 @@ class TcpResult:
     retransmits: int
     seconds: float
     streams: int
+    congestion: str = ""  # the sender's TCP congestion control, as iperf3 reports it ("" if it does not)
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,11 @@ def client_argv(
     port: int = DEFAULT_PORT,
     connect_timeout_ms: int = 3000,
     reverse: bool = False,
+    congestion: str = "",
 ) -> list[str]:
     """iperf3 client with JSON output; UDP means 1400-byte datagrams at an unlimited rate; reverse (-R):
-    the server sends."""
+    the server sends; congestion: TCP congestion control of both ends (-C; iperf3 passes it on to
+    the server), "" for the namespace's default."""
     argv = ["iperf3", "-c", host, "-p", str(port), "-J", "-t", _seconds_arg(seconds)]
     argv += ["--connect-timeout", str(connect_timeout_ms)]
     if streams > 1:
@@ -69,6 +72,8 @@ def client_argv(
         argv += ["-R"]
     if udp:
         argv += ["-u", "-b", "0", "-l", str(UDP_PAYLOAD)]
+    elif congestion:
+        argv += ["-C", congestion]
     return argv
 
 
@@ -128,6 +133,7 @@ def parse_tcp(text: str) -> TcpResult:
         retransmits=int(sent.get("retransmits", 0)),
         seconds=float(received.get("seconds", sent.get("seconds", 0.0))),
         streams=len(streams) if isinstance(streams, list) else 1,
+        congestion=str(end.get("sender_tcp_congestion", "")),
     )
 
 
@@ -156,9 +162,15 @@ def run_client(ns: Namespace, argv: list[str], seconds: float) -> str:
 
 
 def run_tcp(
-    ns: Namespace, host: str, seconds: float, streams: int = 1, port: int = DEFAULT_PORT, reverse: bool = False
+    ns: Namespace,
+    host: str,
+    seconds: float,
+    streams: int = 1,
+    port: int = DEFAULT_PORT,
+    reverse: bool = False,
+    congestion: str = "",
 ) -> TcpResult:
-    argv = client_argv(host, seconds, streams=streams, port=port, reverse=reverse)
+    argv = client_argv(host, seconds, streams=streams, port=port, reverse=reverse, congestion=congestion)
     return parse_tcp(run_client(ns, argv, seconds))
 
 

@@ -12,8 +12,9 @@ import pytest
 
 from bench.matrix import ROWS, Row
 from bench.measure import measure_row
-from bench.rig import Rig
+from bench.rig import Rig, RigError
 from bench.tunnels import GOST_ENV
+from gostx.testing import iperf
 from gostx.testing.netns import existing_namespaces, pid_alive
 from gostx.testing.pytest_plugin import require_netns
 
@@ -130,3 +131,52 @@ def test_demo_fails_with_one_clear_line_and_cleans_up() -> None:
     leftovers = {name for name in existing_namespaces() - before if name.startswith("gxdm")}
     made = {word.strip(":,()") for line in lines for word in line.split() if word.startswith("gxdm")}
     assert made and not made & leftovers
+
+
+def host_tcp_cc() -> str:
+    return Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip()
+
+
+def available_tcp_cc() -> list[str]:
+    return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+
+
+def test_rig_runs_iperf3_with_the_chosen_congestion_control_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Namespaces inherit the host's default (BBR on some VMs, which halves bare veth): the rig's
+    iperf3 runs use cubic unless BENCH_TCP_CC says otherwise, the sender's end too under -R."""
+    require_netns()
+    others = [cc for cc in available_tcp_cc() if cc != host_tcp_cc()]
+    if not others:
+        pytest.skip("this kernel offers one congestion control only")
+    wanted = "cubic" if "cubic" in others else others[0]
+    monkeypatch.setenv("BENCH_TCP_CC", wanted)
+    rig = Rig(prefix="gxtr")
+    with rig:
+        assert rig.tcp_cc == wanted
+        for reverse in (False, True):
+            result = iperf.run_tcp(rig.a, rig.b_ip, 1, reverse=reverse, congestion=rig.tcp_cc)
+            assert result.gbps > 0 and result.congestion == wanted
+        plain = iperf.run_tcp(rig.a, rig.b_ip, 1)
+        assert plain.congestion == host_tcp_cc()  # without -C: the namespace's own
+    assert_cleaned_up(rig)
+
+
+def test_rig_with_host_congestion_control_keeps_the_namespace_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_netns()
+    monkeypatch.setenv("BENCH_TCP_CC", "host")
+    rig = Rig(prefix="gxtr")
+    with rig:
+        assert rig.tcp_cc == host_tcp_cc()
+    assert_cleaned_up(rig)
+
+
+def test_rig_refuses_an_unknown_congestion_control_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_netns()
+    monkeypatch.setenv("BENCH_TCP_CC", "no-such-cc")
+    rig = Rig(prefix="gxtr")
+    with pytest.raises(RigError) as info:
+        with rig:
+            pass
+    assert str(info.value).startswith("TCP congestion control 'no-such-cc' ($BENCH_TCP_CC) is not available here")
+    assert "\n" not in str(info.value)
+    assert not set(rig.namespace_names) & existing_namespaces()

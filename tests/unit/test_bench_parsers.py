@@ -11,6 +11,7 @@ import pytest
 from bench.matrix import ROWS, Row, select_rows
 from bench.measure import RowRun, Sample
 from bench.report import RunInfo, cpu_times, markdown, steal_pct, to_json
+from bench.rig import tcp_cc_choice
 from bench.run import parse_args
 from bench.summary import add_bare_comparison, summarize_row
 from bench.tunnels import gost_tun, gost_tungo, tun_url
@@ -34,6 +35,7 @@ def test_tcp_one_stream_reports_receiver_goodput_and_retransmits() -> None:
     assert result.retransmits == 296
     assert result.streams == 1
     assert result.seconds == pytest.approx(1.003276)
+    assert result.congestion == "bbr"  # recorded on a VM whose namespaces inherit the host's BBR
 
 
 def test_tcp_four_streams_are_summed() -> None:
@@ -83,6 +85,12 @@ def test_client_argv_udp_is_1400_bytes_unlimited_rate() -> None:
     assert iperf.client_argv("h", 0.5, streams=4)[-2:] == ["-P", "4"]
     with pytest.raises(ValueError):
         iperf.client_argv("h", 0)
+
+
+def test_client_argv_congestion_control_is_for_tcp_only() -> None:
+    assert iperf.client_argv("h", 1, congestion="cubic")[-2:] == ["-C", "cubic"]
+    assert "-C" not in iperf.client_argv("h", 1)
+    assert "-C" not in iperf.client_argv("h", 1, udp=True, congestion="cubic")
 
 
 # ping ---------------------------------------------------------------------------------------------
@@ -254,3 +262,21 @@ def test_steal_share_from_proc_stat_and_the_warning_it_adds() -> None:
                                                    "openvpn", "reps", "seconds", "duration_s", "steal_pct")],
                     crypto="AES-GCM vaes-avx2, HKDF-SHA1 sha-ni")
     assert "CPU steal 0.4%; crypto: AES-GCM vaes-avx2, HKDF-SHA1 sha-ni." in markdown([bare], named)
+
+
+def test_header_names_the_tcp_congestion_control() -> None:
+    bare = summarize_row(Row("bare", "bare veth", None), [_run("bare", 1, tcp1=20.0)])
+    info = RunInfo("2026-01-01T00:00:00+00:00", "Test CPU", 2, "6.1", "3.11", "iperf 3.12", "OpenVPN 2.6", 1, 1.0,
+                   9.0, tcp_cc="cubic")
+    assert "; iperf 3.12 over TCP cubic; 1 reps of 1 s each" in markdown([bare], info)
+    assert to_json([bare], info)["info"]["tcp_cc"] == "cubic"
+    unnamed = RunInfo("2026-01-01T00:00:00+00:00", "Test CPU", 2, "6.1", "3.11", "iperf 3.12", "OpenVPN 2.6", 1,
+                      1.0, 9.0)
+    assert "; iperf 3.12; 1 reps" in markdown([bare], unnamed)
+
+
+def test_rig_congestion_control_defaults_to_cubic_and_follows_the_environment() -> None:
+    assert tcp_cc_choice({}) == "cubic"
+    assert tcp_cc_choice({"BENCH_TCP_CC": " "}) == "cubic"
+    assert tcp_cc_choice({"BENCH_TCP_CC": "bbr"}) == "bbr"
+    assert tcp_cc_choice({"BENCH_TCP_CC": "host"}) is None
