@@ -2,10 +2,17 @@
  *
  * Per packet the work is: the HKDF-SHA1 subkey (the known cost of this format), one AEAD key setup
  * and the AEAD pass over the bytes. Everything else is per gx_aead or per batch: the EVP cipher is
- * fetched and one EVP_CIPHER_CTX per direction is made at creation; random salts for a whole
- * batch come from a pool that one RAND_bytes call refills every few hundred salts (a RAND_bytes call
- * after the thread slept costs tens of microseconds, which a ping would pay on every packet); each direction's mutex and the replay filter's mutex are
- * taken once per batch.
+ * fetched and one EVP_CIPHER_CTX per direction is made at creation; a whole batch's salts come
+ * from one AES-ECB call (see "Our salts" below); each direction's mutex and the replay filter's
+ * mutex are taken once per batch.
+ *
+ * Our salts are AES-128 under a random key of this gx_aead (drawn once, never leaves it) of
+ * TAG || counter: a pseudorandom permutation of distinct inputs, so they are unpredictable and
+ * never repeat, and the opening side recognises its own by decrypting a salt's first block and
+ * finding TAG (a peer's random salt does that with probability 2^-64). A reflected datagram is
+ * refused that way, and so the replay filter holds only the peers' salts: the seal path touches
+ * no table, and the filter's capacity all goes to what peers sent. Salts longer than 16 bytes take
+ * a second block (block number 1 in TAG's low bits).
  *
  * AES-128-GCM and AES-256-GCM go through gx/gcm.h when the CPU has VAES (the EVP re-key per packet
  * costs more than the encryption itself); EVP does the rest, and all of them without VAES.
@@ -126,7 +133,8 @@ int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_
 /* Seal and open run in two threads: each direction (and the seal salts) on cache lines of its own. */
 #define CACHE_LINE 64
 
-#define SALT_POOL (2 * GX_BATCH_MAX * GX_AEAD_MAX_SALT)
+#define SALT_BLOCKS_MAX ((GX_AEAD_MAX_SALT + 15) / 16)
+#define OWN_TAG_MASK (~(uint64_t)3)  /* TAG's low two bits: the block number within a salt */
 
 struct direction {                /* the state of one direction, used under its lock */
     _Alignas(CACHE_LINE) pthread_mutex_t lock;
@@ -145,28 +153,90 @@ struct gx_aead {
     struct gx_replay *replay;     /* NULL: replay filter off */
     struct gx_aead_drops drops;   /* running totals, under open.lock */
     int locks_ready;
+    EVP_CIPHER_CTX *own_enc;      /* our salts: AES-128-ECB, under seal.lock */
+    EVP_CIPHER_CTX *own_dec;      /* recognising them: under open.lock */
+    uint64_t own_tag;             /* random, low two bits 0 */
+    uint64_t own_ctr;             /* salts made so far, under seal.lock */
     _Alignas(CACHE_LINE) uint8_t salts[GX_BATCH_MAX * GX_AEAD_MAX_SALT];   /* seal: a batch's salts */
-    uint8_t salt_pool[SALT_POOL]; /* random bytes not handed out yet: the last pool_left of them */
-    size_t pool_left;
+    uint8_t own_blocks[GX_BATCH_MAX * SALT_BLOCKS_MAX * 16];   /* seal: AES input, then output */
 };
 
 static const uint8_t ZERO_NONCE[12];
 
-/* n (<= SALT_POOL) random bytes for salts, from the pool; each byte is handed out once and wiped
- * from the pool. 0 or -EIO. Seal lock held. */
-static int take_salts(struct gx_aead *a, uint8_t *dst, size_t n) {
-    if (n > SALT_POOL)
+static void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static size_t salt_blocks(const struct gx_aead *a) {
+    return (a->salt_len + 15) / 16;
+}
+
+/* n (<= GX_BATCH_MAX) fresh salts of ours, salt_len bytes each, into dst. 0 or -EIO. Seal lock held. */
+static int make_salts(struct gx_aead *a, uint8_t *dst, uint32_t n) {
+    if (n > GX_BATCH_MAX)
         return -EINVAL;
-    if (a->pool_left < n) {
-        if (RAND_bytes(a->salt_pool, SALT_POOL) != 1)
-            return -EIO;
-        a->pool_left = SALT_POOL;
+    size_t nb = salt_blocks(a);
+    uint8_t *blk = a->own_blocks;
+    for (uint32_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < nb; k++) {
+            put_be64(blk + 16 * (i * nb + k), a->own_tag | k);
+            put_be64(blk + 16 * (i * nb + k) + 8, a->own_ctr + i);
+        }
     }
-    uint8_t *src = a->salt_pool + SALT_POOL - a->pool_left;
-    memcpy(dst, src, n);
-    OPENSSL_cleanse(src, n);
-    a->pool_left -= n;
+    int len = (int)(16 * n * nb), outl = 0;
+    if (EVP_EncryptUpdate(a->own_enc, blk, &outl, blk, len) != 1 || outl != len)
+        return -EIO;
+    a->own_ctr += n;
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(dst + i * a->salt_len, blk + 16 * i * nb, a->salt_len);
+    OPENSSL_cleanse(blk, (size_t)len);
     return 0;
+}
+
+/* 1 if the first 16 bytes of a salt decrypt under our salt key to block 0 of TAG: one of ours. */
+static int own_block(const struct gx_aead *a, const uint8_t plain[16]) {
+    return get_be64(plain) == a->own_tag;
+}
+
+/* Drop (len = 0, todo 0, counted as replays) the packets with todo[i] set whose salt is one of
+ * ours: reflected back to us. Open lock held. */
+static void drop_own_salts(struct gx_aead *a, struct gx_batch *b, uint8_t *todo, uint64_t *replays) {
+    uint8_t blk[GX_BATCH_MAX * 16];
+    uint32_t at[GX_BATCH_MAX], n = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (todo[i]) {
+            memcpy(blk + 16 * n, b->pkt[i].data, 16);
+            at[n++] = i;
+        }
+    }
+    if (n == 0)
+        return;
+    int len = (int)(16 * n), outl = 0;
+    int failed = EVP_DecryptUpdate(a->own_dec, blk, &outl, blk, len) != 1 || outl != len;
+    for (uint32_t c = 0; c < n; c++) {
+        if (failed || own_block(a, blk + 16 * c)) {    /* failed: never seen; then fail closed */
+            todo[at[c]] = 0;
+            b->pkt[at[c]].len = 0;
+            (*replays)++;
+        }
+    }
+}
+
+/* The same for one datagram: 1 if its salt is ours (or the check failed), else 0. Open lock held. */
+static int own_salt(struct gx_aead *a, const uint8_t *salt) {
+    uint8_t blk[16];
+    int outl = 0;
+    if (EVP_DecryptUpdate(a->own_dec, blk, &outl, salt, 16) != 1 || outl != 16)
+        return 1;
+    return own_block(a, blk);
 }
 
 size_t gx_aead_salt_len(const struct gx_aead *a) {
@@ -186,6 +256,8 @@ void gx_aead_free(struct gx_aead *a) {
         return;
     EVP_CIPHER_CTX_free(a->seal.ctx);
     EVP_CIPHER_CTX_free(a->open.ctx);
+    EVP_CIPHER_CTX_free(a->own_enc);
+    EVP_CIPHER_CTX_free(a->own_dec);
     EVP_CIPHER_free(a->evp);
     gx_replay_free(a->replay);
     if (a->locks_ready) {
@@ -194,6 +266,29 @@ void gx_aead_free(struct gx_aead *a) {
     }
     OPENSSL_cleanse(a, sizeof(*a));
     free(a);
+}
+
+/* The key and TAG of our salts, drawn once. 0 or -errno. */
+static int own_salts_init(struct gx_aead *a) {
+    uint8_t key[16], tag[8];
+    int rc = 0;
+    EVP_CIPHER *ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+    a->own_enc = EVP_CIPHER_CTX_new();
+    a->own_dec = EVP_CIPHER_CTX_new();
+    if (ecb == NULL)
+        rc = -ENOSYS;
+    else if (a->own_enc == NULL || a->own_dec == NULL)
+        rc = -ENOMEM;
+    else if (RAND_bytes(key, sizeof(key)) != 1 || RAND_bytes(tag, sizeof(tag)) != 1 ||
+             EVP_EncryptInit_ex(a->own_enc, ecb, NULL, key, NULL) != 1 ||
+             EVP_DecryptInit_ex(a->own_dec, ecb, NULL, key, NULL) != 1 ||
+             EVP_CIPHER_CTX_set_padding(a->own_enc, 0) != 1 || EVP_CIPHER_CTX_set_padding(a->own_dec, 0) != 1)
+        rc = -EIO;
+    a->own_tag = get_be64(tag) & OWN_TAG_MASK;
+    a->own_ctr = 0;
+    EVP_CIPHER_free(ecb);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
 }
 
 int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t replay_capacity) {
@@ -238,6 +333,8 @@ int gx_aead_new_ex(struct gx_aead **out, int cipher, const uint8_t *key, size_t 
              EVP_CIPHER_CTX_get_iv_length(a->seal.ctx) != (int)sizeof(ZERO_NONCE) ||
              EVP_CIPHER_CTX_get_key_length(a->seal.ctx) != key_len))
         rc = -EIO;
+    if (rc == 0)
+        rc = own_salts_init(a);
     if (rc == 0 && replay_capacity > 0)
         rc = gx_replay_new(&a->replay, replay_capacity, a->salt_len);
     if (rc < 0) {
@@ -371,7 +468,7 @@ int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
         return 0;
     pthread_mutex_lock(&a->seal.lock);
     int rc = 0;
-    rc = take_salts(a, a->salts, b->n * a->salt_len);
+    rc = make_salts(a, a->salts, b->n);
     uint32_t idx[GX_HKDF_LANES];
     uint8_t *start[GX_HKDF_LANES];
     int g = 0;
@@ -408,19 +505,7 @@ int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b) {
     pthread_mutex_unlock(&a->seal.lock);
     if (rc < 0)
         return rc;
-    if (a->replay != NULL) {      /* our own salts: a reflected packet is a replay */
-        /* read from the sealed packets (they start with their salt), not from a->salts, which
-         * the next seal may already be refilling */
-        for (uint32_t i = 0; i < b->n; i++)
-            if (b->pkt[i].len > 0)
-                gx_replay_prefetch(a->replay, b->pkt[i].data);
-        gx_replay_lock(a->replay);
-        for (uint32_t i = 0; i < b->n; i++)
-            if (b->pkt[i].len > 0)
-                gx_replay_add(a->replay, b->pkt[i].data);
-        gx_replay_unlock(a->replay);
-    }
-    return sealed;
+    return sealed;             /* our salts need no filter entry: open recognises them */
 }
 
 int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_drops *drops) {
@@ -448,6 +533,8 @@ int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_dro
         }
         todo[i] = 1;
     }
+    if (a->replay != NULL)        /* our own salts, reflected back: replays */
+        drop_own_salts(a, b, todo, &dr.replay);
     if (a->replay != NULL) {      /* known salts: spare the crypto */
         for (uint32_t i = 0; i < b->n; i++)
             if (todo[i])
@@ -545,7 +632,7 @@ int gx_aead_seal_one(struct gx_aead *a, const uint8_t *salt, const uint8_t *in, 
     if (salt != NULL)
         memcpy(s, salt, a->salt_len);
     else
-        rc = take_salts(a, s, a->salt_len);
+        rc = make_salts(a, s, 1);
     if (rc < 0) {
         pthread_mutex_unlock(&a->seal.lock);
         return rc;
@@ -559,7 +646,7 @@ int gx_aead_seal_one(struct gx_aead *a, const uint8_t *salt, const uint8_t *in, 
     pthread_mutex_unlock(&a->seal.lock);
     if (rc < 0)
         return rc;
-    if (a->replay != NULL) {
+    if (salt != NULL && a->replay != NULL) {   /* a given salt is not recognisably ours: remember it */
         gx_replay_lock(a->replay);
         gx_replay_add(a->replay, s);
         gx_replay_unlock(a->replay);
@@ -581,6 +668,12 @@ int gx_aead_open_one(struct gx_aead *a, const uint8_t *in, size_t len, uint8_t *
     if (len < over) {
         a->drops.short_pkt++;
         rc = -EMSGSIZE;
+    }
+    if (rc == 0 && a->replay != NULL) {
+        if (own_salt(a, in)) {
+            a->drops.replay++;
+            rc = -EALREADY;
+        }
     }
     if (rc == 0 && a->replay != NULL) {
         gx_replay_lock(a->replay);

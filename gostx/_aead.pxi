@@ -134,8 +134,9 @@ cdef class Aead:
 
     Aead(method, password=None, key=None, *, replay_capacity=AEAD_REPLAY_DEFAULT): the key is
     `key` (raw, exactly key_len bytes) if given, else EVP_BytesToKey(password). The object keeps
-    a replay filter of the salts it sealed and opened (replay_capacity <= 0 turns it off), so keep
-    one Aead per key. Thread-safe; seal_many/open_many release the GIL.
+    a replay filter of the salts it opened and refuses its own salts sent back to it
+    (replay_capacity <= 0 turns both off), so keep one Aead per key. Thread-safe; seal_many/open_many
+    release the GIL.
     """
 
     cdef gx_aead *ptr            # for the tunnel binding: pass to the C data plane

@@ -9,10 +9,13 @@
  * parallel without waiting for each other. Both share the salt replay filter (gx/replay.h), whose
  * mutex is taken once or twice per batch.
  *
- * Replay filter: every salt this gx_aead sealed and every salt of an authentic datagram it opened
- * is remembered (at least the last GX_AEAD_REPLAY_DEFAULT, or replay_capacity of gx_aead_new_ex);
- * a datagram with a remembered salt is dropped. Forged datagrams never enter the filter. The filter
- * lives in the gx_aead: keep one gx_aead per key for as long as the key is in use.
+ * Replay filter: every salt of an authentic datagram this gx_aead opened is remembered (at least
+ * the last GX_AEAD_REPLAY_DEFAULT, or replay_capacity of gx_aead_new_ex); a datagram with a
+ * remembered salt is dropped. Forged datagrams never enter the filter. The salts this gx_aead makes
+ * (AES-128 of a counter under a key of its own) need no entry: a datagram that carries one of them
+ * is recognised as reflected and dropped too (a salt given to gx_aead_seal_one is remembered
+ * instead). With the filter off (capacity 0) neither check runs. The filter lives in the gx_aead:
+ * keep one gx_aead per key for as long as the key is in use.
  */
 #ifndef GX_AEAD_H
 #define GX_AEAD_H
