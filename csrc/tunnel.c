@@ -764,8 +764,9 @@ static bool stopping(const struct gx_tunnel *t) {
  * wake-ups (each is a context switch, an IPI in a VM), and bigger GRO super-packets written to the
  * device. A lone packet (ping, a keepalive) never waits. Measured on a 2-vCPU AMD EPYC VM, one iperf3
  * stream, alternating runs: UDP plaintext +6-7%, AES-GCM +8% (3.94 against 3.66 Gbit/s), fake TCP
- * +2% to +24% (noisy) with its iperf3 receiver's CPU a third lower. The nap is LINGER_US plus the
- * thread's timer slack (50 us by default). */
+ * +2% to +24% (noisy) with its iperf3 receiver's CPU a third lower. Those runs had iperf3 on BBR (the
+ * VM's default); with cubic (5 pairs each) plaintext and AES-GCM came out even, nap or not. The nap
+ * is LINGER_US plus the thread's timer slack (50 us by default). */
 #define LINGER_US 30
 #define LINGER_MIN_PKTS 4u
 
