@@ -7,6 +7,7 @@ The parsers take iperf3's own JSON and return small dataclasses; a run that iper
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +95,10 @@ def probe_argv(host: str, port: int = DEFAULT_PORT, connect_timeout_ms: int = 10
 
 
 def _seconds_arg(seconds: float) -> str:
+    """iperf3 (3.12) reads -t as a whole number, and 0 means forever: round a fraction up."""
     if seconds <= 0:
         raise ValueError(f"iperf3 duration must be positive, got {seconds}")
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+    return str(math.ceil(seconds))
 
 
 def _load(text: str) -> dict[str, Any]:

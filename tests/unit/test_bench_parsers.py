@@ -83,6 +83,8 @@ def test_client_argv_udp_is_1400_bytes_unlimited_rate() -> None:
     assert argv[argv.index("-l") + 1] == "1400"
     assert "-P" not in argv
     assert iperf.client_argv("h", 0.5, streams=4)[-2:] == ["-P", "4"]
+    # iperf3 takes whole seconds (-t 0.5 would be -t 0: forever): fractions round up
+    assert [iperf.client_argv("h", s)[7] for s in (0.5, 1, 1.5, 3.0)] == ["1", "1", "2", "3"]
     with pytest.raises(ValueError):
         iperf.client_argv("h", 0)
 
