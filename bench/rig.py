@@ -22,7 +22,7 @@ REQUIRED_TOOLS = ("ip", "iperf3", "ping")
 
 TCP_CC_ENV = "BENCH_TCP_CC"
 DEFAULT_TCP_CC = "cubic"  # Linux's default: what a fresh Debian runs
-CC_SYSCTL = "net.ipv4.tcp_congestion_control"
+CC_FILE = "/proc/sys/net/ipv4/tcp_congestion_control"
 AVAILABLE_CC_FILE = "/proc/sys/net/ipv4/tcp_available_congestion_control"
 
 
@@ -52,11 +52,9 @@ def check_host() -> None:
 class Rig:
     """`with Rig() as rig:` gives namespaces rig.a and rig.b and a running iperf3 -s in B."""
 
-    def __init__(self, prefix: str = "gxbn", subnet: str = "10.200.1", tcp_cc: str | None = "") -> None:
+    def __init__(self, prefix: str = "gxbn", subnet: str = "10.200.1") -> None:
         self.prefix = prefix
         self.subnet = subnet
-        # "" = tcp_cc_choice() (BENCH_TCP_CC or cubic); None = the host's own, untouched
-        self._tcp_cc_wanted = tcp_cc_choice() if tcp_cc == "" else tcp_cc
         self.tcp_cc = ""  # what every iperf3 run uses (both ends), known once the rig is up
         self.lab: Lab | None = None
         self.pair: Pair | None = None
@@ -73,7 +71,7 @@ class Rig:
         try:
             self.pair = make_pair(self.lab, subnet=self.subnet)
             self.namespace_names = [ns.name for ns in self.lab.namespaces]
-            self.tcp_cc = self._choose_tcp_cc(self._tcp_cc_wanted)
+            self.tcp_cc = self._choose_tcp_cc(tcp_cc_choice())
             self.ensure_iperf_server()
         except BaseException:
             self.close()
@@ -88,9 +86,8 @@ class Rig:
         client passes on to the server for -R). Namespaces inherit the host's default, and a
         namespace may only switch to the host's "allowed" ones: BBR on some VMs, which halves the
         bare veth figure next to cubic. Pinning it keeps ratios independent of how the host is tuned."""
-        found = self.a.run(["cat", f"/proc/sys/{CC_SYSCTL.replace('.', '/')}"], check=False).stdout.strip()
         if wanted is None:
-            return found
+            return self.a.run(["cat", CC_FILE], check=False).stdout.strip()
         available = self.a.run(["cat", AVAILABLE_CC_FILE], check=False).stdout.split()
         if wanted not in available:
             raise RigError(

@@ -32,6 +32,7 @@
 #include <openssl/rand.h>
 
 #include "gx/aead.h"
+#include "gx/bytes.h"
 #include "gx/gcm.h"
 #include "gx/hkdf.h"
 #include "gx/replay.h"
@@ -163,18 +164,6 @@ struct gx_aead {
 
 static const uint8_t ZERO_NONCE[12];
 
-static void put_be64(uint8_t *p, uint64_t v) {
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static size_t salt_blocks(const struct gx_aead *a) {
     return (a->salt_len + 15) / 16;
 }
@@ -187,8 +176,8 @@ static int make_salts(struct gx_aead *a, uint8_t *dst, uint32_t n) {
     uint8_t *blk = a->own_blocks;
     for (uint32_t i = 0; i < n; i++) {
         for (size_t k = 0; k < nb; k++) {
-            put_be64(blk + 16 * (i * nb + k), a->own_tag | k);
-            put_be64(blk + 16 * (i * nb + k) + 8, a->own_ctr + i);
+            wr64be(blk + 16 * (i * nb + k), a->own_tag | k);
+            wr64be(blk + 16 * (i * nb + k) + 8, a->own_ctr + i);
         }
     }
     int len = (int)(16 * n * nb), outl = 0;
@@ -203,7 +192,7 @@ static int make_salts(struct gx_aead *a, uint8_t *dst, uint32_t n) {
 
 /* 1 if the first 16 bytes of a salt decrypt under our salt key to block 0 of TAG: one of ours. */
 static int own_block(const struct gx_aead *a, const uint8_t plain[16]) {
-    return get_be64(plain) == a->own_tag;
+    return rd64be(plain) == a->own_tag;
 }
 
 /* Drop (len = 0, todo 0, counted as replays) the packets with todo[i] set whose salt is one of
@@ -284,7 +273,7 @@ static int own_salts_init(struct gx_aead *a) {
              EVP_DecryptInit_ex(a->own_dec, ecb, NULL, key, NULL) != 1 ||
              EVP_CIPHER_CTX_set_padding(a->own_enc, 0) != 1 || EVP_CIPHER_CTX_set_padding(a->own_dec, 0) != 1)
         rc = -EIO;
-    a->own_tag = get_be64(tag) & OWN_TAG_MASK;
+    a->own_tag = rd64be(tag) & OWN_TAG_MASK;
     a->own_ctr = 0;
     EVP_CIPHER_free(ecb);
     OPENSSL_cleanse(key, sizeof(key));
@@ -533,9 +522,8 @@ int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_dro
         }
         todo[i] = 1;
     }
-    if (a->replay != NULL)        /* our own salts, reflected back: replays */
+    if (a->replay != NULL) {      /* our own salts reflected back, and known salts: spare the crypto */
         drop_own_salts(a, b, todo, &dr.replay);
-    if (a->replay != NULL) {      /* known salts: spare the crypto */
         for (uint32_t i = 0; i < b->n; i++)
             if (todo[i])
                 gx_replay_prefetch(a->replay, b->pkt[i].data);
@@ -670,14 +658,8 @@ int gx_aead_open_one(struct gx_aead *a, const uint8_t *in, size_t len, uint8_t *
         rc = -EMSGSIZE;
     }
     if (rc == 0 && a->replay != NULL) {
-        if (own_salt(a, in)) {
-            a->drops.replay++;
-            rc = -EALREADY;
-        }
-    }
-    if (rc == 0 && a->replay != NULL) {
         gx_replay_lock(a->replay);
-        if (gx_replay_check(a->replay, in)) {
+        if (own_salt(a, in) || gx_replay_check(a->replay, in)) {
             a->drops.replay++;
             rc = -EALREADY;
         }

@@ -4,7 +4,7 @@
 
 #include <stdatomic.h>
 
-/* *cache starts at -1; the first call runs probe() and keeps its answer (0 or 1). Racing first calls
+/* *cache starts at -1; the first call runs probe() and keeps its answer (>= 0). Racing first calls
  * both probe, and get the same answer. */
 static inline int gx_probe_once(_Atomic int *cache, int (*probe)(void)) {
     int v = atomic_load_explicit(cache, memory_order_relaxed);

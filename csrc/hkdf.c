@@ -17,6 +17,7 @@
 #include <openssl/sha.h>
 
 #include "cpu_once.h"
+#include "gx/bytes.h"
 #include "gx/hkdf.h"
 #include "sha1_shani.h"
 
@@ -259,20 +260,15 @@ int gx_hkdf_impl(void) {
     return impl == GX_HKDF_AUTO ? gx_hkdf_set_impl(GX_HKDF_AUTO) : impl;
 }
 
-/* The block path's SHA-1: ours with SHA-NI unless OpenSSL was chosen (or the CPU has no SHA-NI). */
-static void blocks(const struct gx_sha1_job *j, int n) {
-    if (gx_hkdf_impl() != GX_HKDF_OPENSSL && shani_ok())
-        gx_sha1_shani_blocks(j, n);
-    else
-        blocks_openssl(j, n);
+typedef void (*blocks_fn)(const struct gx_sha1_job *j, int n);
+
+/* The block path's SHA-1: ours with SHA-NI unless OpenSSL was chosen (or the CPU has no SHA-NI).
+ * Chosen once per derivation, not per step. */
+static blocks_fn block_function(void) {
+    return gx_hkdf_impl() != GX_HKDF_OPENSSL && shani_ok() ? gx_sha1_shani_blocks : blocks_openssl;
 }
 
 /* ---- HKDF over prebuilt blocks ------------------------------------------------------------------ */
-
-static void put_be64(uint8_t *p, uint64_t v) {
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
 
 /* A final padded block: msg (len < 56) || 0x80 || zeros || bit length of (64 + len). */
 static void final_block(uint8_t blk[64], const uint8_t *msg, size_t len) {
@@ -280,16 +276,12 @@ static void final_block(uint8_t blk[64], const uint8_t *msg, size_t len) {
     if (msg != NULL)
         memcpy(blk, msg, len);
     blk[len] = 0x80;
-    put_be64(blk + 56, (uint64_t)(64 + len) * 8);
+    wr64be(blk + 56, (uint64_t)(64 + len) * 8);
 }
 
 static void digest(const uint32_t h[5], uint8_t out[20]) {
-    for (int i = 0; i < 5; i++) {
-        out[4 * i] = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
+    for (int i = 0; i < 5; i++)
+        wr32be(out + 4 * i, h[i]);
 }
 
 static uint32_t rol32(uint32_t x, int r) {
@@ -348,6 +340,7 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
     uint32_t t[GX_HKDF_LANES][5];
     struct gx_sha1_job j[2 * GX_HKDF_LANES] = {{0}};
     uint8_t d[20];
+    blocks_fn blocks = block_function();
 
     for (int l = 0; l < n; l++) {               /* salt ^ ipad, salt ^ opad */
         struct gx_hkdf_lane *ln = &w->lane[l];

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "cpu_once.h"
 #include "gx/bytes.h"
 #include "gx/tun.h"
 
@@ -133,15 +134,16 @@ __attribute__((target("avx2"))) static uint64_t csum_avx2(uint8_t *dst, const ui
 
 enum { CSUM_SCALAR, CSUM_AVX2, CSUM_AVX512 };
 
+static int csum_probe(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? CSUM_AVX512
+           : __builtin_cpu_supports("avx2")                                          ? CSUM_AVX2
+                                                                                      : CSUM_SCALAR;
+}
+
 static int csum_wide(void) {
-    static int have = -1;                     /* racy first use is harmless: same answer */
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? CSUM_AVX512
-               : __builtin_cpu_supports("avx2")                                          ? CSUM_AVX2
-                                                                                          : CSUM_SCALAR;
-    }
-    return have;
+    static _Atomic int have = -1;
+    return gx_probe_once(&have, csum_probe);
 }
 
 static uint64_t csum_add(const uint8_t *p, size_t n, uint64_t acc) {
@@ -158,10 +160,14 @@ static uint64_t csum_add(const uint8_t *p, size_t n, uint64_t acc) {
 }
 
 static uint64_t csum_copy(uint8_t *dst, const uint8_t *src, size_t n, uint64_t acc) {
-    if (n >= 128 && csum_wide() == CSUM_AVX512)
+    switch (n >= 128 ? csum_wide() : CSUM_SCALAR) {
+    case CSUM_AVX512:
         return csum_copy_avx512(dst, src, n, acc);
-    if (n >= 128 && csum_wide() == CSUM_AVX2)
+    case CSUM_AVX2:
         return csum_avx2(dst, src, n, acc);
+    default:
+        break;
+    }
     memcpy(dst, src, n);
     return csum_add_scalar(src, n, acc);
 }
