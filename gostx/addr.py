@@ -14,6 +14,41 @@ from typing import Any
 from gostx.errors import GostError
 
 _WILDCARDS = ("", "0.0.0.0", "::")
+MAX_HOST_NAME = 255  # bytes on the wire (SOCKS5 and relay: a 1-byte length)
+MAX_PORT_DIGITS = 5  # after leading zeros: longer digit strings are never parsed (int() of 5000 digits fails)
+
+
+class AddressError(GostError):
+    """A host name or port, from a peer or a command line, that cannot be used (not resolvable as text)."""
+
+
+def check_host(host: str) -> str:
+    """host itself when a resolver can take it: no control characters or spaces, an IP literal or a name
+    IDNA can encode (labels of 1..63 bytes, at most 255 bytes in all); AddressError otherwise. Every
+    parser of a peer's host name goes through this, so a bad name is the protocol's error reply, never
+    a UnicodeError out of getaddrinfo."""
+    if not host:
+        raise AddressError("empty host name")
+    shown = ascii(host[:64]) + ("..." if len(host) > 64 else "")
+    if any(ord(c) <= 0x20 or c == "\x7f" for c in host):
+        raise AddressError(f"host name {shown}: control character or space")
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError as exc:
+        reason = str(exc.__cause__ or exc).removeprefix("encoding with 'idna' codec failed ")
+        raise AddressError(f"host name {shown}: not a valid name {reason}".rstrip()) from None
+    if len(encoded) > MAX_HOST_NAME:
+        raise AddressError(f"host name {shown}: longer than {MAX_HOST_NAME} bytes")
+    return host
+
+
+def decode_host(raw: bytes) -> str:
+    """A host name read off the wire (SOCKS5 / relay ATYP 0x03): UTF-8 text that check_host accepts."""
+    try:
+        host = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AddressError(f"host name {raw[:64]!r}: not UTF-8") from None
+    return check_host(host)
 
 
 def split_host_port(addr: str) -> tuple[str, int]:
@@ -22,29 +57,42 @@ def split_host_port(addr: str) -> tuple[str, int]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise GostError(f"address {addr}: missing ']' in address")
+            raise AddressError(f"address {addr}: missing ']' in address")
         host, rest = text[1:end], text[end + 1:]
         if not rest.startswith(":"):
-            raise GostError(f"address {addr}: missing port in address")
+            raise AddressError(f"address {addr}: missing port in address")
         port_text = rest[1:]
     else:
         host, sep, port_text = text.rpartition(":")
         if not sep:
-            raise GostError(f"address {addr}: missing port in address")
+            raise AddressError(f"address {addr}: missing port in address")
         if ":" in host:
-            raise GostError(f"address {addr}: too many colons in address")
+            raise AddressError(f"address {addr}: too many colons in address")
     return host, parse_port(port_text, addr)
 
 
 def parse_port(text: str, addr: str = "") -> int:
-    if text.isdigit():
-        port = int(text)
-        if port <= 65535:
-            return port
-    elif text:
-        with contextlib.suppress(OSError):
+    """A decimal port (ASCII digits, leading zeros allowed) or a service name; AddressError otherwise."""
+    number = port_number(text)
+    if number is not None:
+        return number
+    if text and not text.isdigit() and "\x00" not in text and len(text) <= 64:
+        with contextlib.suppress(OSError, UnicodeError):
             return socket.getservbyname(text)
-    raise GostError(f"address {addr or text}: invalid port {text!r}")
+    shown = text if len(text) <= 16 else text[:16] + "..."
+    raise AddressError(f"address {addr[:80] or shown}: invalid port {shown!r}")
+
+
+def port_number(text: str) -> int | None:
+    """The port of a string of ASCII digits (0..65535), None for anything else (never int() of a
+    5000-digit string)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > MAX_PORT_DIGITS:
+        return None
+    port = int(digits)
+    return port if port <= 65535 else None
 
 
 def is_wildcard(host: str) -> bool:

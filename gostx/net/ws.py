@@ -10,8 +10,9 @@ masked payload is unmasked while it is copied out (ws_mask): one copy per messag
 
 Control frames: a ping is answered with a pong; a close frame ends the read side (b"") and is answered
 with a close frame. A frame that breaks the protocol (reserved bits, a client frame that is not masked, a
-server frame that is, a control frame longer than 125 bytes or fragmented, an unknown opcode) fails the
-read with ConnectionError after a close frame with status 1002.
+server frame that is, a control frame longer than 125 bytes or fragmented, an unknown opcode, a 64-bit
+length with its top bit set) fails the read with ConnectionError after a close frame with status 1002; a
+frame announcing more than MAX_FRAME_PAYLOAD (4 GiB) bytes, after a close frame with status 1009.
 
 WebSocket has no half-close: `write_eof` ends the reads at once, so the relay closes the connection, as
 gost closes a WebSocket conn when one direction ends (gostx/net/linger.py). `close()` sends a close
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import struct
+from typing import NoReturn
 
 from gostx import _engine
 from gostx.net.linger import Linger
@@ -35,6 +37,8 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 DATA_OPCODES = (OP_CONT, OP_TEXT, OP_BINARY)
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_TOO_BIG = 1009
+MAX_FRAME_PAYLOAD = 1 << 32  # a frame announcing more is refused (1009); gost's own frames are one write each
 HANDSHAKE_TIMEOUT = 15.0
 READ_AHEAD = 1 << 18  # bytes asked of the inner stream at a time: several frames per TLS read
 
@@ -85,7 +89,10 @@ class WsStream(WrappedStream):
                 return self._take(min(n, self._remaining, len(self._buf) - self._pos))
             if self._eof:
                 return b""
-            header = _engine.ws_parse_header(self._buf, self._pos) if self._pos < len(self._buf) else None
+            try:
+                header = _engine.ws_parse_header(self._buf, self._pos) if self._pos < len(self._buf) else None
+            except ValueError:  # a 64-bit length with its top bit set (RFC 6455 5.2: must be 0)
+                await self._fail("frame length has its most significant bit set")
             if header is None:
                 if not await self._more(n):
                     if self._pos < len(self._buf) and not self._linger.expired:
@@ -116,6 +123,8 @@ class WsStream(WrappedStream):
             await self._fail("reserved bits set (no extension was negotiated)")
         if (key is None) == (not self.client):
             await self._fail("unmasked client frame" if key is None else "masked server frame")
+        if plen > MAX_FRAME_PAYLOAD:
+            await self._fail(f"frame of {plen} bytes is over the {MAX_FRAME_PAYLOAD}-byte limit", CLOSE_TOO_BIG)
         self._pos += hlen
         if opcode in DATA_OPCODES:
             self._remaining, self._key, self._key_offset = plen, key, 0
@@ -138,8 +147,9 @@ class WsStream(WrappedStream):
             code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
             self._background(self._send_close(code))
 
-    async def _fail(self, why: str) -> None:
-        await self._send_close(CLOSE_PROTOCOL_ERROR)
+    async def _fail(self, why: str, code: int = CLOSE_PROTOCOL_ERROR) -> NoReturn:
+        with contextlib.suppress(OSError):  # the peer may be gone already: the error below still counts
+            await self._send_close(code)
         raise ConnectionError(f"websocket: {why}")
 
     def _background(self, coro: object) -> None:

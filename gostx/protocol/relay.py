@@ -19,6 +19,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
+from gostx.addr import AddressError, decode_host, port_number
 from gostx.net.stream import Stream
 
 VERSION = 0x01
@@ -71,7 +72,8 @@ MAX_DATAGRAM = 0xFFFF
 
 
 class RelayError(ConnectionError):
-    """A malformed relay header or a refused request (status != 0)."""
+    """A malformed relay header or a refused request (status != 0). A server answers `status` when it is
+    set (an address feature naming no usable host: 0x01); else it closes without an answer, as gost."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -126,7 +128,7 @@ class Addr:
         if not sep or (":" in host and not (host.startswith("[") and host.endswith("]"))):
             return cls(address, 0)
         host = host[1:-1] if host.startswith("[") else host
-        return cls(host, int(port) if port.isdigit() and int(port) <= 0xFFFF else 0)
+        return cls(host, port_number(port) or 0)
 
     def join(self) -> str:
         """'host:port' as Go's net.JoinHostPort."""
@@ -163,7 +165,10 @@ class Addr:
             n = data[1]
             if len(data) < 4 + n:
                 raise RelayError("relay: short address feature")
-            host, end = data[2:2 + n].decode("utf-8", "replace"), 2 + n
+            try:  # an empty name is gost's "no host" (`03 00 PORT`)
+                host, end = decode_host(data[2:2 + n]) if n else "", 2 + n
+            except AddressError as exc:
+                raise RelayError(f"relay: {exc}", STATUS_BAD_REQUEST) from None
         else:
             raise RelayError(f"relay: bad address type 0x{atyp:02x}")
         return cls(host, struct.unpack(">H", data[end:end + 2])[0])

@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import struct
 
+from gostx.addr import AddressError, decode_host, port_number
 from gostx.net.packet import MAX_DATAGRAM, PacketConn, numeric_sockaddr
 from gostx.net.stream import Stream
 
@@ -68,9 +69,10 @@ class Socks5Error(ConnectionError):
 def split_addr(address: str) -> tuple[str, int]:
     """'host:port' / '[v6]:port' -> (host, port); Socks5Error when malformed."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise Socks5Error(f"bad address {address!r}")
-    return host.strip("[]"), int(port)
+    number = port_number(port) if sep else None
+    if number is None:
+        raise Socks5Error(f"bad address {address[:80]!r}")
+    return host.strip("[]"), number
 
 
 def join_addr(host: str, port: int) -> str:
@@ -85,7 +87,10 @@ def encode_addr(host: str, port: int) -> bytes:
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        name = host.encode("idna") if not host.isascii() else host.encode()
+        try:
+            name = host.encode("idna") if not host.isascii() else host.encode()
+        except UnicodeError:
+            raise Socks5Error(f"host name {host[:40]!r} cannot be encoded", REP_HOST_UNREACHABLE) from None
         if not 0 < len(name) <= 255:
             raise Socks5Error(f"host name too long: {host[:40]}...") from None
         return bytes([ATYP_DOMAIN, len(name)]) + name + struct.pack(">H", port)
@@ -97,7 +102,8 @@ def encode_addr(host: str, port: int) -> bytes:
 
 def decode_addr(buf: bytes, offset: int = 0) -> tuple[str, int, int] | None:
     """(host, port, end offset) of the address at buf[offset:], None when incomplete; Socks5Error when
-    the address type is unknown or a name is empty."""
+    the address type is unknown or a name is empty (REP 0x08) or not a usable host name (REP 0x04:
+    gostx.addr.decode_host)."""
     if len(buf) < offset + 1:
         return None
     atyp = buf[offset]
@@ -120,7 +126,10 @@ def decode_addr(buf: bytes, offset: int = 0) -> tuple[str, int, int] | None:
         end = offset + 2 + n + 2
         if len(buf) < end:
             return None
-        host = buf[offset + 2:offset + 2 + n].decode("utf-8", "replace")
+        try:
+            host = decode_host(bytes(buf[offset + 2:offset + 2 + n]))
+        except AddressError as exc:
+            raise Socks5Error(str(exc), REP_HOST_UNREACHABLE) from None
     else:
         raise Socks5Error(f"unknown address type 0x{atyp:02x}", REP_ADDR_UNSUPPORTED)
     port = struct.unpack(">H", buf[end - 2:end])[0]

@@ -6,7 +6,8 @@ request goes to host (port 80 by default) in origin form, without the Proxy-* he
 connection is then relayed both ways.
 
 Credentials: `Proxy-Authorization: Basic`; missing or wrong -> 407 with `Proxy-Authenticate: Basic
-realm="gost"`. A service bypass match -> 403. A malformed request -> 400; a head larger than 64 KiB -> 431;
+realm="gost"`. A service bypass match -> 403. A malformed request (or one naming no usable host or port)
+-> 400; a head larger than 64 KiB -> 431;
 a failed dial -> 503. Each closes the connection; the server keeps serving. Metadata: `readTimeout` (request
 head deadline, 15s), `header` (extra response headers for CONNECT). """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
+from gostx.addr import AddressError, check_host, join_host_port, split_host_port
 from gostx.handler.proxy import ProxyHandler
 from gostx.net.stream import Stream, pipe
 from gostx.protocol.http import Head, HttpError, parse_basic_auth, parse_head, read_head, response
@@ -26,7 +28,8 @@ REASONS = {400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed", 407:
 
 
 def _target(head: Head) -> tuple[str, str]:
-    """(method, host:port) of a proxy request; HttpError when it is not one."""
+    """(method, host:port) of a proxy request; HttpError (400) when it is not one or names no usable
+    host (gostx.addr.check_host) or port."""
     parts = head.start.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise HttpError(f"malformed request line {head.start[:60]!r}")
@@ -35,15 +38,27 @@ def _target(head: Head) -> tuple[str, str]:
         host = uri
         if ":" not in host.rsplit("]", 1)[-1]:
             host += ":443"
-        return method, host
-    url = urlsplit(uri)
-    if url.scheme.lower() == "http" and url.hostname:
-        host = url.netloc.rsplit("@", 1)[-1]
-    else:  # origin form: a request for a web server, not for a proxy
+        return method, _checked(host)
+    try:
+        url = urlsplit(uri)
+        proxied = url.scheme.lower() == "http" and bool(url.hostname)
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise HttpError(f"malformed URI {uri[:60]!r}: {exc}") from None
+    if not proxied:  # origin form: a request for a web server, not for a proxy
         raise HttpError(f"not a proxy request: {uri[:60]!r}")
+    host = url.netloc.rsplit("@", 1)[-1]
     if ":" not in host.rsplit("]", 1)[-1]:
         host += ":80"
-    return method, host
+    return method, _checked(host)
+
+
+def _checked(address: str) -> str:
+    try:
+        host, port = split_host_port(address)
+        check_host(host)
+    except AddressError as exc:
+        raise HttpError(str(exc)) from None
+    return join_host_port(host, port)
 
 
 @handlers.register("http")

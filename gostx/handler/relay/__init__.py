@@ -2,7 +2,8 @@
 `gost -L relay+wss://:443`, `-L relay+tls://:8443`, `-L relay://user:pass@:8080`.
 
 1. The request is read within `readTimeout` (15s). A header that is not version 1, ends early, or holds an
-   unknown or malformed feature closes the connection without an answer, as gost.
+   unknown or malformed feature closes the connection without an answer, as gost; an address feature
+   whose host name is not one (not UTF-8, a control character, not IDNA-encodable) -> 0x01.
 2. With credentials (`user:pass@`, handler.auth), the UserAuth feature must match (missing = empty): else
    status 0x02.
 3. Network = the Network feature (default tcp), forced to udp by the FUDP flag (0x80).
@@ -68,7 +69,9 @@ class RelayHandler(ProxyHandler):
         try:
             async with asyncio.timeout(self.read_timeout):
                 req = await rp.read_request(stream)
-        except rp.RelayError as exc:  # gost answers nothing: the connection is closed
+        except rp.RelayError as exc:  # gost answers nothing (but a bad host name: 0x01)
+            if exc.status is not None:
+                await self.reply(stream, exc.status)
             self.ctx.log.debug(f"{peer}: {exc}", extra={"remote": peer})
             return
         auth = req.find(rp.UserAuth)

@@ -7,7 +7,8 @@ TLS bytes into a socketpair the C relay reads. Through a chain the frames are re
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
 control connection's client IP only, relayed per datagram in Python; lives until the control connection
-closes.
+closes. A datagram that is malformed, names no usable host, is bypassed or cannot be sent is dropped and
+counted (`dropped` on the association's close line); the association goes on.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ class AssociateRelay:
                 counts[0] += len(payload)
                 try:
                     await upstream.sendto(payload, target)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # ValueError: a name no resolver takes
                     self.dropped += 1
                     self.log.debug(f"{peer}: UDP to {host}:{port}: {exc}", extra={"remote": peer})
 
@@ -192,7 +193,7 @@ class AssociateRelay:
             await until_first_done(up(), down(), control())
         finally:
             upstream.close()
-            self.handler.log_close(peer, local, extra, start, counts[0], counts[1])
+            self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, counts[0], counts[1])
 
     def close(self) -> None:
         self.sock.close()
