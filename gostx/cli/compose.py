@@ -30,14 +30,15 @@ def find_default_config(dirs: tuple[str, ...] | None = None) -> str | None:
     return None
 
 
-def compose_config(opts: Options, env: Mapping[str, str] | None = None) -> Config:
-    """The merged config with every override applied; ConfigError on bad input."""
+def compose_config(opts: Options, env: Mapping[str, str] | None = None, notes: list[str] | None = None) -> Config:
+    """The merged config with every override applied; ConfigError on bad input; warnings for the
+    start of the log appended to `notes` (gostx.config.cmd.build_config)."""
     env = os.environ if env is None else env
     source = opts.config_source
     if not source and not opts.services and not opts.nodes and not opts.api:
         source = find_default_config() or ""
     file_cfg = load_config(source) if source else None
-    cfg = merge(file_cfg, build_config(opts.services, opts.nodes))
+    cfg = merge(file_cfg, build_config(opts.services, opts.nodes, notes))
     if env.get("GOST_LOGGER_LEVEL"):
         cfg.log = LogConfig(level=env["GOST_LOGGER_LEVEL"])
     if env.get("GOST_API"):

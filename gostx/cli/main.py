@@ -65,7 +65,8 @@ def _run(opts: Options) -> int:
     # plugins are imported by name on first use (gostx.registry): only the ones this config runs
     from gostx.cli.compose import compose_config
 
-    cfg = compose_config(opts)
+    notes: list[str] = []
+    cfg = compose_config(opts, notes=notes)
     if opts.output_format:
         from gostx.config.dump import dump_config
 
@@ -75,7 +76,9 @@ def _run(opts: Options) -> int:
     from gostx.log import setup_logging
     from gostx.runner import run
 
-    setup_logging(cfg.log)
+    log = setup_logging(cfg.log)
+    for note in notes:  # e.g. an unknown -L scheme, which gost quietly serves as its auto proxy
+        log.bind(kind="config").warning(note)
     if not cfg.services:
         if cfg.api or cfg.metrics:
             raise GostError("no services to run (api and metrics are not served yet)")

@@ -12,6 +12,7 @@ is an error instead of being used as a raw address.
 
 from __future__ import annotations
 
+from gostx.addr import port_number
 from gostx.config.cmdmeta import QueryMetadata
 from gostx.config.cmdurl import describe_arg, norm
 from gostx.config.gourl import URLError, split_host_port
@@ -38,8 +39,8 @@ def _parse(raw: str, flag: str) -> tuple[str, AuthConfig | None, QueryMetadata]:
         _, port = split_host_port(u.host)
     except URLError as exc:
         raise ConfigError(f"{where}: bad listen address {u.host!r}: {exc}") from None
-    if not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"{where}: bad port {port!r} (want a number 0-65535)")
+    if port_number(port) is None:
+        raise ConfigError(f"{where}: bad port {port[:40]!r} (want a number 0-65535)")
     return u.host, auth, QueryMetadata(query)
 
 

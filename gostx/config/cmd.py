@@ -25,8 +25,9 @@ from gostx.config.model import ChainConfig, Config, ServiceConfig
 __all__ = ["build_config", "norm"]
 
 
-def build_config(services: list[str], nodes: list[str]) -> Config:
-    """-L URLs and -F URLs -> Config. Raises ConfigError naming the offending argument."""
+def build_config(services: list[str], nodes: list[str], notes: list[str] | None = None) -> Config:
+    """-L URLs and -F URLs -> Config. Raises ConfigError naming the offending argument; what gost does
+    silently but a user should hear of (an unknown -L type) is appended to `notes`."""
     cfg = Config()
     chain: ChainConfig | None = None
     if nodes:
@@ -37,7 +38,7 @@ def build_config(services: list[str], nodes: list[str]) -> Config:
 
     built: list[ServiceConfig] = []
     for svc in services:
-        built.extend(build_services(svc))
+        built.extend(build_services(svc, notes))
 
     for i, service in enumerate(built):
         assert service.handler is not None and service.listener is not None

@@ -40,7 +40,9 @@ SERVER_TLS_KEYS = ("tls.certFile", "certFile", "cert", "tls.keyFile", "keyFile",
                    "tls.caFile", "caFile", "ca")
 
 
-def build_services(raw: str) -> list[ServiceConfig]:
+def build_services(raw: str, notes: list[str] | None = None) -> list[ServiceConfig]:
+    """One -L value -> its services. An unknown handler type falls back to gost's `auto` (an unknown
+    listener to tcp), as gost does; a line for each fallback is appended to `notes` (logged at start)."""
     where = describe_arg("-L", raw)
     s = raw.strip()
     if s == "":
@@ -55,8 +57,13 @@ def build_services(raw: str) -> list[ServiceConfig]:
     services = [ServiceConfig(addr=addr) for addr in expand_port_range(u.host, where)]
 
     if handler not in names.HANDLERS:
+        if notes is not None:
+            notes.append(f"{where}: unknown handler type {handler!r}: serving gost's auto proxy (SOCKS5 and "
+                         "HTTP, no authentication unless user:pass@ is given) instead")
         handler = "auto"
     if listener not in names.LISTENERS:
+        if notes is not None and "+" in u.scheme:  # `tunn://` was named once, as the handler
+            notes.append(f"{where}: unknown listener type {listener!r}: listening on tcp instead")
         listener = "udp" if handler == "ssu" else "tcp"
 
     targets = _forward_targets(u, where)

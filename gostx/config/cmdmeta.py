@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gostx.addr import port_number
 from gostx.config.duration import SECOND, format_go_duration, parse_go_duration
 from gostx.config.gourl import URLError, join_host_port, split_host_port
 from gostx.config.model import (
@@ -31,6 +33,7 @@ from gostx.config.model import (
     ResolverConfig,
     SelectorConfig,
 )
+from gostx.config.numbers import parse_int
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)",
@@ -67,7 +70,8 @@ class QueryMetadata:
         if isinstance(value, int):
             return value
         if found and isinstance(value, str) and _INT.fullmatch(value):
-            return int(value)
+            with contextlib.suppress(ValueError):  # out of range: 0, as Go's strconv error is ignored
+                return parse_int(value)
         return 0
 
     def get_float(self, *keys: str) -> float:
@@ -97,7 +101,8 @@ class QueryMetadata:
             except ValueError:
                 ns = 0
             if ns == 0 and _INT.fullmatch(value):
-                ns = int(value) * SECOND
+                with contextlib.suppress(ValueError):
+                    ns = parse_int(value) * SECOND
             return ns
         return 0
 
@@ -180,9 +185,14 @@ def split_scopes(m: dict[str, Any], prefixes: tuple[str, ...]) -> list[dict[str,
 
 
 def _port(text: str, addr: str, where: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) > MAX_PORT:
-        raise ConfigError(f"{where}: bad port {text!r} in {addr!r} (want a number 0-{MAX_PORT})")
-    return int(text)
+    port = port_number(text)
+    if port is None:
+        raise ConfigError(f"{where}: bad port {_short(text)!r} in {_short(addr)!r} (want a number 0-{MAX_PORT})")
+    return port
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def expand_port_range(addr: str, where: str) -> list[str]:

@@ -12,8 +12,10 @@ from gostx.config.model import AuthConfig, ConfigError
 
 
 def describe_arg(flag: str, raw: str) -> str:
-    """How error messages name an argument: `-L "tun://:8421?..."` (control characters escaped)."""
-    shown = raw if raw.isprintable() else raw.encode("unicode_escape").decode("ascii")
+    """How error messages name an argument: `-L "tun://:8421?..."` (control characters escaped; a value
+    longer than 200 characters cut, so a 5000-digit port stays a readable line)."""
+    shown = raw if len(raw) <= 200 else raw[:200] + "..."
+    shown = shown if shown.isprintable() else shown.encode("unicode_escape").decode("ascii")
     return f'{flag} "{shown}"'
 
 

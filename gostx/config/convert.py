@@ -20,6 +20,7 @@ from typing import Any
 
 from gostx.config.duration import canonical_duration
 from gostx.config.errors import ConfigError
+from gostx.config.numbers import parse_int
 
 
 def flags(*, key: str | None = None, always: bool = False, duration: bool = False) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def _to_int(value: Any, path: str) -> int:
         if text == "":
             return 0
         try:
-            return int(text, 0) if text.lower().startswith(("0x", "0o", "0b")) else int(text)
+            return parse_int(text, 0) if text.lower().startswith(("0x", "0o", "0b")) else parse_int(text)
         except ValueError:
             pass
     raise ConfigError(f"{path}: expected an integer, got {value!r}")

@@ -74,12 +74,13 @@ def natural_key(key: str) -> list[tuple[int, int, str]]:
     i = 0
     while i < len(key):
         ch = key[i]
-        if ch.isdigit():
+        if "0" <= ch <= "9":
             j = i
-            while j < len(key) and key[j].isdigit():
+            while j < len(key) and "0" <= key[j] <= "9":
                 j += 1
             run = key[i:j]
-            parts.append((1, int(run), run))
+            number = run.lstrip("0")  # compared as a number without int(): a run may have 5000 digits
+            parts.append((1, len(number), f"{number}\0{run}"))
             i = j
         elif ch.isalpha():
             parts.append((2, ord(ch), ch))

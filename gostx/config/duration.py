@@ -56,8 +56,11 @@ def parse_go_duration(text: str) -> int:
                 raise ValueError(f"unknown unit {unit!r} in duration {orig!r}")
             raise ValueError(f"invalid duration {orig!r}")
         scale = _UNITS[unit]
+        if len(whole) > 24:  # more than any duration holds (and int() of 5000 digits fails)
+            raise ValueError(f"invalid duration {orig[:40]!r}")
         value = int(whole or "0") * scale
         if frac:
+            frac = frac[:24]  # digits below a nanosecond change nothing
             value += int(frac) * scale // (10 ** len(frac))
         total += value
         if total > _MAX:

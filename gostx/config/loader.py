@@ -5,7 +5,8 @@ command-line config (spec: shared/spec/v3.md 1.2).
 
 Every failure is a ConfigError with a one-line message naming the source: a missing or unreadable
 file, a YAML/JSON syntax error (with its line and column), a top level that is not a mapping, a
-value of the wrong type (with its key path, e.g. `services[0].handler`).
+value of the wrong type (with its key path, e.g. `services[0].handler`), nesting too deep for the
+parsers (20000 '[').
 """
 
 from __future__ import annotations
@@ -42,16 +43,19 @@ def load_config(source: str, stdin: TextIO | None = None) -> Config:
         label = f"-C {source}"
         text = _read_file(source, label)
         kind = _kind_from_extension(source)
-    tree = _parse(text, kind, label)
-    if tree is None:
-        return Config()
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{label}: the top level must be a mapping of gost sections "
-                          f"(services, chains, ...), got {_describe(tree)}")
-    try:
-        cfg: Config = from_dict(Config, tree)
-    except ConfigError as exc:
-        raise ConfigError(f"{label}: {exc}") from None
+    try:  # the parsers and the converter recurse: 20000 '[' must not be a RecursionError traceback
+        tree = _parse(text, kind, label)
+        if tree is None:
+            return Config()
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{label}: the top level must be a mapping of gost sections "
+                              f"(services, chains, ...), got {_describe(tree)}")
+        try:
+            cfg: Config = from_dict(Config, tree)
+        except ConfigError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: nested too deeply") from None
     return cfg
 
 

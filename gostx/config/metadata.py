@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from gostx.config.numbers import parse_int
+
 _TRUE = {"1", "t", "true"}
 _FALSE = {"0", "f", "false"}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -50,7 +52,7 @@ class Metadata:
         if isinstance(value, bool):
             return int(value)
         try:
-            return int(str(value).strip())
+            return parse_int(str(value))
         except ValueError:
             return default
 
@@ -83,7 +85,7 @@ def parse_bool(value: Any) -> bool:
     if text in _FALSE:
         return False
     try:
-        return int(text) != 0
+        return parse_int(text) != 0
     except ValueError:
         return False
 
@@ -98,7 +100,7 @@ def parse_duration(value: Any) -> float | None:
     if not text:
         return None
     try:
-        return float(int(text))
+        return float(parse_int(text))
     except ValueError:
         pass
     sign = -1.0 if text.startswith("-") else 1.0

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from gostx.config.numbers import parse_int
+
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
@@ -51,9 +53,12 @@ GoYAMLLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<
 
 def _construct_int(loader: GoYAMLLoader, node: yaml.ScalarNode) -> int:
     text = str(loader.construct_scalar(node))
-    if text.startswith("0o"):
-        return int(text[2:], 8)
-    return int(text, 0) if text.startswith("0x") else int(text)
+    try:
+        if text.startswith("0o"):
+            return parse_int(text[2:], 8)
+        return parse_int(text, 16) if text.startswith("0x") else parse_int(text)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from None
 
 
 def _construct_float(loader: GoYAMLLoader, node: yaml.ScalarNode) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +32,22 @@ class Route:
         return f"{self.dst} via {self.gateway}" if self.gateway else str(self.dst)
 
 
-def _items(value: str | Iterable[str] | None) -> list[str]:
-    """A comma list (or a YAML list of strings) as stripped, non-empty items."""
+def _items(value: object) -> list[str]:
+    """A comma list (or a YAML list) as stripped, non-empty items; any other YAML scalar (`net: 1.5`)
+    as its text, which the caller then rejects or skips like any bad entry."""
     if value is None:
         return []
-    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    parts = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
     return [p.strip() for p in parts if p.strip()]
+
+
+def _is_file(text: str) -> bool:
+    """A route list is a file path only when such a file exists (a 300-character list is not a path:
+    ENAMETOOLONG reads as no file)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def parse_cidr(text: str) -> IPNetwork | None:
@@ -77,14 +86,14 @@ def _route_file_lines(path: Path) -> list[str]:
         raise NetConfigError(f"cannot read route file {path}: {exc}") from None
 
 
-def parse_route_option(value: str | Iterable[str] | None, gw: str | None = None) -> list[Route]:
+def parse_route_option(value: object, gw: str | None = None) -> list[Route]:
     """gost `route=`: a path to an existing file first, else a comma list of CIDRs.
 
     File lines are `CIDR [GATEWAY]` (spaces or tabs); '#' lines and blank lines are ignored.
     Entries without their own gateway get `gw`. Entries that are not CIDRs are skipped.
     """
     default_gw = parse_gateway(gw)
-    if isinstance(value, str) and value.strip() and Path(value.strip()).is_file():
+    if isinstance(value, str) and value.strip() and _is_file(value.strip()):
         path = Path(value.strip())
         routes = []
         for number, line in enumerate(_route_file_lines(path), start=1):
@@ -99,7 +108,7 @@ def parse_route_option(value: str | Iterable[str] | None, gw: str | None = None)
     return [r for item in _items(value) if (r := _route(item, default_gw, "route"))]
 
 
-def parse_routes_option(value: str | Iterable[str] | None, gw: str | None = None) -> list[Route]:
+def parse_routes_option(value: object, gw: str | None = None) -> list[Route]:
     """gost v3 `routes=`: items "CIDR [GATEWAY]" (a YAML list, or a comma list on the command
     line); an item without a gateway gets `gw`."""
     default_gw = parse_gateway(gw)
@@ -113,7 +122,7 @@ def parse_routes_option(value: str | Iterable[str] | None, gw: str | None = None
     return routes
 
 
-def parse_nets(value: str | Iterable[str] | None) -> list[IPInterface]:
+def parse_nets(value: object) -> list[IPInterface]:
     """gost `net=`: a comma list of address/prefix (IPv4 or IPv6), in order, duplicates dropped."""
     nets: list[IPInterface] = []
     for item in _items(value):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gostx.testing.gostproc import run_gost
+from gostx.testing.gostproc import run_gost, start_gost, wait_for_text
 
 pytestmark = pytest.mark.e2e
 
@@ -130,3 +130,55 @@ def test_missing_cap_net_admin() -> None:
     drop = ["setpriv", "--bounding-set=-net_admin,-net_raw", "--inh-caps=-net_admin,-net_raw"]
     proc = run_gost("-L", f"tcp://127.0.0.1:{free_port()}/127.0.0.1:1?so_mark=100", prefix=drop)
     assert_one_error_line(proc, "so_mark=100: operation not permitted (needs CAP_NET_ADMIN)")
+
+
+# -- hostile values: the parsing layer turns each into one error line (or gost's quiet default) -----
+
+DIGITS = "1" * 5000  # int() refuses more than 4300 digits with a ValueError
+
+
+def test_port_of_5000_digits() -> None:
+    assert_one_error_line(run_gost("-L", f"socks5://127.0.0.1:{DIGITS}"), "bad port")
+    assert_one_error_line(run_gost("-L", f"tcp://127.0.0.1:{free_port()}/10.0.0.1:{DIGITS}"), "bad port")
+    line = assert_one_error_line(run_gost("-api", f":{DIGITS}"), "bad port")
+    assert len(line) < 400, line  # the value is cut in the message
+
+
+def test_5000_digit_query_key_and_number_read_as_gost_reads_them() -> None:
+    """Unknown keys are kept and a number out of range reads as 0 (Go's strconv error is ignored)."""
+    proc = run_gost("-L", f"socks5://127.0.0.1:1080?{DIGITS}=1&retries={DIGITS}&readTimeout={DIGITS}", "-O", "json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    service = json.loads(proc.stdout)["services"][0]
+    assert service["handler"]["metadata"][DIGITS] == "1"
+    assert "retries" not in service["handler"]
+
+
+def test_config_nested_too_deeply(tmp_path: Path) -> None:
+    for name, text in (("deep.yaml", "[" * 20000), ("deep.json", '{"a":' * 20000), ("deep.toml", "a = " + "[" * 20000)):
+        assert_one_error_line(run_gost("-C", write(tmp_path, name, text)), name, "nested too deeply")
+
+
+def test_yaml_int_of_5000_digits(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "gost.yaml", f"services:\n- name: a\n  addr: 127.0.0.1:{free_port()}\n"
+                                       f"  handler:\n    type: socks5\n    retries: {DIGITS}\n")
+    assert_one_error_line(run_gost("-C", cfg), "out of range")
+
+
+def test_yaml_net_of_the_wrong_type(tmp_path: Path) -> None:
+    """`net: 1.5` is read as the text "1.5" (as gost's metadata getters do), which is not an address:
+    the service fails while its options are parsed, before any device is made."""
+    cfg = write(tmp_path, "gost.yaml", "services:\n- name: t\n  addr: :8421\n  handler:\n    type: tun\n"
+                                       "  listener:\n    type: tun\n    metadata:\n      net: 1.5\n")
+    assert_one_error_line(run_gost("-C", cfg), "net: '1.5' is not an address with a prefix length")
+
+
+def test_unknown_scheme_serves_auto_with_a_warning() -> None:
+    port = free_port()
+    with start_gost("-L", f"tunn://127.0.0.1:{port}") as proc:
+        assert wait_for_text(proc, "listening on"), proc.stderr()
+        lines = [json.loads(line) for line in proc.stderr().splitlines()]
+    warnings = [line for line in lines if line["level"] == "warning"]
+    assert len(warnings) == 1, lines
+    assert "unknown handler type 'tunn'" in warnings[0]["msg"] and "auto" in warnings[0]["msg"]
+    assert lines[0] is warnings[0]  # at start, before the service listens
+    assert any(line.get("handler") == "auto" and "listening on" in line["msg"] for line in lines)
