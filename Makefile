@@ -18,7 +18,7 @@ else
 endif
 
 APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils
-PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks
+PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis
 CC ?= gcc
 CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include
 CSRC := $(wildcard csrc/*.c)
@@ -46,7 +46,7 @@ apt-deps:
 
 pip-deps:
 	@if [ "$(NEED_VENV)" = 1 ] && [ ! -x .venv/bin/python ]; then echo "== creating .venv"; $(SYS_PY) -m venv .venv; fi
-	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
+	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks","hypothesis":"hypothesis"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
 	  if [ -n "$$missing" ]; then echo "== installing pip packages: $$missing"; $(PY) -m pip install -q $$missing; fi
 
 build: pip-deps

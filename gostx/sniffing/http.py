@@ -10,6 +10,7 @@ preface "PRI * HTTP/2.0") is FOUND with host None. The port is the one named, el
 
 from __future__ import annotations
 
+from gostx.addr import AddressError, check_host
 from gostx.sniffing.result import SniffResult, found, need_more, not_this
 
 HTTP_DEFAULT_PORT = 80
@@ -156,6 +157,10 @@ def _split_authority(authority: str) -> tuple[str, int] | None:
         host, _, port_text = authority.partition(":")
         if ":" in port_text or not host:
             return None
+    try:  # a name getaddrinfo takes (labels of 1..63 bytes)
+        check_host(host)
+    except AddressError:
+        return None
     if not port_text:
         return host, HTTP_DEFAULT_PORT
     if not all(c in _DIGITS for c in port_text) or len(port_text) > 5 or int(port_text) > 65535:

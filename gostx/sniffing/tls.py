@@ -10,6 +10,7 @@ server_name extension is FOUND with host None. GREASE extension types (0x?A?A) a
 
 from __future__ import annotations
 
+from gostx.addr import AddressError, check_host
 from gostx.sniffing.result import SniffResult, found, need_more, not_this
 from gostx.sniffing.wire import Reader, Truncated
 
@@ -132,14 +133,18 @@ def _host_name(ext_data: bytes) -> tuple[str | None, str]:
 
 
 def _valid_host_name(name: bytes) -> str | None:
-    """A DNS name or IP literal in ASCII letters, digits, '-', '_', '.', ':' (one trailing dot dropped)."""
+    """A DNS name or IP literal in ASCII letters, digits, '-', '_', '.', ':' (one trailing dot dropped),
+    that gostx.addr.check_host accepts."""
     if name.endswith(b"."):
         name = name[:-1]
     if not name or len(name) > MAX_HOST_NAME:
         return None
     if not all(c in _HOST_CHARS for c in name) or name.startswith(b".") or b".." in name:
         return None
-    return name.decode("ascii")
+    try:  # labels of 1..63 bytes: what getaddrinfo will take (a 64-byte label would be a UnicodeError)
+        return check_host(name.decode("ascii"))
+    except AddressError:
+        return None
 
 
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
