@@ -36,7 +36,7 @@ def check_host(host: str) -> str:
         encoded = host.encode("idna")
     except UnicodeError as exc:
         reason = str(exc.__cause__ or exc).removeprefix("encoding with 'idna' codec failed ")
-        raise AddressError(f"host name {shown}: not a valid name {reason}".rstrip()) from None
+        raise AddressError(f"host name {shown}: not a valid name ({reason})") from None
     if len(encoded) > MAX_HOST_NAME:
         raise AddressError(f"host name {shown}: longer than {MAX_HOST_NAME} bytes")
     return host

@@ -13,10 +13,12 @@ as Go does (it dials 0.0.0.0).
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from gostx.config.metadata import Metadata
 from gostx.errors import GostError
@@ -98,7 +100,7 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
     loop = asyncio.get_running_loop()
     sock_type = socket.SOCK_STREAM if network == "tcp" else socket.SOCK_DGRAM
     async with asyncio.timeout(opts.timeout):
-        infos = await loop.getaddrinfo(host or "127.0.0.1", port, type=sock_type)
+        infos = await _resolve(loop, host or "127.0.0.1", port, sock_type)
         failed = _Failures()
         async for strict, ifname, addresses in _each_interface(opts, failed):
             for local_ip in addresses:
@@ -123,6 +125,15 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
                 if not matched and failed.last is None:
                     failed.last = OSError(f"no suitable address for {host} from local address {local_ip}")
         raise failed.last or OSError(f"no address for {host}")
+
+
+async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int, sock_type: int) -> list[Any]:
+    """getaddrinfo, with a name it cannot even encode (a 64-byte label: UnicodeError) as an OSError, so a
+    bad name from anywhere (a peer, a sniffer, a config) is a dial failure, not an internal error."""
+    try:
+        return await loop.getaddrinfo(host, port, type=sock_type)
+    except UnicodeError:
+        raise OSError(errno.EINVAL, f"invalid host name {host[:64]!r}") from None
 
 
 async def listen_udp(opts: DialOptions) -> socket.socket:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
 import ipaddress
 import socket
 from typing import Any
@@ -71,7 +72,10 @@ class DirectPacketConn(PacketConn):
             target = numeric_sockaddr(address, self.sock.family)
         except ValueError:
             host, port = split_host_port(address)
-            infos = await self._loop.getaddrinfo(host, port, family=self.sock.family, type=socket.SOCK_DGRAM)
+            try:
+                infos = await self._loop.getaddrinfo(host, port, family=self.sock.family, type=socket.SOCK_DGRAM)
+            except UnicodeError:  # a name IDNA cannot encode: as a failed lookup (the datagram is dropped)
+                raise OSError(errno.EINVAL, f"invalid host name {host[:64]!r}") from None
             target = infos[0][4]
         await self._loop.sock_sendto(self.sock, data, target)
 

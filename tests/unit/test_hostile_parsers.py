@@ -34,3 +34,39 @@ def test_socks5_encoding_a_name_idna_refuses_is_a_socks5_error() -> None:
     with pytest.raises(s5.Socks5Error) as info:
         s5.decode_addr(b"\x03\x01\x80\x00\x35")  # 0x80 alone is not UTF-8
     assert info.value.reply == s5.REP_HOST_UNREACHABLE
+
+
+def test_direct_dial_and_udp_send_to_a_name_idna_refuses_fail_as_oserror() -> None:
+    """The resolver's own UnicodeError (a 64-byte label) is a failed dial / dropped datagram, whatever
+    path the name came by."""
+    import asyncio
+    import socket
+
+    from gostx.net.direct import DialOptions, dial
+    from gostx.net.packet import DirectPacketConn
+
+    async def scenario() -> None:
+        with pytest.raises(OSError, match="invalid host name"):
+            await dial("tcp", LONG_LABEL, 80, DialOptions(timeout=2))
+        conn = DirectPacketConn(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), connected=False)
+        try:
+            with pytest.raises(OSError, match="invalid host name"):
+                await conn.sendto(b"x", f"{LONG_LABEL}:53")
+        finally:
+            conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_forward_target_with_a_bad_name_fails_at_start() -> None:
+    import asyncio
+
+    from gostx.errors import GostError
+    from tests.unit.proxytest import captured_logs, free_port, gost
+
+    async def scenario() -> None:
+        async with gost([f"tcp://127.0.0.1:{free_port()}/{LONG_LABEL}:80"]):
+            pass
+
+    with captured_logs(), pytest.raises(GostError, match=r"forward target .*not a valid name"):
+        asyncio.run(scenario())

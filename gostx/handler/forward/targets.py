@@ -15,7 +15,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from gostx.addr import split_host_port
+from gostx.addr import AddressError, check_host, split_host_port
 from gostx.config.metadata import Metadata, parse_duration
 from gostx.config.model import Config, ForwarderConfig, SelectorConfig
 from gostx.errors import GostError
@@ -47,6 +47,11 @@ def forward_targets(forwarder: ForwarderConfig | None, config: Config) -> list[T
         host, port = split_host_port(addr if ":" in addr else f"{addr}:0")
         if port == 0:
             raise GostError(f"forward target {name or addr}: address {addr} has no port")
+        if host:  # a name no resolver takes fails here, at start, not in every connection's dial
+            try:
+                check_host(host)
+            except AddressError as exc:
+                raise GostError(f"forward target {name or addr}: {exc}") from None
         targets.append(Target(name=name, addr=addr, host=host, port=port,
                               weight=max(md.get_int("weight", default=1), 1)))
     return targets
