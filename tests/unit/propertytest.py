@@ -53,6 +53,11 @@ class MemStream(Stream):
         self.pos += len(out)
         return out
 
+    def unread(self, data: bytes) -> None:
+        """Push bytes back in front (as SocketStream: the auto handler peeks at the first byte)."""
+        self.data = data + self.data[self.pos:]
+        self.pos = 0
+
     async def write(self, data: bytes) -> None:
         if self.closed:
             raise ConnectionError("closed")
