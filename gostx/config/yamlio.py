@@ -24,8 +24,19 @@ _FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 
 
+MAX_FLOW_DEPTH = 256  # PyYAML's scanner takes time quadratic in the flow depth: 20000 '[' would take seconds
+
+
 class GoYAMLLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema scalars and duplicate-key errors."""
+    """SafeLoader with YAML 1.2 core-schema scalars, duplicate-key errors, and flow collections ([ {)
+    nested at most MAX_FLOW_DEPTH deep (deeper block nesting ends in a RecursionError the loader
+    reports)."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_FLOW_DEPTH:
+            raise yaml.scanner.ScannerError(None, None, f"nested too deeply (more than {MAX_FLOW_DEPTH} levels)",
+                                            self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[no-untyped-call]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)

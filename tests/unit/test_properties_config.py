@@ -154,3 +154,41 @@ def test_yaml_metadata_of_any_type(pairs: list[tuple[str, object]]) -> None:
     services = [{"name": "s", "addr": ":1", "handler": {"type": "socks5", "metadata": dict(pairs)},
                  "listener": {"type": "tcp", "metadata": dict(pairs)}, "metadata": dict(pairs)}]
     load(json.dumps({"services": services}))
+
+
+HANDLERS = ["socks5", "http", "relay", "auto", "tcp", "udp", "forward"]
+LISTENERS = ["tcp", "tls", "ws", "wss", "mtls", "udp"]
+MD_KEYS = ["readTimeout", "udp", "bind", "notls", "udpBufferSize", "publicAddr", "header", "nodelay", "path",
+           "handshakeTimeout", "keepAlive", "ttl", "readBufferSize", "backlog", "retries", "sniffing",
+           "sniffing.timeout", "sniffing.fallback", "proxyProtocol", "interface", "so_mark", "dialTimeout",
+           "weight", "maxFails", "hash", "cert", "key", "ca", "mux", "queue", "readQueueSize", "limiter.in"]
+MD_VALUES = st.one_of(JSON_LEAVES, st.lists(JSON_LEAVES, max_size=2), st.dictionaries(st.text(max_size=4), JSON_LEAVES,
+                                                                                       max_size=2),
+                      st.sampled_from(["1" * 5000, "-1", "1s", "nan", "inf", "1e999", "0x10", "\x00", "a" * 300]))
+
+
+@FEW
+@given(st.sampled_from(HANDLERS), st.sampled_from(LISTENERS),
+       st.dictionaries(st.sampled_from(MD_KEYS), MD_VALUES, max_size=4),
+       st.dictionaries(st.sampled_from(MD_KEYS), MD_VALUES, max_size=3))
+def test_services_built_from_metadata_of_any_type(handler: str, listener: str, hmd: dict[str, object],
+                                                  lmd: dict[str, object]) -> None:
+    """A service (and its handler's metadata) built from a -C document: wrong types and hostile values
+    are GostError/ConfigError, never a TypeError or ValueError out of a plugin."""
+    import asyncio
+
+    from gostx.plugins import load_builtin_plugins
+    from gostx.service import Service
+
+    load_builtin_plugins()
+    tree = {"services": [{"name": "s", "addr": "127.0.0.1:1", "handler": {"type": handler, "metadata": hmd},
+                          "listener": {"type": listener, "metadata": lmd},
+                          "forwarder": {"nodes": [{"name": "t", "addr": "127.0.0.1:2"}]}}]}
+    try:
+        cfg = load_config(json.dumps(tree))
+        service = Service(cfg.services[0], cfg)
+        init = getattr(service.handler, "parse_metadata", None)
+        if init is not None and handler in ("socks5", "http", "relay", "auto"):
+            asyncio.run(service.handler.init())
+    except (ConfigError, GostError):
+        pass
