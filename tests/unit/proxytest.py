@@ -20,7 +20,7 @@ from gostx.runner import Runner
 def captured_logs() -> Iterator[io.StringIO]:
     load_builtin_plugins()
     logger = logging.getLogger(ROOT_LOGGER)
-    saved = (list(logger.handlers), logger.level)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
     out = io.StringIO()
     setup_logging(None, level_override="debug", stream=out)
     try:
@@ -31,6 +31,7 @@ def captured_logs() -> Iterator[io.StringIO]:
         for h in saved[0]:
             logger.addHandler(h)
         logger.setLevel(saved[1])
+        logger.propagate = saved[2]  # setup_logging turned it off: pytest's caplog would see nothing after
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

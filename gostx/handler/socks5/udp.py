@@ -7,8 +7,7 @@ TLS bytes into a socketpair the C relay reads. Through a chain the frames are re
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
 control connection's client IP only, relayed per datagram in Python; lives until the control connection
-closes. A datagram that is malformed, names no usable host, is bypassed or cannot be sent is dropped and
-counted (`dropped` on the association's close line); the association goes on.
+closes.
 """
 
 from __future__ import annotations
@@ -125,7 +124,9 @@ class UdpTunRelay:
 
 
 class AssociateRelay:
-    """RFC 1928 UDP relay for one association."""
+    """RFC 1928 UDP relay for one association. A datagram that is malformed, names no usable host, is
+    bypassed or cannot be sent is dropped and counted (`dropped` on the association's close line); the
+    association goes on."""
 
     def __init__(self, handler: Socks5Handler, sock: socket.socket, client_ip: str) -> None:
         self.handler = handler
