@@ -27,14 +27,14 @@ __all__ = ["build_config", "norm"]
 
 def build_config(services: list[str], nodes: list[str], notes: list[str] | None = None) -> Config:
     """-L URLs and -F URLs -> Config. Raises ConfigError naming the offending argument; what gost does
-    silently but a user should hear of (an unknown -L type) is appended to `notes`."""
+    silently but a user should hear of (an unknown -L or -F type) is appended to `notes`."""
     cfg = Config()
     chain: ChainConfig | None = None
     if nodes:
         chain = ChainConfig(name="chain-0")
         cfg.chains.append(chain)
         for i, node in enumerate(nodes):
-            chain.hops.append(build_hop(node, i, cfg))
+            chain.hops.append(build_hop(node, i, cfg, notes))
 
     built: list[ServiceConfig] = []
     for svc in services:

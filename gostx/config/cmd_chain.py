@@ -35,7 +35,7 @@ from gostx.config.model import (
 _CLIENT_TLS_KEYS = (*SERVER_TLS_KEYS, "tls.secure", "secure", "tls.servername", "serverName")
 
 
-def build_hop(raw: str, index: int, cfg: Config) -> HopConfig:
+def build_hop(raw: str, index: int, cfg: Config, notes: list[str] | None = None) -> HopConfig:
     where = describe_arg("-F", raw)
     u = norm(raw, where)
     m = query_of(u, where)
@@ -57,7 +57,7 @@ def build_hop(raw: str, index: int, cfg: Config) -> HopConfig:
             hop_md[key] = m[key]
     hop.metadata = hop_md
 
-    template, explicit_server_name = _build_node(u, m, where)
+    template, explicit_server_name = _build_node(u, m, where, notes)
     for host in template.addr.split(","):
         if host == "":
             continue
@@ -71,12 +71,17 @@ def build_hop(raw: str, index: int, cfg: Config) -> HopConfig:
     return hop
 
 
-def _build_node(u: GoURL, m: dict[str, Any], where: str) -> tuple[NodeConfig, bool]:
+def _build_node(u: GoURL, m: dict[str, Any], where: str,
+                notes: list[str] | None = None) -> tuple[NodeConfig, bool]:
     md = QueryMetadata(m)
     connector, dialer = split_scheme(u.scheme)
-    if connector not in names.CONNECTORS:
+    if connector not in names.CONNECTORS:  # gost's fallback, said once in the log (see build_config)
+        if notes is not None:
+            notes.append(f"{where}: unknown connector type {connector!r}: using http instead")
         connector = "http"
     if dialer not in names.DIALERS:
+        if notes is not None and "+" in u.scheme:
+            notes.append(f"{where}: unknown dialer type {dialer!r}: dialing tcp instead")
         dialer = "udp" if connector == "ssu" else "tcp"
 
     auth = userinfo_auth(u)

@@ -55,3 +55,21 @@ def test_route_and_net_values_of_other_yaml_types_are_read_as_text() -> None:
         parse_nets(True)
     assert [str(n) for n in parse_nets(["10.1.0.1/24", "fd00::1/64"])] == ["10.1.0.1/24", "fd00::1/64"]
     assert parse_route_option(42) == [] and parse_routes_option({"a": 1}) == []
+
+
+def test_unknown_schemes_keep_gosts_fallback_and_leave_a_note() -> None:
+    from gostx.config.cmd import build_config
+
+    notes: list[str] = []
+    cfg = build_config([":1080", "socks5://:2", "tcp://:3/h:1", "http+tls://:5", "auto://:6", "tunn://:8421",
+                        "socks5+quicx://:7"], ["relay+wss://h:1", "vpn://h:2", "socks5+quicz://h:3"], notes)
+    assert [s.handler.type for s in cfg.services if s.handler] == ["auto", "socks5", "tcp", "http", "auto", "auto",
+                                                                    "socks5"]
+    assert [n.connector.type for n in cfg.chains[0].hops[1].nodes if n.connector] == ["http"]
+    assert notes == [
+        "-F \"vpn://h:2\": unknown connector type 'vpn': using http instead",
+        "-F \"socks5+quicz://h:3\": unknown dialer type 'quicz': dialing tcp instead",
+        "-L \"tunn://:8421\": unknown handler type 'tunn': serving gost's auto proxy (SOCKS5 and HTTP, no "
+        "authentication unless user:pass@ is given) instead",
+        "-L \"socks5+quicx://:7\": unknown listener type 'quicx': listening on tcp instead",
+    ]
