@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from propertytest import FEW, PROPS, mutated
 
 from gostx.cli.flags import FlagError, HelpRequested, parse_flags
+from gostx.config import parse_api_url, parse_metrics_url
 from gostx.config.cmd import build_config
 from gostx.config.dump import dump_config
 from gostx.config.loader import load_config
@@ -63,6 +64,17 @@ def test_cli_url_compiler(services: list[str], nodes: list[str]) -> None:
     except (ConfigError, GostError):
         return
     dumps_cleanly(cfg)
+
+
+@PROPS
+@given(URLS)
+@example(":" + "1" * 5000)
+def test_api_and_metrics_urls(raw: str) -> None:
+    for parse in (parse_api_url, parse_metrics_url):
+        try:
+            parse(raw)
+        except (ConfigError, GostError):
+            pass
 
 
 @PROPS
