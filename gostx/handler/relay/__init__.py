@@ -71,6 +71,7 @@ class RelayHandler(ProxyHandler):
         except rp.RelayError as exc:  # gost answers nothing: the connection is closed
             self.ctx.log.debug(f"{peer}: {exc}", extra={"remote": peer})
             return
+        self.handshake_done()
         auth = req.find(rp.UserAuth)
         user, password = (auth.username, auth.password) if isinstance(auth, rp.UserAuth) else ("", "")
         if self.credentials and not self.credentials.check(user, password):
