@@ -67,6 +67,10 @@ class TcpListener(Listener):
         return SocketStream(conn)
 
     async def close(self) -> None:
+        limiter = self.ctx.conn_limiter
+        if self.sock is not None and limiter.refused:
+            self.ctx.log.info(f"{limiter.refused} connections refused over the connection limit",
+                              extra={"refused": limiter.refused})
         if self.sock is not None:
             sock, self.sock = self.sock, None
             asyncio.get_running_loop().remove_reader(sock.fileno())
