@@ -105,7 +105,7 @@ def gost_at(url: str) -> GostProcess:
 def test_300_udp_over_tcp_connections_share_a_few_threads(udp_echo: int) -> None:
     port = free_port()
     n = 300
-    with gost_at(f"socks5://127.0.0.1:{port}") as gost:
+    with gost_at(f"socks5://127.0.0.1:{port}?climiter={n + 50}") as gost:  # a low ulimit -n lowers the default
         pid = gost.gost_pid()
         threads_before = proc_status(pid, "Threads")
         conns = []

@@ -81,10 +81,14 @@ class UdpTunRelay:
         loop = asyncio.get_running_loop()
         tune_buffers(conn.sock)
         bridge = CBridge(self.stream)
-        relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
+        try:
+            relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
+            relay.start()  # on the shared relay engine's threads (csrc/relay_engine.c): no thread of its own
+        except BaseException:
+            bridge.close()
+            raise
         released: asyncio.Future[None] = loop.create_future()
         loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
-        relay.start()  # on the shared relay engine's threads (csrc/relay_engine.c): no thread of its own
         try:
             await asyncio.shield(released)
             if relay.status:
