@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "gx/relay.h"
@@ -58,6 +59,7 @@ int gx_relay_conn_init(struct gx_relay_conn *c, const struct gx_relay_ops *ops) 
     atomic_init(&c->state, GX_RELAY_NEW);
     atomic_init(&c->status, 0);
     atomic_init(&c->cancel, false);
+    atomic_init(&c->gone, false);
     return 0;
 }
 
@@ -140,10 +142,11 @@ static void let_go(struct gx_relay_thread *t, struct gx_relay_conn *c) {
     }
     atomic_store(&c->state, GX_RELAY_DONE);
     pthread_mutex_unlock(&t->lock);
-    /* the last touch of c: from here its owner may free it */
     uint64_t one = 1;
     ssize_t w = write(fd, &one, sizeof(one));
     (void)w;
+    /* the last touch of c: gx_relay_wait returns (and the owner may free c and close fd) only after it */
+    atomic_store_explicit(&c->gone, true, memory_order_release);
 }
 
 static void run_commands(struct gx_relay_thread *t) {
@@ -295,6 +298,9 @@ int gx_relay_wait(struct gx_relay_conn *c) {
     struct pollfd p = {.fd = c->done_fd, .events = POLLIN};
     while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
+    /* the engine thread is at most a few instructions from its last touch of c */
+    while (!atomic_load_explicit(&c->gone, memory_order_acquire))
+        sched_yield();
     return atomic_load(&c->status);
 }
 

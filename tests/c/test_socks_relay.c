@@ -71,6 +71,8 @@ static int echo_for(int fd, int want, int ms) {
 static void test_many(void) {
     struct sockaddr_in echo_addr;
     int echo = udp_bound(&echo_addr);
+    int big = 4 << 20; /* MANY datagrams arrive at once: none may be lost before the echo reads them */
+    setsockopt(echo, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
     int before = threads_now();
     static int sp[MANY][2], udp[MANY];
     static struct gx_socks_relay *r[MANY];

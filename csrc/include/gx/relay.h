@@ -12,8 +12,9 @@
  *   gx_relay_end(conn, e)   engine thread (inside a callback): the relay ended by itself (0 or an errno)
  *   gx_relay_cancel(conn)   any thread, never blocks: ask the engine to let go of the relay
  *   done fd                 an eventfd that becomes readable once the engine has let go (ended or
- *                           cancelled): after that no engine thread touches the conn or its fds, and the
- *                           owner may free both. gx_relay_wait blocks until then.
+ *                           cancelled): the conn's fds are out of the engine. gx_relay_wait blocks until
+ *                           then (and the engine's last touch of the conn is over); after it the owner
+ *                           may free the conn and close its fds.
  *
  * The per-connection handlers bound their own buffers: a handler that cannot pass data on stops asking
  * for readability on the other side (backpressure), it never queues without a cap.
@@ -58,6 +59,7 @@ struct gx_relay_conn {
     _Atomic int state;                   /* GX_RELAY_NEW .. GX_RELAY_DONE */
     _Atomic int status;                  /* the errno it ended with, 0 for a clean end or a cancel */
     _Atomic bool cancel;
+    _Atomic bool gone;                   /* the engine's last touch is over (after the done fd write) */
     bool ended;                          /* engine thread: end requested in this round */
     bool queued;                         /* on the command list (under the thread's lock) */
     bool want_kick;                      /* engine thread: call ready(GX_RELAY_KICK) at the next kick */
