@@ -51,7 +51,7 @@ from gostx.config.model import (
 )
 from gostx.errors import GostError
 from gostx.hooks import run_hooks
-from gostx.listener.limits import ConnLimiter, find_climiter
+from gostx.listener.limits import ConnLimiter, find_climiter, raise_open_file_limit
 from gostx.log import FieldLogger, get_logger
 from gostx.registry import handlers, listeners
 
@@ -146,6 +146,7 @@ class Service:
             handler_cls = handlers.get(self.handler_type)
             listener_cls = listeners.get(self.listener_type)
             chain = resolve_chain(handler_cfg.chain, config)
+            raise_open_file_limit()
             conn_limiter = ConnLimiter.from_config(find_climiter(cfg.climiter, config))
         except GostError as exc:
             raise GostError(f"{self.name}: {exc}") from None

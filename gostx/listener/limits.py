@@ -9,9 +9,10 @@ Concurrent connections: gost's connection limiter (`-L "socks5://:1080?climiter=
                    over "$$")
 
 Without a `$` line the service still has a cap (gost has none): DEFAULT_MAX_CONNS, lowered to a quarter
-of the process's open-file limit when that is small (each relayed connection holds 2 to 4 fds), never
-below MIN_DEFAULT_CONNS. A connection over a cap is closed at once (with a reset), counted, and logged at
-most once per LOG_INTERVAL with the number refused since the last line.
+of the process's open-file limit (raised to its hard limit first, as Go programs do) when that is small
+(each relayed connection holds 2 to 4 fds), never below MIN_DEFAULT_CONNS. A connection over a cap is
+closed at once (with a reset), counted, and logged at most once per LOG_INTERVAL with the number refused
+since the last line.
 
 Handshake time: a listener's `handshakeTimeout` (default DEFAULT_HANDSHAKE_TIMEOUT) bounds everything a
 connection does before its handler has read the request: the TLS / WebSocket handshake of tls, ws, wss,
@@ -40,6 +41,17 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 LOG_INTERVAL = 5.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft RLIMIT_NOFILE to the hard one, as every Go program (so gost) does at start (Go 1.19+):
+    the default connection cap follows it."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (OSError, ValueError):
+        pass
 
 
 def default_max_conns() -> int:
