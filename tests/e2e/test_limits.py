@@ -194,7 +194,7 @@ def test_a_silent_or_half_greeting_client_is_closed_at_the_handshake_timeout(hal
         start = time.monotonic()
         for c in clients:
             assert closed_by_peer(c, 6), "still open after the handshake timeout"
-        assert time.monotonic() - start < 4  # 1 s + the linger after a protocol error (1 s)
+        assert time.monotonic() - start < 6  # 1 s + the linger after a protocol error (1 s) + slack; was 15 s
         for c in clients:
             c.close()
         assert wait_for(lambda: open_fds(pid) <= fds_before, 5), (open_fds(pid), fds_before)
@@ -234,7 +234,7 @@ def test_200_half_open_tls_handshakes_are_capped_and_closed_at_the_timeout(schem
         start = time.monotonic()
         for c in clients:
             assert closed_by_peer(c, 8)
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 7  # 2 s + the 1 s linger + slack
         for c in clients:
             c.close()
         assert wait_for(lambda: open_fds(pid) <= fds_before, 5), (open_fds(pid), fds_before)
