@@ -1,60 +1,86 @@
-/* The server side of GOST's SOCKS5 0xF3 (gx/socks_udp.h): stream frames <-> UDP datagrams.
+/* The server side of GOST's SOCKS5 0xF3 (gx/socks_udp.h): stream frames <-> UDP datagrams, as one
+ * handler on the shared relay engine (gx/relay.h): no thread of its own, non-blocking fds, bounded
+ * buffers with backpressure.
  *
- * Two threads, each a loop over one direction, no Python and no GIL:
- *   up   (stream -> udp): parse frames into a batch, resolve names, sendmmsg to each frame's address
- *   down (udp -> stream): recvmmsg a batch, writev it as frames carrying each datagram's source
- * The stream side is the same code as the tunnel's stream transport; the UDP side the same as its
- * default UDP transport.
+ *   up   (stream -> udp): read the stream into `up` (UP_CAP bytes), sendmmsg every complete frame to its
+ *        address. When the UDP socket cannot send (EAGAIN) the frames stay in `up` and the stream is not
+ *        read again until the socket is writable.
+ *   down (udp -> stream): recvmmsg a batch, send it as frames with one sendmsg; what the stream did not
+ *        take waits in `down` (DOWN_CAP bytes; whole datagrams past the cap are dropped and counted, a
+ *        frame already begun is always kept whole) and the UDP socket is not read again until `down`
+ *        is empty.
+ *
+ * Names are never resolved here: a frame to a name looks it up in the shared cache (gx/resolve.h). On a
+ * miss the relay stops reading its stream with the frame at the head of `up` (as gost, which resolves
+ * inline per connection, stalls that connection) until the resolver thread has the answer and kicks the
+ * engine; an unresolvable name drops the datagram (counted in drop_up).
  */
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#include "gx/batch.h"
+#include "gx/relay.h"
+#include "gx/resolve.h"
 #include "gx/socks_udp.h"
 
 #define RELAY_BATCH 32
+#define UP_CAP (128u * 1024u)   /* > the largest frame: 2 + 1 + 1 + 1 + 255 + 2 + 65535 */
+#define DOWN_CAP (128u * 1024u)
+#define ROUNDS 8                /* batches per callback before the other relays get their turn */
+
+enum { SLOT_STREAM = 0, SLOT_UDP = 1 };
+enum { ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_DROP_UP, ST_DROP_DOWN, ST_N };
 
 struct gx_socks_relay {
+    struct gx_relay_conn conn; /* first: the engine hands it back */
     int stream_fd, udp_fd, udp_family;
     uint32_t max_datagram;
-    struct gx_transport stream, udp;
-    int stop_fd, event_fd;
-    pthread_t up, down;
-    bool running;
-    _Atomic int status;
-    _Atomic uint64_t stats[6];
-    /* the last name resolved (up thread only) */
-    char cached_name[256];
-    uint8_t cached_family;
-    struct sockaddr_storage cached_addr;
-    socklen_t cached_len;
+    bool done;
+    bool up_eof, udp_blocked, resolving;
+    uint8_t *up, *down;
+    size_t up_head, up_tail, down_head, down_tail;
+    _Atomic uint64_t stats[ST_N];
 };
 
-enum { ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_DROP_UP, ST_DROP_DOWN };
+/* Per engine thread: the batch arrays (never freed: engine threads live as long as the process). */
+struct scratch {
+    struct mmsghdr msg[RELAY_BATCH];
+    struct iovec iov[RELAY_BATCH * 2];
+    struct sockaddr_storage addr[RELAY_BATCH];
+    uint8_t hdr[RELAY_BATCH][GX_SOCKS_UDP_HDR_MAX];
+    size_t end[RELAY_BATCH];
+    uint8_t *slots; /* RELAY_BATCH x 65536 */
+};
+static _Thread_local struct scratch *tls_scratch;
+
+static struct scratch *scratch(void) {
+    if (tls_scratch == NULL) {
+        struct scratch *s = calloc(1, sizeof(*s));
+        if (s == NULL)
+            return NULL;
+        s->slots = malloc((size_t)RELAY_BATCH * 65536u);
+        if (s->slots == NULL) {
+            free(s);
+            return NULL;
+        }
+        tls_scratch = s;
+    }
+    return tls_scratch;
+}
 
 static void add(struct gx_socks_relay *r, int i, uint64_t n) {
     if (n)
         atomic_fetch_add_explicit(&r->stats[i], n, memory_order_relaxed);
 }
 
-/* The relay ended by itself: remember why (the first reason wins) and wake the control plane. */
-static void finish(struct gx_socks_relay *r, int err) {
-    int zero = 0;
-    atomic_compare_exchange_strong(&r->status, &zero, err == ECONNRESET ? 0 : err);
-    uint64_t one = 1;
-    ssize_t w = write(r->event_fd, &one, sizeof(one));
-    (void)w;
-    w = write(r->stop_fd, &one, sizeof(one)); /* and stop the other direction */
-    (void)w;
+static void end(struct gx_socks_relay *r, int err) {
+    r->done = true;
+    gx_relay_end(&r->conn, err == ECONNRESET ? 0 : err);
 }
 
 /* Convert addr to the UDP socket's family (AF_INET6 sockets take v4-mapped addresses). */
@@ -88,201 +114,297 @@ static bool to_family(struct gx_socks_relay *r, struct sockaddr_storage *addr, s
     return false;
 }
 
-/* Resolve a frame's name (blocking getaddrinfo, in the up thread), remembering the last answer. */
-static bool resolve(struct gx_socks_relay *r, const struct gx_socks_frame *f, struct sockaddr_storage *out,
-                    socklen_t *len) {
-    char name[256];
-    memcpy(name, f->host, f->host_len);
-    name[f->host_len] = 0;
-    if (r->cached_len == 0 || strcmp(name, r->cached_name) != 0) {
-        struct addrinfo hints = {.ai_socktype = SOCK_DGRAM, .ai_family = r->udp_family == AF_INET ? AF_INET : AF_UNSPEC};
-        struct addrinfo *res = NULL;
-        if (getaddrinfo(name, NULL, &hints, &res) != 0 || res == NULL)
-            return false;
-        memcpy(&r->cached_addr, res->ai_addr, res->ai_addrlen);
-        r->cached_len = res->ai_addrlen;
-        freeaddrinfo(res);
-        memcpy(r->cached_name, name, f->host_len + 1);
-    }
-    memcpy(out, &r->cached_addr, r->cached_len);
-    *len = r->cached_len;
-    if (out->ss_family == AF_INET)
-        ((struct sockaddr_in *)out)->sin_port = htons(f->port);
-    else
-        ((struct sockaddr_in6 *)out)->sin6_port = htons(f->port);
-    return true;
-}
-
-/* The stream side of the relay reads frames itself (names must be resolved, not dropped). */
-struct up_reader {
-    uint8_t *buf;
-    size_t head, tail;
-};
-
-static int up_fill(struct gx_socks_relay *r, struct up_reader *u) {
-    const size_t cap = 256u * 1024u;
-    if (u->head == u->tail)
-        u->head = u->tail = 0;
-    if (u->tail == cap && u->head > 0) {
-        memmove(u->buf, u->buf + u->head, u->tail - u->head);
-        u->tail -= u->head;
-        u->head = 0;
-    }
-    if (u->tail == cap)
-        return -EPROTO;
-    ssize_t n = read(r->stream_fd, u->buf + u->tail, cap - u->tail);
-    if (n > 0) {
-        u->tail += (size_t)n;
-        return (int)n;
-    }
-    if (n == 0)
-        return u->tail > u->head ? -EPROTO : -ECONNRESET;
-    if (errno == EAGAIN || errno == EINTR)
+/* The frame's destination. 1: *a is set; 0: drop the frame; -1: its name is being resolved. */
+static int destination(struct gx_socks_relay *r, const struct gx_socks_frame *f, struct sockaddr_storage *a,
+                       socklen_t *len) {
+    if (f->len > r->max_datagram)
         return 0;
-    return -errno;
+    if (f->atyp == GX_SOCKS_ATYP_DOMAIN) {
+        int res = gx_resolve_lookup(f->host, f->host_len, r->udp_family == AF_INET, a, len);
+        if (res == GX_RESOLVE_PENDING)
+            return -1;
+        if (res != GX_RESOLVE_OK)
+            return 0;
+        if (a->ss_family == AF_INET)
+            ((struct sockaddr_in *)a)->sin_port = htons(f->port);
+        else
+            ((struct sockaddr_in6 *)a)->sin6_port = htons(f->port);
+    } else if (gx_socks_frame_sockaddr(f, a, len) != 0) {
+        return 0;
+    }
+    return to_family(r, a, len) ? 1 : 0;
 }
 
-static void *up_main(void *arg) {
-    struct gx_socks_relay *r = arg;
-    struct up_reader u = {.buf = malloc(256u * 1024u)};
-    struct gx_tunnel_dgram *d = calloc(RELAY_BATCH, sizeof(*d));
-    struct sockaddr_storage *addr = calloc(RELAY_BATCH, sizeof(*addr));
-    if (u.buf == NULL || d == NULL || addr == NULL) {
-        finish(r, ENOMEM);
-        goto out;
-    }
-    struct pollfd pfd[2] = {{.fd = r->stream_fd, .events = POLLIN}, {.fd = r->stop_fd, .events = POLLIN}};
+/* Send the complete frames in `up`. 0: none left; -EAGAIN: the UDP socket is full; -EINPROGRESS: the
+ * head frame waits for its name; -EPROTO: a malformed frame. */
+static int send_up(struct gx_socks_relay *r, struct scratch *s) {
     for (;;) {
-        int pr = poll(pfd, 2, -1);
-        if (pr < 0 && errno != EINTR)
-            break;
-        if (pfd[1].revents)
-            break;
-        if (pr <= 0)
-            continue;
-        int got = up_fill(r, &u);
-        if (got < 0) {
-            finish(r, -got);
-            break;
-        }
-        /* send every complete frame, RELAY_BATCH at a time */
-        for (;;) {
-            int n = 0;
-            uint64_t dropped = 0, bytes = 0;
-            int err = 0;
-            while (n < RELAY_BATCH) {
-                struct gx_socks_frame f;
-                int size = gx_socks_udp_parse(u.buf + u.head, u.tail - u.head, &f);
-                if (size < 0) {
-                    err = EPROTO;
-                    break;
-                }
-                if (size == 0 || (size_t)size > u.tail - u.head)
-                    break;
-                socklen_t len = 0;
-                bool ok = f.len <= r->max_datagram;
-                if (ok && f.atyp == GX_SOCKS_ATYP_DOMAIN)
-                    ok = resolve(r, &f, &addr[n], &len);
-                else if (ok)
-                    ok = gx_socks_frame_sockaddr(&f, &addr[n], &len) == 0;
-                if (ok)
-                    ok = to_family(r, &addr[n], &len);
-                if (ok) {
-                    d[n].data = u.buf + u.head + f.hdr_len;
-                    d[n].len = f.len;
-                    d[n].addr = &addr[n];
-                    d[n].addrlen = len;
-                    n++;
-                } else {
-                    dropped++;
-                }
-                u.head += (size_t)size;
-            }
-            if (n > 0) {
-                uint64_t refused = 0;
-                int sent = r->udp.send(r->udp.state, d, n, r->stop_fd, &bytes, &refused);
-                add(r, ST_UP_PKTS, (uint64_t)sent - refused);
-                add(r, ST_UP_BYTES, bytes);
-                dropped += refused;
-            }
-            add(r, ST_DROP_UP, dropped);
-            if (err) {
-                finish(r, err);
-                goto out;
-            }
-            if (n < RELAY_BATCH)
+        int n = 0, stall = 0;
+        bool more = false;
+        size_t pos = r->up_head;
+        while (n < RELAY_BATCH) {
+            struct gx_socks_frame f;
+            size_t avail = r->up_tail - pos;
+            int size = gx_socks_udp_parse(r->up + pos, avail, &f);
+            if (size < 0) {
+                stall = -EPROTO;
                 break;
+            }
+            if (size == 0 || (size_t)size > avail)
+                break;
+            socklen_t len = 0;
+            int dst = destination(r, &f, &s->addr[n], &len);
+            if (dst < 0) {
+                stall = -EINPROGRESS;
+                break;
+            }
+            if (dst == 0) {
+                if (n > 0) { /* send the batch first: the head only moves over sent or dropped frames */
+                    more = true;
+                    break;
+                }
+                add(r, ST_DROP_UP, 1);
+                pos += (size_t)size;
+                r->up_head = pos;
+                continue;
+            }
+            s->iov[n] = (struct iovec){.iov_base = r->up + pos + f.hdr_len, .iov_len = f.len};
+            s->msg[n].msg_hdr = (struct msghdr){.msg_name = &s->addr[n], .msg_namelen = len,
+                                                .msg_iov = &s->iov[n], .msg_iovlen = 1};
+            pos += (size_t)size;
+            s->end[n] = pos;
+            n++;
         }
-    }
-out:
-    free(u.buf);
-    free(d);
-    free(addr);
-    return NULL;
-}
-
-static void *down_main(void *arg) {
-    struct gx_socks_relay *r = arg;
-    struct gx_batch b;
-    struct gx_tunnel_dgram *d = calloc(RELAY_BATCH, sizeof(*d));
-    uint32_t slot = (GX_HEADROOM + r->max_datagram + GX_TAILROOM + 63u) & ~63u;
-    if (d == NULL || gx_batch_init(&b, RELAY_BATCH, slot, GX_HEADROOM) < 0) {
-        free(d);
-        finish(r, ENOMEM);
-        return NULL;
-    }
-    struct pollfd pfd[2] = {{.fd = r->udp_fd, .events = POLLIN}, {.fd = r->stop_fd, .events = POLLIN}};
-    for (;;) {
-        int pr = poll(pfd, 2, -1);
-        if (pr < 0 && errno != EINTR)
-            break;
-        if (pfd[1].revents)
-            break;
-        if (pr <= 0)
-            continue;
-        /* keep reading while batches come back full: the UDP transport may hold datagrams it already
-         * took off the socket (UDP GRO), which poll would not report */
-        for (uint32_t round = 1;; round++) {
-            if (round % 64 == 0 && poll(&pfd[1], 1, 0) > 0)
-                goto out;
-            gx_batch_reset(&b);
-            uint64_t bytes = 0;
-            int n = r->udp.recv(r->udp.state, &b, &bytes);
-            if (n <= 0)
-                break; /* -EAGAIN; other socket errors are not fatal for a datagram socket */
-            int m = 0;
-            uint64_t dropped = 0;
-            for (int i = 0; i < n; i++) {
-                if (b.pkt[i].len == 0) {
-                    dropped++; /* truncated: larger than max_datagram, or empty */
+        if (n == RELAY_BATCH)
+            more = true;
+        if (n > 0) {
+            int sent = sendmmsg(r->udp_fd, s->msg, (unsigned)n, MSG_DONTWAIT);
+            if (sent < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return -EAGAIN;
+                if (errno == EINTR)
                     continue;
-                }
-                d[m].data = b.pkt[i].data;
-                d[m].len = b.pkt[i].len;
-                d[m].addr = &b.addr[i];
-                d[m].addrlen = b.addrlen[i];
-                m++;
+                /* the first datagram was refused (EMSGSIZE, EPERM, ENETUNREACH, ...): drop it */
+                add(r, ST_DROP_UP, 1);
+                r->up_head = s->end[0];
+                continue;
             }
-            uint64_t wire = 0, refused = 0;
-            int sent = m ? r->stream.send(r->stream.state, d, m, r->stop_fd, &wire, &refused) : 0;
-            add(r, ST_DOWN_PKTS, (uint64_t)sent);
-            add(r, ST_DOWN_BYTES, wire);
-            add(r, ST_DROP_DOWN, dropped + refused);
-            if (sent < m) { /* the stream refused a write: it is broken (or we are stopping) */
-                struct pollfd sp = {.fd = r->stop_fd, .events = POLLIN};
-                if (poll(&sp, 1, 0) <= 0)
-                    finish(r, EPIPE);
-                goto out;
-            }
-            if (n < RELAY_BATCH)
-                break;
+            uint64_t bytes = 0;
+            for (int i = 0; i < sent; i++)
+                bytes += s->iov[i].iov_len;
+            add(r, ST_UP_PKTS, (uint64_t)sent);
+            add(r, ST_UP_BYTES, bytes);
+            if (sent > 0)
+                r->up_head = s->end[sent - 1];
+            if (sent < n)
+                continue; /* the next call says why (EAGAIN or an error) */
+        }
+        if (stall)
+            return stall;
+        if (!more)
+            return 0;
+    }
+}
+
+static void pump_up(struct gx_socks_relay *r) {
+    struct scratch *s = scratch();
+    if (s == NULL) {
+        end(r, ENOMEM);
+        return;
+    }
+    for (int round = 0; round < ROUNDS && !r->done; round++) {
+        int rc = send_up(r, s);
+        r->udp_blocked = rc == -EAGAIN;
+        r->resolving = rc == -EINPROGRESS;
+        if (rc == -EPROTO) {
+            end(r, EPROTO);
+            return;
+        }
+        if (rc < 0)
+            return;
+        if (r->up_eof) {
+            end(r, r->up_tail > r->up_head ? EPROTO : 0);
+            return;
+        }
+        if (r->up_head == r->up_tail) {
+            r->up_head = r->up_tail = 0;
+        } else if (r->up_head > 0 && UP_CAP - r->up_tail < 65536u + GX_SOCKS_UDP_HDR_MAX) {
+            memmove(r->up, r->up + r->up_head, r->up_tail - r->up_head);
+            r->up_tail -= r->up_head;
+            r->up_head = 0;
+        }
+        if (r->up_tail == UP_CAP) { /* cannot happen: a frame is smaller than the buffer */
+            end(r, EPROTO);
+            return;
+        }
+        ssize_t got = read(r->stream_fd, r->up + r->up_tail, UP_CAP - r->up_tail);
+        if (got > 0) {
+            r->up_tail += (size_t)got;
+        } else if (got == 0) {
+            r->up_eof = true;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else if (errno != EINTR) {
+            end(r, errno);
+            return;
         }
     }
-out:
-    gx_batch_free(&b);
-    free(d);
-    return NULL;
 }
+
+/* Keep what the stream did not take of the batch in s->iov[0..k): `skip` bytes of it were written.
+ * Returns the frames dropped (past the cap). */
+static uint64_t keep_rest(struct gx_socks_relay *r, struct scratch *s, int k, size_t skip) {
+    uint64_t dropped = 0;
+    r->down_head = r->down_tail = 0;
+    for (int i = 0; i + 1 < k; i += 2) { /* iov pairs: header, payload */
+        size_t flen = s->iov[i].iov_len + s->iov[i + 1].iov_len;
+        if (skip >= flen) {
+            skip -= flen;
+            continue;
+        }
+        size_t rest = flen - skip;
+        if (skip == 0 && r->down_tail + rest > DOWN_CAP) { /* a whole frame past the cap: drop it */
+            dropped++;
+            continue;
+        }
+        /* a begun frame is always kept (DOWN_CAP holds the largest frame) */
+        for (int j = 0; j < 2; j++) {
+            size_t part = s->iov[i + j].iov_len;
+            if (skip >= part) {
+                skip -= part;
+                continue;
+            }
+            memcpy(r->down + r->down_tail, (uint8_t *)s->iov[i + j].iov_base + skip, part - skip);
+            r->down_tail += part - skip;
+            skip = 0;
+        }
+    }
+    return dropped;
+}
+
+static void pump_down(struct gx_socks_relay *r) {
+    struct scratch *s = scratch();
+    if (s == NULL) {
+        end(r, ENOMEM);
+        return;
+    }
+    for (int round = 0; round < ROUNDS && !r->done; round++) {
+        if (r->down_tail > r->down_head) {
+            ssize_t w = send(r->stream_fd, r->down + r->down_head, r->down_tail - r->down_head,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return;
+                if (errno != EINTR)
+                    end(r, EPIPE);
+                continue;
+            }
+            r->down_head += (size_t)w;
+            if (r->down_head < r->down_tail)
+                return; /* the stream is full */
+            r->down_head = r->down_tail = 0;
+        }
+        for (int i = 0; i < RELAY_BATCH; i++) {
+            s->iov[i] = (struct iovec){.iov_base = s->slots + (size_t)i * 65536u, .iov_len = r->max_datagram};
+            s->msg[i].msg_hdr = (struct msghdr){.msg_name = &s->addr[i], .msg_namelen = sizeof(s->addr[i]),
+                                                .msg_iov = &s->iov[i], .msg_iovlen = 1};
+        }
+        int n = recvmmsg(r->udp_fd, s->msg, RELAY_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            continue; /* EINTR, or a socket error it just reported and cleared (ICMP) */
+        }
+        /* the payloads aside, then s->iov[0..k) becomes header + payload pairs */
+        int k = 0;
+        uint64_t bytes = 0, pkts = 0, dropped = 0;
+        struct iovec payload[RELAY_BATCH];
+        for (int i = 0; i < n; i++)
+            payload[i] = (struct iovec){.iov_base = s->iov[i].iov_base, .iov_len = s->msg[i].msg_len};
+        for (int i = 0; i < n; i++) {
+            uint32_t len = (uint32_t)payload[i].iov_len;
+            int h = -1;
+            if (len > 0 && !(s->msg[i].msg_hdr.msg_flags & MSG_TRUNC) && len <= r->max_datagram)
+                h = gx_socks_udp_header(s->hdr[i], &s->addr[i], len);
+            if (h < 0) {
+                dropped++; /* empty, larger than max_datagram, or an address family frames cannot carry */
+                continue;
+            }
+            s->iov[k] = (struct iovec){.iov_base = s->hdr[i], .iov_len = (size_t)h};
+            s->iov[k + 1] = payload[i];
+            k += 2;
+            pkts++;
+            bytes += len;
+        }
+        add(r, ST_DROP_DOWN, dropped);
+        if (k == 0)
+            continue;
+        struct msghdr mh = {.msg_iov = s->iov, .msg_iovlen = (size_t)k};
+        ssize_t w = sendmsg(r->stream_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                end(r, EPIPE);
+                return;
+            }
+            w = 0;
+        }
+        size_t total = 0;
+        for (int i = 0; i < k; i++)
+            total += s->iov[i].iov_len;
+        if ((size_t)w < total) {
+            uint64_t lost = keep_rest(r, s, k, (size_t)w);
+            add(r, ST_DROP_DOWN, lost);
+            add(r, ST_DOWN_PKTS, pkts - lost);
+            add(r, ST_DOWN_BYTES, bytes);
+            return; /* wait for the stream */
+        }
+        add(r, ST_DOWN_PKTS, pkts);
+        add(r, ST_DOWN_BYTES, bytes);
+        if (n < RELAY_BATCH)
+            return;
+    }
+}
+
+static void update_wants(struct gx_socks_relay *r) {
+    bool pending = r->down_tail > r->down_head;
+    bool reading = !r->udp_blocked && !r->resolving;
+    gx_relay_want(&r->conn, SLOT_STREAM, (reading ? EPOLLIN : 0) | (pending ? EPOLLOUT : 0));
+    gx_relay_want(&r->conn, SLOT_UDP, (pending ? 0 : EPOLLIN) | (r->udp_blocked ? EPOLLOUT : 0));
+    if (r->resolving)
+        gx_relay_want_kick(&r->conn);
+}
+
+static int relay_start(struct gx_relay_conn *c) {
+    struct gx_socks_relay *r = (struct gx_socks_relay *)c;
+    int rc = gx_relay_watch_fd(c, SLOT_STREAM, r->stream_fd);
+    if (rc == 0)
+        rc = gx_relay_watch_fd(c, SLOT_UDP, r->udp_fd);
+    if (rc == 0)
+        update_wants(r);
+    return rc;
+}
+
+static void relay_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
+    struct gx_socks_relay *r = (struct gx_socks_relay *)c;
+    const uint32_t in = EPOLLIN | EPOLLERR | EPOLLHUP, out = EPOLLOUT | EPOLLERR | EPOLLHUP;
+    if (slot == GX_RELAY_KICK) {
+        pump_up(r);
+    } else if (slot == SLOT_STREAM) {
+        if ((events & out) && r->down_tail > r->down_head)
+            pump_down(r);
+        if ((events & in) && !r->udp_blocked && !r->resolving && !r->done)
+            pump_up(r);
+    } else {
+        if ((events & out) && r->udp_blocked)
+            pump_up(r);
+        if ((events & in) && r->down_tail == r->down_head && !r->done)
+            pump_down(r);
+    }
+    if (!r->done)
+        update_wants(r);
+}
+
+static const struct gx_relay_ops socks_relay_ops = {.start = relay_start, .ready = relay_ready, .stop = NULL};
 
 int gx_socks_relay_new(struct gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram) {
     if (stream_fd < 0 || udp_fd < 0 || max_datagram > 65535)
@@ -296,68 +418,43 @@ int gx_socks_relay_new(struct gx_socks_relay **out, int stream_fd, int udp_fd, u
     struct gx_socks_relay *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return -ENOMEM;
+    int rc = gx_relay_conn_init(&r->conn, &socks_relay_ops);
+    r->up = malloc(UP_CAP);
+    r->down = malloc(DOWN_CAP);
+    if (rc == 0 && (r->up == NULL || r->down == NULL))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        gx_relay_conn_release(&r->conn);
+        free(r->up);
+        free(r->down);
+        free(r);
+        return rc;
+    }
     r->stream_fd = stream_fd;
     r->udp_fd = udp_fd;
     r->udp_family = ss.ss_family;
     r->max_datagram = max_datagram ? max_datagram : 65535;
-    r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    r->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int rc = (r->stop_fd < 0 || r->event_fd < 0) ? -errno : 0;
-    if (rc == 0)
-        rc = gx_transport_udp(&r->udp, udp_fd);
-    if (rc == 0)
-        rc = gx_transport_socks_udp(&r->stream, stream_fd);
-    if (rc < 0) {
-        if (r->udp.close)
-            r->udp.close(r->udp.state);
-        if (r->stop_fd >= 0)
-            close(r->stop_fd);
-        if (r->event_fd >= 0)
-            close(r->event_fd);
-        free(r);
-        return rc;
-    }
     *out = r;
     return 0;
 }
 
-int gx_socks_relay_start(struct gx_socks_relay *r) {
-    if (r->running)
-        return -EALREADY;
-    int rc = pthread_create(&r->up, NULL, up_main, r);
-    if (rc != 0)
-        return -rc;
-    rc = pthread_create(&r->down, NULL, down_main, r);
-    if (rc != 0) {
-        uint64_t one = 1;
-        ssize_t w = write(r->stop_fd, &one, sizeof(one));
-        (void)w;
-        pthread_join(r->up, NULL);
-        return -rc;
-    }
-    r->running = true;
-    return 0;
-}
+int gx_socks_relay_start(struct gx_socks_relay *r) { return gx_relay_attach(&r->conn); }
 
-int gx_socks_relay_event_fd(const struct gx_socks_relay *r) { return r->event_fd; }
+int gx_socks_relay_event_fd(const struct gx_socks_relay *r) { return r->conn.done_fd; }
 
-int gx_socks_relay_status(struct gx_socks_relay *r) { return atomic_load(&r->status); }
+int gx_socks_relay_status(struct gx_socks_relay *r) { return atomic_load(&r->conn.status); }
 
 void gx_socks_relay_get_stats(struct gx_socks_relay *r, struct gx_socks_relay_stats *out) {
     uint64_t *o = (uint64_t *)out;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < ST_N; i++)
         o[i] = atomic_load_explicit(&r->stats[i], memory_order_relaxed);
 }
 
+void gx_socks_relay_cancel(struct gx_socks_relay *r) { gx_relay_cancel(&r->conn); }
+
 int gx_socks_relay_stop(struct gx_socks_relay *r) {
-    if (!r->running)
-        return 0;
-    uint64_t one = 1;
-    ssize_t w = write(r->stop_fd, &one, sizeof(one));
-    (void)w;
-    pthread_join(r->up, NULL);
-    pthread_join(r->down, NULL);
-    r->running = false;
+    gx_relay_cancel(&r->conn);
+    gx_relay_wait(&r->conn);
     return 0;
 }
 
@@ -365,9 +462,8 @@ void gx_socks_relay_free(struct gx_socks_relay *r) {
     if (r == NULL)
         return;
     gx_socks_relay_stop(r);
-    r->udp.close(r->udp.state);
-    r->stream.close(r->stream.state);
-    close(r->stop_fd);
-    close(r->event_fd);
+    gx_relay_conn_release(&r->conn);
+    free(r->up);
+    free(r->down);
     free(r);
 }

@@ -1,5 +1,6 @@
-# The SOCKS5 0xF3 relay binding (csrc/socks_relay.c): the socks5 handler's UDP-over-TCP relay mode runs in
-# two C threads; Python starts it, awaits its event fd and reads its counters.
+# The SOCKS5 0xF3 relay binding (csrc/socks_relay.c): the socks5 handler's UDP-over-TCP relay mode runs on
+# the shared relay engine's threads (csrc/relay_engine.c); Python starts it, awaits its event fd and reads
+# its counters.
 
 cdef extern from "gx/socks_udp.h" nogil:
     struct gx_socks_relay:
@@ -11,8 +12,21 @@ cdef extern from "gx/socks_udp.h" nogil:
     int gx_socks_relay_event_fd(const gx_socks_relay *r)
     int gx_socks_relay_status(gx_socks_relay *r)
     void gx_socks_relay_get_stats(gx_socks_relay *r, gx_socks_relay_stats *out)
+    void gx_socks_relay_cancel(gx_socks_relay *r)
     int gx_socks_relay_stop(gx_socks_relay *r)
     void gx_socks_relay_free(gx_socks_relay *r)
+
+cdef extern from "gx/relay.h" nogil:
+    struct gx_relay_engine_stats:
+        uint64_t threads, relays, attached
+    void gx_relay_engine_get_stats(gx_relay_engine_stats *out)
+
+
+def relay_engine_stats() -> dict:
+    """The shared relay engine: threads running, relays attached now, relays ever attached."""
+    cdef gx_relay_engine_stats st
+    gx_relay_engine_get_stats(&st)
+    return {"threads": st.threads, "relays": st.relays, "attached": st.attached}
 
 
 cdef class SocksUdpRelay:
@@ -35,15 +49,21 @@ cdef class SocksUdpRelay:
     def start(self) -> None:
         _check(gx_socks_relay_start(self.r))
 
+    def cancel(self) -> None:
+        """Ask the engine to let go of the relay (never blocks); event_fd becomes readable once it has."""
+        if self.r != NULL:
+            gx_socks_relay_cancel(self.r)
+
     def stop(self) -> None:
-        """Stop both threads (blocks briefly; idempotent)."""
+        """Cancel and wait until the engine let go (blocks briefly; idempotent)."""
         if self.r != NULL:
             with nogil:
                 gx_socks_relay_stop(self.r)
 
     @property
     def event_fd(self) -> int:
-        """Readable once the relay ended by itself (stream EOF, reset or a malformed frame)."""
+        """Readable once the engine let go: the relay ended by itself (stream EOF, reset or a malformed
+        frame) or was cancelled. Then no C thread touches it or its fds any more."""
         return gx_socks_relay_event_fd(self.r)
 
     @property

@@ -16,6 +16,9 @@ gost's name in gostx.registry and is listed in gostx.plugins. Both get their own
         async def serve(self, listener: Listener) -> None   # runs until cancelled; drives its listener
         async def close(self) -> None    # idempotent
 
+Every listener bounds its clients (gostx/listener/limits.py): `ctx.conn_limiter` caps concurrent
+connections (gost's `climiter`, else a default), and TCP-based listeners have a `handshakeTimeout`.
+
 Optional: a listener may override the `address` property (default: the service addr) that the
 service logs as "listening on <address>" once it serves.
 
@@ -35,7 +38,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gostx.config.metadata import Metadata
 from gostx.config.model import (
@@ -48,6 +51,7 @@ from gostx.config.model import (
 )
 from gostx.errors import GostError
 from gostx.hooks import run_hooks
+from gostx.listener.limits import ConnLimiter, find_climiter, raise_open_file_limit
 from gostx.log import FieldLogger, get_logger
 from gostx.registry import handlers, listeners
 
@@ -63,6 +67,8 @@ class ServiceContext:
     chain: ChainConfig | None  # the handler's chain, resolved by name; None without one
     config: Config  # the whole config
     log: logging.LoggerAdapter  # type: ignore[type-arg]  # bound: service, kind, handler, listener
+    # the service's cap on concurrent connections (its `climiter`, else the default: gostx/listener/limits.py)
+    conn_limiter: ConnLimiter = field(default_factory=ConnLimiter)
 
 
 class Listener(abc.ABC):
@@ -140,13 +146,16 @@ class Service:
             handler_cls = handlers.get(self.handler_type)
             listener_cls = listeners.get(self.listener_type)
             chain = resolve_chain(handler_cfg.chain, config)
+            raise_open_file_limit()
+            conn_limiter = ConnLimiter.from_config(find_climiter(cfg.climiter, config))
         except GostError as exc:
             raise GostError(f"{self.name}: {exc}") from None
         self.log: FieldLogger = get_logger(kind="service", service=self.name, handler=self.handler_type,
                                            listener=self.listener_type)
         self.metadata = Metadata(cfg.metadata)
         self.ctx = ServiceContext(name=self.name, addr=cfg.addr, metadata=self.metadata,
-                                  forwarder=cfg.forwarder, chain=chain, config=config, log=self.log)
+                                  forwarder=cfg.forwarder, chain=chain, config=config, log=self.log,
+                                  conn_limiter=conn_limiter)
         # The listen address lives on the service; plugins read it from ctx.addr.
         self.listener: Listener = listener_cls(listener_cfg, self.ctx)
         self.handler: Handler = handler_cls(handler_cfg, self.ctx)

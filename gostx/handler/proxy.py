@@ -16,6 +16,7 @@ from typing import Any
 from gostx.chain import Bypass, Router, build_router, service_bypass
 from gostx.config.model import AuthConfig
 from gostx.errors import GostError
+from gostx.listener.limits import handshake_done, set_handshake_deadline
 from gostx.listener.tcp import TcpListener
 from gostx.net.stream import SocketStream, Stream
 from gostx.service import Handler, Listener
@@ -83,11 +84,22 @@ class ProxyHandler(Handler):
             task.add_done_callback(self.tasks.discard)
 
     async def _run(self, conn: socket.socket, peer: str, listener: TcpListener | None = None) -> None:
+        try:
+            await self._serve_conn(conn, peer, listener)
+        finally:
+            if listener is not None:
+                listener.release(peer)
+
+    async def _serve_conn(self, conn: socket.socket, peer: str, listener: TcpListener | None) -> None:
         stream: Stream = SocketStream(conn)
         try:
-            if listener is not None:
-                stream = await listener.upgrade(conn)  # TLS / WebSocket handshakes of tls, ws, wss
-            await self.handle(stream, peer)
+            # the listener's handshakeTimeout bounds the transport's handshake and the handler's greeting
+            # and request; handle() lifts it (handshake_done) once it has the request
+            async with asyncio.timeout(listener.handshake_timeout if listener is not None else None) as deadline:
+                set_handshake_deadline(deadline)
+                if listener is not None:
+                    stream = await listener.upgrade(conn)  # TLS / WebSocket handshakes of tls, ws, wss
+                await self.handle(stream, peer)
         except (ConnectionError, TimeoutError, OSError, GostError) as exc:
             self.ctx.log.debug(f"{peer}: {describe(exc)}", extra={"remote": peer})
         except asyncio.CancelledError:
@@ -105,7 +117,13 @@ class ProxyHandler(Handler):
     async def handle(self, stream: Stream, peer: str) -> None:
         """Serve one client connection."""
 
+    @staticmethod
+    def handshake_done() -> None:
+        """The request is read: the listener's handshakeTimeout no longer applies to this connection."""
+        handshake_done()
+
     def log_open(self, peer: str, target: str, **fields: Any) -> dict[str, Any]:
+        handshake_done()  # relaying starts: the handshake is over (if handle() did not say so earlier)
         extra = {"remote": peer, "dst": target, **fields}
         self.ctx.log.info(f"{peer} <-> {target}", extra=extra)
         return extra

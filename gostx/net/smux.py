@@ -5,6 +5,13 @@ Frame: `VER(1)=1 | CMD(1) | LENGTH(2, little endian) | STREAM ID(4, little endia
 (open), FIN 1 (end of a stream), PSH 2 (data), NOP 3 (keepalive). Version 1 has no flow control. A client
 opens odd stream ids (3, 5, ...). Keepalive: a NOP every 10 s; a session that hears nothing for 30 s is
 closed (gost's defaults: mux.keepaliveInterval, mux.keepaliveTimeout).
+
+Bounds (v1 has no window, so the receiver has to): a stream holds at most MAX_STREAM_BUFFER unread bytes;
+a peer that sends more to a stream nobody reads gets that stream reset (FIN, the local reader sees a
+ConnectionResetError; counted in `resets`). All streams together hold at most MAX_SESSION_BUFFER
+(xtaci/smux's MaxReceiveBuffer default): past it the session stops reading its inner stream until readers
+catch up. At most MAX_BACKGROUND control frames wait to be sent; a peer that makes more (a SYN flood) has
+the session closed.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ HEADER = struct.Struct("<BBHI")
 MAX_FRAME = 32768
 KEEPALIVE_INTERVAL = 10.0
 KEEPALIVE_TIMEOUT = 30.0
+MAX_STREAM_BUFFER = 256 * 1024
+MAX_SESSION_BUFFER = 4 * 1024 * 1024
+MAX_BACKGROUND = 1024
 
 
 class SmuxError(ConnectionError):
@@ -39,18 +49,40 @@ class SmuxStream(Stream):
         self._head = b""
         self._eof = False
         self._fin_sent = False
+        self._reset = False
+        self.buffered = 0  # bytes queued, not yet read
 
     def _feed(self, data: bytes) -> None:
+        if self._reset:
+            return
+        if data and self.buffered + len(data) > MAX_STREAM_BUFFER:
+            self.session.reset(self)
+            return
+        self.buffered += len(data)
+        self.session.buffered += len(data)
         self._queue.put_nowait(data)
+
+    def _discard(self) -> None:
+        """Forget everything queued (the stream ended): the session's total shrinks by it."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self.session.consumed(self.buffered)
+        self.buffered = 0
 
     async def read(self, n: int = CHUNK) -> bytes:
         if not self._head:
+            if self._reset:
+                raise ConnectionResetError("smux: stream reset (receive buffer overflow)")
             if self._eof:
                 return b""
             self._head = await self._queue.get()
+            if self._reset:
+                raise ConnectionResetError("smux: stream reset (receive buffer overflow)")
             if not self._head:  # FIN or the session's end
                 self._eof = True
                 return b""
+            self.buffered -= len(self._head)
+            self.session.consumed(len(self._head))
         data, self._head = self._head[:n], self._head[n:]
         return data
 
@@ -73,6 +105,7 @@ class SmuxStream(Stream):
             self.session.send_later(frame(CMD_FIN, self.sid))
         self.session.streams.pop(self.sid, None)
         self._eof = True
+        self._discard()
         self._queue.put_nowait(b"")
 
     @property
@@ -96,6 +129,26 @@ class SmuxSession:
         self._background: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[object] | None = None
         self.closed = False
+        self.buffered = 0  # unread bytes of all streams
+        self.resets = 0  # streams reset for overflowing their buffer
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    def consumed(self, n: int) -> None:
+        self.buffered = max(self.buffered - n, 0)
+        if self.buffered <= MAX_SESSION_BUFFER // 2:
+            self._drained.set()
+
+    def reset(self, stream: SmuxStream) -> None:
+        """The peer overflowed stream's buffer: drop what it holds, end it here and tell the peer (FIN)."""
+        self.resets += 1
+        stream._reset = True
+        stream._discard()
+        self.streams.pop(stream.sid, None)
+        if not stream._fin_sent:
+            stream._fin_sent = True
+            self.send_later(frame(CMD_FIN, stream.sid))
+        stream._queue.put_nowait(b"")  # wake a reader
 
     async def send(self, data: bytes) -> None:
         if self.closed:
@@ -105,6 +158,9 @@ class SmuxSession:
 
     def send_later(self, data: bytes) -> None:
         if self.closed:
+            return
+        if len(self._background) >= MAX_BACKGROUND:  # the peer makes us answer faster than we can send
+            self.close()
             return
         task = asyncio.ensure_future(self.send(data))
         self._background.add(task)
@@ -122,6 +178,9 @@ class SmuxSession:
         keepalive = asyncio.ensure_future(self._keepalive())
         try:
             while True:
+                if self.buffered > MAX_SESSION_BUFFER:  # backpressure: wait for the streams' readers
+                    self._drained.clear()
+                    await self._drained.wait()
                 head = await self.inner.read(HEADER.size)
                 if not head:
                     return
@@ -161,6 +220,7 @@ class SmuxSession:
         self.closed = True
         for stream in list(self.streams.values()):
             stream._eof = True
+            stream._discard()
             stream._queue.put_nowait(b"")
         self.streams.clear()
         for task in list(self._background):

@@ -14,8 +14,8 @@
  *   - gx_socks_udp_parse / gx_socks_udp_header: the wire format alone (tests, fuzzing, Python-free).
  *   - gx_transport_socks_udp: a gx_transport (gx/tunnel.h) over a connected stream fd, so the tun/tap
  *     engine carries its datagrams through a SOCKS5 chain with no Python per packet.
- *   - gx_socks_relay: the server side of 0xF3: frames on a stream <-> datagrams on a UDP socket, in two
- *     C threads (the socks5 handler's relay mode).
+ *   - gx_socks_relay: the server side of 0xF3: frames on a stream <-> datagrams on a UDP socket, a
+ *     handler on the shared relay engine (gx/relay.h; the socks5 handler's relay mode).
  */
 #ifndef GX_SOCKS_UDP_H
 #define GX_SOCKS_UDP_H
@@ -61,10 +61,12 @@ int gx_transport_socks_udp(struct gx_transport *out, int fd);
 
 /* ---------------------------------------------------------------------------------------------- */
 /* The relay: stream fd (frames) <-> udp fd (datagrams). Both fds stay owned by the caller and must be
- * non-blocking. Frames from the stream are sent to their address (names are resolved with getaddrinfo
- * in the relay's thread, last answer cached); datagrams received on the udp socket go back as frames
- * carrying their source (any source, as gost's 0xF3 relay mode). Datagrams longer than max_datagram
- * (0 = 65535) are dropped and counted. */
+ * non-blocking sockets. Frames from the stream are sent to their address (names through the shared
+ * resolver, gx/resolve.h: the relay waits for an answer without blocking any thread, an unresolvable
+ * name drops the datagram); datagrams received on the udp socket go back as frames carrying their
+ * source (any source, as gost's 0xF3 relay mode). Datagrams longer than max_datagram (0 = 65535) are
+ * dropped and counted. Buffers are bounded (128 KiB each way): a side that cannot take more stops the
+ * other side's reads. No thread per relay: all relays share the engine's threads. */
 
 struct gx_socks_relay;
 
@@ -76,12 +78,14 @@ struct gx_socks_relay_stats {
 
 int gx_socks_relay_new(struct gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram);
 int gx_socks_relay_start(struct gx_socks_relay *r);
-/* Readable (eventfd) once the relay ended by itself: stream EOF/reset or a protocol error. */
+/* Readable (eventfd) once the engine let go of the relay: it ended by itself (stream EOF/reset or a
+ * protocol error) or after gx_socks_relay_cancel. From then on no thread touches it or its fds. */
 int gx_socks_relay_event_fd(const struct gx_socks_relay *r);
 /* 0 while running or after a clean EOF; else the errno that ended it (EPROTO: a malformed frame). */
 int gx_socks_relay_status(struct gx_socks_relay *r);
 void gx_socks_relay_get_stats(struct gx_socks_relay *r, struct gx_socks_relay_stats *out);
-int gx_socks_relay_stop(struct gx_socks_relay *r);   /* signal and join both threads; idempotent */
+void gx_socks_relay_cancel(struct gx_socks_relay *r); /* ask the engine to let go; never blocks */
+int gx_socks_relay_stop(struct gx_socks_relay *r);    /* cancel and wait until it let go; idempotent */
 void gx_socks_relay_free(struct gx_socks_relay *r);  /* stops first */
 
 #endif

@@ -197,6 +197,13 @@ class ForwardHandler(Handler):
         raise ConnectionError(f"dial {network} {target.addr}: {reason}")
 
     async def _handle_tcp(self, conn: socket.socket, peer: str) -> None:
+        try:
+            await self._forward_tcp(conn, peer)
+        finally:
+            if self._tcp_listener is not None:
+                self._tcp_listener.release(peer)  # the connection cap (gostx/listener/limits.py)
+
+    async def _forward_tcp(self, conn: socket.socket, peer: str) -> None:
         log = self.ctx.log
         start = time.monotonic()
         try:  # the transport's handshake first (tls, ws, wss listeners), as gost's listeners do in Accept

@@ -90,6 +90,7 @@ class HttpHandler(ProxyHandler):
             await self.refuse(stream, exc.status)
             self.ctx.log.debug(f"{peer}: {exc}", extra={"remote": peer})
             return
+        self.handshake_done()
         if not self.authorized(head):
             await self.refuse(stream, 407, [("Proxy-Authenticate", 'Basic realm="gost"')])
             self.ctx.log.info(f"{peer}: proxy authentication failed", extra={"remote": peer})

@@ -74,6 +74,7 @@ class RelayHandler(ProxyHandler):
                 await self.reply(stream, exc.status)
             self.ctx.log.debug(f"{peer}: {exc}", extra={"remote": peer})
             return
+        self.handshake_done()
         auth = req.find(rp.UserAuth)
         user, password = (auth.username, auth.password) if isinstance(auth, rp.UserAuth) else ("", "")
         if self.credentials and not self.credentials.check(user, password):

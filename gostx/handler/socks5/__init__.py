@@ -139,6 +139,7 @@ class Socks5Handler(ProxyHandler):
             if stream is not original:
                 stream.close()
             raise
+        self.handshake_done()
         try:
             if cmd == s5.CMD_CONNECT:
                 await self.connect(stream, peer, host, port)

@@ -2,8 +2,9 @@
 
 UdpTunRelay (GOST 0xF3, the path a tunnel takes through a SOCKS5 server): frames on the client's stream
 <-> datagrams. When the upstream is a direct UDP socket (no chain), the C relay (csrc/socks_relay.c) moves
-every datagram in two threads without Python; over a TLS stream (methods 0x80/0x82) Python only pumps the
-TLS bytes into a socketpair the C relay reads. Through a chain the frames are relayed in Python.
+every datagram without Python, on the relay engine's few threads shared by all connections; over a TLS
+stream (methods 0x80/0x82) Python only pumps the TLS bytes into a socketpair the C relay reads. Through a
+chain the frames are relayed in Python.
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
 control connection's client IP only, relayed per datagram in Python; lives until the control connection
@@ -80,20 +81,31 @@ class UdpTunRelay:
         loop = asyncio.get_running_loop()
         tune_buffers(conn.sock)
         bridge = CBridge(self.stream)
-        relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
-        ended: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(relay.event_fd, lambda: ended.done() or ended.set_result(None))
-        relay.start()
         try:
-            await ended
+            relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
+            relay.start()  # on the shared relay engine's threads (csrc/relay_engine.c): no thread of its own
+        except BaseException:
+            bridge.close()
+            raise
+        released: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
+        try:
+            await asyncio.shield(released)
             if relay.status:
                 self.log.info(f"{self.peer}: UDP-over-TCP ended: {os.strerror(relay.status).lower()}"
                               + (" (malformed frame)" if relay.status == errno.EPROTO else ""),
                               extra={"remote": self.peer})
         finally:
-            loop.remove_reader(relay.event_fd)
-            await asyncio.shield(asyncio.to_thread(relay.stop))
-            bridge.close()
+            relay.cancel()  # a no-op once it ended by itself
+            try:
+                if not released.done():
+                    await asyncio.shield(released)  # the engine lets go within one event-loop round
+            except asyncio.CancelledError:
+                relay.stop()  # cancelled twice: wait for the engine here (short)
+                raise
+            finally:
+                loop.remove_reader(relay.event_fd)
+                bridge.close()
         return relay.stats()  # type: ignore[no-any-return]
 
     async def _run_python(self, conn: PacketConn) -> tuple[int, int]:

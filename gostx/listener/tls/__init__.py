@@ -3,7 +3,8 @@ handler composes with it: `-L socks5+tls://:1080`, `-L relay+tls://:8443`, `-L h
 
 Certificate: `listener.tls` (`certFile`/`keyFile` on the command line, `tls:` in YAML), else gost's
 default self-signed ECDSA P-256 certificate (O=GOST, CN=gost.run) made once per process; a `caFile`
-requires client certificates signed by it. Metadata: `backlog` (4096), `handshakeTimeout` (15s).
+requires client certificates signed by it. Metadata: `backlog` (4096), `handshakeTimeout` (10s, the
+TLS handshake and the handler's request together; gostx/listener/limits.py).
 The handshake runs in the connection's task (TcpListener.upgrade), never in the accept loop.
 """
 
@@ -14,19 +15,16 @@ import ssl
 
 from gostx.listener.tcp import TcpListener
 from gostx.net.stream import SocketStream, Stream
-from gostx.net.tls import HANDSHAKE_TIMEOUT, server_context, tls_server
+from gostx.net.tls import server_context, tls_server
 from gostx.registry import listeners
 
 
 @listeners.register("tls")
 class TlsListener(TcpListener):
     ssl_context: ssl.SSLContext
-    handshake_timeout = HANDSHAKE_TIMEOUT
 
     async def init(self) -> None:
         self.ssl_context = server_context(self.config.tls)
-        timeout = self.metadata.get_duration("handshakeTimeout", default=HANDSHAKE_TIMEOUT)
-        self.handshake_timeout = timeout if timeout > 0 else HANDSHAKE_TIMEOUT
         await super().init()
 
     async def upgrade(self, conn: socket.socket) -> Stream:

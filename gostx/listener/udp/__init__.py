@@ -4,7 +4,9 @@ A client's first datagram creates its session, queued for the handler's accept()
 128; a full queue drops the new client). Each session buffers up to `queue` (default 128; v3 name
 `readQueueSize`) datagrams until the handler attaches a receiver; overflow is dropped. A session
 lives until it has been idle for `ttl` (default 60 s): every datagram in either direction resets it.
-Replies go out of the listening socket to the session's client address.
+Replies go out of the listening socket to the session's client address. The service's `climiter` (else the
+default cap, gostx/listener/limits.py) bounds the live sessions: a new client over the cap is dropped,
+counted and logged rate-limited.
 
 Deliberate choice: gost v3's request/response mode (close after the first reply unless
 `keepalive=true`, ttl 5 s) is not followed; sessions always live until idle, as in gost v2.
@@ -154,6 +156,10 @@ class UdpListener(Listener):
             if self._accept_queue.full():
                 self.ctx.log.warning(f"{format_sockaddr(addr)}: accept queue full, new session dropped")
                 return
+            peer = format_sockaddr(addr)
+            if not self.ctx.conn_limiter.acquire(peer):
+                self.ctx.conn_limiter.log_refused(self.ctx.log, peer)
+                return
             session = UdpSession(self, addr)
             self.sessions[addr] = session
             self._accept_queue.put_nowait(session)
@@ -173,6 +179,7 @@ class UdpListener(Listener):
     def forget(self, session: UdpSession) -> None:
         if self.sessions.get(session.addr) is session:
             del self.sessions[session.addr]
+            self.ctx.conn_limiter.release(session.peer)
 
     async def accept(self) -> UdpSession:
         """The next new client session."""

@@ -2,7 +2,8 @@
 serves the relay handler inside WebSocket binary messages, one WebSocket per connection.
 
 Metadata: `path` (default `/ws`; an exact path, other paths get Go's 404), `header` (a map of extra
-response headers), `handshakeTimeout` (15s), `backlog` (4096). wss takes its certificate as the tls
+response headers), `handshakeTimeout` (10s, TLS + WebSocket handshake + the handler's request),
+`backlog` (4096). wss takes its certificate as the tls
 listener does (`certFile`/`keyFile`, else gost's default self-signed certificate).
 """
 
@@ -13,7 +14,7 @@ import ssl
 
 from gostx.listener.tcp import TcpListener
 from gostx.net.stream import SocketStream, Stream
-from gostx.net.tls import HANDSHAKE_TIMEOUT, server_context, tls_server
+from gostx.net.tls import server_context, tls_server
 from gostx.net.ws import ws_server
 from gostx.registry import listeners
 
@@ -24,7 +25,6 @@ DEFAULT_PATH = "/ws"
 class WsListener(TcpListener):
     secure = False
     ssl_context: ssl.SSLContext | None = None
-    handshake_timeout = HANDSHAKE_TIMEOUT
 
     async def init(self) -> None:
         md = self.metadata
@@ -33,8 +33,6 @@ class WsListener(TcpListener):
             self.path = "/" + self.path
         extra = md.raw("header", "ws.header")
         self.headers = [(str(k), str(v)) for k, v in extra.items()] if isinstance(extra, dict) else []
-        timeout = md.get_duration("handshakeTimeout", default=HANDSHAKE_TIMEOUT)
-        self.handshake_timeout = timeout if timeout > 0 else HANDSHAKE_TIMEOUT
         if self.secure:
             self.ssl_context = server_context(self.config.tls)
         await super().init()
