@@ -190,15 +190,28 @@ def associate(env: Env) -> tuple[Chan, tuple[str, int]]:
 
 def socks5_associate_probe(env: Env) -> None:
     chan, relay = associate(env)
-    udp = env.client.udp()
     try:
-        udp.settimeout(5)
-        udp.sendto(b"\0\0\0" + s5_addr(env.server_ip, ECHO_PORT) + b"associate", relay)
-        data = udp.recv(65535)
+        data = udp_ask(env, b"\0\0\0" + s5_addr(env.server_ip, ECHO_PORT) + b"associate", relay)
         assert data.endswith(b"associate") and data[:3] == b"\0\0\0", data[:40]
     finally:
-        udp.close()
         chan.close()
+
+
+def udp_ask(env: Env, payload: bytes, target: tuple[str, int], tries: int = 3, timeout: float = 2.0) -> bytes:
+    """Send a datagram and return the first answer; UDP may lose one, so up to `tries` sends."""
+    udp = env.client.udp()
+    try:
+        udp.settimeout(timeout)
+        for attempt in range(tries):
+            udp.sendto(payload, target)
+            try:
+                return udp.recv(65535)
+            except TimeoutError:
+                if attempt == tries - 1:
+                    raise
+        raise AssertionError("unreachable")
+    finally:
+        udp.close()
 
 
 def http_probe(transport: Transport) -> Callable[[Env], None]:
@@ -257,13 +270,7 @@ def tcp_forward_probe(env: Env) -> None:
 
 
 def udp_forward_probe(env: Env) -> None:
-    udp = env.client.udp()
-    try:
-        udp.settimeout(5)
-        udp.sendto(b"udp-forward", (env.server_ip, PROXY_PORT))
-        assert udp.recv(65535) == b"udp-forward"
-    finally:
-        udp.close()
+    assert udp_ask(env, b"udp-forward", (env.server_ip, PROXY_PORT)) == b"udp-forward"
 
 
 def tun_probe(env: Env) -> None:
@@ -714,12 +721,12 @@ def ipv4_frag(packet: bytes, flags_offset: int) -> bytes:
 # -- setups ----------------------------------------------------------------------------------------------
 
 
-def tun_client_setup(tcp: bool) -> Callable[[Env], None]:
+def tun_client_setup(tcp: bool, cipher: str = CIPHER, scheme: str = "tun") -> Callable[[Env], None]:
     def setup(env: Env) -> None:
         query = f"net={CLIENT_TUN}/24&name=gxh0" + ("&tcp=true" if tcp else "")
         ready = fake_tcp_up if tcp else tunnel_up
-        env.helpers.append(start_gost(env.pair.a, ["-L", f"tun://{CIPHER}:0/{env.server_ip}:{TUN_PORT}?{query}"],
-                                      ready=ready, debug=False))
+        url = f"{scheme}://{cipher}:0/{env.server_ip}:{TUN_PORT}?{query}"
+        env.helpers.append(start_gost(env.pair.a, ["-L", url], ready=ready, debug=False))
     return setup
 
 
@@ -787,6 +794,10 @@ CASES = [
          listening(PROXY_PORT), udp_forward_probe, udp_forward_attack),
     Case("tun-cipher", lambda env: ["-L", f"tun://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
          tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False)),
+    Case("tun-plain", lambda env: ["-L", f"tun://:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
+         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, cipher="")),
+    Case("tap-cipher", lambda env: ["-L", f"tap://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
+         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, scheme="tap")),
     Case("tun-faketcp", lambda env: ["-L", f"tun://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0&tcp=true"],
          fake_tcp_up, tun_probe, faketcp_attack, setup=tun_client_setup(tcp=True),
          slowloris=lambda env: (TUN_PORT, b"\x00" * 8)),
