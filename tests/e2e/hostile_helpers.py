@@ -510,9 +510,11 @@ class Snapshot:
     threads: int
     fds: int
     rss_kib: int
+    peak_rss_kib: int  # VmHWM: the largest RSS the process ever had
 
     def __str__(self) -> str:
-        return f"threads={self.threads} fds={self.fds} rss={self.rss_kib // 1024}MiB"
+        rss, peak = self.rss_kib // 1024, self.peak_rss_kib // 1024
+        return f"threads={self.threads} fds={self.fds} rss={rss}MiB peak={peak}MiB"
 
 
 def _status(pid: int, key: str) -> int:
@@ -526,7 +528,7 @@ def _status(pid: int, key: str) -> int:
 
 def snapshot(pid: int) -> Snapshot:
     return Snapshot(threads=_status(pid, "Threads"), fds=len(os.listdir(f"/proc/{pid}/fd")),
-                    rss_kib=_status(pid, "VmRSS"))
+                    rss_kib=_status(pid, "VmRSS"), peak_rss_kib=_status(pid, "VmHWM"))
 
 
 def cpu_seconds(pid: int) -> float:
