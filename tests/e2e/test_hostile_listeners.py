@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -134,6 +135,7 @@ class Case:
     slowloris: Callable[[Env], tuple[int, bytes]] | None = None  # (port, the bytes to dribble)
     setup: Callable[[Env], None] | None = None  # after the server is up (a tunnel client, routes)
     in_a: bool = False  # the server runs in a (tungo), not b
+    needs: tuple[str, ...] = ()  # commands the case runs (ping for the tunnel probes, nft for fake TCP)
 
 
 def listening(port: int) -> Callable[[GostProcess], bool]:
@@ -797,14 +799,14 @@ CASES = [
          lambda env: ["-L", f"udp://{env.server_ip}:{PROXY_PORT}/{env.server_ip}:{ECHO_PORT}?ttl=2s"],
          listening(PROXY_PORT), udp_forward_probe, udp_forward_attack),
     Case("tun-cipher", lambda env: ["-L", f"tun://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
-         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False)),
+         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False), needs=("ping",)),
     Case("tun-plain", lambda env: ["-L", f"tun://:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
-         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, cipher="")),
+         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, cipher=""), needs=("ping",)),
     Case("tap-cipher", lambda env: ["-L", f"tap://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
-         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, scheme="tap")),
+         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, scheme="tap"), needs=("ping",)),
     Case("tun-faketcp", lambda env: ["-L", f"tun://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0&tcp=true"],
          fake_tcp_up, tun_probe, faketcp_attack, setup=tun_client_setup(tcp=True),
-         slowloris=lambda env: (TUN_PORT, b"\x00" * 8)),
+         slowloris=lambda env: (TUN_PORT, b"\x00" * 8), needs=("ping", "nft")),
     Case("tungo",
          lambda env: ["-L", f"tungo://:0?name=gxtg&net={TUNGO_NET}&interface={env.pair.a_if}&udpTimeout=2s"],
          tungo_up, tungo_probe, tungo_attack, setup=tungo_setup, in_a=True),
@@ -835,6 +837,9 @@ def log_errors(gost: GostProcess) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_listener_survives_hostile_input(env: Env, case: Case) -> None:
+    missing = [cmd for cmd in case.needs if shutil.which(cmd) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (iputils-ping, nftables)")
     ns: Namespace = env.pair.a if case.in_a else env.pair.b
     gost = start_gost(ns, case.args(env), ready=case.ready, debug=False)
     env.gost = gost
