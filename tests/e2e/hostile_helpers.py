@@ -194,6 +194,12 @@ class Chan:
             if rst:
                 with contextlib.suppress(OSError):
                     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                # a clean TLS end (close_notify, not waiting for the server's): without it the server
+                # may see "EOF in violation of protocol" and drop the request that came just before
+                with contextlib.suppress(OSError, ValueError):
+                    raw.setblocking(False)
+                    raw.unwrap()
             with contextlib.suppress(OSError):
                 raw.close()
             return
