@@ -561,3 +561,27 @@ def settle(pid: int, base: Snapshot, thread_slack: int, fd_slack: int, timeout: 
                 or time.monotonic() > deadline:
             return now
         time.sleep(0.1)
+
+
+# -- gost's tun cipher (Shadowsocks AEAD UDP, /work/shared/spec/tuntap.md): authentic datagrams with junk inside
+
+
+def ss_key(password: bytes, size: int = 16) -> bytes:
+    """EVP_BytesToKey with MD5, one iteration, no salt."""
+    import hashlib
+
+    out, block = b"", b""
+    while len(out) < size:
+        block = hashlib.md5(block + password).digest()
+        out += block
+    return out[:size]
+
+
+def ss_seal(key: bytes, plaintext: bytes, salt: bytes) -> bytes:
+    """salt || AES-GCM(HKDF-SHA1(key, salt, "ss-subkey"), nonce 0, plaintext) for aes-128-gcm."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.hashes import SHA1
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    subkey = HKDF(algorithm=SHA1(), length=len(key), salt=salt, info=b"ss-subkey").derive(key)
+    return salt + AESGCM(subkey).encrypt(b"\0" * 12, plaintext, None)

@@ -58,6 +58,8 @@ from hostile_helpers import (
     s5_udp_frame,
     settle,
     snapshot,
+    ss_key,
+    ss_seal,
     tcp_segment,
     udp_datagram,
     ws_frame,
@@ -619,16 +621,65 @@ def udp_forward_attack(env: Env, rng: random.Random) -> None:
     udp_flood(env, rng, PROXY_PORT, junk(rng, UDP_SIZES) * 3, sources=200)
 
 
-def tun_attack(env: Env, rng: random.Random) -> None:
-    """Junk, short, and forged (a random salt and tag: well formed, not authentic) datagrams to the
-    server's port, from one source port and from many."""
-    datagrams = junk(rng, UDP_SIZES) * 3
-    # forged: salt(16) + sealed(IP packet) + tag(16), random, of plausible sizes
-    datagrams += [rng.randbytes(16 + n + 16) for n in (0, 1, 20, 28, 40, 84, 1350, 1500, 65507 - 32)]
-    inner = tcp_segment("192.168.123.77", SERVER_TUN, 1234, 80, 0x02)
-    datagrams += [inner, inner[:10], ipv4_bogus_length(inner)]  # plaintext IP packets (not sealed)
-    datagrams += mutations(rng, rng.randbytes(120), 40)
-    udp_flood(env, rng, TUN_PORT, datagrams, sources=200)
+def tun_attack(sealed: bool = True, tap: bool = False) -> Callable[[Env, random.Random], None]:
+    def attack(env: Env, rng: random.Random) -> None:
+        """Junk, short and forged (a random salt and tag: well formed, not authentic) datagrams to the
+        server's port, from one source port and from many; with the cipher also authentic datagrams
+        (sealed with the password) that carry junk, lying IP headers, floods of inner sources (TAP:
+        source MACs) and replays."""
+        datagrams = junk(rng, UDP_SIZES) * 3
+        datagrams += [rng.randbytes(16 + n + 16) for n in (0, 1, 20, 28, 40, 84, 1350, 1500, 65507 - 32)]
+        inner = tcp_segment("192.168.123.77", SERVER_TUN, 1234, 80, 0x02)
+        datagrams += [inner, inner[:10], ipv4_bogus_length(inner)]  # plaintext IP packets (not sealed)
+        datagrams += mutations(rng, rng.randbytes(120), 40)
+        if sealed:
+            before = env.gost.stats() if env.gost else {}
+            insides = tap_frames(rng) if tap else tun_packets(rng)
+            key = ss_key(CIPHER.split(":")[1].rstrip("@").encode())
+            authentic = [ss_seal(key, p, rng.randbytes(16)) for p in insides]
+            replayed = authentic[-1:] * 50
+            udp = env.client.udp()
+            try:
+                feed_udp(udp, (env.server_ip, TUN_PORT), authentic + replayed)
+            finally:
+                udp.close()
+            after = env.gost.stats() if env.gost else {}
+            rejected = after.get("drop_auth", 0) - before.get("drop_auth", 0)
+            # the test's own check: the server took the sealed datagrams as authentic
+            assert rejected < len(authentic) // 10, f"the server refused {rejected} of the sealed datagrams"
+        udp_flood(env, rng, TUN_PORT, datagrams, sources=200)
+    return attack
+
+
+def tun_packets(rng: random.Random) -> list[bytes]:
+    good = udp_datagram(CLIENT_TUN, SERVER_TUN, 5000, 9, b"x" * 32)
+    out = [b"", rng.randbytes(1), rng.randbytes(19), good[:20], ipv4_bogus_length(good),
+           good[:2] + b"\0\0" + good[4:],                     # total length 0
+           good[:2] + b"\0\x0a" + good[4:],                   # total length below the header
+           bytes([0x4F]) + good[1:], bytes([0x75]) + good[1:],  # IHL 15; version 7
+           b"\x60\0\0\0\xff\xff\x11\x40" + b"\0" * 32,      # IPv6, payload length lies
+           rng.randbytes(1350), rng.randbytes(65507 - 32),       # the largest that fits
+           udp_datagram(CLIENT_TUN, "192.168.123.255", 5000, 9, b"broadcast"),
+           udp_datagram(CLIENT_TUN, "224.0.0.1", 5000, 9, b"multicast"),
+           udp_datagram(CLIENT_TUN, CLIENT_TUN, 5000, 9, b"back to the client"),  # relayed
+           udp_datagram(CLIENT_TUN, "192.168.123.99", 5000, 9, b"nobody")]
+    out += mutations(rng, good, 40)
+    # inner sources from 2000 addresses (each may teach the server a route)
+    out += [udp_datagram(f"10.{i >> 8 & 255}.{i & 255}.7", SERVER_TUN, 5000, 9, b"src") for i in range(2000)]
+    return out
+
+
+def tap_frames(rng: random.Random) -> list[bytes]:
+    payload = udp_datagram("192.168.123.2", SERVER_TUN, 5000, 9, b"x" * 32)
+    out = [b"", rng.randbytes(1), rng.randbytes(13), rng.randbytes(14), rng.randbytes(1350),
+           rng.randbytes(65507 - 32),
+           b"\xff" * 6 + b"\x02\0\0\0\0\x01" + b"\x08\x00" + payload,    # broadcast: flooded
+           b"\x01\0\x5e\0\0\x01" + b"\x02\0\0\0\0\x01" + b"\x08\x00" + payload,  # multicast
+           b"\x02\0\0\0\0\x99" + b"\x02\0\0\0\0\x01" + b"\x81\x00" + b"\0" * 4]  # a short VLAN tag
+    out += mutations(rng, b"\xff" * 6 + b"\x02\0\0\0\0\x01\x08\x00" + payload, 40)
+    # frames from 2000 source MACs (each may teach the server a MAC)
+    out += [b"\xff" * 6 + b"\x02\x00" + i.to_bytes(4, "big") + b"\x08\x00" + payload for i in range(2000)]
+    return out
 
 
 def ipv4_bogus_length(packet: bytes) -> bytes:
@@ -799,11 +850,11 @@ CASES = [
          lambda env: ["-L", f"udp://{env.server_ip}:{PROXY_PORT}/{env.server_ip}:{ECHO_PORT}?ttl=2s"],
          listening(PROXY_PORT), udp_forward_probe, udp_forward_attack),
     Case("tun-cipher", lambda env: ["-L", f"tun://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
-         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False), needs=("ping",)),
+         tunnel_up, tun_probe, tun_attack(), setup=tun_client_setup(tcp=False), needs=("ping",)),
     Case("tun-plain", lambda env: ["-L", f"tun://:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
-         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, cipher=""), needs=("ping",)),
+         tunnel_up, tun_probe, tun_attack(sealed=False), setup=tun_client_setup(tcp=False, cipher=""), needs=("ping",)),
     Case("tap-cipher", lambda env: ["-L", f"tap://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0"],
-         tunnel_up, tun_probe, tun_attack, setup=tun_client_setup(tcp=False, scheme="tap"), needs=("ping",)),
+         tunnel_up, tun_probe, tun_attack(tap=True), setup=tun_client_setup(tcp=False, scheme="tap"), needs=("ping",)),
     Case("tun-faketcp", lambda env: ["-L", f"tun://{CIPHER}:{TUN_PORT}?net={SERVER_TUN}/24&name=gxh0&tcp=true"],
          fake_tcp_up, tun_probe, faketcp_attack, setup=tun_client_setup(tcp=True),
          slowloris=lambda env: (TUN_PORT, b"\x00" * 8), needs=("ping", "nft")),
