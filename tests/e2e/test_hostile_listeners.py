@@ -10,9 +10,10 @@ handshakes that stall are closed by the server (readTimeout / handshakeTimeout o
 within 2 s.
 
 Registered plugins (gostx/plugins.py) and where they are covered here:
-  handlers  socks5 (+ its alias socks), http, auto, relay, tcp/forward (tcp://), udp (udp://), tun, tap
-            (tap: not covered, the same data plane as tun), tungo
-  listeners tcp, udp, tls (socks5+tls), ws (relay+ws), wss (relay+wss), tun (udp and fake TCP), tungo
+  handlers  socks5 (without user/pass; `socks://` with user/pass), http, auto, relay (and its
+            forward mode), forward/tcp (tcp://), udp (udp://), tun (with and without cipher, fake TCP), tap
+            (with cipher), tungo
+  listeners tcp, udp, tls (socks5+tls), ws (relay+ws), wss (relay+wss), tun (udp and fake TCP), tap, tungo
 There is no ss handler or listener in gostx.
 """
 
@@ -168,6 +169,51 @@ def socks5_connect_probe(transport: Transport) -> Callable[[Env], None]:
         finally:
             chan.close()
     return probe
+
+
+AUTH_GREETING = b"\x05\x01\x02"
+AUTH = b"\x01\x05alice\x06s3cret"
+
+
+def socks5_auth_probe(env: Env) -> None:
+    chan = plain().open(env.client, env.server_ip, PROXY_PORT, timeout=5)
+    try:
+        chan.send(AUTH_GREETING)
+        assert chan.recv_exact(2) == b"\x05\x02"
+        chan.send(AUTH)
+        assert chan.recv_exact(2) == b"\x01\x00", "authentication refused"
+        chan.send(s5_request(1, env.server_ip, ECHO_PORT))
+        head = chan.recv_exact(10)
+        assert head[1] == 0, f"CONNECT refused: REP {head[1]}"
+        echo_check(chan)
+    finally:
+        chan.close()
+
+
+def socks5_auth_attack(env: Env, rng: random.Random) -> None:
+    request = s5_request(1, env.server_ip, ECHO_PORT)
+    extra = [
+        AUTH_GREETING + b"\x01\xffalice",                          # ULEN 255, then EOF
+        AUTH_GREETING + b"\x01\xff" + b"u" * 255 + b"\xff" + b"p" * 255 + request,  # the longest
+        AUTH_GREETING + b"\x01\x00\x00" + request,                 # empty user and password
+        AUTH_GREETING + b"\x02\x05alice\x06s3cret" + request,      # subnegotiation version 2
+        AUTH_GREETING + b"\x01\x05alice\x06wrong!" + request,      # wrong password
+        AUTH_GREETING + b"\x01\x05al\x00ce\x06s3cret" + request,  # NUL in the user name
+        AUTH_GREETING + b"\x01\x05\xff\xfe\xfd\xfc\xfb\x06s3cret" + request,
+        S5_GREETING + request,                                       # no auth offered
+        b"\x05\x02\x00\x02" + AUTH + request,
+    ]
+    stream_attack(env, rng, plain(), [AUTH_GREETING + AUTH + request + b"hello"], extra)
+
+
+def relay_forward_probe(env: Env) -> None:
+    chan = plain().open(env.client, env.server_ip, PROXY_PORT, timeout=5)
+    try:
+        chan.send(relay_request("192.0.2.1", 80) + b"forwarded")  # the address is ignored in forward mode
+        assert relay_read_response(chan) == 0
+        assert chan.recv_exact(9) == b"forwarded"
+    finally:
+        chan.close()
 
 
 def socks5_udptun_probe(env: Env) -> None:
@@ -742,6 +788,7 @@ def tungo_attack(env: Env, rng: random.Random) -> None:
         for i in range(100):
             spoof = f"10.99.{i // 250}.{i % 250 + 1}"
             for packet in (tcp_segment(spoof, BEHIND, 20000 + i, 9, 0x02),
+                           tcp_segment(spoof, BEHIND, 30000 + i, ECHO_PORT, 0x02),  # half-open, never ACKed
                            udp_datagram(spoof, BEHIND, 20000 + i, ECHO_PORT, rng.randbytes(32))):
                 try:
                     pkt.send(packet)
@@ -830,12 +877,18 @@ CASES = [
          socks5_associate_attack, stall_closes=True, slowloris=s5_first),
     Case("socks5-udp-over-tcp", proxy_url("socks5", "&udp=true"), listening(PROXY_PORT), socks5_udptun_probe,
          socks5_udptun_attack, stall_closes=True, slowloris=s5_first),
+    Case("socks5-auth", lambda env: ["-L", f"socks://alice:s3cret@{env.server_ip}:{PROXY_PORT}?{TIMEOUTS}"],
+         listening(PROXY_PORT), socks5_auth_probe, socks5_auth_attack, stall_closes=True,
+         slowloris=lambda env: (PROXY_PORT, AUTH_GREETING + AUTH)),
     Case("http", proxy_url("http"), listening(PROXY_PORT), http_probe(plain()), http_attack,
          stall_closes=True, slowloris=http_first),
     Case("auto", proxy_url("auto"), listening(PROXY_PORT), auto_probe, auto_attack,
          stall_closes=True, slowloris=http_first),
     Case("relay", proxy_url("relay"), listening(PROXY_PORT), relay_probe(plain()), relay_attack(plain()),
          stall_closes=True, slowloris=relay_first),
+    Case("relay-forward",
+         lambda env: ["-L", f"relay://{env.server_ip}:{PROXY_PORT}/{env.server_ip}:{ECHO_PORT}?{TIMEOUTS}"],
+         listening(PROXY_PORT), relay_forward_probe, relay_attack(plain()), stall_closes=True, slowloris=relay_first),
     Case("relay+ws", proxy_url("relay+ws"), listening(PROXY_PORT), relay_probe(WS), relay_attack(WS),
          stall_closes=True, slowloris=first_bytes_of(WS, lambda env: b"")),
     Case("relay+wss", proxy_url("relay+wss"), listening(PROXY_PORT), relay_probe(WSS), relay_attack(WSS),
