@@ -356,7 +356,8 @@ def stream_attack(env: Env, rng: random.Random, transport: Transport, valid: lis
     payloads = junk(rng, (1, 5, 64, 4096, 70000))
     for request in valid:
         payloads += prefixes(request, 64) + prefix_then_junk(rng, request) + mutations(rng, request)
-    feed(layered, payloads + extra)
+    feed(layered, payloads)
+    feed(layered, extra, wait_reply=0.5)  # the server answers or closes before the client goes away
     if raw_extra:
         def send_raw(payload: bytes) -> None:
             try:
