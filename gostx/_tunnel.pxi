@@ -47,6 +47,9 @@ cdef extern from "gx/tunnel.h" nogil:
         int p2p
         uint32_t peer_timeout_ms
         uint32_t max_peers
+        uint8_t prefix[16]
+        uint8_t mac[6]
+        uint32_t peer_routes
     struct gx_tunnel_stats:
         pass
     struct gx_tunnel_event:
@@ -82,12 +85,13 @@ TUNNEL_STAT_NAMES = (
     "relayed_pkts", "control_rx", "control_tx",
     "drop_short", "drop_auth", "drop_replay", "drop_malformed", "drop_no_route",
     "drop_dev_full", "drop_send", "drop_control", "dev_tx_supers", "peers", "dev_rx_supers",
+    "learn_refused", "learn_capped",
 )
 
 TUNNEL_EVENT_NAMES = {
     1: "peer_learned", 2: "peer_moved", 3: "peer_expired", 4: "keepalive_reply",
     5: "keepalive_timeout", 6: "control_rejected", 7: "table_full", 8: "net_error", 9: "dev_error",
-    10: "net_closed",
+    10: "net_closed", 11: "auth_failed", 12: "malformed", 13: "routes_capped",
 }
 
 
@@ -119,7 +123,8 @@ cdef class Tunnel:
     def __cinit__(self, *, bint tap, bint server, int dev_fd, int net_fd, object remote=None,
                   int family=2, object aead=None, int mtu=1350, int batch=64, int vnet_hdr=0,
                   bint keepalive=False, double ttl=10.0, bytes passphrase=b"", list ips=None,
-                  bint p2p=False, double peer_timeout=300.0, int max_peers=4096):
+                  bint p2p=False, double peer_timeout=300.0, int max_peers=4096, int peer_routes=0,
+                  object mac=None):
         cdef gx_tunnel_cfg cfg
         cdef sockaddr_in *r4
         cdef sockaddr_in6 *r6
@@ -140,11 +145,24 @@ cdef class Tunnel:
         if len(passphrase) > 16:
             passphrase = passphrase[:16]
         memcpy(cfg.passphrase, <const char *>passphrase, len(passphrase))
+        if peer_routes < 0:
+            raise ValueError("peer_routes must be >= 0")
+        cfg.peer_routes = peer_routes
+        if mac is not None:
+            if len(mac) != 6:
+                raise ValueError("mac must be 6 bytes")
+            memcpy(cfg.mac, <const char *>mac, 6)
         for ip in (ips or [])[:GX_TUNNEL_MAX_IPS]:
-            packed = _ipaddress.ip_address(ip).packed
+            # "a.b.c.d" (any address) or "a.b.c.d/n": the server learns only sources inside that net
+            iface = _ipaddress.ip_interface(ip)
+            packed = iface.ip.packed
+            prefix = iface.network.prefixlen if "/" in str(ip) else 0
             if len(packed) == 4:
                 packed = b"\x00" * 10 + b"\xff\xff" + packed
+                if "/" in str(ip):
+                    prefix += 96
             memcpy(cfg.ips[cfg.n_ips], <const char *>packed, 16)
+            cfg.prefix[cfg.n_ips] = prefix
             cfg.n_ips += 1
         if remote is not None:
             host, port = remote

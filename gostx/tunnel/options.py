@@ -13,6 +13,8 @@ from gostx.netlink.routes import Route, parse_nets, parse_route_option, parse_ro
 DEFAULT_MTU = 1350            # gost v2 and the TUN/TAP seed; v3 uses 1420
 DEFAULT_KEEPALIVE_TTL = 10.0  # seconds, v3 `ttl`
 DEFAULT_PEER_TIMEOUT = 300.0  # seconds a learned route lives without traffic (gost: forever)
+DEFAULT_PEER_ROUTES = 4       # routes (inner addresses/MACs) one client may own on a server (gost: no cap)
+MAX_PEER_ROUTES = 4096
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -57,11 +59,15 @@ class TunnelOptions:
     p2p: bool
     fake_tcp: bool
     peer_timeout: float
+    peer_routes: int = DEFAULT_PEER_ROUTES
 
     @classmethod
     def from_config(cls, kind: str, md: Metadata, username: str, password: str) -> TunnelOptions:
         ttl = md.get_duration("ttl", "tun.ttl", default=DEFAULT_KEEPALIVE_TTL)
         passphrase = md.get_string("passphrase", "token", "tun.token").encode()[:16]
+        peer_routes = md.get_int("peerRoutes", "tun.peerRoutes", default=DEFAULT_PEER_ROUTES)
+        if not 1 <= peer_routes <= MAX_PEER_ROUTES:
+            raise GostError(f"{kind}: peerRoutes must be 1..{MAX_PEER_ROUTES}, got {peer_routes}")
         return cls(
             method=username or None,
             password=password,
@@ -71,4 +77,5 @@ class TunnelOptions:
             p2p=md.get_bool("p2p", "tun.p2p"),
             fake_tcp=md.get_bool("tcp"),
             peer_timeout=md.get_duration("peerTimeout", default=DEFAULT_PEER_TIMEOUT),
+            peer_routes=peer_routes,
         )
