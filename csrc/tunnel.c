@@ -300,9 +300,9 @@ static void owner_release(struct owner_table *t, const struct sockaddr_storage *
 /* Failing peers: counted per outer address and reason by the down thread, reported as rate-limited
  * events (gx/tunnel.h). Down thread only: no lock. */
 
-enum { BAD_AUTH, BAD_MALFORMED, BAD_CONTROL, BAD_CAPPED, BAD_REASONS };
+enum { BAD_AUTH, BAD_MALFORMED, BAD_CONTROL, BAD_CAPPED, BAD_PINNED, BAD_REASONS };
 static const uint32_t bad_event[BAD_REASONS] = {GX_TEV_AUTH_FAILED, GX_TEV_MALFORMED, GX_TEV_CONTROL_REJECTED,
-                                                GX_TEV_ROUTES_CAPPED};
+                                                GX_TEV_ROUTES_CAPPED, GX_TEV_PIN_REFUSED};
 #define BAD_FLUSH_MS 1000u
 
 struct bad_peer {
@@ -342,6 +342,11 @@ struct gx_tunnel {
     struct bad_table bad;           /* down thread only */
     struct route routes[GX_TUNNEL_MAX_ROUTES];
     int n_routes;
+    struct pin {
+        uint8_t key[16];
+        uint8_t outer[16];
+    } pins[GX_TUNNEL_MAX_PINS];
+    int n_pins;
     struct counters stats;
     int stop_fd;
     int event_fd;
@@ -557,6 +562,23 @@ int gx_tunnel_learnable(const struct gx_tunnel *t, const uint8_t key[16]) {
     return -EADDRNOTAVAIL;
 }
 
+/* A pinned key may be learned only from one of its outer IPs (a key may be pinned to several). */
+static bool pin_allows(const struct gx_tunnel *t, const uint8_t key[16], const struct sockaddr_storage *addr) {
+    if (t->n_pins == 0)
+        return true;
+    uint8_t outer[16];
+    sockaddr_ip16(addr, outer);
+    bool pinned = false;
+    for (int i = 0; i < t->n_pins; i++) {
+        if (memcmp(t->pins[i].key, key, 16) == 0) {
+            if (memcmp(t->pins[i].outer, outer, 16) == 0)
+                return true;
+            pinned = true;
+        }
+    }
+    return !pinned;
+}
+
 /* Down thread only. Record key -> addr when the rules allow (gx/tunnel.h); emits an event when new or
  * moved. Returns 1 learned (or already known), 0 not learned. */
 static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockaddr_storage *addr,
@@ -579,6 +601,11 @@ static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockad
     if (ok <= 0) {
         if (ok < 0)
             count(t, STAT(learn_refused), 1);
+        return 0;
+    }
+    if (!pin_allows(t, src, addr)) {
+        count(t, STAT(learn_refused), 1);
+        bad_record(t, BAD_PINNED, addr, addrlen, src, 1, now);
         return 0;
     }
     if (!t->cfg.p2p && owner_routes(&t->owners, addr) >= t->cfg.peer_routes) {
@@ -1204,6 +1231,18 @@ int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, 
     memcpy(r->net, net, 16);
     r->prefix = prefix;
     memcpy(r->gw, gw, 16);
+    return 0;
+}
+
+int gx_tunnel_add_pin(struct gx_tunnel *t, const uint8_t key[16], const uint8_t outer[16]) {
+    if (t->running)
+        return -EINVAL;
+    if (t->n_pins == GX_TUNNEL_MAX_PINS)
+        return -ENOSPC;
+    struct pin *p = &t->pins[t->n_pins++];
+    memset(p->key, 0, 16);
+    memcpy(p->key, key, keylen_of(t));
+    memcpy(p->outer, outer, 16);
     return 0;
 }
 

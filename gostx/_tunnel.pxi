@@ -63,6 +63,7 @@ cdef extern from "gx/tunnel.h" nogil:
         pass
     int gx_tunnel_new(gx_tunnel **out, const gx_tunnel_cfg *cfg)
     int gx_tunnel_add_route(gx_tunnel *t, const uint8_t *net, int prefix, const uint8_t *gw)
+    int gx_tunnel_add_pin(gx_tunnel *t, const uint8_t *key, const uint8_t *outer)
     int gx_tunnel_start(gx_tunnel *t)
     int gx_tunnel_stop(gx_tunnel *t)
     void gx_tunnel_free(gx_tunnel *t)
@@ -91,7 +92,7 @@ TUNNEL_STAT_NAMES = (
 TUNNEL_EVENT_NAMES = {
     1: "peer_learned", 2: "peer_moved", 3: "peer_expired", 4: "keepalive_reply",
     5: "keepalive_timeout", 6: "control_rejected", 7: "table_full", 8: "net_error", 9: "dev_error",
-    10: "net_closed", 11: "auth_failed", 12: "malformed", 13: "routes_capped",
+    10: "net_closed", 11: "auth_failed", 12: "malformed", 13: "routes_capped", 14: "pin_refused",
 }
 
 
@@ -207,6 +208,21 @@ cdef class Tunnel:
         if len(g) == 4:
             g = b"\x00" * 10 + b"\xff\xff" + g
         _check(gx_tunnel_add_route(self.t, <const uint8_t *><const char *>n, prefix, <const uint8_t *><const char *>g))
+
+    def add_pin(self, key: str, outer: str) -> None:
+        """Server: learn `key` (an inner IP, or a MAC "aa:bb:cc:dd:ee:ff" for tap) only from peers whose
+        outer IP is `outer` (any port). Before start()."""
+        cdef bytes k, o
+        if key.count(":") == 5 and "." not in key and len(key) == 17:
+            k = bytes.fromhex(key.replace(":", "")) + b"\x00" * 10
+        else:
+            k = _ipaddress.ip_address(key).packed
+            if len(k) == 4:
+                k = b"\x00" * 10 + b"\xff\xff" + k
+        o = _ipaddress.ip_address(outer).packed
+        if len(o) == 4:
+            o = b"\x00" * 10 + b"\xff\xff" + o
+        _check(gx_tunnel_add_pin(self.t, <const uint8_t *><const char *>k, <const uint8_t *><const char *>o))
 
     def set_socks_stream(self, int fd) -> None:
         """Carry the datagrams as GOST SOCKS5 UDP-over-TCP frames (0xF3) on a connected stream fd (the

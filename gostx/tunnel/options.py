@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from gostx.config.metadata import Metadata
@@ -60,6 +61,7 @@ class TunnelOptions:
     fake_tcp: bool
     peer_timeout: float
     peer_routes: int = DEFAULT_PEER_ROUTES
+    pins: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, kind: str, md: Metadata, username: str, password: str) -> TunnelOptions:
@@ -68,6 +70,7 @@ class TunnelOptions:
         peer_routes = md.get_int("peerRoutes", "tun.peerRoutes", default=DEFAULT_PEER_ROUTES)
         if not 1 <= peer_routes <= MAX_PEER_ROUTES:
             raise GostError(f"{kind}: peerRoutes must be 1..{MAX_PEER_ROUTES}, got {peer_routes}")
+        pins = parse_pins(kind, md.raw("peerPins", "tun.peerPins"))
         return cls(
             method=username or None,
             password=password,
@@ -78,4 +81,39 @@ class TunnelOptions:
             fake_tcp=md.get_bool("tcp"),
             peer_timeout=md.get_duration("peerTimeout", default=DEFAULT_PEER_TIMEOUT),
             peer_routes=peer_routes,
+            pins=pins,
         )
+
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def parse_pins(kind: str, value: object) -> list[tuple[str, str]]:
+    """`peerPins=INNER@OUTER_IP[,...]` (or a YAML list): the server learns INNER (an address in `net`;
+    a MAC for tap) only from a client whose outer IP is OUTER_IP. -> [(inner, outer)], normalised."""
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        inner, sep, outer = text.rpartition("@")
+        if not sep or not inner or not outer:
+            raise GostError(f"{kind}: bad peerPins entry {text!r}: expected INNER@OUTER_IP")
+        try:
+            outer_ip = ipaddress.ip_address(outer.strip("[]"))
+        except ValueError:
+            raise GostError(f"{kind}: bad peerPins entry {text!r}: {outer!r} is not an IP address") from None
+        if kind == "tap":
+            if not _MAC.match(inner):
+                raise GostError(f"{kind}: bad peerPins entry {text!r}: {inner!r} is not a MAC address")
+            out.append((inner.lower(), str(outer_ip)))
+            continue
+        try:
+            inner_ip = ipaddress.ip_address(inner.strip("[]"))
+        except ValueError:
+            raise GostError(f"{kind}: bad peerPins entry {text!r}: {inner!r} is not an IP address") from None
+        out.append((str(inner_ip), str(outer_ip)))
+    return out

@@ -608,6 +608,44 @@ static void test_bad_peer_reports(const struct cipher *ci) {
     end_close(&s);
 }
 
+/* peerPins: a pinned address is learned only from its outer IP (any port). */
+static void test_pins(void) {
+    struct end s;
+    end_init(&s);
+    CHECK(rules_server(&s, GX_TUNNEL_TUN, 0, NULL, 0) == 0, "pin server");
+    uint8_t key[16], outer[16];
+    mapped4(key, "192.168.123.2");
+    mapped4(outer, "127.0.0.2");
+    CHECK(gx_tunnel_add_pin(s.t, key, outer) == 0, "pin added");
+    CHECK(gx_tunnel_start(s.t) == 0, "pin server started");
+    struct sockaddr_in other_addr;
+    int other = udp_socket(&other_addr); /* 127.0.0.1 */
+    int owner = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+    CHECK(bind(owner, (struct sockaddr *)&a, sizeof(a)) == 0, "bind 127.0.0.2");
+    for (int i = 0; i < 3; i++)
+        send_ip4(other, &s.addr, "192.168.123.2", "192.168.123.1", NULL);
+    send_ip4(other, &s.addr, "192.168.123.3", "192.168.123.1", NULL); /* not pinned: anyone */
+    sleep_ms(100);
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 1 && st.learn_refused == 3, "pinned address refused from another IP (peers %lu, refused %lu)",
+          (unsigned long)st.peers, (unsigned long)st.learn_refused);
+    send_ip4(owner, &s.addr, "192.168.123.2", "192.168.123.1", NULL);
+    sleep_ms(100);
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 2 && st.learn_refused == 3, "pinned address learned from its IP (peers %lu)",
+          (unsigned long)st.peers);
+    sleep_ms(1200);
+    uint32_t value = 0;
+    CHECK(count_events(s.t, GX_TEV_PIN_REFUSED, &value, NULL) == 1 && value == 3, "one pin_refused event (%u)",
+          value);
+    close(other);
+    close(owner);
+    end_close(&s);
+}
+
 int main(void) {
     test_parsers();
     test_pair(NULL, "plaintext");
@@ -626,5 +664,6 @@ int main(void) {
     test_learn_cap(NULL, "plaintext");
     test_learn_cap(&aes, "aes-128-gcm");
     test_bad_peer_reports(&aes);
+    test_pins();
     TEST_DONE();
 }

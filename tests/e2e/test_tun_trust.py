@@ -116,6 +116,30 @@ def test_hostile_client_cannot_hijack_routes(lab: Lab, query: str, cap: int) -> 
         assert rec["level"] == "warning"
 
 
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_pinned_address_cannot_be_taken_over(lab: Lab, pinned: bool) -> None:
+    """As in gost, any key holder can claim an address in `net` that another client uses (the server
+    then sends that client's traffic to it); `peerPins=INNER@OUTER_IP` stops that for listed addresses."""
+    s, c, h = three_namespaces(lab)
+    pins = f"&peerPins={HONEST_TUN}@10.200.1.1" if pinned else ""
+    server = start_gost(s, ["-L", f"tun://aes-128-gcm:pw@:{PORT}?net={SERVER_TUN}/24&name=gx0{pins}"],
+                        ready=both_ready("gx0"))
+    start_gost(c, ["-L", f"tun://aes-128-gcm:pw@:{PORT}/10.200.1.2:{PORT}?net={HONEST_TUN}/24&name=gx0"],
+               ready=both_ready("gx0"))
+    assert wait_ping(c, SERVER_TUN)
+    craft(h, "10.200.2.2", [HONEST_TUN])
+    time.sleep(0.3)
+    reached = ping(s, HONEST_TUN, count=2, timeout=1)
+    if not pinned:
+        assert not reached, "expected the takeover gost allows (the test's premise)"
+        return
+    assert reached, "the pinned client's address was taken over"
+    assert wait_until(lambda: server.find(lambda r: r.get("event") == "pin_refused"), 3)
+    (rec,) = server.find(lambda r: r.get("event") == "pin_refused")
+    assert rec["peer"] == f"10.200.2.1:{PORT}" and rec["route"] == HONEST_TUN and rec["count"] == 1, rec
+    assert server.stats()["learn_refused"] >= 1
+
 def test_tap_server_never_learns_its_own_mac_or_multicast(pair: Pair) -> None:
     """tap: the inner source is the Ethernet source MAC. Frames claiming the server's own MAC, broadcast
     or multicast are not learned; the client still reaches the server."""
@@ -228,3 +252,19 @@ def test_keepalive_client_announcing_the_servers_address_is_logged_once(pair: Pa
     (rec,) = server.find(lambda r: r.get("event") == "control_rejected")
     assert rec["peer"] == f"{pair.a_ip}:{PORT}" and rec["count"] >= 1 and rec["level"] == "warning", rec
     assert server.stats()["drop_control"] >= 10
+
+
+def fake_tcp_up(g: GostProcess) -> bool:
+    return bool(g.find(lambda r: "tunnel" in str(r.get("msg", "")) and " on fake tcp " in str(r.get("msg", ""))))
+
+
+def test_wrong_password_over_fake_tcp_is_logged_once(pair: Pair) -> None:
+    server = start_gost(pair.b, ["-L", f"tun://aes-128-gcm:right@:{PORT}?net={SERVER_TUN}/24&name=gx0&tcp=true"],
+                        ready=fake_tcp_up)
+    start_gost(pair.a, ["-L", f"tun://aes-128-gcm:wrong@:0/{pair.b_ip}:{PORT}?net={HONEST_TUN}/24&name=gx0"
+                        "&tcp=true"], ready=fake_tcp_up)
+    assert not ping(pair.a, SERVER_TUN, count=15, timeout=1, interval=0.2)
+    assert wait_until(lambda: auth_warnings(server), 3), "no warning for a fake-TCP peer with the wrong password"
+    (rec,) = auth_warnings(server)
+    assert rec["peer"].startswith(f"{pair.a_ip}:") and rec["count"] >= 1, rec
+    assert server.stats()["drop_auth"] >= 15

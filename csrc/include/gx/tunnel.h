@@ -18,7 +18,9 @@
  * address; a source inside a configured route (gx_tunnel_add_route) is reached through that route's
  * gateway and not learned; anything else is refused (learn_refused). TAP, a unicast source MAC other
  * than the device's own (mac). Each peer (outer address) owns at most peer_routes entries; more are
- * refused (learn_capped). A packet whose source is not learned is still delivered.
+ * refused (learn_capped). A key pinned with gx_tunnel_add_pin is learned only from a peer with that
+ * outer IP (any port); other claims are refused (learn_refused) and reported (GX_TEV_PIN_REFUSED).
+ * A packet whose source is not learned is still delivered.
  *
  * Peers whose datagrams fail (AEAD open: wrong key or cipher, forged, replayed; not an IP packet or
  * frame; a refused control message; route cap hit) are counted per outer address in a small table
@@ -40,6 +42,7 @@
 #define GX_TUNNEL_CLIENT 1
 #define GX_TUNNEL_MAX_IPS 16
 #define GX_TUNNEL_MAX_ROUTES 256
+#define GX_TUNNEL_MAX_PINS 256
 #define GX_TUNNEL_PEER_ROUTES_DEFAULT 4   /* learned entries per peer address */
 #define GX_TUNNEL_BAD_PEERS 64            /* failing peers tracked for the rate-limited reports */
 #define GX_TUNNEL_BAD_REPORT_MS 10000u    /* at most one report per failing peer and reason this often */
@@ -112,6 +115,7 @@ enum gx_tunnel_event_type {
     GX_TEV_MALFORMED = 12,         /* not an IP packet (TUN) / Ethernet frame (TAP) */
     GX_TEV_ROUTES_CAPPED = 13,     /* sources not learned: the peer owns peer_routes entries (key = the
                                       last one refused) */
+    GX_TEV_PIN_REFUSED = 14,       /* a pinned key claimed by a peer with another outer IP (key = it) */
 };
 
 struct gx_tunnel_event {
@@ -160,6 +164,9 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg);
 /* Server: a configured route `net/prefix via gw` (16-byte forms, prefix in 0..128 over the 16-byte form,
  * so an IPv4 /24 is 96 + 24). Packets to the net go to whichever peer owns gw. Before start only. */
 int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, const uint8_t gw[16]);
+/* Server: learn key (a 16-byte IP, or a MAC in the first 6 bytes for TAP) only from peers whose outer
+ * IP is outer (16-byte form). Before start only; -ENOSPC after GX_TUNNEL_MAX_PINS. */
+int gx_tunnel_add_pin(struct gx_tunnel *t, const uint8_t key[16], const uint8_t outer[16]);
 /* Replace the default UDP transport (before start). The tunnel calls tr->close when freed. */
 int gx_tunnel_set_transport(struct gx_tunnel *t, const struct gx_transport *tr);
 int gx_tunnel_start(struct gx_tunnel *t);

@@ -49,7 +49,7 @@ _EVENT_LEVEL = {
     "peer_learned": "debug", "peer_moved": "debug", "peer_expired": "debug", "keepalive_reply": "debug",
     "keepalive_timeout": "warning", "control_rejected": "warning", "table_full": "warning",
     "net_error": "warning", "dev_error": "error", "net_closed": "warning",
-    "auth_failed": "warning", "malformed": "warning", "routes_capped": "warning",
+    "auth_failed": "warning", "malformed": "warning", "routes_capped": "warning", "pin_refused": "warning",
 }
 _EVENT_TEXT = {
     "peer_learned": "new route {key} -> {peer}", "peer_moved": "update route {key} -> {peer}",
@@ -64,12 +64,13 @@ _EVENT_TEXT = {
     "malformed": "{value} datagram(s) from {peer} are not IP packets / Ethernet frames (a cipher on one"
                  " side only?)",
     "routes_capped": "{peer} owns its peerRoutes routes: {value} source(s) not learned, last {key}",
+    "pin_refused": "{peer} claimed {key}, pinned to another address (peerPins): {value} packet(s), not learned",
     "net_error": "socket error: errno {value}", "dev_error": "device error: errno {value}",
     "net_closed": "connection closed: {reason} (errno {value})",
 }
 
 # events the engine sends at most once per peer every 10 s, value = how many since the last one
-_COUNTED_EVENTS = frozenset({"auth_failed", "malformed", "routes_capped", "control_rejected"})
+_COUNTED_EVENTS = frozenset({"auth_failed", "malformed", "routes_capped", "control_rejected", "pin_refused"})
 
 
 def host_port(addr: tuple[str, int]) -> str:
@@ -207,6 +208,8 @@ class TunHandler(Handler):
             for route in listener.options.routes:  # type: ignore[attr-defined]
                 if route.gateway is not None:
                     tunnel.add_route(str(route.dst), str(route.gateway))
+            for inner, outer in self.options.pins:
+                tunnel.add_pin(inner, outer)
         self._net_closed.clear()
         tunnel.start()
         self.tunnel = tunnel
