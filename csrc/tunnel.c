@@ -427,17 +427,25 @@ static uint32_t keylen_of(const struct gx_tunnel *t) { return t->cfg.mode == GX_
 /* ---------------------------------------------------------------------------------------------- */
 /* Failing peers (down thread). */
 
+/* One failing peer? As sockaddr_equal; addresses of other families (a stream transport's) are one peer. */
+static bool same_peer(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
+                      socklen_t blen) {
+    if (a->ss_family == b->ss_family && a->ss_family != AF_INET && a->ss_family != AF_INET6)
+        return true;
+    return sockaddr_equal(a, alen, b, blen);
+}
+
 /* Count n failures of one kind from addr; key (16 bytes, may be NULL) is the inner key involved. */
 static void bad_record(struct gx_tunnel *t, int reason, const struct sockaddr_storage *addr, socklen_t addrlen,
                        const uint8_t *key, uint64_t n, uint64_t now) {
     struct bad_table *bt = &t->bad;
     struct bad_peer *b = &bt->slot[bt->last];
-    if (!(b->used && sockaddr_equal(&b->addr, b->addrlen, addr, addrlen))) {
+    if (!(b->used && same_peer(&b->addr, b->addrlen, addr, addrlen))) {
         b = NULL;
         int free_at = -1;
         for (int i = 0; i < GX_TUNNEL_BAD_PEERS; i++) {
             struct bad_peer *c = &bt->slot[i];
-            if (c->used && sockaddr_equal(&c->addr, c->addrlen, addr, addrlen)) {
+            if (c->used && same_peer(&c->addr, c->addrlen, addr, addrlen)) {
                 b = c;
                 break;
             }
