@@ -208,6 +208,120 @@ static void table_delete_at(struct peer_table *t, uint32_t i) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Owners: peer address -> how many table entries it owns (the per-peer cap). Down thread only. Never
+ * more owners than entries, so a table as large as the peer table always has room. */
+
+struct owner {
+    bool used;
+    uint16_t family, port;
+    uint8_t ip[16];
+    uint32_t routes;
+};
+
+struct owner_table {
+    struct owner *slots;
+    uint32_t mask;
+};
+
+struct okey {
+    uint16_t family, port;
+    uint8_t ip[16];
+};
+
+static void okey_of(const struct sockaddr_storage *a, struct okey *k) {
+    memset(k, 0, sizeof(*k));
+    k->family = a->ss_family;
+    sockaddr_ip16(a, k->ip);
+    if (a->ss_family == AF_INET)
+        k->port = ((const struct sockaddr_in *)(const void *)a)->sin_port;
+    else if (a->ss_family == AF_INET6)
+        k->port = ((const struct sockaddr_in6 *)(const void *)a)->sin6_port;
+}
+
+static uint32_t okey_hash(const struct owner *o) {
+    return key_hash(o->ip) ^ (uint32_t)(((uint64_t)o->port << 16 | o->family) * 0x9e3779b1u);
+}
+
+static bool owner_is(const struct owner *o, const struct okey *k) {
+    return o->family == k->family && o->port == k->port && memcmp(o->ip, k->ip, 16) == 0;
+}
+
+static struct owner *owner_find(struct owner_table *t, const struct okey *k) {
+    struct owner probe = {.family = k->family, .port = k->port};
+    memcpy(probe.ip, k->ip, 16);
+    for (uint32_t i = okey_hash(&probe) & t->mask;; i = (i + 1) & t->mask) {
+        struct owner *o = &t->slots[i];
+        if (!o->used || owner_is(o, k))
+            return o; /* the owner, or the free slot where it would go */
+    }
+}
+
+static uint32_t owner_routes(struct owner_table *t, const struct sockaddr_storage *a) {
+    struct okey k;
+    okey_of(a, &k);
+    const struct owner *o = owner_find(t, &k);
+    return o->used ? o->routes : 0;
+}
+
+static void owner_add(struct owner_table *t, const struct sockaddr_storage *a) {
+    struct okey k;
+    okey_of(a, &k);
+    struct owner *o = owner_find(t, &k);
+    if (!o->used) {
+        o->used = true;
+        o->family = k.family;
+        o->port = k.port;
+        memcpy(o->ip, k.ip, 16);
+        o->routes = 0;
+    }
+    o->routes++;
+}
+
+static void owner_release(struct owner_table *t, const struct sockaddr_storage *a) {
+    struct okey k;
+    okey_of(a, &k);
+    struct owner *o = owner_find(t, &k);
+    if (!o->used || --o->routes > 0)
+        return;
+    uint32_t i = (uint32_t)(o - t->slots);
+    t->slots[i].used = false; /* backward-shift deletion, as table_delete_at */
+    for (uint32_t j = (i + 1) & t->mask; t->slots[j].used; j = (j + 1) & t->mask) {
+        uint32_t home = okey_hash(&t->slots[j]) & t->mask;
+        bool in_range = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+        if (!in_range) {
+            t->slots[i] = t->slots[j];
+            t->slots[j].used = false;
+            i = j;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Failing peers: counted per outer address and reason by the down thread, reported as rate-limited
+ * events (gx/tunnel.h). Down thread only: no lock. */
+
+enum { BAD_AUTH, BAD_MALFORMED, BAD_CONTROL, BAD_CAPPED, BAD_PINNED, BAD_REASONS };
+static const uint32_t bad_event[BAD_REASONS] = {GX_TEV_AUTH_FAILED, GX_TEV_MALFORMED, GX_TEV_CONTROL_REJECTED,
+                                                GX_TEV_ROUTES_CAPPED, GX_TEV_PIN_REFUSED};
+#define BAD_FLUSH_MS 1000u
+
+struct bad_peer {
+    bool used;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint64_t pending[BAD_REASONS];          /* since the last report */
+    uint64_t reported_ms[BAD_REASONS];      /* 0 = never */
+    uint8_t key[BAD_REASONS][16];           /* the last offending inner key, if any */
+    bool has_key[BAD_REASONS];
+};
+
+struct bad_table {
+    struct bad_peer slot[GX_TUNNEL_BAD_PEERS + 1]; /* the last one: peers without a slot of their own */
+    uint32_t last;                                 /* the slot found last (failures come in runs) */
+    uint64_t next_flush;                           /* 0 = nothing pending */
+};
+
+/* ---------------------------------------------------------------------------------------------- */
 
 struct route {
     uint8_t net[16];
@@ -224,8 +338,15 @@ struct gx_tunnel {
     struct gx_tunnel_cfg cfg;
     struct gx_transport tr;
     struct peer_table peers;
+    struct owner_table owners;      /* down thread only */
+    struct bad_table bad;           /* down thread only */
     struct route routes[GX_TUNNEL_MAX_ROUTES];
     int n_routes;
+    struct pin {
+        uint8_t key[16];
+        uint8_t outer[16];
+    } pins[GX_TUNNEL_MAX_PINS];
+    int n_pins;
     struct counters stats;
     int stop_fd;
     int event_fd;
@@ -301,16 +422,179 @@ void gx_tunnel_get_stats(struct gx_tunnel *t, struct gx_tunnel_stats *out) {
     pthread_rwlock_unlock(&t->peers.lock);
 }
 
+static uint32_t keylen_of(const struct gx_tunnel *t) { return t->cfg.mode == GX_TUNNEL_TAP ? 6 : 16; }
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Failing peers (down thread). */
+
+/* One failing peer? As sockaddr_equal; addresses of other families (a stream transport's) are one peer. */
+static bool same_peer(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
+                      socklen_t blen) {
+    if (a->ss_family == b->ss_family && a->ss_family != AF_INET && a->ss_family != AF_INET6)
+        return true;
+    return sockaddr_equal(a, alen, b, blen);
+}
+
+/* Count n failures of one kind from addr; key (16 bytes, may be NULL) is the inner key involved. */
+static void bad_record(struct gx_tunnel *t, int reason, const struct sockaddr_storage *addr, socklen_t addrlen,
+                       const uint8_t *key, uint64_t n, uint64_t now) {
+    struct bad_table *bt = &t->bad;
+    struct bad_peer *b = &bt->slot[bt->last];
+    if (!(b->used && same_peer(&b->addr, b->addrlen, addr, addrlen))) {
+        b = NULL;
+        int free_at = -1;
+        for (int i = 0; i < GX_TUNNEL_BAD_PEERS; i++) {
+            struct bad_peer *c = &bt->slot[i];
+            if (c->used && same_peer(&c->addr, c->addrlen, addr, addrlen)) {
+                b = c;
+                break;
+            }
+            if (free_at < 0 && !c->used)
+                free_at = i;
+            if (free_at < 0) { /* reusable: nothing pending and every rate limit of it over */
+                bool idle = true;
+                for (int r = 0; r < BAD_REASONS && idle; r++)
+                    idle = c->pending[r] == 0 && (c->reported_ms[r] == 0 || now - c->reported_ms[r] >= GX_TUNNEL_BAD_REPORT_MS);
+                if (idle)
+                    free_at = i;
+            }
+        }
+        if (b == NULL && free_at >= 0) {
+            b = &bt->slot[free_at];
+            memset(b, 0, sizeof(*b));
+            b->used = true;
+            if (addrlen <= sizeof(b->addr)) {
+                memcpy(&b->addr, addr, addrlen);
+                b->addrlen = addrlen;
+            }
+        }
+        if (b == NULL) {
+            b = &bt->slot[GX_TUNNEL_BAD_PEERS]; /* no room: reported together, without an address */
+            b->used = true;
+            b->addrlen = 0;
+        } else {
+            bt->last = (uint32_t)(b - bt->slot);
+        }
+    }
+    b->pending[reason] += n;
+    if (key != NULL) {
+        memcpy(b->key[reason], key, 16);
+        b->has_key[reason] = true;
+    }
+    if (bt->next_flush == 0)
+        bt->next_flush = now + BAD_FLUSH_MS;
+}
+
+/* Report what is pending and due; keep the rest for a later flush. */
+static void bad_flush(struct gx_tunnel *t, uint64_t now) {
+    struct bad_table *bt = &t->bad;
+    bool more = false;
+    for (int i = 0; i <= GX_TUNNEL_BAD_PEERS; i++) {
+        struct bad_peer *b = &bt->slot[i];
+        if (!b->used)
+            continue;
+        for (int r = 0; r < BAD_REASONS; r++) {
+            if (b->pending[r] == 0)
+                continue;
+            if (b->reported_ms[r] != 0 && now - b->reported_ms[r] < GX_TUNNEL_BAD_REPORT_MS) {
+                more = true;
+                continue;
+            }
+            uint32_t value = b->pending[r] > UINT32_MAX ? UINT32_MAX : (uint32_t)b->pending[r];
+            uint32_t keylen = b->has_key[r] ? keylen_of(t) : 0;
+            emit(t, bad_event[r], value, keylen ? b->key[r] : NULL, keylen, b->addrlen ? &b->addr : NULL,
+                 b->addrlen);
+            b->pending[r] = 0;
+            b->has_key[r] = false;
+            b->reported_ms[r] = now;
+        }
+    }
+    bt->next_flush = more ? now + BAD_FLUSH_MS : 0;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Learning and lookup (server). */
 
-static uint32_t keylen_of(const struct gx_tunnel *t) { return t->cfg.mode == GX_TUNNEL_TAP ? 6 : 16; }
+static bool prefix_match(const uint8_t a[16], const uint8_t net[16], int prefix) {
+    int full = prefix / 8, rest = prefix % 8;
+    if (memcmp(a, net, (size_t)full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t m = (uint8_t)(0xff << (8 - rest));
+    return (a[full] & m) == (net[full] & m);
+}
 
-/* Down thread only. Record key -> addr; emits an event when new or moved. */
-static void learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockaddr_storage *addr,
-                  socklen_t addrlen, uint64_t now) {
+static bool is_v4_mapped(const uint8_t ip[16]) {
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(ip, prefix, 12) == 0;
+}
+
+/* The host part of ip under a v4 net of this prefix (16-byte form) is all zeros or all ones. */
+static bool v4_net_or_bcast(const uint8_t ip[16], int prefix) {
+    if (prefix < 96 || prefix > 126)
+        return false;
+    uint32_t a = (uint32_t)ip[12] << 24 | (uint32_t)ip[13] << 16 | (uint32_t)ip[14] << 8 | ip[15];
+    uint32_t host = (1u << (128 - prefix)) - 1u;
+    return (a & host) == 0 || (a & host) == host;
+}
+
+int gx_tunnel_learnable(const struct gx_tunnel *t, const uint8_t key[16]) {
+    if (t->cfg.mode == GX_TUNNEL_TAP) {
+        static const uint8_t zero[6] = {0};
+        if ((key[0] & 1) != 0 || memcmp(key, zero, 6) == 0 || memcmp(key, t->cfg.mac, 6) == 0)
+            return -EADDRNOTAVAIL; /* multicast/broadcast, unset, the server's own */
+        return 1;
+    }
+    if (is_v4_mapped(key)) {
+        if (key[12] == 0 || key[12] == 127 || key[12] >= 224)
+            return -EADDRNOTAVAIL; /* 0/8, loopback, multicast, reserved and broadcast */
+    } else {
+        static const uint8_t zero[15] = {0};
+        if (key[0] == 0xff || (memcmp(key, zero, 15) == 0 && key[15] <= 1))
+            return -EADDRNOTAVAIL; /* multicast, ::, ::1 */
+    }
+    for (int i = 0; i < t->cfg.n_ips; i++)
+        if (memcmp(t->cfg.ips[i], key, 16) == 0)
+            return -EADDRNOTAVAIL;
+    for (int i = 0; i < t->cfg.n_ips; i++) {
+        int prefix = t->cfg.prefix[i];
+        if (prefix_match(key, t->cfg.ips[i], prefix))
+            return is_v4_mapped(key) && v4_net_or_bcast(key, prefix) ? -EADDRNOTAVAIL : 1;
+    }
+    if (t->cfg.n_ips == 0)
+        return 1; /* no nets given: any unicast address */
+    for (int i = 0; i < t->n_routes; i++)
+        if (prefix_match(key, t->routes[i].net, t->routes[i].prefix))
+            return 0;
+    return -EADDRNOTAVAIL;
+}
+
+/* A pinned key may be learned only from one of its outer IPs (a key may be pinned to several). */
+static bool pin_allows(const struct gx_tunnel *t, const uint8_t key[16], const struct sockaddr_storage *addr) {
+    if (t->n_pins == 0)
+        return true;
+    uint8_t outer[16];
+    sockaddr_ip16(addr, outer);
+    bool pinned = false;
+    for (int i = 0; i < t->n_pins; i++) {
+        if (memcmp(t->pins[i].key, key, 16) == 0) {
+            if (memcmp(t->pins[i].outer, outer, 16) == 0)
+                return true;
+            pinned = true;
+        }
+    }
+    return !pinned;
+}
+
+/* Down thread only. Record key -> addr when the rules allow (gx/tunnel.h); emits an event when new or
+ * moved. Returns 1 learned (or already known), 0 not learned. */
+static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockaddr_storage *addr,
+                 socklen_t addrlen, uint64_t now) {
     uint8_t key[16] = {0};
     memcpy(key, key_in, keylen_of(t));
+    uint8_t src[16];
+    memcpy(src, key, 16);
     if (t->cfg.p2p)
         memset(key, 0, 16);
     pthread_rwlock_rdlock(&t->peers.lock);
@@ -320,13 +604,33 @@ static void learn(struct gx_tunnel *t, const uint8_t *key_in, const struct socka
         atomic_store_explicit(&p->seen_ms, now, memory_order_relaxed);
     pthread_rwlock_unlock(&t->peers.lock);
     if (same)
-        return;
+        return 1;
+    int ok = gx_tunnel_learnable(t, src);
+    if (ok <= 0) {
+        if (ok < 0)
+            count(t, STAT(learn_refused), 1);
+        return 0;
+    }
+    if (!pin_allows(t, src, addr)) {
+        count(t, STAT(learn_refused), 1);
+        bad_record(t, BAD_PINNED, addr, addrlen, src, 1, now);
+        return 0;
+    }
+    if (!t->cfg.p2p && owner_routes(&t->owners, addr) >= t->cfg.peer_routes) {
+        count(t, STAT(learn_capped), 1);
+        bad_record(t, BAD_CAPPED, addr, addrlen, src, 1, now);
+        return 0;
+    }
 
     uint32_t type = 0;
+    struct sockaddr_storage old;
+    bool moved = false;
     pthread_rwlock_wrlock(&t->peers.lock);
     p = table_find(&t->peers, key);
     if (p != NULL) {
         type = GX_TEV_PEER_MOVED;
+        old = p->addr;
+        moved = true;
     } else if (t->peers.count < t->peers.limit) {
         uint32_t i = key_hash(key) & t->peers.mask;
         while (t->peers.slots[i].used)
@@ -343,20 +647,15 @@ static void learn(struct gx_tunnel *t, const uint8_t *key_in, const struct socka
         atomic_store_explicit(&p->seen_ms, now, memory_order_relaxed);
     }
     pthread_rwlock_unlock(&t->peers.lock);
+    if (moved)
+        owner_release(&t->owners, &old);
+    if (p != NULL)
+        owner_add(&t->owners, addr);
     if (type)
         emit(t, type, 0, key, keylen_of(t), addr, addrlen);
     else
         emit(t, GX_TEV_TABLE_FULL, t->peers.limit, key, keylen_of(t), addr, addrlen);
-}
-
-static bool prefix_match(const uint8_t a[16], const uint8_t net[16], int prefix) {
-    int full = prefix / 8, rest = prefix % 8;
-    if (memcmp(a, net, (size_t)full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t m = (uint8_t)(0xff << (8 - rest));
-    return (a[full] & m) == (net[full] & m);
+    return p != NULL;
 }
 
 /* Caller holds the read lock. The peer for an inner destination, as gost's findRouteFor: an exact
@@ -396,6 +695,7 @@ static void sweep(struct gx_tunnel *t, uint64_t now) {
             gone.len = p->addrlen;
             table_delete_at(&t->peers, i); /* may shift another entry into slot i: re-check it */
             pthread_rwlock_unlock(&t->peers.lock);
+            owner_release(&t->owners, &gone.addr);
             emit(t, GX_TEV_PEER_EXPIRED, 0, gone.key, keylen_of(t), &gone.addr, gone.len);
             pthread_rwlock_wrlock(&t->peers.lock);
         }
@@ -587,6 +887,7 @@ struct down_state {
     socklen_t relay_len[GX_BATCH_MAX];
     struct sender s;
     uint64_t next_keepalive, last_reply, next_sweep;
+    const uint8_t *sealed[GX_BATCH_MAX]; /* each datagram's data before opening (NULL: empty) */
 };
 
 static bool own_ip(const struct gx_tunnel *t, const uint8_t ip[16]) {
@@ -617,14 +918,15 @@ static void on_control(struct gx_tunnel *t, struct down_state *d, int kind, cons
     }
     if (kind != 1 || (len - CONTROL_HDR) % 16 != 0 || t->cfg.mode == GX_TUNNEL_TAP) {
         count(t, STAT(drop_control), 1);
-        emit(t, GX_TEV_CONTROL_REJECTED, EINVAL, NULL, 0, addr, addrlen);
+        bad_record(t, BAD_CONTROL, addr, addrlen, NULL, 1, now);
         return;
     }
     uint32_t n = (len - CONTROL_HDR) / 16;
     for (uint32_t i = 0; i < n; i++) {
-        if (own_ip(t, pkt + CONTROL_HDR + 16 * i)) {
+        if (own_ip(t, pkt + CONTROL_HDR + 16 * i)) { /* as gost v3: the whole message is ignored */
             count(t, STAT(drop_control), 1);
-            emit(t, GX_TEV_CONTROL_REJECTED, EADDRINUSE, pkt + CONTROL_HDR + 16 * i, 16, addr, addrlen);
+            count(t, STAT(learn_refused), 1);
+            bad_record(t, BAD_CONTROL, addr, addrlen, pkt + CONTROL_HDR + 16 * i, 1, now);
             return;
         }
     }
@@ -652,12 +954,16 @@ static void down_timers(struct gx_tunnel *t, struct down_state *d, uint64_t now)
         sweep(t, now);
         d->next_sweep = now + SWEEP_MS;
     }
+    if (t->bad.next_flush != 0 && now >= t->bad.next_flush)
+        bad_flush(t, now);
 }
 
 static int down_timeout_ms(const struct gx_tunnel *t, const struct down_state *d, uint64_t now) {
     uint64_t next = d->next_sweep;
     if (t->cfg.role == GX_TUNNEL_CLIENT)
         next = t->cfg.keepalive ? d->next_keepalive : now + 60000u;
+    if (t->bad.next_flush != 0 && t->bad.next_flush < next)
+        next = t->bad.next_flush;
     return next <= now ? 0 : (int)(next - now);
 }
 
@@ -691,6 +997,7 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
         int ok = tap ? gx_tunnel_eth_addrs(p->data, p->len, src, dst) : gx_tunnel_ip_addrs(p->data, p->len, src, dst);
         if (ok < 0) {
             malformed++;
+            bad_record(t, BAD_MALFORMED, &b->addr[i], b->addrlen[i], NULL, 1, now);
             p->len = 0;
             continue;
         }
@@ -828,14 +1135,22 @@ static void *down_main(void *arg) {
             count(t, STAT(net_rx_bytes), bytes);
             /* empty datagrams, and ones the transport could not take whole (truncated) */
             count(t, STAT(drop_short), dropped);
+            now = now_ms();
             if (t->cfg.aead != NULL) {
+                for (uint32_t i = 0; i < b->n; i++)
+                    d->sealed[i] = b->pkt[i].len ? b->pkt[i].data : NULL;
                 struct gx_aead_drops drops = {0};
                 gx_aead_open_batch(t->cfg.aead, b, &drops);
                 count(t, STAT(drop_short), drops.short_pkt);
                 count(t, STAT(drop_auth), drops.auth);
                 count(t, STAT(drop_replay), drops.replay);
+                if (drops.short_pkt + drops.auth + drops.replay) {
+                    /* a failed open leaves len 0 and data where it was (an opened empty one moves) */
+                    for (uint32_t i = 0; i < b->n; i++)
+                        if (d->sealed[i] != NULL && b->pkt[i].len == 0 && b->pkt[i].data == d->sealed[i])
+                            bad_record(t, BAD_AUTH, &b->addr[i], b->addrlen[i], NULL, 1, now);
+                }
             }
-            now = now_ms();
             down_process(t, d, now);
             if ((uint32_t)n < b->cap && (uint32_t)n >= LINGER_MIN_PKTS) {
                 linger();             /* dense traffic: let the next batch gather */
@@ -874,6 +1189,8 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
         t->cfg.peer_timeout_ms = 300000;
     if (t->cfg.max_peers == 0)
         t->cfg.max_peers = 4096;
+    if (t->cfg.peer_routes == 0)
+        t->cfg.peer_routes = GX_TUNNEL_PEER_ROUTES_DEFAULT;
     /* room for the largest frame the device gives (TAP adds 14 + 4), sealed, and at least the 2048
      * bytes gost v2 reads, so a v2 peer's datagrams always fit */
     uint32_t payload = t->cfg.mtu + 18 + GX_AEAD_MAX_SALT + GX_AEAD_TAG_LEN;
@@ -889,6 +1206,12 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
         rc = gx_transport_udp(&t->tr, cfg->net_fd);
     if (rc == 0)
         rc = table_init(&t->peers, t->cfg.max_peers);
+    if (rc == 0) {
+        t->owners.mask = t->peers.mask;
+        t->owners.slots = calloc((size_t)t->owners.mask + 1, sizeof(*t->owners.slots));
+        if (t->owners.slots == NULL)
+            rc = -ENOMEM;
+    }
     if (rc == 0)
         rc = -pthread_mutex_init(&t->ev_lock, NULL);
     if (rc < 0) {
@@ -897,6 +1220,7 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg) {
         if (t->event_fd >= 0)
             close(t->event_fd);
         table_free(&t->peers);
+        free(t->owners.slots);
         if (t->tr.close != NULL)
             t->tr.close(t->tr.state);
         free(t);
@@ -915,6 +1239,18 @@ int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, 
     memcpy(r->net, net, 16);
     r->prefix = prefix;
     memcpy(r->gw, gw, 16);
+    return 0;
+}
+
+int gx_tunnel_add_pin(struct gx_tunnel *t, const uint8_t key[16], const uint8_t outer[16]) {
+    if (t->running)
+        return -EINVAL;
+    if (t->n_pins == GX_TUNNEL_MAX_PINS)
+        return -ENOSPC;
+    struct pin *p = &t->pins[t->n_pins++];
+    memset(p->key, 0, 16);
+    memcpy(p->key, key, keylen_of(t));
+    memcpy(p->outer, outer, 16);
     return 0;
 }
 
@@ -968,6 +1304,7 @@ void gx_tunnel_free(struct gx_tunnel *t) {
     if (t->tr.close != NULL)
         t->tr.close(t->tr.state);
     table_free(&t->peers);
+    free(t->owners.slots);
     pthread_mutex_destroy(&t->ev_lock);
     free(t);
 }

@@ -47,6 +47,9 @@ cdef extern from "gx/tunnel.h" nogil:
         int p2p
         uint32_t peer_timeout_ms
         uint32_t max_peers
+        uint8_t prefix[16]
+        uint8_t mac[6]
+        uint32_t peer_routes
     struct gx_tunnel_stats:
         pass
     struct gx_tunnel_event:
@@ -60,6 +63,7 @@ cdef extern from "gx/tunnel.h" nogil:
         pass
     int gx_tunnel_new(gx_tunnel **out, const gx_tunnel_cfg *cfg)
     int gx_tunnel_add_route(gx_tunnel *t, const uint8_t *net, int prefix, const uint8_t *gw)
+    int gx_tunnel_add_pin(gx_tunnel *t, const uint8_t *key, const uint8_t *outer)
     int gx_tunnel_start(gx_tunnel *t)
     int gx_tunnel_stop(gx_tunnel *t)
     void gx_tunnel_free(gx_tunnel *t)
@@ -82,12 +86,13 @@ TUNNEL_STAT_NAMES = (
     "relayed_pkts", "control_rx", "control_tx",
     "drop_short", "drop_auth", "drop_replay", "drop_malformed", "drop_no_route",
     "drop_dev_full", "drop_send", "drop_control", "dev_tx_supers", "peers", "dev_rx_supers",
+    "learn_refused", "learn_capped",
 )
 
 TUNNEL_EVENT_NAMES = {
     1: "peer_learned", 2: "peer_moved", 3: "peer_expired", 4: "keepalive_reply",
     5: "keepalive_timeout", 6: "control_rejected", 7: "table_full", 8: "net_error", 9: "dev_error",
-    10: "net_closed",
+    10: "net_closed", 11: "auth_failed", 12: "malformed", 13: "routes_capped", 14: "pin_refused",
 }
 
 
@@ -119,7 +124,8 @@ cdef class Tunnel:
     def __cinit__(self, *, bint tap, bint server, int dev_fd, int net_fd, object remote=None,
                   int family=2, object aead=None, int mtu=1350, int batch=64, int vnet_hdr=0,
                   bint keepalive=False, double ttl=10.0, bytes passphrase=b"", list ips=None,
-                  bint p2p=False, double peer_timeout=300.0, int max_peers=4096):
+                  bint p2p=False, double peer_timeout=300.0, int max_peers=4096, int peer_routes=0,
+                  object mac=None):
         cdef gx_tunnel_cfg cfg
         cdef sockaddr_in *r4
         cdef sockaddr_in6 *r6
@@ -140,11 +146,24 @@ cdef class Tunnel:
         if len(passphrase) > 16:
             passphrase = passphrase[:16]
         memcpy(cfg.passphrase, <const char *>passphrase, len(passphrase))
+        if peer_routes < 0:
+            raise ValueError("peer_routes must be >= 0")
+        cfg.peer_routes = peer_routes
+        if mac is not None:
+            if len(mac) != 6:
+                raise ValueError("mac must be 6 bytes")
+            memcpy(cfg.mac, <const char *>mac, 6)
         for ip in (ips or [])[:GX_TUNNEL_MAX_IPS]:
-            packed = _ipaddress.ip_address(ip).packed
+            # "a.b.c.d" (any address) or "a.b.c.d/n": the server learns only sources inside that net
+            iface = _ipaddress.ip_interface(ip)
+            packed = iface.ip.packed
+            prefix = iface.network.prefixlen if "/" in str(ip) else 0
             if len(packed) == 4:
                 packed = b"\x00" * 10 + b"\xff\xff" + packed
+                if "/" in str(ip):
+                    prefix += 96
             memcpy(cfg.ips[cfg.n_ips], <const char *>packed, 16)
+            cfg.prefix[cfg.n_ips] = prefix
             cfg.n_ips += 1
         if remote is not None:
             host, port = remote
@@ -189,6 +208,21 @@ cdef class Tunnel:
         if len(g) == 4:
             g = b"\x00" * 10 + b"\xff\xff" + g
         _check(gx_tunnel_add_route(self.t, <const uint8_t *><const char *>n, prefix, <const uint8_t *><const char *>g))
+
+    def add_pin(self, key: str, outer: str) -> None:
+        """Server: learn `key` (an inner IP, or a MAC "aa:bb:cc:dd:ee:ff" for tap) only from peers whose
+        outer IP is `outer` (any port). Before start()."""
+        cdef bytes k, o
+        if key.count(":") == 5 and "." not in key and len(key) == 17:
+            k = bytes.fromhex(key.replace(":", "")) + b"\x00" * 10
+        else:
+            k = _ipaddress.ip_address(key).packed
+            if len(k) == 4:
+                k = b"\x00" * 10 + b"\xff\xff" + k
+        o = _ipaddress.ip_address(outer).packed
+        if len(o) == 4:
+            o = b"\x00" * 10 + b"\xff\xff" + o
+        _check(gx_tunnel_add_pin(self.t, <const uint8_t *><const char *>k, <const uint8_t *><const char *>o))
 
     def set_socks_stream(self, int fd) -> None:
         """Carry the datagrams as GOST SOCKS5 UDP-over-TCP frames (0xF3) on a connected stream fd (the

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from gostx.config.metadata import Metadata
@@ -13,6 +14,8 @@ from gostx.netlink.routes import Route, parse_nets, parse_route_option, parse_ro
 DEFAULT_MTU = 1350            # gost v2 and the TUN/TAP seed; v3 uses 1420
 DEFAULT_KEEPALIVE_TTL = 10.0  # seconds, v3 `ttl`
 DEFAULT_PEER_TIMEOUT = 300.0  # seconds a learned route lives without traffic (gost: forever)
+DEFAULT_PEER_ROUTES = 4       # routes (inner addresses/MACs) one client may own on a server (gost: no cap)
+MAX_PEER_ROUTES = 4096
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -57,11 +60,17 @@ class TunnelOptions:
     p2p: bool
     fake_tcp: bool
     peer_timeout: float
+    peer_routes: int = DEFAULT_PEER_ROUTES
+    pins: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def from_config(cls, kind: str, md: Metadata, username: str, password: str) -> TunnelOptions:
         ttl = md.get_duration("ttl", "tun.ttl", default=DEFAULT_KEEPALIVE_TTL)
         passphrase = md.get_string("passphrase", "token", "tun.token").encode()[:16]
+        peer_routes = md.get_int("peerRoutes", "tun.peerRoutes", default=DEFAULT_PEER_ROUTES)
+        if not 1 <= peer_routes <= MAX_PEER_ROUTES:
+            raise GostError(f"{kind}: peerRoutes must be 1..{MAX_PEER_ROUTES}, got {peer_routes}")
+        pins = parse_pins(kind, md.raw("peerPins", "tun.peerPins"))
         return cls(
             method=username or None,
             password=password,
@@ -71,4 +80,40 @@ class TunnelOptions:
             p2p=md.get_bool("p2p", "tun.p2p"),
             fake_tcp=md.get_bool("tcp"),
             peer_timeout=md.get_duration("peerTimeout", default=DEFAULT_PEER_TIMEOUT),
+            peer_routes=peer_routes,
+            pins=pins,
         )
+
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def parse_pins(kind: str, value: object) -> list[tuple[str, str]]:
+    """`peerPins=INNER@OUTER_IP[,...]` (or a YAML list): the server learns INNER (an address in `net`;
+    a MAC for tap) only from a client whose outer IP is OUTER_IP. -> [(inner, outer)], normalised."""
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, list) else str(value).split(",")
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        inner, sep, outer = text.rpartition("@")
+        if not sep or not inner or not outer:
+            raise GostError(f"{kind}: bad peerPins entry {text!r}: expected INNER@OUTER_IP")
+        try:
+            outer_ip = ipaddress.ip_address(outer.strip("[]"))
+        except ValueError:
+            raise GostError(f"{kind}: bad peerPins entry {text!r}: {outer!r} is not an IP address") from None
+        if kind == "tap":
+            if not _MAC.match(inner):
+                raise GostError(f"{kind}: bad peerPins entry {text!r}: {inner!r} is not a MAC address")
+            out.append((inner.lower(), str(outer_ip)))
+            continue
+        try:
+            inner_ip = ipaddress.ip_address(inner.strip("[]"))
+        except ValueError:
+            raise GostError(f"{kind}: bad peerPins entry {text!r}: {inner!r} is not an IP address") from None
+        out.append((str(inner_ip), str(outer_ip)))
+    return out

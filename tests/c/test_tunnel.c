@@ -382,6 +382,270 @@ static void test_bidirectional_flood(const struct cipher *ci, const char *label)
     end_close(&s);
 }
 
+/* ---- what a server learns (hostile-input issue: any key holder could claim the server's address,
+ * 0.0.0.0, loopback, multicast, or fill the table) ---- */
+
+static void mapped6(uint8_t out[16], const char *ip) { inet_pton(AF_INET6, ip, out); }
+
+/* A TUN server (not started unless start) on s with nets 192.168.123.1/24 and fd00:123::1/64 and
+ * a route 10.88.0.0/24 via 192.168.123.2. */
+static int rules_server(struct end *s, int mode, uint32_t peer_routes, const struct cipher *ci, int start) {
+    struct gx_tunnel_cfg cfg = {0};
+    if (ci != NULL && gx_aead_new(&s->aead, ci->id, ci->key) < 0)
+        return -1;
+    cfg.mode = mode;
+    cfg.role = GX_TUNNEL_SERVER;
+    cfg.dev_fd = s->dev[0];
+    cfg.net_fd = s->udp;
+    cfg.aead = s->aead;
+    cfg.peer_routes = peer_routes;
+    if (mode == GX_TUNNEL_TUN) {
+        mapped4(cfg.ips[0], "192.168.123.1");
+        cfg.prefix[0] = 96 + 24;
+        mapped6(cfg.ips[1], "fd00:123::1");
+        cfg.prefix[1] = 64;
+        cfg.n_ips = 2;
+    } else {
+        static const uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0x01};
+        memcpy(cfg.mac, mac, 6);
+    }
+    int rc = gx_tunnel_new(&s->t, &cfg);
+    if (rc < 0)
+        return rc;
+    if (mode == GX_TUNNEL_TUN) {
+        uint8_t net[16], gw[16];
+        mapped4(net, "10.88.0.0");
+        mapped4(gw, "192.168.123.2");
+        rc = gx_tunnel_add_route(s->t, net, 96 + 24, gw);
+    }
+    return rc == 0 && start ? gx_tunnel_start(s->t) : rc;
+}
+
+static void test_learn_rules(void) {
+    struct end s;
+    end_init(&s);
+    CHECK(rules_server(&s, GX_TUNNEL_TUN, 0, NULL, 0) == 0, "tun rules server");
+    struct {
+        const char *ip;
+        int want;
+    } v4[] = {
+        {"192.168.123.2", 1},   {"192.168.123.254", 1}, {"192.168.123.1", -EADDRNOTAVAIL}, /* own */
+        {"0.0.0.0", -EADDRNOTAVAIL}, {"127.0.0.1", -EADDRNOTAVAIL}, {"224.0.0.1", -EADDRNOTAVAIL},
+        {"255.255.255.255", -EADDRNOTAVAIL}, {"192.168.123.255", -EADDRNOTAVAIL}, /* the net's broadcast */
+        {"192.168.123.0", -EADDRNOTAVAIL}, {"192.168.124.2", -EADDRNOTAVAIL},    /* outside net */
+        {"10.1.2.3", -EADDRNOTAVAIL}, {"10.88.0.7", 0},                         /* via a route: not learned */
+    };
+    uint8_t key[16];
+    for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+        mapped4(key, v4[i].ip);
+        int got = gx_tunnel_learnable(s.t, key);
+        CHECK(got == v4[i].want, "learnable(%s) = %d, want %d", v4[i].ip, got, v4[i].want);
+    }
+    struct {
+        const char *ip;
+        int want;
+    } v6[] = {
+        {"fd00:123::2", 1}, {"fd00:123::1", -EADDRNOTAVAIL}, {"::", -EADDRNOTAVAIL}, {"::1", -EADDRNOTAVAIL},
+        {"ff02::1", -EADDRNOTAVAIL}, {"fe80::1", -EADDRNOTAVAIL}, {"fd00:124::2", -EADDRNOTAVAIL},
+    };
+    for (size_t i = 0; i < sizeof(v6) / sizeof(v6[0]); i++) {
+        mapped6(key, v6[i].ip);
+        int got = gx_tunnel_learnable(s.t, key);
+        CHECK(got == v6[i].want, "learnable(%s) = %d, want %d", v6[i].ip, got, v6[i].want);
+    }
+    end_close(&s);
+
+    /* TAP: unicast source MACs other than the device's own */
+    end_init(&s);
+    CHECK(rules_server(&s, GX_TUNNEL_TAP, 0, NULL, 0) == 0, "tap rules server");
+    struct {
+        uint8_t mac[6];
+        int want;
+    } macs[] = {
+        {{0x02, 0, 0, 0, 0, 0x0a}, 1},
+        {{0x02, 0, 0, 0, 0, 0x01}, -EADDRNOTAVAIL},             /* the server's own */
+        {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, -EADDRNOTAVAIL}, /* broadcast */
+        {{0x01, 0x00, 0x5e, 0, 0, 1}, -EADDRNOTAVAIL},          /* multicast */
+        {{0x33, 0x33, 0, 0, 0, 1}, -EADDRNOTAVAIL},
+        {{0, 0, 0, 0, 0, 0}, -EADDRNOTAVAIL},
+    };
+    for (size_t i = 0; i < sizeof(macs) / sizeof(macs[0]); i++) {
+        memset(key, 0, 16);
+        memcpy(key, macs[i].mac, 6);
+        int got = gx_tunnel_learnable(s.t, key);
+        CHECK(got == macs[i].want, "learnable(mac #%zu) = %d, want %d", i, got, macs[i].want);
+    }
+    end_close(&s);
+}
+
+static void send_ip4(int fd, const struct sockaddr_in *to, const char *src, const char *dst, struct gx_aead *a) {
+    uint8_t pkt[256], sealed[256 + 64];
+    uint32_t len = ip4_packet(pkt, src, dst, 1, 60);
+    if (a != NULL) {
+        int n = gx_aead_seal_one(a, NULL, pkt, len, sealed);
+        sendto(fd, sealed, (size_t)n, 0, (const struct sockaddr *)to, sizeof(*to));
+    } else {
+        sendto(fd, pkt, len, 0, (const struct sockaddr *)to, sizeof(*to));
+    }
+}
+
+static int count_events(struct gx_tunnel *t, uint32_t type, uint32_t *value, struct sockaddr_in *addr) {
+    struct gx_tunnel_event ev[64];
+    int n = gx_tunnel_poll_events(t, ev, 64), found = 0;
+    for (int i = 0; i < n; i++) {
+        if (ev[i].type != type)
+            continue;
+        found++;
+        if (value != NULL)
+            *value = ev[i].value;
+        if (addr != NULL && ev[i].addrlen == sizeof(*addr))
+            memcpy(addr, &ev[i].addr, sizeof(*addr));
+    }
+    return found;
+}
+
+/* A running server: a hostile peer's bad sources are refused, its in-net ones capped at peer_routes;
+ * another peer still learns; the server's own address still goes to the server's device. */
+static void test_learn_cap(const struct cipher *ci, const char *label) {
+    struct end s;
+    end_init(&s);
+    CHECK(rules_server(&s, GX_TUNNEL_TUN, 3, ci, 1) == 0, "%s cap server", label);
+    struct gx_aead *peer_aead = NULL;
+    if (ci != NULL)
+        gx_aead_new(&peer_aead, ci->id, ci->key);
+    struct sockaddr_in hostile_addr, honest_addr;
+    int hostile = udp_socket(&hostile_addr), honest = udp_socket(&honest_addr);
+    const char *bad[] = {"192.168.123.1", "0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255",
+                         "192.168.123.255", "10.1.2.3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        send_ip4(hostile, &s.addr, bad[i], "192.168.123.1", peer_aead);
+    char ip[32];
+    for (int i = 10; i < 18; i++) {
+        snprintf(ip, sizeof(ip), "192.168.123.%d", i);
+        send_ip4(hostile, &s.addr, ip, "192.168.123.1", peer_aead);
+    }
+    send_ip4(honest, &s.addr, "192.168.123.2", "192.168.123.1", peer_aead);
+    sleep_ms(200);
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 4, "%s hostile peer capped at 3 routes + the honest one (%lu)", label, (unsigned long)st.peers);
+    CHECK(st.learn_refused == 7, "%s refused %lu", label, (unsigned long)st.learn_refused);
+    CHECK(st.learn_capped == 5, "%s capped %lu", label, (unsigned long)st.learn_capped);
+    CHECK(st.dev_tx_pkts == 16, "%s every packet still delivered (%lu)", label, (unsigned long)st.dev_tx_pkts);
+
+    /* the server's device -> its own address never leaves; the honest client is reached */
+    uint8_t pkt[128], got[512];
+    uint32_t len = ip4_packet(pkt, "192.168.123.1", "192.168.123.2", 5, 60);
+    write(s.dev[1], pkt, len);
+    struct pollfd pf = {.fd = honest, .events = POLLIN};
+    CHECK(poll(&pf, 1, 2000) == 1 && recv(honest, got, sizeof(got), 0) > 0, "%s server -> honest client", label);
+    len = ip4_packet(pkt, "192.168.123.2", "192.168.123.1", 5, 60);
+    write(s.dev[1], pkt, len);
+    sleep_ms(100);
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.drop_no_route == 1, "%s nothing learned for the server's own address (%lu)", label,
+          (unsigned long)st.drop_no_route);
+    pf.fd = hostile;
+    CHECK(poll(&pf, 1, 100) == 0, "%s the hostile peer got nothing", label);
+
+    /* the cap is reported once (about a second later), with the count, not once per packet */
+    sleep_ms(1300);
+    uint32_t value = 0;
+    struct sockaddr_in from = {0};
+    CHECK(count_events(s.t, GX_TEV_ROUTES_CAPPED, &value, &from) == 1, "%s one routes_capped event", label);
+    CHECK(value == 5 && from.sin_port == hostile_addr.sin_port, "%s capped count %u", label, value);
+
+    /* a route moved to another peer is released by the first: after the honest peer takes over two
+     * of the hostile peer's 3 routes, the hostile peer may learn one more */
+    for (int i = 10; i < 12; i++) {
+        snprintf(ip, sizeof(ip), "192.168.123.%d", i);
+        send_ip4(honest, &s.addr, ip, "192.168.123.1", peer_aead);
+    }
+    sleep_ms(100);
+    send_ip4(hostile, &s.addr, "192.168.123.20", "192.168.123.1", peer_aead);
+    send_ip4(hostile, &s.addr, "192.168.123.21", "192.168.123.1", peer_aead);
+    send_ip4(hostile, &s.addr, "192.168.123.22", "192.168.123.1", peer_aead);
+    sleep_ms(100);
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.learn_capped == 6 && st.peers == 6, "%s moved routes released (capped %lu, peers %lu)", label,
+          (unsigned long)st.learn_capped, (unsigned long)st.peers);
+    close(hostile);
+    close(honest);
+    gx_aead_free(peer_aead);
+    end_close(&s);
+}
+
+/* Failing datagrams from one peer: one event with their count, then nothing for 10 s. */
+static void test_bad_peer_reports(const struct cipher *ci) {
+    struct end s;
+    end_init(&s);
+    CHECK(rules_server(&s, GX_TUNNEL_TUN, 0, ci, 1) == 0, "report server");
+    struct sockaddr_in junk_addr;
+    int junk = udp_socket(&junk_addr);
+    uint8_t rnd[100];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        rnd[i] = (uint8_t)(i * 29 + 3);
+    for (int i = 0; i < 30; i++) {
+        rnd[0] = (uint8_t)i;
+        sendto(junk, rnd, sizeof(rnd), 0, (struct sockaddr *)&s.addr, sizeof(s.addr));
+    }
+    sleep_ms(1400);
+    uint32_t value = 0;
+    struct sockaddr_in from = {0};
+    CHECK(count_events(s.t, GX_TEV_AUTH_FAILED, &value, &from) == 1, "one auth_failed event");
+    CHECK(value == 30, "auth_failed counts the 30 datagrams (%u)", value);
+    CHECK(from.sin_port == junk_addr.sin_port, "auth_failed names the peer");
+    for (int i = 0; i < 20; i++) {
+        rnd[1] = (uint8_t)i;
+        sendto(junk, rnd, sizeof(rnd), 0, (struct sockaddr *)&s.addr, sizeof(s.addr));
+    }
+    sleep_ms(1400);
+    CHECK(count_events(s.t, GX_TEV_AUTH_FAILED, NULL, NULL) == 0, "no second event within 10 s");
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.drop_auth == 50, "drop_auth %lu", (unsigned long)st.drop_auth);
+    close(junk);
+    end_close(&s);
+}
+
+/* peerPins: a pinned address is learned only from its outer IP (any port). */
+static void test_pins(void) {
+    struct end s;
+    end_init(&s);
+    CHECK(rules_server(&s, GX_TUNNEL_TUN, 0, NULL, 0) == 0, "pin server");
+    uint8_t key[16], outer[16];
+    mapped4(key, "192.168.123.2");
+    mapped4(outer, "127.0.0.2");
+    CHECK(gx_tunnel_add_pin(s.t, key, outer) == 0, "pin added");
+    CHECK(gx_tunnel_start(s.t) == 0, "pin server started");
+    struct sockaddr_in other_addr;
+    int other = udp_socket(&other_addr); /* 127.0.0.1 */
+    int owner = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+    CHECK(bind(owner, (struct sockaddr *)&a, sizeof(a)) == 0, "bind 127.0.0.2");
+    for (int i = 0; i < 3; i++)
+        send_ip4(other, &s.addr, "192.168.123.2", "192.168.123.1", NULL);
+    send_ip4(other, &s.addr, "192.168.123.3", "192.168.123.1", NULL); /* not pinned: anyone */
+    sleep_ms(100);
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 1 && st.learn_refused == 3, "pinned address refused from another IP (peers %lu, refused %lu)",
+          (unsigned long)st.peers, (unsigned long)st.learn_refused);
+    send_ip4(owner, &s.addr, "192.168.123.2", "192.168.123.1", NULL);
+    sleep_ms(100);
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 2 && st.learn_refused == 3, "pinned address learned from its IP (peers %lu)",
+          (unsigned long)st.peers);
+    sleep_ms(1200);
+    uint32_t value = 0;
+    CHECK(count_events(s.t, GX_TEV_PIN_REFUSED, &value, NULL) == 1 && value == 3, "one pin_refused event (%u)",
+          value);
+    close(other);
+    close(owner);
+    end_close(&s);
+}
+
 int main(void) {
     test_parsers();
     test_pair(NULL, "plaintext");
@@ -396,5 +660,10 @@ int main(void) {
     test_tap_broadcast();
     test_bidirectional_flood(NULL, "plaintext flood");
     test_bidirectional_flood(&aes, "aes flood");
+    test_learn_rules();
+    test_learn_cap(NULL, "plaintext");
+    test_learn_cap(&aes, "aes-128-gcm");
+    test_bad_peer_reports(&aes);
+    test_pins();
     TEST_DONE();
 }

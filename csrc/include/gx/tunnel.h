@@ -12,6 +12,21 @@
  * The server learns inner source address -> UDP peer from every valid datagram (v2) and from control
  * messages (v3); entries idle for peer_timeout_ms expire. No Python runs per packet: Python starts, stops,
  * reads counters and drains an event ring (peer learned/expired, keepalive state) for its logs.
+ *
+ * What the server learns (gostx's rules; gost learns any source): TUN, a unicast address inside one of
+ * its own nets (ips[i]/prefix[i]), neither one of its own addresses nor a v4 net's network/broadcast
+ * address; a source inside a configured route (gx_tunnel_add_route) is reached through that route's
+ * gateway and not learned; anything else is refused (learn_refused). TAP, a unicast source MAC other
+ * than the device's own (mac). Each peer (outer address) owns at most peer_routes entries; more are
+ * refused (learn_capped). A key pinned with gx_tunnel_add_pin is learned only from a peer with that
+ * outer IP (any port); other claims are refused (learn_refused) and reported (GX_TEV_PIN_REFUSED).
+ * A packet whose source is not learned is still delivered.
+ *
+ * Peers whose datagrams fail (AEAD open: wrong key or cipher, forged, replayed; not an IP packet or
+ * frame; a refused control message; route cap hit) are counted per outer address in a small table
+ * (GX_TUNNEL_BAD_PEERS) by the down thread, which reports each peer at most once per
+ * GX_TUNNEL_BAD_REPORT_MS as one event carrying the count since its last report (about 1 s after the
+ * first failure). Peers beyond the table's size are reported together, without an address.
  */
 #ifndef GX_TUNNEL_H
 #define GX_TUNNEL_H
@@ -27,6 +42,10 @@
 #define GX_TUNNEL_CLIENT 1
 #define GX_TUNNEL_MAX_IPS 16
 #define GX_TUNNEL_MAX_ROUTES 256
+#define GX_TUNNEL_MAX_PINS 256
+#define GX_TUNNEL_PEER_ROUTES_DEFAULT 4   /* learned entries per peer address */
+#define GX_TUNNEL_BAD_PEERS 64            /* failing peers tracked for the rate-limited reports */
+#define GX_TUNNEL_BAD_REPORT_MS 10000u    /* at most one report per failing peer and reason this often */
 
 struct gx_tunnel_cfg {
     int mode;                      /* GX_TUNNEL_TUN or GX_TUNNEL_TAP */
@@ -48,6 +67,11 @@ struct gx_tunnel_cfg {
     int p2p;                       /* server: v3 point-to-point (all traffic to the last announcer) */
     uint32_t peer_timeout_ms;      /* server: learned entries idle this long expire (0 = 300000) */
     uint32_t max_peers;            /* server: table size (0 = 4096) */
+    uint8_t prefix[GX_TUNNEL_MAX_IPS]; /* server (TUN): the prefix of ips[i]'s net over the 16-byte form
+                                      (an IPv4 /24 is 96 + 24); the server learns only sources inside
+                                      these nets. 0 = any address (no net check) */
+    uint8_t mac[6];                /* server (TAP): the device's own MAC, never learned (zeros: unknown) */
+    uint32_t peer_routes;          /* server: learned entries per peer address (0 = default 4) */
 };
 
 /* Counters: monotonically increasing, read at any time. */
@@ -67,6 +91,9 @@ struct gx_tunnel_stats {
     uint64_t dev_tx_supers;                /* GRO: coalesced super-packets written to the device */
     uint64_t peers;                        /* learned entries now */
     uint64_t dev_rx_supers;                /* GSO: super-packets read from the device and split */
+    uint64_t learn_refused;                /* server: inner sources not learned (not a unicast address in
+                                              net, the server's own, a multicast/broadcast MAC) */
+    uint64_t learn_capped;                 /* server: not learned, the peer owns peer_routes entries */
 };
 
 enum gx_tunnel_event_type {
@@ -75,12 +102,20 @@ enum gx_tunnel_event_type {
     GX_TEV_PEER_EXPIRED = 3,
     GX_TEV_KEEPALIVE_REPLY = 4,    /* client: server answered; addr = the server */
     GX_TEV_KEEPALIVE_TIMEOUT = 5,  /* client: no answer for 3 x ttl; handshake resent */
-    GX_TEV_CONTROL_REJECTED = 6,   /* server: a control message was refused */
+    GX_TEV_CONTROL_REJECTED = 6,   /* server: control messages refused (value = how many since the
+                                      peer's last report; key = the last refused IP, if one was) */
     GX_TEV_TABLE_FULL = 7,
     GX_TEV_NET_ERROR = 8,          /* a socket error other than EAGAIN (value = errno) */
     GX_TEV_DEV_ERROR = 9,          /* a device error (value = errno); the up thread stops */
     GX_TEV_NET_CLOSED = 10,        /* the transport ended (stream EOF/reset; value = errno): the down
                                       thread stops; the control plane reconnects with a new tunnel */
+    /* Rate-limited failure reports (see the top): value = datagrams since the peer's last report of the
+     * same kind; addrlen 0 = peers the table had no room for. */
+    GX_TEV_AUTH_FAILED = 11,       /* datagrams that failed to open: wrong key/cipher, forged, replayed */
+    GX_TEV_MALFORMED = 12,         /* not an IP packet (TUN) / Ethernet frame (TAP) */
+    GX_TEV_ROUTES_CAPPED = 13,     /* sources not learned: the peer owns peer_routes entries (key = the
+                                      last one refused) */
+    GX_TEV_PIN_REFUSED = 14,       /* a pinned key claimed by a peer with another outer IP (key = it) */
 };
 
 struct gx_tunnel_event {
@@ -129,6 +164,9 @@ int gx_tunnel_new(struct gx_tunnel **out, const struct gx_tunnel_cfg *cfg);
 /* Server: a configured route `net/prefix via gw` (16-byte forms, prefix in 0..128 over the 16-byte form,
  * so an IPv4 /24 is 96 + 24). Packets to the net go to whichever peer owns gw. Before start only. */
 int gx_tunnel_add_route(struct gx_tunnel *t, const uint8_t net[16], int prefix, const uint8_t gw[16]);
+/* Server: learn key (a 16-byte IP, or a MAC in the first 6 bytes for TAP) only from peers whose outer
+ * IP is outer (16-byte form). Before start only; -ENOSPC after GX_TUNNEL_MAX_PINS. */
+int gx_tunnel_add_pin(struct gx_tunnel *t, const uint8_t key[16], const uint8_t outer[16]);
 /* Replace the default UDP transport (before start). The tunnel calls tr->close when freed. */
 int gx_tunnel_set_transport(struct gx_tunnel *t, const struct gx_transport *tr);
 int gx_tunnel_start(struct gx_tunnel *t);
@@ -148,5 +186,9 @@ int gx_tunnel_eth_addrs(const uint8_t *frame, uint32_t len, uint8_t src[6], uint
 int gx_tunnel_control_build(uint8_t *out, uint32_t cap, const uint8_t passphrase[16],
                             const uint8_t (*ips)[16], int n_ips);
 int gx_tunnel_is_control(const uint8_t *pkt, uint32_t len);
+/* Server: may key (a 16-byte IP for TUN, a MAC in the first 6 bytes for TAP) be learned? 1 yes; 0 no,
+ * silently (inside a configured route: reached through its gateway); -EADDRNOTAVAIL refused (counted
+ * as learn_refused). For tests; the rules are at the top of this file. */
+int gx_tunnel_learnable(const struct gx_tunnel *t, const uint8_t key[16]);
 
 #endif

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import socket
+import struct
 
 from gostx import _engine
 from gostx.chain import Router, build_router
+from gostx.cipher import make_aead
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
@@ -40,19 +43,34 @@ from gostx.tunnel.options import TunnelOptions
 from gostx.tunnel.redial import redial_forever
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
 
+SIOCGIFHWADDR = 0x8927
+
 _EVENT_LEVEL = {
     "peer_learned": "debug", "peer_moved": "debug", "peer_expired": "debug", "keepalive_reply": "debug",
-    "keepalive_timeout": "warning", "control_rejected": "info", "table_full": "warning",
+    "keepalive_timeout": "warning", "control_rejected": "warning", "table_full": "warning",
     "net_error": "warning", "dev_error": "error", "net_closed": "warning",
+    "auth_failed": "warning", "malformed": "warning", "routes_capped": "warning", "pin_refused": "warning",
 }
 _EVENT_TEXT = {
     "peer_learned": "new route {key} -> {peer}", "peer_moved": "update route {key} -> {peer}",
     "peer_expired": "route {key} -> {peer} expired", "keepalive_reply": "keepalive reply from {peer}",
     "keepalive_timeout": "no keepalive reply from {peer} for 3 x ttl: handshake resent",
-    "control_rejected": "control message from {peer} rejected", "table_full": "route table full, {key} not learned",
+    "control_rejected": "{value} control message(s) from {peer} rejected (malformed, or announcing the"
+                        " server's own address)",
+    "table_full": "route table full, {key} not learned",
+    # the next three come at most once per peer every 10 s; value = datagrams since the last line
+    "auth_failed": "{value} datagram(s) from {peer} failed authentication (wrong password or cipher on one"
+                   " side?)",
+    "malformed": "{value} datagram(s) from {peer} are not IP packets / Ethernet frames (a cipher on one"
+                 " side only?)",
+    "routes_capped": "{peer} owns its peerRoutes routes: {value} source(s) not learned, last {key}",
+    "pin_refused": "{peer} claimed {key}, pinned to another address (peerPins): {value} packet(s), not learned",
     "net_error": "socket error: errno {value}", "dev_error": "device error: errno {value}",
     "net_closed": "connection closed: {reason} (errno {value})",
 }
+
+# events the engine sends at most once per peer every 10 s, value = how many since the last one
+_COUNTED_EVENTS = frozenset({"auth_failed", "malformed", "routes_capped", "control_rejected", "pin_refused"})
 
 
 def host_port(addr: tuple[str, int]) -> str:
@@ -60,14 +78,25 @@ def host_port(addr: tuple[str, int]) -> str:
 
 
 def make_cipher(method: str | None, password: str) -> object | None:
-    """gost v2's `method:password@`: an AEAD cipher, or None for plaintext (`dummy`/`none`)."""
+    """gost v2's `method:password@`: an AEAD cipher, or None for plaintext (`dummy`/`none`). Its salt
+    replay filter is sized by SHADOWSOCKS_SF_CAPACITY, as go-shadowsocks2 (<= 0: off)."""
     if not method:
         return None
     try:
-        aead = _engine.Aead(method, password.encode())
+        aead = make_aead(method, password.encode())
     except ValueError as exc:
         raise GostError(str(exc)) from None
     return None if aead.method == "none" else aead
+
+
+def device_mac(name: str) -> bytes | None:
+    """The MAC of a TAP device (SIOCGIFHWADDR), or None when it cannot be read."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            raw = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, struct.pack("256s", name.encode()[:15]))
+    except OSError:
+        return None
+    return raw[18:24]
 
 
 @handlers.register("tun")
@@ -162,12 +191,15 @@ class TunHandler(Handler):
         opts, dev_opts = self.options, listener.options  # type: ignore[attr-defined]
         if family == 0:
             family = remote[2] if remote else socket.AF_INET
+        server = remote is None
+        mac = device_mac(device.name) if server and self.kind == "tap" else None  # type: ignore[attr-defined]
         return _engine.Tunnel(
             tap=self.kind == "tap", server=remote is None, dev_fd=device.fd,  # type: ignore[attr-defined]
             vnet_hdr=device.vnet_mode, net_fd=net_fd, family=family,  # type: ignore[attr-defined]
             remote=(remote[0], remote[1]) if remote else None, aead=self.cipher, mtu=dev_opts.mtu,
             keepalive=opts.keepalive and remote is not None, ttl=opts.ttl, passphrase=opts.passphrase,
-            ips=[str(n.ip) for n in dev_opts.nets], p2p=opts.p2p, peer_timeout=opts.peer_timeout,
+            ips=[str(n) for n in dev_opts.nets], p2p=opts.p2p, peer_timeout=opts.peer_timeout,
+            peer_routes=opts.peer_routes, mac=mac,
         )
 
     def _start(self, tunnel: _engine.Tunnel, listener: Listener, server: bool) -> None:
@@ -176,6 +208,8 @@ class TunHandler(Handler):
             for route in listener.options.routes:  # type: ignore[attr-defined]
                 if route.gateway is not None:
                     tunnel.add_route(str(route.dst), str(route.gateway))
+            for inner, outer in self.options.pins:
+                tunnel.add_pin(inner, outer)
         self._net_closed.clear()
         tunnel.start()
         self.tunnel = tunnel
@@ -262,11 +296,14 @@ class TunHandler(Handler):
         if self.tunnel is None:
             return
         for name, value, key, peer in self.tunnel.events():
-            peer_text = f"{peer[0]}:{peer[1]}" if peer else "-"
-            reason = os.strerror(value).lower() if value else "-"
+            counted = name in _COUNTED_EVENTS
+            peer_text = host_port(peer) if peer else ("other peers" if counted else "-")
+            reason = os.strerror(value).lower() if value and not counted else "-"
             text = _EVENT_TEXT.get(name, name).format(key=key, peer=peer_text, value=value, reason=reason)
-            getattr(self.ctx.log, _EVENT_LEVEL.get(name, "info"))(
-                text, extra={"event": name, "route": key, "peer": peer_text})
+            extra: dict[str, object] = {"event": name, "route": key, "peer": peer_text}
+            if counted:
+                extra["count"] = value
+            getattr(self.ctx.log, _EVENT_LEVEL.get(name, "info"))(text, extra=extra)
             if name == "net_closed":
                 self._net_closed.set()
 
