@@ -456,6 +456,10 @@ int gx_crypto_env_openssl(void) {
     return gx_probe_once(&g_env, env_openssl);
 }
 
+int gx_crypto_simd(void) {
+    return GX_SIMD;
+}
+
 int gx_gcm_set_impl(int impl) {
     if (impl == GX_GCM_AUTO) {
         int own = best_own();

@@ -59,5 +59,8 @@ int gx_gcm_open2(const uint8_t *const key[2], size_t key_len, const uint8_t nonc
  * -EINVAL. */
 int gx_gcm_set_impl(int impl);
 int gx_gcm_impl(void);
+/* 1 if our SIMD crypto (AES-GCM and HKDF) is compiled in, 0 for a GX_NO_SIMD build (or another CPU
+ * architecture). */
+int gx_crypto_simd(void);
 
 #endif
