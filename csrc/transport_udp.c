@@ -53,6 +53,8 @@ int gx_transport_wait_writable(int fd, int stop_fd) {
         int r = poll(p, stop_fd >= 0 ? 2 : 1, 1000);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0)
+            return 0;   /* poll itself failed (ENOMEM): give up like a stop rather than spin */
         if (stop_fd >= 0 && p[1].revents)
             return 0;
         if (r > 0)

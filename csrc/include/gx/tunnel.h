@@ -111,9 +111,10 @@ struct gx_transport {
      * the transport is finished (then the tunnel emits GX_TEV_NET_CLOSED and its down thread stops). */
     int (*recv)(void *state, struct gx_batch *b, uint64_t *bytes);
     /* Send n datagrams in order. Block for room (polling stop_fd; give up when it is readable). Return
-     * how many were dealt with (handed to the kernel or refused); *dropped counts the refused ones and,
-     * when stop_fd fired, the ones never tried; *bytes the wire bytes. Each datagram is sent or
-     * dropped: no datagram (of any size, 0..65535) makes the call loop without progress. */
+     * how many were handed to the kernel (the UDP transport counts the refused ones in it too);
+     * *dropped counts the refused ones and, when stop_fd fired, the ones never tried, so n - *dropped
+     * were sent, whatever the transport; *bytes the wire bytes. Each datagram is sent or dropped: no
+     * datagram (of any size, 0..65535) makes the call loop without progress. */
     int (*send)(void *state, const struct gx_tunnel_dgram *d, int n, int stop_fd, uint64_t *bytes,
                 uint64_t *dropped);
     void (*close)(void *state);    /* free state (fds stay owned by whoever opened them); may be NULL */
