@@ -20,7 +20,10 @@ endif
 APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils
 PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis
 CC ?= gcc
-CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include
+# CDEFS: extra -D flags for the C tests, e.g. `make -B tests/c/bin/test_gcm CDEFS=-DGX_NO_SIMD` (the
+# build without our SIMD crypto; setup.py's GX_NO_SIMD=1 is the same for the extension)
+CDEFS ?=
+CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include $(CDEFS)
 CSRC := $(wildcard csrc/*.c)
 CTESTS := $(wildcard tests/c/test_*.c)
 # the tungo netstack (csrc/stack/) needs lwIP: its tests link a static lwIP built with relaxed flags
@@ -62,6 +65,13 @@ tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h)
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) -lcrypto -lpthread
+
+# test_wycheproof reads the Wycheproof vectors as lines of text made from their JSON
+WYCHEPROOF_JSON := $(wildcard tests/vectors/wycheproof/*.json)
+tests/c/bin/wycheproof.txt: $(WYCHEPROOF_JSON) tests/c/wycheproof_to_txt.py
+	@mkdir -p tests/c/bin
+	$(SYS_PY) tests/c/wycheproof_to_txt.py tests/vectors/wycheproof $@
+tests/c/bin/test_wycheproof tests/c/bin/asan-test_wycheproof: tests/c/bin/wycheproof.txt
 
 tests/c/bin/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
 	@mkdir -p tests/c/bin

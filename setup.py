@@ -22,6 +22,9 @@ sys.path.insert(0, os.path.join(HERE, "third_party", "lwip"))
 import lwip_build  # noqa: E402
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 C_FLAGS = ["-std=gnu11", "-O2", "-g", "-fno-strict-aliasing", "-D_GNU_SOURCE", *WARNINGS]
+# GX_NO_SIMD=1 in the build's environment leaves our SIMD crypto out (csrc/cpu_once.h): OpenSSL does
+# AES-GCM and HKDF-SHA1, as on a CPU without VAES/SHA-NI/AVX-512.
+NO_SIMD = os.environ.get("GX_NO_SIMD", "") not in ("", "0")
 
 
 def engine_sources() -> list[str]:
@@ -52,7 +55,7 @@ extension = Extension(
     include_dirs=["csrc/include"],
     libraries=["crypto", "pthread"],
     extra_compile_args=C_FLAGS,
-    define_macros=[("NPY_NO_DEPRECATED_API", "0")],
+    define_macros=[("NPY_NO_DEPRECATED_API", "0"), *([("GX_NO_SIMD", "1")] if NO_SIMD else [])],
 )
 
 setup(

@@ -364,41 +364,99 @@ static int tag_param(EVP_CIPHER_CTX *ctx, uint8_t *tag, int set) {
     return set ? EVP_CIPHER_CTX_set_params(ctx, p) == 1 : EVP_CIPHER_CTX_get_params(ctx, p) == 1;
 }
 
-/* p: salt || plaintext (len bytes) || room for the tag. 0 or -EIO. Direction lock held. */
-static int seal_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p, size_t len) {
-    uint8_t *body = p + a->salt_len;
-    int outl = 0, fl = 0;
-    if (a->gcm_own && gx_gcm_impl() != GX_GCM_OPENSSL)
-        return gx_gcm_seal(subkey, a->key_len, ZERO_NONCE, body, len, body + len) == 0 ? 0 : -EIO;
-    if (EVP_EncryptInit_ex(d->ctx, NULL, NULL, subkey, ZERO_NONCE) != 1 ||
-        (len > 0 && EVP_EncryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
-        EVP_EncryptFinal_ex(d->ctx, body + outl, &fl) != 1 ||
-        (size_t)outl + (size_t)fl != len ||
-        !tag_param(d->ctx, body + len, 0))
-        return -EIO;
-    return 0;
-}
-
-/* p: salt || ciphertext || tag (dlen bytes, >= overhead). Plaintext left at p + salt_len.
- * 0 or -EBADMSG. Direction lock held. */
-static int open_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p,
-                         size_t dlen) {
-    uint8_t *body = p + a->salt_len;
-    size_t len = dlen - a->salt_len - GX_AEAD_TAG_LEN;
-    int outl = 0, fl = 0;
-    if (a->gcm_own && gx_gcm_impl() != GX_GCM_OPENSSL)
-        return gx_gcm_open(subkey, a->key_len, ZERO_NONCE, body, len, body + len) == 0 ? 0 : -EBADMSG;
-    if (EVP_DecryptInit_ex(d->ctx, NULL, NULL, subkey, ZERO_NONCE) != 1 ||
-        !tag_param(d->ctx, body + len, 1) ||
-        (len > 0 && EVP_DecryptUpdate(d->ctx, body, &outl, body, (int)len) != 1) ||
-        EVP_DecryptFinal_ex(d->ctx, body + outl, &fl) != 1 || (size_t)outl + (size_t)fl != len)
-        return -EBADMSG;
-    return 0;
+/* Our AES-GCM (gx/gcm.h) for this cipher, given the implementation chosen now? */
+static int gcm_own_for(int cipher) {
+    return (cipher == GX_CIPHER_AES_128_GCM || cipher == GX_CIPHER_AES_256_GCM) && gx_gcm_impl() != GX_GCM_OPENSSL;
 }
 
 /* Our AES-GCM, which can also do two packets at once (gx_gcm_seal2/open2)? */
 static int gcm_pairs(const struct gx_aead *a) {
     return a->gcm_own && gx_gcm_impl() != GX_GCM_OPENSSL;
+}
+
+/* Encrypt body (len bytes) in place under key and a 12-byte nonce, the tag to tag: ours when own,
+ * else EVP on ctx (initialised for encryption with the cipher). 0 or -EIO. */
+static int body_seal(EVP_CIPHER_CTX *ctx, int own, const uint8_t *key, size_t key_len, const uint8_t *nonce,
+                     uint8_t *body, size_t len, uint8_t *tag) {
+    int outl = 0, fl = 0;
+    if (own)
+        return gx_gcm_seal(key, key_len, nonce, body, len, tag) == 0 ? 0 : -EIO;
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1 ||
+        (len > 0 && EVP_EncryptUpdate(ctx, body, &outl, body, (int)len) != 1) ||
+        EVP_EncryptFinal_ex(ctx, body + outl, &fl) != 1 || (size_t)outl + (size_t)fl != len ||
+        !tag_param(ctx, tag, 0))
+        return -EIO;
+    return 0;
+}
+
+/* Decrypt body in place and check its tag: 0, or -EBADMSG with no unauthenticated plaintext left in
+ * body. Neither path checks the tag first: ours decrypts while hashing and puts the ciphertext back on
+ * a mismatch (gx/gcm.h); EVP checks the tag in its final call, after the decryption, so on a failure
+ * body is wiped. ctx: initialised for decryption with the cipher. */
+static int body_open(EVP_CIPHER_CTX *ctx, int own, const uint8_t *key, size_t key_len, const uint8_t *nonce,
+                     uint8_t *body, size_t len, const uint8_t *tag) {
+    int outl = 0, fl = 0;
+    if (own)
+        return gx_gcm_open(key, key_len, nonce, body, len, tag) == 0 ? 0 : -EBADMSG;
+    if (EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1 || !tag_param(ctx, (uint8_t *)tag, 1) ||
+        (len > 0 && EVP_DecryptUpdate(ctx, body, &outl, body, (int)len) != 1) ||
+        EVP_DecryptFinal_ex(ctx, body + outl, &fl) != 1 || (size_t)outl + (size_t)fl != len) {
+        if (len > 0)
+            OPENSSL_cleanse(body, len);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+/* p: salt || plaintext (len bytes) || room for the tag. 0 or -EIO. Direction lock held. */
+static int seal_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p, size_t len) {
+    uint8_t *body = p + a->salt_len;
+    return body_seal(d->ctx, gcm_pairs(a), subkey, a->key_len, ZERO_NONCE, body, len, body + len);
+}
+
+/* p: salt || ciphertext || tag (dlen bytes, >= overhead). Plaintext left at p + salt_len.
+ * 0 or -EBADMSG (no plaintext left). Direction lock held. */
+static int open_in_place(struct gx_aead *a, struct direction *d, const uint8_t *subkey, uint8_t *p,
+                         size_t dlen) {
+    uint8_t *body = p + a->salt_len;
+    size_t len = dlen - a->salt_len - GX_AEAD_TAG_LEN;
+    return body_open(d->ctx, gcm_pairs(a), subkey, a->key_len, ZERO_NONCE, body, len, body + len);
+}
+
+/* One operation with the caller's key and nonce (gx_aead_seal_raw / gx_aead_open_raw). */
+static int raw(int cipher, const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len, uint8_t *buf,
+               size_t len, uint8_t *tag_out, const uint8_t *tag_in, size_t tag_len) {
+    if (cipher <= GX_CIPHER_NONE || cipher >= NCIPHERS || key == NULL || nonce == NULL ||
+        (tag_out == NULL && tag_in == NULL) || (len > 0 && buf == NULL) || len > (size_t)INT32_MAX)
+        return -EINVAL;
+    if (key_len != CIPHERS[cipher].key_len || nonce_len != sizeof(ZERO_NONCE) || tag_len != GX_AEAD_TAG_LEN)
+        return -EINVAL;            /* sizes the packets never have: refused, not truncated or padded */
+    EVP_CIPHER *evp = EVP_CIPHER_fetch(NULL, CIPHERS[cipher].evp_name, NULL);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int rc = evp == NULL ? -ENOSYS : ctx == NULL ? -ENOMEM : 0;
+    if (rc == 0 && (tag_out != NULL ? EVP_EncryptInit_ex(ctx, evp, NULL, NULL, NULL)
+                                    : EVP_DecryptInit_ex(ctx, evp, NULL, NULL, NULL)) != 1)
+        rc = -EIO;
+    if (rc == 0)
+        rc = tag_out != NULL ? body_seal(ctx, gcm_own_for(cipher), key, key_len, nonce, buf, len, tag_out)
+                             : body_open(ctx, gcm_own_for(cipher), key, key_len, nonce, buf, len, tag_in);
+    EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(evp);
+    return rc;
+}
+
+int gx_aead_seal_raw(int cipher, const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len,
+                     uint8_t *buf, size_t len, uint8_t *tag, size_t tag_len) {
+    if (tag == NULL)
+        return -EINVAL;
+    return raw(cipher, key, key_len, nonce, nonce_len, buf, len, tag, NULL, tag_len);
+}
+
+int gx_aead_open_raw(int cipher, const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len,
+                     uint8_t *buf, size_t len, const uint8_t *tag, size_t tag_len) {
+    if (tag == NULL)
+        return -EINVAL;
+    return raw(cipher, key, key_len, nonce, nonce_len, buf, len, NULL, tag, tag_len);
 }
 
 /* Packets p[0], p[1] as seal_in_place, together. 0 or -EIO. */

@@ -223,7 +223,7 @@ static uint64_t tx_flush(int m, int stop_fd, uint64_t *bytes, bool *stopped) {
         int fd = tx.fd[i], run = 1;
         while (i + run < m && tx.fd[i + run] == fd)
             run++;
-        int done = 0;
+        int done = 0, naps = 0;
         while (done < run) {
             if (*stopped) {
                 refused += (uint64_t)(run - done);
@@ -234,17 +234,21 @@ static uint64_t tx_flush(int m, int stop_fd, uint64_t *bytes, bool *stopped) {
                 for (int k = i + done; k < i + done + r; k++)
                     *bytes += tx.iov[k][1].iov_len;
                 done += r;
+                naps = 0;
                 continue;
             }
             if (r < 0 && errno == EINTR)
                 continue;
-            if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-                if (!gx_transport_wait_writable(fd, stop_fd))
+            int wait = r < 0 && errno == EAGAIN;
+            if (wait || (r < 0 && errno == ENOBUFS && naps++ < GX_NOBUFS_NAPS)) {
+                /* ENOBUFS: poll cannot tell when buffers free up, so nap (a bounded number of times) */
+                if (!(wait ? gx_transport_wait_writable(fd, stop_fd) : gx_transport_nap(stop_fd)))
                     *stopped = true;
                 continue;
             }
-            refused++; /* this segment was refused (unreachable, too big): skip it */
+            refused++; /* this segment was refused (unreachable, too big, no buffer): skip it */
             done++;
+            naps = 0;
         }
         i += run;
     }

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -11,7 +12,7 @@
 #include "gcm_avx2.h"
 #include "gx/gcm.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if GX_SIMD
 #define GX_HAVE_VAES 1
 #include "gcm_aesni.h"
 #else
@@ -444,11 +445,25 @@ static int best_own(void) {
     return vaes_ok() ? GX_GCM_VAES : avx2_ok() ? GX_GCM_VAES_AVX2 : 0;
 }
 
+static int env_openssl(void) {
+    const char *env = getenv("GX_CRYPTO");
+    return env != NULL && strcasecmp(env, "openssl") == 0;
+}
+
+static _Atomic int g_env = -1;            /* env_openssl(), once */
+
+int gx_crypto_env_openssl(void) {
+    return gx_probe_once(&g_env, env_openssl);
+}
+
+int gx_crypto_simd(void) {
+    return GX_SIMD;
+}
+
 int gx_gcm_set_impl(int impl) {
     if (impl == GX_GCM_AUTO) {
-        const char *env = getenv("GX_GCM");
         int own = best_own();
-        impl = own && !(env != NULL && strcmp(env, "openssl") == 0) ? own : GX_GCM_OPENSSL;
+        impl = own && !gx_crypto_env_openssl() ? own : GX_GCM_OPENSSL;
     } else if ((impl == GX_GCM_VAES && !vaes_ok()) || (impl == GX_GCM_VAES_AVX2 && !avx2_ok())) {
         return -ENOTSUP;
     } else if (impl != GX_GCM_OPENSSL && impl != GX_GCM_VAES && impl != GX_GCM_VAES_AVX2) {

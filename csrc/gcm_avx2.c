@@ -10,10 +10,11 @@
 
 #include <openssl/crypto.h>
 
+#include "cpu_once.h"
 #include "gcm_avx2.h"
 #include "gx/gcm.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if GX_SIMD
 #include "gcm_aesni.h"
 
 #define Y_TARGET __attribute__((target("aes,pclmul,avx2,vaes,vpclmulqdq")))

@@ -21,7 +21,7 @@
 #include "gx/hkdf.h"
 #include "sha1_shani.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if GX_SIMD
 #define GX_HAVE_AVX512 1
 #include <immintrin.h>
 #else
@@ -36,8 +36,8 @@ static const char INFO[] = "ss-subkey";
 /* ---- SHA-1 block operations --------------------------------------------------------------------- */
 
 static void blocks_openssl(const struct gx_sha1_job *j, int n) {
+    SHA_CTX c;
     for (int i = 0; i < n; i++) {
-        SHA_CTX c;
         memset(&c, 0, sizeof(c));
         c.h0 = j[i].h[0];
         c.h1 = j[i].h[1];
@@ -51,6 +51,7 @@ static void blocks_openssl(const struct gx_sha1_job *j, int n) {
         j[i].h[3] = c.h3;
         j[i].h[4] = c.h4;
     }
+    OPENSSL_cleanse(&c, sizeof(c));
 }
 
 #if GX_HAVE_AVX512
@@ -130,9 +131,10 @@ AVX512_TARGET static ALWAYS_INLINE void set_iv(__m512i st[5]) {
         st[i] = _mm512_set1_epi32((int)SHA1_IV[i]);
 }
 
-/* st = IV, then the block: words[0..nw) ^ pad, pad after them (an HMAC key block, key <= 32 bytes). */
-AVX512_TARGET static ALWAYS_INLINE void hash_pad_block(__m512i st[5], const __m512i *words, int nw, uint32_t pad) {
-    __m512i w[16];
+/* st = IV, then the block: words[0..nw) ^ pad, pad after them (an HMAC key block, key <= 32 bytes).
+ * w: the caller's scratch (it holds key material afterwards: the caller wipes it). */
+AVX512_TARGET static ALWAYS_INLINE void hash_pad_block(__m512i st[5], const __m512i *words, int nw, uint32_t pad,
+                                                       __m512i w[16]) {
     const __m512i p = _mm512_set1_epi32((int)pad);
     for (int i = 0; i < 16; i++)
         w[i] = i < nw ? _mm512_xor_si512(words[i], p) : p;
@@ -143,8 +145,7 @@ AVX512_TARGET static ALWAYS_INLINE void hash_pad_block(__m512i st[5], const __m5
 /* st += the block: a 20-byte digest (five words), `tail` words after it (the message's end and its
  * 0x80 byte), zeros, the bit length. */
 AVX512_TARGET static ALWAYS_INLINE void hash_digest_block(__m512i st[5], const __m512i dg[5], const uint32_t *tail,
-                                                          int ntail, uint32_t bitlen) {
-    __m512i w[16];
+                                                          int ntail, uint32_t bitlen, __m512i w[16]) {
     for (int i = 0; i < 5; i++)
         w[i] = dg[i];
     for (int i = 5; i < 15; i++)
@@ -157,7 +158,7 @@ AVX512_TARGET static ALWAYS_INLINE void hash_digest_block(__m512i st[5], const _
 
 static const uint32_t END_80 = 0x80000000u;          /* the padding's first byte right after a digest */
 
-/* The sixteen subkeys out[l] = HKDF-SHA1(key, salts[l], "ss-subkey"), key_len bytes each. */
+/* The sixteen subkeys out[l] = HKDF-SHA1(key, salts[l], info), out_len bytes each. */
 AVX512_TARGET static void derive16(const struct gx_hkdf_key *k, const uint8_t *const salts[16], uint8_t *const out[16]) {
     uint32_t tw[8][16] __attribute__((aligned(64)));      /* salt word i of lane l, zero-padded */
     int nsw = (int)(k->salt_len + 3) / 4;
@@ -178,40 +179,40 @@ AVX512_TARGET static void derive16(const struct gx_hkdf_key *k, const uint8_t *c
             tw[i][l] = __builtin_bswap32(v);
         }
     }
-    __m512i sw[8], si[5], so[5], dg[5], pi[5], po[5], t1[5], t2[5];
+    /* every state and block below is key material: all in these arrays, wiped at the end */
+    __m512i sw[8], si[5], so[5], dg[5], pi[5], po[5], t1[5], t2[5], w[16];
     for (int i = 0; i < nsw; i++)
         sw[i] = _mm512_load_si512(tw[i]);
     /* extract: PRK = HMAC(salt, key) */
-    hash_pad_block(si, sw, nsw, 0x36363636u);
-    hash_pad_block(so, sw, nsw, 0x5c5c5c5cu);
+    hash_pad_block(si, sw, nsw, 0x36363636u, w);
+    hash_pad_block(so, sw, nsw, 0x5c5c5c5cu, w);
     for (int i = 0; i < 5; i++)
         dg[i] = si[i];
     compress_sched(dg, k->ext_wk);
-    hash_digest_block(so, dg, &END_80, 1, (64 + 20) * 8);   /* so = PRK */
+    hash_digest_block(so, dg, &END_80, 1, (64 + 20) * 8, w);   /* so = PRK */
     /* expand: T1 = HMAC(PRK, info || 1), T2 = HMAC(PRK, T1 || info || 2) */
-    hash_pad_block(pi, so, 5, 0x36363636u);
-    hash_pad_block(po, so, 5, 0x5c5c5c5cu);
+    hash_pad_block(pi, so, 5, 0x36363636u, w);
+    hash_pad_block(po, so, 5, 0x5c5c5c5cu, w);
     for (int i = 0; i < 5; i++) {
         dg[i] = pi[i];
         t1[i] = po[i];
     }
     compress_sched(dg, k->t1_wk);
-    hash_digest_block(t1, dg, &END_80, 1, (64 + 20) * 8);
+    hash_digest_block(t1, dg, &END_80, 1, (64 + 20) * 8, w);
     uint32_t res[10][16] __attribute__((aligned(64)));
     for (int i = 0; i < 5; i++)
         _mm512_store_si512(res[i], t1[i]);
-    if (k->key_len > 20) {
-        static const uint32_t t2_tail[3] = {0x73732d73u, 0x75626b65u, 0x79028000u};   /* "ss-subkey" 2, 0x80 */
+    if (k->out_len > 20) {
         for (int i = 0; i < 5; i++) {
             dg[i] = pi[i];
             t2[i] = po[i];
         }
-        hash_digest_block(dg, t1, t2_tail, 3, (64 + 30) * 8);
-        hash_digest_block(t2, dg, &END_80, 1, (64 + 20) * 8);
+        hash_digest_block(dg, t1, k->t2_tail, k->t2_ntail, rd32be(k->t2_inner + 60), w);
+        hash_digest_block(t2, dg, &END_80, 1, (64 + 20) * 8, w);
         for (int i = 0; i < 5; i++)
             _mm512_store_si512(res[5 + i], t2[i]);
     }
-    size_t words = k->key_len / 4, tail = k->key_len % 4;
+    size_t words = k->out_len / 4, tail = k->out_len % 4;
     for (int l = 0; l < 16; l++) {
         for (size_t j = 0; j < words; j++) {
             uint32_t v = __builtin_bswap32(res[j][l]);
@@ -220,7 +221,15 @@ AVX512_TARGET static void derive16(const struct gx_hkdf_key *k, const uint8_t *c
         for (size_t j = 0; j < tail; j++)
             out[l][4 * words + j] = (uint8_t)(res[words][l] >> (24 - 8 * j));
     }
-    OPENSSL_cleanse(res, sizeof(res));     /* the salts in tw are public; the subkeys are not */
+    OPENSSL_cleanse(res, sizeof(res));     /* the salts in tw and sw are public; the rest is not */
+    OPENSSL_cleanse(si, sizeof(si));
+    OPENSSL_cleanse(so, sizeof(so));
+    OPENSSL_cleanse(dg, sizeof(dg));
+    OPENSSL_cleanse(pi, sizeof(pi));
+    OPENSSL_cleanse(po, sizeof(po));
+    OPENSSL_cleanse(t1, sizeof(t1));
+    OPENSSL_cleanse(t2, sizeof(t2));
+    OPENSSL_cleanse(w, sizeof(w));
 }
 
 static int cpu_has_avx512(void) {
@@ -246,7 +255,10 @@ static int shani_ok(void) {
 
 int gx_hkdf_set_impl(int impl) {
     if (impl == GX_HKDF_AUTO)
-        impl = cpu_has_avx512() ? GX_HKDF_AVX512 : shani_ok() ? GX_HKDF_SHANI : GX_HKDF_OPENSSL;
+        impl = gx_crypto_env_openssl() ? GX_HKDF_OPENSSL
+               : cpu_has_avx512()     ? GX_HKDF_AVX512
+               : shani_ok()           ? GX_HKDF_SHANI
+                                      : GX_HKDF_OPENSSL;
     else if ((impl == GX_HKDF_AVX512 && !cpu_has_avx512()) || (impl == GX_HKDF_SHANI && !shani_ok()))
         return -ENOTSUP;
     else if (impl != GX_HKDF_OPENSSL && impl != GX_HKDF_AVX512 && impl != GX_HKDF_SHANI)
@@ -300,19 +312,40 @@ static void schedule(const uint8_t blk[64], uint32_t wk[80]) {
     OPENSSL_cleanse(w, sizeof(w));
 }
 
-int gx_hkdf_key_init(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, size_t salt_len) {
-    if (key_len == 0 || key_len > GX_HKDF_MAX_KEY || salt_len == 0 || salt_len > GX_HKDF_MAX_SALT)
+int gx_hkdf_key_init_ex(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, size_t salt_len,
+                        const uint8_t *info, size_t info_len, size_t out_len) {
+    if (key == NULL || key_len == 0 || key_len > GX_HKDF_MAX_KEY || salt_len == 0 || salt_len > GX_HKDF_MAX_SALT ||
+        info_len > GX_HKDF_MAX_INFO || (info == NULL && info_len > 0) || out_len == 0 || out_len > GX_HKDF_MAX_KEY)
         return -EINVAL;
+    memset(k, 0, sizeof(*k));
     k->key_len = key_len;
     k->salt_len = salt_len;
+    k->out_len = out_len;
     final_block(k->ext_inner, key, key_len);
-    uint8_t t1[INFO_LEN + 1];
-    memcpy(t1, INFO, INFO_LEN);
-    t1[INFO_LEN] = 1;
-    final_block(k->t1_inner, t1, sizeof(t1));
+    uint8_t t[20 + GX_HKDF_MAX_INFO + 1] = {0};
+    if (info_len > 0)
+        memcpy(t, info, info_len);
+    t[info_len] = 1;
+    final_block(k->t1_inner, t, info_len + 1);             /* info || 1 */
+    memset(t, 0, sizeof(t));
+    if (info_len > 0)
+        memcpy(t + 20, info, info_len);
+    t[20 + info_len] = 2;
+    final_block(k->t2_inner, t, 20 + info_len + 1);        /* (T1) || info || 2 */
+    k->t2_ntail = (int)(info_len + 2 + 3) / 4;             /* info, 2 and 0x80, in whole words */
+    for (int i = 0; i < k->t2_ntail; i++)
+        k->t2_tail[i] = rd32be(k->t2_inner + 20 + 4 * i);
     schedule(k->ext_inner, k->ext_wk);
     schedule(k->t1_inner, k->t1_wk);
     return 0;
+}
+
+int gx_hkdf_key_init(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, size_t salt_len) {
+    return gx_hkdf_key_init_ex(k, key, key_len, salt_len, (const uint8_t *)INFO, INFO_LEN, key_len);
+}
+
+void gx_hkdf_key_wipe(struct gx_hkdf_key *k) {
+    OPENSSL_cleanse(k, sizeof(*k));
 }
 
 void gx_hkdf_work_init(struct gx_hkdf_work *w) {
@@ -386,13 +419,14 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
         j[l] = (struct gx_sha1_job){t[l], w->lane[l].outer};
     }
     blocks(j, n);
-    size_t first = k->key_len < 20 ? k->key_len : 20;
+    size_t first = k->out_len < 20 ? k->out_len : 20;
     for (int l = 0; l < n; l++) {
         digest(t[l], w->lane[l].t2_inner);
         memcpy(out[l], w->lane[l].t2_inner, first);
     }
-    if (k->key_len > 20) {
+    if (k->out_len > 20) {
         for (int l = 0; l < n; l++) {           /* T2 inner */
+            memcpy(w->lane[l].t2_inner + 20, k->t2_inner + 20, 64 - 20);
             memcpy(t[l], pi[l], sizeof(t[l]));
             j[l] = (struct gx_sha1_job){t[l], w->lane[l].t2_inner};
         }
@@ -405,10 +439,20 @@ static void derive_blocks(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, c
         blocks(j, n);
         for (int l = 0; l < n; l++) {
             digest(t[l], d);
-            memcpy(out[l] + 20, d, k->key_len - 20);
+            memcpy(out[l] + 20, d, k->out_len - 20);
         }
     }
+    for (int l = 0; l < n; l++) {               /* the lanes keep no key material: PRK, T1, digests */
+        struct gx_hkdf_lane *ln = &w->lane[l];
+        OPENSSL_cleanse(ln->prk_ipad, 20);
+        OPENSSL_cleanse(ln->prk_opad, 20);
+        OPENSSL_cleanse(ln->outer, 20);
+        OPENSSL_cleanse(ln->t2_inner, 20);
+        memset(ln->prk_ipad, 0x36, 20);         /* the pads again, as gx_hkdf_work_init left them */
+        memset(ln->prk_opad, 0x5c, 20);
+    }
     OPENSSL_cleanse(d, sizeof(d));
+    OPENSSL_cleanse(si, sizeof(si));
     OPENSSL_cleanse(pi, sizeof(pi));
     OPENSSL_cleanse(po, sizeof(po));
     OPENSSL_cleanse(t, sizeof(t));

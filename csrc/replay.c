@@ -48,12 +48,15 @@ static inline uint64_t mul_fold(uint64_t a, uint64_t b) {
     return (uint64_t)p ^ (uint64_t)(p >> 64);
 }
 
+/* Every bit of the salt counts: each 16 bytes are two key-masked words multiplied together (a factor
+ * is 0 only when a salt word equals a secret key word, probability 2^-64 a word). No bit may be
+ * forced (an earlier `b | 1` made salts that differ only in that bit collide, for any key). */
 static inline uint64_t salt_hash(const struct gx_replay *r, const uint8_t *salt) {
     uint64_t h = r->hkey[4];
     for (size_t i = 0; i < r->salt_len; i += 16) {
         uint64_t a = load64(salt + i) ^ r->hkey[(i / 8) & 3];
         uint64_t b = (i + 8 < r->salt_len ? load64(salt + i + 8) : 0) ^ r->hkey[(i / 8 + 1) & 3];
-        h = mul_fold(a ^ h, b | 1);
+        h = mul_fold(a ^ h, b);
     }
     return mul_fold(h ^ r->hkey[5], 0x9e3779b97f4a7c15ull);
 }

@@ -2,9 +2,10 @@
  * and SHA1MSG2 instructions), JOBS independent blocks at once. One block alone is a chain of twenty
  * dependent SHA1RNDS4: interleaving independent blocks fills the waits between them (HKDF-SHA1 of
  * Shadowsocks subkeys is eight or ten blocks a salt, the salts independent of each other). */
+#include "cpu_once.h"
 #include "sha1_shani.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if GX_SIMD
 #include <cpuid.h>
 #include <immintrin.h>
 

@@ -207,6 +207,8 @@ static int writev_all(int fd, struct iovec *iov, int cnt, int stop_fd) {
             }
             return -errno;
         }
+        if (w == 0)
+            return -EIO;  /* never for a non-empty write to a stream; would loop without progress */
         size_t left = (size_t)w;
         while (cnt > 0 && left >= iov->iov_len) {
             left -= iov->iov_len;

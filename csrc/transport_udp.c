@@ -53,11 +53,22 @@ int gx_transport_wait_writable(int fd, int stop_fd) {
         int r = poll(p, stop_fd >= 0 ? 2 : 1, 1000);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0)
+            return 0;   /* poll itself failed (ENOMEM): give up like a stop rather than spin */
         if (stop_fd >= 0 && p[1].revents)
             return 0;
         if (r > 0)
             return 1;
     }
+}
+
+/* For transports' send on ENOBUFS (no buffer for the packet; poll cannot tell when there will be):
+ * nap 1 ms, watching stop_fd. 1 to try again, 0 when stop_fd fired. Callers nap at most
+ * GX_NOBUFS_NAPS times for one packet, then drop it: a retry without a nap would spin. */
+int gx_transport_nap(int stop_fd) {
+    struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+    int r = poll(stop_fd >= 0 ? &p : NULL, stop_fd >= 0 ? 1 : 0, 1);
+    return !(r > 0 && p.revents);
 }
 
 static int udp_recv_plain(struct udp_state *u, struct gx_batch *b, uint64_t *bytes) {
@@ -105,26 +116,31 @@ static int udp_send_plain(const struct udp_state *u, const struct gx_tunnel_dgra
             msg[i].msg_hdr.msg_name = (void *)g->addr;
             msg[i].msg_hdr.msg_namelen = g->addrlen;
         }
-        int done = 0;
+        int done = 0, naps = 0;
         while (done < chunk) {
             int r = sendmmsg(u->fd, msg + done, (unsigned)(chunk - done), 0);
             if (r > 0) {
                 for (int i = done; i < done + r; i++)
                     *bytes += msg[i].msg_len;
                 done += r;
+                naps = 0;
                 continue;
             }
             if (r < 0 && errno == EINTR)
                 continue;
-            if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
-                if (!gx_transport_wait_writable(u->fd, stop_fd)) {
+            int wait = r < 0 && errno == EAGAIN;
+            if (wait || (r < 0 && errno == ENOBUFS && naps++ < GX_NOBUFS_NAPS)) {
+                if (!(wait ? gx_transport_wait_writable(u->fd, stop_fd) : gx_transport_nap(stop_fd))) {
                     *dropped += (uint64_t)(n - sent - done);
                     return sent + done;
                 }
                 continue;
             }
-            (*dropped)++; /* this datagram was refused (unreachable, too big): skip it */
+            /* this datagram was refused (unreachable, too big, no buffer after the naps; or sendmmsg
+             * returned 0, which it should not): skip it, so that every turn makes progress */
+            (*dropped)++;
             done++;
+            naps = 0;
         }
         sent += chunk;
     }
@@ -219,7 +235,9 @@ static int same_peer(const struct gx_tunnel_dgram *a, const struct gx_tunnel_dgr
 
 /* UDP GSO: a run of datagrams to one peer, all of one size but the last (which may be shorter), goes
  * out as one sendmsg with UDP_SEGMENT: the kernel builds and routes one large packet and segments it
- * as late as it can (on veth, not at all until the receiver). Runs of one go out plainly. */
+ * as late as it can (on veth, not at all until the receiver). Runs of one go out plainly, and so does
+ * a datagram that fits in no run (empty, or over GSO_MAX_BYTES: up to 65507 bytes go out alone).
+ * Every turn of the loop sends or drops at least one datagram. */
 static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int stop_fd, uint64_t *bytes,
                     uint64_t *dropped) {
     struct udp_state *u = state;
@@ -235,7 +253,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
         /* the run starting at sent */
         uint32_t seg = d[sent].len, total = 0;
         int k = 0;
-        while (sent + k < n && k < GSO_MAX_SEGS && total + d[sent + k].len <= GSO_MAX_BYTES &&
+        while (sent + k < n && k < GSO_MAX_SEGS && d[sent + k].len > 0 && total + d[sent + k].len <= GSO_MAX_BYTES &&
                same_peer(&d[sent], &d[sent + k]) && d[sent + k].len <= seg) {
             iov[k].iov_base = (void *)d[sent + k].data;
             iov[k].iov_len = d[sent + k].len;
@@ -244,10 +262,14 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
             if (d[sent + k - 1].len < seg)
                 break; /* a shorter datagram ends the run */
         }
-        if (k == 1) {
+        if (k <= 1) {
+            /* a run of one, or a datagram no run can take (empty, or larger than GSO_MAX_BYTES): plainly.
+             * It is sent or refused (counted) and the loop moves on; 0 means stop_fd fired. */
             int r = udp_send_plain(u, d + sent, 1, stop_fd, bytes, dropped);
-            if (r < 1 && *dropped == 0)
+            if (r < 1) {
+                *dropped += (uint64_t)(n - sent - 1);   /* the one tried is counted already */
                 return sent;
+            }
             sent++;
             continue;
         }
@@ -264,7 +286,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
         uint16_t size = (uint16_t)seg;
         memcpy(CMSG_DATA(c), &size, sizeof(size));
-        for (;;) {
+        for (int naps = 0;;) {
             ssize_t r = sendmsg(u->fd, &m, 0);
             if (r >= 0) {
                 *bytes += (uint64_t)r;
@@ -273,8 +295,9 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
             }
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == ENOBUFS) {
-                if (!gx_transport_wait_writable(u->fd, stop_fd)) {
+            int wait = errno == EAGAIN;
+            if (wait || (errno == ENOBUFS && naps++ < GX_NOBUFS_NAPS)) {
+                if (!(wait ? gx_transport_wait_writable(u->fd, stop_fd) : gx_transport_nap(stop_fd))) {
                     *dropped += (uint64_t)(n - sent);
                     return sent;
                 }
@@ -285,7 +308,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
                 atomic_store_explicit(&u->gso, 0, memory_order_relaxed);
                 return sent + udp_send_plain(u, d + sent, n - sent, stop_fd, bytes, dropped);
             }
-            *dropped += (uint64_t)k; /* refused (unreachable, too big): skip the run */
+            *dropped += (uint64_t)k; /* refused (unreachable, too big, no buffer): skip the run */
             sent += k;
             break;
         }

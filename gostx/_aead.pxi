@@ -62,8 +62,12 @@ cdef extern from "gx/aead.h" nogil:
     int gx_aead_seal_one(gx_aead *a, const uint8_t *salt, const uint8_t *inp, size_t len, uint8_t *out)
     int gx_aead_open_one(gx_aead *a, const uint8_t *inp, size_t len, uint8_t *out)
 
+cdef extern from "openssl/crypto.h" nogil:
+    void OPENSSL_cleanse(void *ptr, size_t len)
+
 cdef extern from "gx/gcm.h" nogil:
     int gx_gcm_impl()
+    int gx_crypto_simd()
 
 cdef extern from "gx/hkdf.h" nogil:
     int gx_hkdf_impl()
@@ -76,10 +80,11 @@ cdef long long _AEAD_REPLAY_MAX = 100_000_000   # salts; about 1 GB of filter
 
 def crypto_impls():
     """The per-packet crypto code this CPU runs: {"aes-gcm": "vaes-avx512" | "vaes-avx2" | "openssl",
-    "hkdf-sha1": "avx512" | "sha-ni" | "openssl"} (GX_GCM=openssl in the environment forces OpenSSL's
-    AES-GCM). ChaCha20-Poly1305 and AES-192-GCM always use OpenSSL."""
+    "hkdf-sha1": "avx512" | "sha-ni" | "openssl"} (GX_CRYPTO=openssl in the environment, any case, forces
+    OpenSSL for both; so does an extension built with GX_NO_SIMD=1). ChaCha20-Poly1305 and AES-192-GCM
+    always use OpenSSL. "simd": whether our SIMD code is in this build at all."""
     return {"aes-gcm": _GCM_IMPLS.get(gx_gcm_impl(), "unknown"),
-            "hkdf-sha1": _HKDF_IMPLS.get(gx_hkdf_impl(), "unknown")}
+            "hkdf-sha1": _HKDF_IMPLS.get(gx_hkdf_impl(), "unknown"), "simd": bool(gx_crypto_simd())}
 
 
 def supported_ciphers():
@@ -118,8 +123,11 @@ def derive_key(method, password):
     cdef int cipher = _lookup_cipher(method)
     cdef bytes pw = _as_bytes(password, "password")
     cdef uint8_t key[GX_AEAD_MAX_KEY]
-    _check(gx_aead_derive_key(cipher, <const uint8_t *>PyBytes_AS_STRING(pw), PyBytes_GET_SIZE(pw), key))
-    return PyBytes_FromStringAndSize(<char *>key, gx_aead_key_len(cipher))
+    cdef int rc = gx_aead_derive_key(cipher, <const uint8_t *>PyBytes_AS_STRING(pw), PyBytes_GET_SIZE(pw), key)
+    out = PyBytes_FromStringAndSize(<char *>key, gx_aead_key_len(cipher)) if rc == 0 else None
+    OPENSSL_cleanse(key, sizeof(key))
+    _check(rc)
+    return out
 
 
 cdef list _packet_list(object packets, str what):
@@ -152,6 +160,9 @@ cdef class Aead:
         cdef uint8_t derived[GX_AEAD_MAX_KEY]
         cdef bytes raw
         cdef const uint8_t *kp = NULL
+        cdef long long cap = replay_capacity
+        cdef gx_aead *a = NULL
+        cdef int rc = 0
         if cipher != GX_CIPHER_NONE:
             if key is not None:
                 raw = _as_bytes(key, "key")
@@ -160,16 +171,17 @@ cdef class Aead:
                 kp = <const uint8_t *>PyBytes_AS_STRING(raw)
             elif password is not None:
                 raw = _as_bytes(password, "password")
-                _check(gx_aead_derive_key(cipher, <const uint8_t *>PyBytes_AS_STRING(raw),
-                                          PyBytes_GET_SIZE(raw), derived))
+                rc = gx_aead_derive_key(cipher, <const uint8_t *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
+                                        derived)
                 kp = derived
             else:
                 raise ValueError(f"{canonical_cipher(method)} needs a password or a key")
-        cdef long long cap = replay_capacity
+        if rc == 0 and cap <= _AEAD_REPLAY_MAX:
+            rc = gx_aead_new_ex(&a, cipher, kp, <size_t>cap if cap > 0 else 0)
+        OPENSSL_cleanse(derived, sizeof(derived))   # the master key: the gx_aead keeps its own copy
         if cap > _AEAD_REPLAY_MAX:
             raise ValueError(f"replay_capacity {cap} is too large (at most {_AEAD_REPLAY_MAX} salts)")
-        cdef gx_aead *a = NULL
-        _check(gx_aead_new_ex(&a, cipher, kp, <size_t>cap if cap > 0 else 0))
+        _check(rc)
         self.ptr = a
         self.method = (<bytes>gx_aead_name(cipher)).decode()
         self.key_len = key_len

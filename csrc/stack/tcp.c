@@ -171,6 +171,8 @@ static int flush_up(struct gx_stack *s, struct tcp_flow *t) {
             }
             return -errno;
         }
+        if (w == 0)
+            return -EIO; /* never for a non-empty write to a stream; would loop without progress */
         rxq_consume(t, (size_t)w);
         STAT_ADD(s, tcp_up_bytes, w);
         size_t left = (size_t)w;

@@ -483,6 +483,41 @@ static void test_tamper_every_byte(void) {
     }
 }
 
+/* A forged packet of a batch leaves no plaintext in its slot, whichever AES-GCM code runs (EVP checks
+ * the tag after decrypting: the decryption must be wiped; ours puts the ciphertext back). */
+static void test_forged_batch_leaves_no_plaintext(void) {
+    for (int c = 0; c < NREAL; c++) {
+        struct gx_aead *tx = make(REAL[c], "forged", GX_AEAD_REPLAY_DEFAULT);
+        struct gx_aead *rx = make(REAL[c], "forged", GX_AEAD_REPLAY_DEFAULT);
+        struct gx_batch b;
+        CHECK(gx_batch_init(&b, 8, GX_SLOT_SIZE, GX_HEADROOM) == 0, "batch");
+        b.n = 8;
+        for (uint32_t i = 0; i < b.n; i++) {
+            b.pkt[i].len = 100 + 37 * i;
+            fill(b.pkt[i].data, b.pkt[i].len, (int)i + 40);
+        }
+        CHECK(gx_aead_seal_batch(tx, &b) == 8, "seal");
+        for (uint32_t i = 0; i < b.n; i += 2)
+            b.pkt[i].data[b.pkt[i].len - 1] ^= 1;       /* the tag's last byte: forged */
+        uint8_t *start[8];
+        for (uint32_t i = 0; i < b.n; i++)
+            start[i] = b.pkt[i].data;
+        CHECK(gx_aead_open_batch(rx, &b, NULL) == 4, "four open");
+        int leaked = 0;
+        for (uint32_t i = 0; i < b.n; i += 2) {
+            uint8_t pt[400];
+            uint32_t len = 100 + 37 * i;
+            fill(pt, len, (int)i + 40);
+            leaked += b.pkt[i].len != 0 || memcmp(start[i] + gx_aead_salt_len(rx), pt, len) == 0;
+        }
+        CHECK(leaked == 0, "cipher %d (gcm impl %d): %d forged packets left their plaintext", REAL[c], gx_gcm_impl(),
+              leaked);
+        gx_batch_free(&b);
+        gx_aead_free(tx);
+        gx_aead_free(rx);
+    }
+}
+
 static void test_short_and_errors(void) {
     struct gx_aead *a = make(GX_CIPHER_AES_256_GCM, "x", GX_AEAD_REPLAY_DEFAULT);
     uint8_t buf[64] = {0}, out[64];
@@ -676,6 +711,65 @@ static void test_replay_filter(void) {
     gx_replay_free(r);
 }
 
+/* Every bit of a salt counts: two salts that differ in one bit are two salts (the hash once forced
+ * bit 0 of every second salt word to 1, so such pairs collided for any key). */
+static void test_replay_every_bit(void) {
+    static const size_t lens[] = {8, 16, 24, 32};
+    for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+        size_t len = lens[li];
+        struct gx_replay *r = NULL;
+        CHECK(gx_replay_new(&r, 100000, len) == 0, "new %zu", len);
+        gx_replay_lock(r);
+        int lost = 0, dup = 0;
+        for (int trial = 0; trial < 8; trial++) {
+            uint8_t s[32], t[32];
+            RAND_bytes(s, sizeof(s));
+            lost += gx_replay_add(r, s) != 1;
+            for (size_t bit = 0; bit < 8 * len; bit++) {
+                memcpy(t, s, len);
+                t[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+                lost += gx_replay_add(r, t) != 1;   /* a fresh salt: accepted */
+                dup += gx_replay_add(r, t) != 0;    /* the same again: a replay */
+            }
+            dup += gx_replay_add(r, s) != 0;
+        }
+        gx_replay_unlock(r);
+        CHECK(lost == 0, "salt %zu bytes: %d salts one bit away from another taken for replays", len, lost);
+        CHECK(dup == 0, "salt %zu bytes: %d duplicates accepted", len, dup);
+        gx_replay_free(r);
+    }
+}
+
+/* The false-positive rate the header claims (below 1e-8 a new salt) at the default capacity: a
+ * filter filled with 10^6 random salts (two generations full: the worst case), then 10^6 fresh salts
+ * looked up. The expected count is ~0.01, so more than one in 2 x 10^6 lookups means the hash is
+ * off by orders of magnitude. */
+static void test_replay_false_positives(void) {
+    const size_t cap = 500000;
+    struct gx_replay *r = NULL;
+    CHECK(gx_replay_new(&r, cap, 32) == 0, "new");
+    static uint8_t buf[1u << 16][32];
+    gx_replay_lock(r);
+    size_t fp_add = 0, fp_check = 0, added = 0, checked = 0;
+    while (added < 2 * cap) {
+        RAND_bytes(&buf[0][0], sizeof(buf));
+        for (size_t i = 0; i < sizeof(buf) / sizeof(buf[0]) && added < 2 * cap; i++, added++)
+            fp_add += gx_replay_add(r, buf[i]) != 1;
+    }
+    while (checked < 1000000) {
+        RAND_bytes(&buf[0][0], sizeof(buf));
+        for (size_t i = 0; i < sizeof(buf) / sizeof(buf[0]) && checked < 1000000; i++, checked++)
+            fp_check += gx_replay_check(r, buf[i]) != 0;
+    }
+    gx_replay_unlock(r);
+    printf("replay filter: %zu false positives in %zu adds, %zu in %zu lookups of a full filter (%zu salts)\n",
+           fp_add, added, fp_check, checked, gx_replay_count(r));
+    CHECK(gx_replay_count(r) == 2 * cap, "both generations full: %zu", gx_replay_count(r));
+    CHECK(fp_add + fp_check <= 1, "%zu false positives in %zu lookups (claim: below 1e-8 each)", fp_add + fp_check,
+          added + checked);
+    gx_replay_free(r);
+}
+
 /* ---- two threads seal while another opens on the same gx_aead ---------------------------------- */
 
 struct thread_arg {
@@ -780,6 +874,7 @@ int main(void) {
         test_vectors();
         test_round_trip_batch();
         test_tamper_every_byte();
+        test_forged_batch_leaves_no_plaintext();
     }
     gx_gcm_set_impl(GX_GCM_AUTO);
     test_names();
@@ -794,6 +889,8 @@ int main(void) {
     test_own_salts_leave_the_filter_to_peers();
     test_none();
     test_replay_filter();
+    test_replay_every_bit();
+    test_replay_false_positives();
     test_threads();
     TEST_DONE();
 }

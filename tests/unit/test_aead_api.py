@@ -228,18 +228,23 @@ def test_seal_and_open_in_parallel_threads() -> None:
     assert shared.drops == {"short_pkt": 0, "auth": 0, "replay": 0}
 
 
-def test_crypto_impls_names_the_code_in_use_and_gx_gcm_openssl_forces_evp() -> None:
-    """Which AES-GCM / HKDF code runs depends on the CPU; GX_GCM=openssl must switch AES-GCM to EVP
-    (the choice is made once per process, so each setting gets a process of its own)."""
+def test_crypto_impls_names_the_code_in_use_and_gx_crypto_openssl_forces_openssl() -> None:
+    """Which AES-GCM / HKDF code runs depends on the CPU; GX_CRYPTO=openssl (any case) must switch both
+    AES-GCM and HKDF to OpenSSL (the choice is made once per process, so each setting gets a process of
+    its own)."""
     code = "from gostx._engine import crypto_impls; import json; print(json.dumps(crypto_impls()))"
-    env = {k: v for k, v in os.environ.items() if k != "GX_GCM"}
+    env = {k: v for k, v in os.environ.items() if k not in ("GX_CRYPTO", "GX_GCM")}
     auto = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                      check=True).stdout)
-    forced = json.loads(subprocess.run([sys.executable, "-c", code], env={**env, "GX_GCM": "openssl"},
-                                       capture_output=True, text=True, check=True).stdout)
+    for value in ("openssl", "OpenSSL"):
+        forced = json.loads(subprocess.run([sys.executable, "-c", code], env={**env, "GX_CRYPTO": value},
+                                           capture_output=True, text=True, check=True).stdout)
+        assert forced == {"aes-gcm": "openssl", "hkdf-sha1": "openssl", "simd": auto["simd"]}, (value, forced)
     assert auto["aes-gcm"] in {"vaes-avx512", "vaes-avx2", "openssl"}
     assert auto["hkdf-sha1"] in {"avx512", "sha-ni", "openssl"}
-    assert forced == {"aes-gcm": "openssl", "hkdf-sha1": auto["hkdf-sha1"]}
+    if not auto["simd"]:                               # built with GX_NO_SIMD=1: OpenSSL only
+        assert auto == {"aes-gcm": "openssl", "hkdf-sha1": "openssl", "simd": False}
+        return
     with open("/proc/cpuinfo", encoding="utf-8") as f:
         flags = f.read()
     if " vaes" in flags and " vpclmulqdq" in flags and " avx2" in flags:

@@ -84,7 +84,8 @@ void gx_aead_drops_total(struct gx_aead *a, struct gx_aead_drops *out);
 int gx_aead_seal_batch(struct gx_aead *a, struct gx_batch *b);
 /* Open every packet with len > 0 in place (pkt.data moves past the salt, len shrinks by the
  * overhead; a datagram of exactly salt + tag opens to len 0). A short, forged or replayed packet
- * gets len = 0 with pkt.data unchanged (so the two cases of len 0 can be told apart) and is counted
+ * gets len = 0 with pkt.data unchanged (so the two cases of len 0 can be told apart; a forged one's
+ * bytes are never left decrypted: the ciphertext again, or wiped) and is counted
  * in *drops (added to it, if drops is not NULL) and in the running totals; the other packets are
  * untouched. Returns packets opened, or -EINVAL. */
 int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_drops *drops);
@@ -96,5 +97,16 @@ int gx_aead_open_batch(struct gx_aead *a, struct gx_batch *b, struct gx_aead_dro
  * -EINVAL bad arguments, -EIO OpenSSL failed). Drops are counted in the running totals. */
 int gx_aead_seal_one(struct gx_aead *a, const uint8_t *salt, const uint8_t *in, size_t len, uint8_t *out);
 int gx_aead_open_one(struct gx_aead *a, const uint8_t *in, size_t len, uint8_t *out);
+
+/* One AEAD operation with the caller's key and nonce, through the same code the packets take (our
+ * AES-GCM or OpenSSL's EVP, as gx_gcm_impl() chooses): for known-answer tests (Wycheproof) of every
+ * implementation. The packets never have other sizes, so key_len must be the cipher's, nonce_len 12
+ * and tag_len 16: anything else is refused with -EINVAL (not truncated or padded). No additional data.
+ * seal: buf (len bytes) encrypted in place, tag written; 0 or -errno. open: 0 and buf decrypted, or
+ * -EBADMSG and no unauthenticated plaintext in buf (the ciphertext again, or wiped), or -EINVAL. */
+int gx_aead_seal_raw(int cipher, const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len,
+                     uint8_t *buf, size_t len, uint8_t *tag, size_t tag_len);
+int gx_aead_open_raw(int cipher, const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len,
+                     uint8_t *buf, size_t len, const uint8_t *tag, size_t tag_len);
 
 #endif

@@ -9,7 +9,8 @@
  * Gueron and Kounavis's carry-less multiplication paper). Two builds of it: in 512-bit registers
  * (AVX-512 F/BW/VL, VAES, VPCLMULQDQ: Intel servers since Ice Lake, AMD Zen 4) and in 256-bit ones
  * (AVX2, VAES, VPCLMULQDQ: AMD Zen 3, Intel client cores since Alder Lake); the first the CPU can
- * run is used. Without either, gx_gcm_impl() is GX_GCM_OPENSSL and callers keep their EVP path.
+ * run is used. Without either (or with GX_CRYPTO=openssl, or a GX_NO_SIMD build), gx_gcm_impl() is
+ * GX_GCM_OPENSSL and callers keep their EVP path.
  * gx_gcm_seal/open and seal2/open2 run the implementation chosen (GX_GCM_VAES or GX_GCM_VAES_AVX2),
  * or with GX_GCM_OPENSSL chosen the best of ours the CPU has.
  *
@@ -35,8 +36,11 @@ enum gx_gcm_impl {
  * VAES code is not available: check gx_gcm_impl() first). */
 int gx_gcm_seal(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
                 size_t len, uint8_t tag[GX_GCM_TAG_LEN]);
-/* Check the tag over buf (ciphertext, len bytes), then decrypt in place. 0, -EBADMSG (the tag does
- * not match: buf is left as it was), or -EINVAL as above. */
+/* Decrypt buf (ciphertext, len bytes) in place and check the tag. The tag is not checked before
+ * decrypting: one pass hashes the ciphertext and decrypts it; when the tag then does not match, the
+ * keystream is applied again, so buf holds the ciphertext again when the call returns and no
+ * unauthenticated plaintext is left in it. 0, -EBADMSG (the tag does not match: buf is as it was),
+ * or -EINVAL as above. */
 int gx_gcm_open(const uint8_t *key, size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN], uint8_t *buf,
                 size_t len, const uint8_t tag[GX_GCM_TAG_LEN]);
 
@@ -49,10 +53,14 @@ int gx_gcm_seal2(const uint8_t *const key[2], size_t key_len, const uint8_t nonc
 int gx_gcm_open2(const uint8_t *const key[2], size_t key_len, const uint8_t nonce[GX_GCM_NONCE_LEN],
                  uint8_t *const buf[2], const size_t len[2], const uint8_t *const tag[2]);
 
-/* Process-wide choice (tests, benchmarks, GX_GCM=openssl in the environment). Returns the
+/* Process-wide choice (tests, benchmarks; GX_CRYPTO=openssl in the environment makes the automatic
+ * choice OpenSSL, for HKDF too; a build with GX_NO_SIMD has none of ours). Returns the
  * implementation now in use, -ENOTSUP if one of ours was asked for and the CPU lacks what it needs,
  * -EINVAL. */
 int gx_gcm_set_impl(int impl);
 int gx_gcm_impl(void);
+/* 1 if our SIMD crypto (AES-GCM and HKDF) is compiled in, 0 for a GX_NO_SIMD build (or another CPU
+ * architecture). */
+int gx_crypto_simd(void);
 
 #endif

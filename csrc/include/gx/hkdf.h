@@ -19,6 +19,7 @@
 #define GX_HKDF_LANES 16
 #define GX_HKDF_MAX_KEY 32
 #define GX_HKDF_MAX_SALT 32
+#define GX_HKDF_MAX_INFO 34       /* T1 || info || 2 and its padding fit in one block */
 
 enum gx_hkdf_impl {
     GX_HKDF_AUTO = 0,             /* AVX-512 if the CPU has it, else SHA-NI, else OpenSSL */
@@ -29,9 +30,13 @@ enum gx_hkdf_impl {
 
 struct gx_hkdf_key {              /* read-only after gx_hkdf_key_init */
     size_t key_len, salt_len;
+    size_t out_len;               /* bytes derived: key_len for Shadowsocks */
     uint8_t ext_inner[64];        /* key || 0x80 || 0.. || bitlen(64 + key_len) */
-    uint8_t t1_inner[64];         /* "ss-subkey" 0x01 || 0x80 || 0.. || bitlen(64 + 10) */
+    uint8_t t1_inner[64];         /* info ("ss-subkey") 0x01 || 0x80 || 0.. || bitlen(64 + info_len + 1) */
+    uint8_t t2_inner[64];         /* 20 zero bytes (T1 goes there) || info 0x02 || 0x80 || 0.. || bitlen */
     uint32_t ext_wk[80], t1_wk[80];   /* their message schedules, W[t] + K[t] (the AVX-512 path) */
+    uint32_t t2_tail[10];         /* t2_inner's words 5.. up to its 0x80 byte (the AVX-512 path) */
+    int t2_ntail;
 };
 
 struct gx_hkdf_lane {             /* blocks one derivation writes into (tails prebuilt) */
@@ -47,10 +52,16 @@ struct gx_hkdf_work {             /* scratch of one thread at a time */
     struct gx_hkdf_lane lane[GX_HKDF_LANES];
 };
 
-/* key_len and salt_len in 1..32. 0 or -EINVAL. */
+/* key_len and salt_len in 1..32; info "ss-subkey", key_len bytes out. 0 or -EINVAL. */
 int gx_hkdf_key_init(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, size_t salt_len);
+/* Any info of 0..GX_HKDF_MAX_INFO bytes and out_len of 1..32 (for known-answer tests); other sizes are
+ * refused with -EINVAL. Wipe the key with gx_hkdf_key_wipe when done. */
+int gx_hkdf_key_init_ex(struct gx_hkdf_key *k, const uint8_t *key, size_t key_len, size_t salt_len,
+                        const uint8_t *info, size_t info_len, size_t out_len);
+void gx_hkdf_key_wipe(struct gx_hkdf_key *k);
 void gx_hkdf_work_init(struct gx_hkdf_work *w);
-/* out[i] (key_len bytes) = HKDF-SHA1(key, salts[i], "ss-subkey") for i < n (n <= GX_HKDF_LANES). */
+/* out[i] (out_len bytes) = HKDF-SHA1(key, salts[i], info) for i < n (n <= GX_HKDF_LANES). Nothing
+ * secret stays in w afterwards (its key-dependent bytes are wiped). */
 void gx_hkdf_derive(const struct gx_hkdf_key *k, struct gx_hkdf_work *w, const uint8_t *const salts[],
                     uint8_t *const out[], int n);
 /* Choose the SHA-1 block code (for tests and benchmarks; process-wide). Returns the implementation

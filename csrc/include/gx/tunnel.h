@@ -146,7 +146,10 @@ struct gx_transport {
      * the transport is finished (then the tunnel emits GX_TEV_NET_CLOSED and its down thread stops). */
     int (*recv)(void *state, struct gx_batch *b, uint64_t *bytes);
     /* Send n datagrams in order. Block for room (polling stop_fd; give up when it is readable). Return
-     * how many were handed to the kernel; *dropped counts the refused ones, *bytes the wire bytes. */
+     * how many were handed to the kernel (the UDP transport counts the refused ones in it too);
+     * *dropped counts the refused ones and, when stop_fd fired, the ones never tried, so n - *dropped
+     * were sent, whatever the transport; *bytes the wire bytes. Each datagram is sent or dropped: no
+     * datagram (of any size, 0..65535) makes the call loop without progress. */
     int (*send)(void *state, const struct gx_tunnel_dgram *d, int n, int stop_fd, uint64_t *bytes,
                 uint64_t *dropped);
     void (*close)(void *state);    /* free state (fds stay owned by whoever opened them); may be NULL */
@@ -154,6 +157,10 @@ struct gx_transport {
 
 /* For transports' send: wait until fd is writable (1), or until stop_fd (when >= 0) is readable (0). */
 int gx_transport_wait_writable(int fd, int stop_fd);
+/* For transports' send on ENOBUFS: nap 1 ms (1), or stop_fd fired (0). At most GX_NOBUFS_NAPS naps for
+ * one packet, then it is dropped (counted). */
+int gx_transport_nap(int stop_fd);
+#define GX_NOBUFS_NAPS 100
 
 /* The default transport: datagrams on a bound, non-blocking UDP socket (recvmmsg/sendmmsg). */
 int gx_transport_udp(struct gx_transport *out, int fd);

@@ -221,7 +221,9 @@ class TunHandler(Handler):
             f"{self.kind} tunnel {'client' if remote else 'server'} {where}"
             + (f" -> {remote[0]}:{remote[1]}" if remote else ""),
             extra={"kind": self.kind, "cipher": self.options.method or "none",
-                   "device": device.name},  # type: ignore[attr-defined]
+                   "device": device.name,  # type: ignore[attr-defined]
+                   # the crypto and offload paths in use (CPU, GX_CRYPTO, build; the device's vnet mode)
+                   "crypto": _engine.crypto_impls(), "vnet_mode": device.vnet_mode},  # type: ignore[attr-defined]
         )
 
     async def _serve_fake_tcp_server(self, device: object, listener: Listener, endpoint: _engine.FakeTcp) -> None:
