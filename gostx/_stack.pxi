@@ -44,7 +44,7 @@ STACK_STAT_NAMES = (
     "tun_rx_pkts", "tun_rx_bytes", "tun_tx_pkts", "tun_tx_bytes", "tun_tx_drops", "tun_rx_errors",
     "tcp_flows", "tcp_active", "tcp_refused", "tcp_up_bytes", "tcp_down_bytes", "tcp_resets", "tcp_client_resets",
     "udp_sessions", "udp_active", "udp_expired", "udp_up_pkts", "udp_down_pkts", "udp_drops",
-    "event_overflows", "flow_limit_hits",
+    "event_overflows", "flow_limit_hits", "tcp_closing", "tcp_time_wait", "tcp_tw_recycled",
 )
 STACK_SNIFF_MAX = GX_STACK_SNIFF_MAX
 STACK_MTU_MIN = GX_STACK_MTU_MIN

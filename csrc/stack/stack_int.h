@@ -129,6 +129,7 @@ struct gx_stack {
         _Atomic uint64_t tcp_flows, tcp_active, tcp_refused, tcp_up_bytes, tcp_down_bytes, tcp_resets, tcp_client_resets;
         _Atomic uint64_t udp_sessions, udp_active, udp_expired, udp_up_pkts, udp_down_pkts, udp_drops;
         _Atomic uint64_t event_overflows, flow_limit_hits;
+        _Atomic uint64_t tcp_closing, tcp_time_wait, tcp_tw_recycled;
     } stats;
 };
 

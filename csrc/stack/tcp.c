@@ -427,7 +427,19 @@ void tcp_flow_decide(struct gx_stack *s, struct tcp_flow *t, int fd) {
     pump(s, t);
 }
 
+/* lwIP's connections that are no flow any more: detached ones finishing their FIN exchange, TIME_WAIT. */
+static void count_lwip_pcbs(struct gx_stack *s) {
+    uint64_t closing = 0, time_wait = 0;
+    for (const struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next)
+        closing += pcb->callback_arg == NULL;
+    for (const struct tcp_pcb *pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next)
+        time_wait++;
+    atomic_store_explicit(&s->stats.tcp_closing, closing, memory_order_relaxed);
+    atomic_store_explicit(&s->stats.tcp_time_wait, time_wait, memory_order_relaxed);
+}
+
 void tcp_flows_tick(struct gx_stack *s) {
+    count_lwip_pcbs(s);
     if (s->cfg.sniff_bytes == 0 || s->cfg.sniff_timeout_ms == 0)
         return;
     for (uint32_t i = 0; i < s->n_slots; i++) {

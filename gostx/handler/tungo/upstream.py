@@ -14,6 +14,7 @@ our own dial coming back, and is dropped with a hint instead of being dialed aga
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import os
 import socket
@@ -29,6 +30,7 @@ from gostx.net.stream import SocketStream
 from gostx.service import ServiceContext
 
 OWN_SOCKET_MEMORY = 30.0   # seconds a dial's local address stays recognisable as ours
+OWN_SOCKET_CAP = 1 << 17   # addresses remembered at most (a dial's own SYN comes back within milliseconds)
 
 
 def address_key(host: str, port: int) -> tuple[str, int]:
@@ -37,11 +39,18 @@ def address_key(host: str, port: int) -> tuple[str, int]:
 
 
 class OwnSockets:
-    """Local addresses of our recent upstream dials."""
+    """Local addresses of our recent upstream dials.
 
-    def __init__(self, memory: float = OWN_SOCKET_MEMORY) -> None:
+    Every entry lives `memory` seconds, so entries expire in the order they were added: a queue in that
+    order is trimmed from its old end on every add (amortized O(1) a dial; a flow rate of thousands a
+    second keeps thousands of entries, never rescanned). At most `cap` entries are kept (the oldest go
+    first), which bounds the memory whatever the rate."""
+
+    def __init__(self, memory: float = OWN_SOCKET_MEMORY, cap: int = OWN_SOCKET_CAP) -> None:
         self.memory = memory
+        self.cap = cap
         self._until: dict[tuple[str, int], float] = {}
+        self._order: collections.deque[tuple[float, tuple[str, int]]] = collections.deque()
 
     def add(self, sock: socket.socket) -> None:
         try:
@@ -49,9 +58,17 @@ class OwnSockets:
         except OSError:
             return
         now = time.monotonic()
-        if len(self._until) > 4096:
-            self._until = {k: t for k, t in self._until.items() if t > now}
-        self._until[address_key(local[0], local[1])] = now + self.memory
+        until, order = self._until, self._order
+        while order and (order[0][0] <= now or len(order) >= self.cap):
+            expiry, key = order.popleft()
+            if until.get(key) == expiry:  # not renewed by a later dial from the same address
+                del until[key]
+        key = address_key(local[0], local[1])
+        until[key] = now + self.memory
+        order.append((now + self.memory, key))
+
+    def __len__(self) -> int:
+        return len(self._until)
 
     def __contains__(self, addr: tuple[str, int]) -> bool:
         until = self._until.get(address_key(*addr))
