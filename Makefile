@@ -63,11 +63,11 @@ tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h)
 	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) -lcrypto -lpthread
 
-tests/c/bin/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+tests/c/bin/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py $(wildcard third_party/lwip/patches/*.patch)
 	@mkdir -p tests/c/bin
 	$(LWIP_AR) $@ $(CC) -O2 -g
 
-tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py $(wildcard third_party/lwip/patches/*.patch)
 	@mkdir -p tests/c/bin
 	$(LWIP_AR) $@ $(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer
 

@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +72,7 @@ class ChurnResult:
             k = self.kind(kind)
             if k:
                 parts.append(f"{kind} {k['rate']:.0f}/s {label} p50 {k['p50_ms']} ms p99 {k['p99_ms']} ms"
+                             + (f" echo p50 {k['echo_p50_ms']} p99 {k['echo_p99_ms']} ms" if kind == "tcp" else "")
                              + (f" failures {k['reasons']}" if k["failed"] else ""))
         return "; ".join(parts)
 

@@ -46,6 +46,7 @@ class Tally:
     failed: int = 0
     reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     times: list[float] = field(default_factory=list)   # ms: TCP connect, UDP exchange
+    echo_times: list[float] = field(default_factory=list)   # ms, TCP: the first write to its echo
     first_failure_s: float | None = None
 
     def fail(self, reason: str, at: float) -> None:
@@ -55,21 +56,22 @@ class Tally:
             self.first_failure_s = at
 
     def report(self, elapsed: float) -> dict[str, object]:
-        times = sorted(self.times)
+        times, echoes = sorted(self.times), sorted(self.echo_times)
 
-        def pct(p: float) -> float | None:
-            if not times:
+        def pct(values: list[float], p: float) -> float | None:
+            if not values:
                 return None
-            return round(times[min(len(times) - 1, int(p / 100 * len(times)))], 3)
+            return round(values[min(len(values) - 1, int(p / 100 * len(values)))], 3)
 
         return {"ok": self.ok, "failed": self.failed, "reasons": dict(self.reasons),
                 "rate": round(self.ok / elapsed, 1) if elapsed > 0 else 0.0,
-                "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": round(times[-1], 3) if times else None,
+                "p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "max_ms": round(times[-1], 3) if times else None,
+                "echo_p50_ms": pct(echoes, 50), "echo_p99_ms": pct(echoes, 99),
                 "first_failure_s": None if self.first_failure_s is None else round(self.first_failure_s, 2)}
 
 
 class Flow:
-    __slots__ = ("deadline", "done", "got", "kind", "sock", "state", "t0")
+    __slots__ = ("deadline", "done", "got", "kind", "sock", "state", "t0", "t_sent")
 
     def __init__(self, kind: str, sock: socket.socket, t0: float, deadline: float) -> None:
         self.kind = kind
@@ -79,6 +81,7 @@ class Flow:
         self.state = CONNECTING
         self.got = 0
         self.done = False
+        self.t_sent = t0
 
 
 class Churn:
@@ -154,6 +157,7 @@ class Churn:
                 return
             self.tally["tcp"].times.append((now - flow.t0) * 1000)
             flow.state = ECHO
+            flow.t_sent = now
             try:
                 sock.send(self.payload)
             except OSError as exc:
@@ -184,6 +188,7 @@ class Churn:
         flow.got += len(data)
         if flow.got < len(self.payload):
             return
+        self.tally["tcp"].echo_times.append((now - flow.t_sent) * 1000)
         try:
             sock.send(self.payload)   # the second write, then close
         except OSError as exc:

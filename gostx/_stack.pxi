@@ -51,10 +51,15 @@ STACK_MTU_MIN = GX_STACK_MTU_MIN
 STACK_MTU_MAX = GX_STACK_MTU_MAX
 
 
+import socket as _stack_socket
+
+
 cdef object _flow_ip(uint32_t family, const uint8_t *raw):
+    # inet_ntop: the C library's spelling, the one getsockname() gives too (tungo's loop guard compares
+    # them); ipaddress would cost ~10x as much per flow
     if family == 6:
-        return str(_ipaddress.IPv6Address(raw[:16]))
-    return str(_ipaddress.IPv4Address(raw[:4]))
+        return _stack_socket.inet_ntop(_stack_socket.AF_INET6, raw[:16])
+    return _stack_socket.inet_ntop(_stack_socket.AF_INET, raw[:4])
 
 
 cdef class Stack:

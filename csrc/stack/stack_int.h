@@ -123,6 +123,7 @@ struct gx_stack {
     struct flow *graveyard;
     uint64_t now_ms;
     uint64_t trim_seen, trim_done;   /* TUN bytes at the last tick / at the last malloc_trim */
+    uint32_t tw_recycled_seen;       /* lwIP's tcp_tw_recycled at the last tick */
 
     struct {
         _Atomic uint64_t tun_rx_pkts, tun_rx_bytes, tun_tx_pkts, tun_tx_bytes, tun_tx_drops, tun_rx_errors;

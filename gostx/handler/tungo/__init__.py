@@ -29,6 +29,7 @@ from gostx.errors import GostError
 from gostx.handler.tungo.bridge import Bridges
 from gostx.handler.tungo.fastdial import DirectDials
 from gostx.handler.tungo.options import TungoHandlerOptions
+from gostx.handler.tungo.ports import SourcePorts
 from gostx.handler.tungo.upstream import OwnSockets, TungoRouter, build_tungo_router
 from gostx.listener.tungo import TungoListener
 from gostx.registry import handlers
@@ -52,6 +53,7 @@ class TungoHandler(Handler):
         self.options = TungoHandlerOptions.from_metadata(self.metadata)
         self.sniffing = SniffingOptions.from_metadata(self.metadata)
         self.own = OwnSockets()
+        self.ports = SourcePorts.from_kernel()  # in the service's network namespace: read at start
         self.bridges = Bridges()  # upstreams that are Python transports (TLS, SOCKS5 UDP frames)
         self.router: TungoRouter | None = None
         self.bypass: Bypass | None = None
@@ -64,7 +66,7 @@ class TungoHandler(Handler):
     async def init(self) -> None:
         if TungoHandler.active not in (None, self):
             raise GostError(f"tungo: only one tungo service per process ({TungoHandler.active.ctx.name} is one)")
-        self.router = build_tungo_router(self.ctx, self.config.retries, self.own)
+        self.router = build_tungo_router(self.ctx, self.config.retries, self.own, self.ports)
         self.bypass = service_bypass(self.ctx.config, self.ctx.name)
         TungoHandler.active = self
 
@@ -79,7 +81,7 @@ class TungoHandler(Handler):
         self.stack.start()
         if self.router is not None and self.router.chain is None and not self.sniffing.enabled:
             self.fast = DirectDials(self.stack, self.router.direct, self.router.retries, self.router.timeout,
-                                    self.own, self.router.log)
+                                    self.own, self.router.log, self.ports)
         loop = asyncio.get_running_loop()
         self._reader_fd = self.stack.event_fd
         loop.add_reader(self._reader_fd, self._drain_events)
