@@ -13,7 +13,8 @@ With an explicit port (bind() with SO_REUSEADDR, then connect()), Linux takes ov
 connection of the same four addresses when it used TCP timestamps, as RFC 6191 allows (the new
 connection starts above the old one's sequence numbers); without timestamps, or when the four addresses
 are in use by a live connection, connect() fails with EADDRNOTAVAIL and the next port is tried. After
-PORT_TRIES such failures the kernel chooses (port 0), as before.
+PORT_TRIES such failures the kernel chooses (port 0), as before. The ports come from a window of
+PORT_WINDOW ports (see SourcePorts), so TIME_WAIT stays below PORT_WINDOW per destination.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 RESERVED_PORTS_FILE = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 DEFAULT_RANGE = (32768, 60999)
 PORT_TRIES = 4   # explicit ports tried for one dial before the kernel's own choice
+PORT_WINDOW = 4096   # ports tungo cycles over (at most a quarter of the range)
 RETRY_ERRNOS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL)
 
 
@@ -52,15 +54,27 @@ def _read(path: str) -> str:
 
 
 class SourcePorts:
-    """The next source port for a dial, in turn over [low, high] minus the reserved ports."""
+    """The next source port for a dial, in turn over a window of `window` ports of [low, high] (minus the
+    reserved ports), starting at a random place in the range.
+
+    Only a window: Linux's own port choice for connect() skips a port that a socket bound explicitly (and
+    the TIME_WAIT it leaves) holds, so cycling over the whole range would leave nothing for the other
+    programs of the namespace, the clients behind tungo among them (measured: their connect() failed with
+    EADDRNOTAVAIL). The window bounds what tungo takes; a port comes round again after `window` dials,
+    by then its connection has ended (else connect() says EADDRNOTAVAIL and the next one is tried)."""
 
     def __init__(self, low: int = DEFAULT_RANGE[0], high: int = DEFAULT_RANGE[1],
-                 reserved: frozenset[int] = frozenset(), start: int | None = None) -> None:
+                 reserved: frozenset[int] = frozenset(), start: int | None = None,
+                 window: int = PORT_WINDOW) -> None:
         if not 0 < low <= high <= 65535:
             low, high = DEFAULT_RANGE
         self.low, self.high = low, high
         self.reserved = reserved
-        self._next = start if start is not None and low <= start <= high else random.randint(low, high)
+        size = high - low + 1
+        self.window = max(1, min(window, size // 4 or 1))
+        first = start if start is not None and low <= start <= high else random.randint(low, high)
+        self._first = first - low          # offset of the window in the range
+        self._i = 0                        # the next offset within the window
 
     @classmethod
     def from_kernel(cls) -> SourcePorts:
@@ -73,10 +87,11 @@ class SourcePorts:
         return cls(low, high, parse_port_list(_read(RESERVED_PORTS_FILE)))
 
     def take(self) -> int:
-        """A port (0 when the whole range is reserved: the kernel chooses)."""
-        for _ in range(self.high - self.low + 1):
-            port = self._next
-            self._next = self.low if port >= self.high else port + 1
+        """A port (0 when the whole window is reserved: the kernel chooses)."""
+        size = self.high - self.low + 1
+        for _ in range(self.window):
+            port = self.low + (self._first + self._i) % size
+            self._i = (self._i + 1) % self.window
             if port not in self.reserved:
                 return port
         return 0
