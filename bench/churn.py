@@ -36,6 +36,23 @@ PORT = 7300
 TIMEOUT = 20.0     # seconds a flow gets for its connect and for its echo
 
 
+# The bench's churn tests: test key -> (mode, flows in flight). The value is flows completed a second.
+CHURN_TESTS = {"churn400": ("tcp", 400), "churn2000": ("tcp", 2000), "churnudp": ("udp", 400),
+               "churnmix": ("mix", 400)}
+CHURN_TITLES = {"churn400": "TCP churn, 400 in flight", "churn2000": "TCP churn, 2000 in flight",
+                "churnudp": "UDP churn, 400 in flight", "churnmix": "TCP+UDP churn, 400 in flight"}
+CHURN_SECONDS_ENV = "BENCH_CHURN_SECONDS"
+
+
+def churn_seconds() -> float:
+    """How long each bench churn test runs: $BENCH_CHURN_SECONDS, else 5."""
+    try:
+        value = float(os.environ.get(CHURN_SECONDS_ENV, "") or 5)
+    except ValueError:
+        value = 5.0
+    return value if value > 0 else 5.0
+
+
 class ChurnError(RuntimeError):
     """The churn client or server could not run; str() says why."""
 
