@@ -61,6 +61,7 @@ class TungoHandler(Handler):
         self._tasks: set[asyncio.Task[None]] = set()
         self.fast: DirectDials | None = None  # direct dials as callbacks: no chain, no sniffing
         self._reader_fd: int | None = None
+        self._device_name = ""
         self._loop_warned = False
 
     async def init(self) -> None:
@@ -74,6 +75,7 @@ class TungoHandler(Handler):
         if not isinstance(listener, TungoListener) or listener.device is None:
             raise GostError("handler tungo needs a tungo listener")
         device = listener.device
+        self._device_name = device.name
         self.stack = _engine.Stack(tun_fd=device.fd, vnet_hdr=device.vnet_hdr, mtu=listener.options.mtu,
                                    udp_timeout=self.options.udp_timeout,
                                    sniff_bytes=SNIFF_BYTES if self.sniffing.enabled else 0,
@@ -189,9 +191,21 @@ class TungoHandler(Handler):
             extra={"network": network, "dst": _show(dst)})
 
     # ---- stats, close ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """The stack's counters, and tun_queue_drops: packets the kernel dropped because the device's
+        queue towards the stack was full (its TX drops, from sysfs: they never reach the stack)."""
+        out: dict[str, int] = dict(self.stack.stats()) if self.stack is not None else {}
+        if self._device_name:
+            try:
+                with open(f"/sys/class/net/{self._device_name}/statistics/tx_dropped", encoding="ascii") as f:
+                    out["tun_queue_drops"] = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pass
+        return out
+
     def log_stats(self) -> None:
         if self.stack is not None:
-            self.ctx.log.info("tungo stats", extra={"stats": self.stack.stats()})
+            self.ctx.log.info("tungo stats", extra={"stats": self.stats()})
 
     async def close(self) -> None:
         if TungoHandler.active is self:
