@@ -73,11 +73,11 @@ tests/c/bin/wycheproof.txt: $(WYCHEPROOF_JSON) tests/c/wycheproof_to_txt.py
 	$(SYS_PY) tests/c/wycheproof_to_txt.py tests/vectors/wycheproof $@
 tests/c/bin/test_wycheproof tests/c/bin/asan-test_wycheproof: tests/c/bin/wycheproof.txt
 
-tests/c/bin/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+tests/c/bin/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py $(wildcard third_party/lwip/patches/*.patch)
 	@mkdir -p tests/c/bin
 	$(LWIP_AR) $@ $(CC) -O2 -g
 
-tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py $(wildcard third_party/lwip/patches/*.patch)
 	@mkdir -p tests/c/bin
 	$(LWIP_AR) $@ $(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer
 

@@ -26,9 +26,10 @@ from bench.tunnels import (
 )
 
 TCP_TESTS = ("ping", "tcp1", "tcp4")
-BARE_TESTS = ("ping", "tcp1", "tcp4", "udp", "tcp1r", "tcp4r")
+CHURN = ("churn400", "churn2000", "churnudp", "churnmix")  # short flows always in flight (bench/churn.py)
+BARE_TESTS = ("ping", "tcp1", "tcp4", "udp", "tcp1r", "tcp4r", *CHURN)
 BOTH_WAYS_TESTS = ("tcp1", "tcp4", "tcp1r", "tcp4r")
-TUNGO_TESTS = (*BOTH_WAYS_TESTS, "flows1000")  # flows1000: the tunnel's peak RSS with 1000 open TCP flows
+TUNGO_TESTS = (*BOTH_WAYS_TESTS, "flows1000", *CHURN)  # flows1000: the tunnel's peak RSS with 1000 open TCP flows
 GO_GOST_ENV = "BENCH_GO_GOST"
 
 
@@ -105,7 +106,7 @@ ROWS: tuple[Row, ...] = (
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
     Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
     Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, TUNGO_TESTS),
-    Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4")),
+    Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4", "churn400")),
     Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4")),
     Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4")),
     Row("tungo-relay-wss", "tungo:// -F relay+wss://?interface=", tungo_over_relay_wss, ("tcp1",)),

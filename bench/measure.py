@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bench.churn import CHURN_TESTS, CHURN_TITLES, ChurnError, churn, churn_seconds
 from bench.flows import FlowsError, run_flows
 from bench.matrix import Row
 from bench.rig import Rig, RigError
@@ -19,9 +20,10 @@ from gostx.testing.ping import PingError, run_ping
 from gostx.testing.procstats import CpuSampler
 
 TEST_TITLES = {"ping": "ping RTT", "tcp1": "TCP 1 stream", "tcp4": "TCP 4 streams", "udp": "UDP 1400 B",
-               "tcp1r": "TCP 1 stream B->A", "tcp4r": "TCP 4 streams B->A", "flows1000": "1000 TCP flows open"}
+               "tcp1r": "TCP 1 stream B->A", "tcp4r": "TCP 4 streams B->A", "flows1000": "1000 TCP flows open",
+               **CHURN_TITLES}
 TEST_UNITS = {"ping": "µs", "tcp1": "Gbit/s", "tcp4": "Gbit/s", "udp": "pps", "tcp1r": "Gbit/s", "tcp4r": "Gbit/s",
-              "flows1000": "flows"}
+              "flows1000": "flows", **{test: "flows/s" for test in CHURN_TESTS}}
 TCP_STREAMS = {"tcp1": 1, "tcp4": 4, "tcp1r": 1, "tcp4r": 4}  # the *r tests: iperf3 -R (B sends to A)
 PING_COUNT = 21  # the first reply is dropped: it pays for ARP and peer learning
 PING_INTERVAL = 0.05
@@ -70,6 +72,13 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
             sample.value = float(opened)
             if rss_open:
                 sample.detail = {"rss_open_mib": rss_open / 1024}
+        elif test in CHURN_TESTS:
+            mode, inflight = CHURN_TESTS[test]
+            result = churn(rig.a, rig.b, endpoint.target, inflight=inflight, seconds=churn_seconds(), mode=mode)
+            sample.value = result.rate
+            kind = "udp" if mode == "udp" else "tcp"
+            sample.detail = {"failed": float(result.failed),
+                             **{k: v for k in ("p50_ms", "p99_ms") if (v := result.p(kind, k)) is not None}}
         elif test == "udp":
             rig.ensure_iperf_server()
             udp = iperf.run_udp(rig.a, endpoint.target, seconds)
@@ -77,7 +86,7 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
             sample.detail = {"gbps": udp.gbps, "loss_percent": udp.loss_percent}
         else:
             raise ValueError(f"unknown test {test!r}")
-    except (iperf.IperfError, PingError, RigError, FlowsError) as exc:
+    except (iperf.IperfError, PingError, RigError, FlowsError, ChurnError) as exc:
         sample.error = one_line(str(exc))
     except Exception as exc:  # one failed test must not end the run: it shows as n/a with the reason
         sample.error = one_line(f"{type(exc).__name__}: {exc}")
@@ -87,6 +96,13 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
     return sample
 
 
+def churn_cell(rate: float, detail: dict[str, float]) -> str:
+    text = f"{rate:.0f} flows/s, {detail.get('failed', 0):.0f} failed"
+    if "p50_ms" in detail:
+        text += f", p50 {detail['p50_ms']:.1f} ms p99 {detail.get('p99_ms', 0):.1f} ms"
+    return text
+
+
 def describe(sample: Sample) -> str:
     if sample.value is None:
         return f"n/a ({sample.error})"
@@ -94,6 +110,8 @@ def describe(sample: Sample) -> str:
         text = f"{sample.value:.0f} µs"
     elif sample.test == "udp":
         text = f"{sample.value / 1000:.0f} kpps, {sample.detail['loss_percent']:.1f}% loss"
+    elif sample.test in CHURN_TESTS:
+        text = churn_cell(sample.value, sample.detail)
     elif sample.test == "flows1000":
         text = f"{sample.value:.0f} flows"
         if "rss_open_mib" in sample.detail:

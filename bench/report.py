@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.measure import TEST_TITLES
+from bench.churn import CHURN_TESTS
+from bench.measure import TEST_TITLES, churn_cell
 from bench.summary import RowSummary, TestSummary
 
 
@@ -125,7 +126,7 @@ def _num(value: float, test: str) -> str:
         return f"{value:.0f}"
     if test == "udp":
         return f"{value / 1000:.0f}k"
-    if test == "flows1000":
+    if test == "flows1000" or test in CHURN_TESTS:
         return f"{value:.0f}"
     return f"{value:.2f}"
 
@@ -138,6 +139,8 @@ def _median_cell(ts: TestSummary) -> str:
     if ts.test == "udp":
         gbps, loss = ts.detail.get("gbps", 0.0), ts.detail.get("loss_percent", 0.0)
         return f"{ts.median / 1000:.0f} kpps = {gbps:.2f} Gbit/s, {loss:.1f}% loss"
+    if ts.test in CHURN_TESTS:
+        return churn_cell(ts.median, ts.detail)
     if ts.test == "flows1000":
         rss = ts.detail.get("rss_open_mib")
         return f"{ts.median:.0f} open at once" + (f", RSS {rss:.1f} MiB while open" if rss else "")

@@ -44,17 +44,22 @@ STACK_STAT_NAMES = (
     "tun_rx_pkts", "tun_rx_bytes", "tun_tx_pkts", "tun_tx_bytes", "tun_tx_drops", "tun_rx_errors",
     "tcp_flows", "tcp_active", "tcp_refused", "tcp_up_bytes", "tcp_down_bytes", "tcp_resets", "tcp_client_resets",
     "udp_sessions", "udp_active", "udp_expired", "udp_up_pkts", "udp_down_pkts", "udp_drops",
-    "event_overflows", "flow_limit_hits",
+    "event_overflows", "flow_limit_hits", "tcp_closing", "tcp_time_wait", "tcp_tw_recycled",
 )
 STACK_SNIFF_MAX = GX_STACK_SNIFF_MAX
 STACK_MTU_MIN = GX_STACK_MTU_MIN
 STACK_MTU_MAX = GX_STACK_MTU_MAX
 
 
+import socket as _stack_socket
+
+
 cdef object _flow_ip(uint32_t family, const uint8_t *raw):
+    # inet_ntop: the C library's spelling, the one getsockname() gives too (tungo's loop guard compares
+    # them); ipaddress would cost ~10x as much per flow
     if family == 6:
-        return str(_ipaddress.IPv6Address(raw[:16]))
-    return str(_ipaddress.IPv4Address(raw[:4]))
+        return _stack_socket.inet_ntop(_stack_socket.AF_INET6, raw[:16])
+    return _stack_socket.inet_ntop(_stack_socket.AF_INET, raw[:4])
 
 
 cdef class Stack:

@@ -90,11 +90,17 @@ static int push_cmd(struct gx_stack *s, uint32_t type, uint64_t id, int fd) {
         s->cmds = grown;
         s->cmd_cap = cap;
     }
+    /* Wake the thread only for the first command of a batch: it takes every queued command once woken
+     * (drain_cmds loops until the queue is empty), so under churn a burst of decisions costs one
+     * eventfd write and one wake-up, not one per flow. */
+    bool was_empty = s->cmd_count == 0;
     s->cmds[s->cmd_count++] = (struct cmd){.type = type, .fd = fd, .id = id};
     pthread_mutex_unlock(&s->cmd_lock);
-    uint64_t one = 1;
-    ssize_t w = write(s->cmd_efd, &one, sizeof(one));
-    (void)w;
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t w = write(s->cmd_efd, &one, sizeof(one));
+        (void)w;
+    }
     return 0;
 }
 

@@ -123,12 +123,14 @@ struct gx_stack {
     struct flow *graveyard;
     uint64_t now_ms;
     uint64_t trim_seen, trim_done;   /* TUN bytes at the last tick / at the last malloc_trim */
+    uint32_t tw_recycled_seen;       /* lwIP's tcp_tw_recycled at the last tick */
 
     struct {
         _Atomic uint64_t tun_rx_pkts, tun_rx_bytes, tun_tx_pkts, tun_tx_bytes, tun_tx_drops, tun_rx_errors;
         _Atomic uint64_t tcp_flows, tcp_active, tcp_refused, tcp_up_bytes, tcp_down_bytes, tcp_resets, tcp_client_resets;
         _Atomic uint64_t udp_sessions, udp_active, udp_expired, udp_up_pkts, udp_down_pkts, udp_drops;
         _Atomic uint64_t event_overflows, flow_limit_hits;
+        _Atomic uint64_t tcp_closing, tcp_time_wait, tcp_tw_recycled;
     } stats;
 };
 

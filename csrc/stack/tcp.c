@@ -395,6 +395,7 @@ int tcp_flows_listen(struct gx_stack *s) {
     tcp_arg(l, s);
     tcp_accept(l, on_accept);
     s->listener = l;
+    s->tw_recycled_seen = tcp_tw_recycled;
     return 0;
 }
 
@@ -429,7 +430,41 @@ void tcp_flow_decide(struct gx_stack *s, struct tcp_flow *t, int fd) {
     pump(s, t);
 }
 
+/* lwIP's connections that are no flow any more: detached ones finishing their FIN exchange, and TIME_WAIT.
+ * TIME_WAIT is kept for at most TIME_WAIT_MAX connections (the oldest go first: lwIP adds at the head), as
+ * Linux's tcp_max_tw_buckets does: lwIP finds a segment's connection by walking its lists, and under churn
+ * where the servers close first (lwIP then closes first too) 2 MSL = 120 s of them would be hundreds of
+ * thousands, walked for every new SYN. A client that reuses the port of one still kept gets a new
+ * connection anyway (patches/0002-time-wait-recycle.patch). */
+#define TIME_WAIT_MAX 4096u
+
+static void count_lwip_pcbs(struct gx_stack *s) {
+    uint64_t closing = 0, time_wait = 0;
+    for (const struct tcp_pcb *pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next)
+        closing += pcb->callback_arg == NULL;
+    struct tcp_pcb *prev = NULL;
+    for (struct tcp_pcb *pcb = tcp_tw_pcbs; pcb != NULL; prev = pcb, pcb = pcb->next) {
+        if (time_wait == TIME_WAIT_MAX) {
+            prev->next = NULL; /* the older rest leaves the list */
+            while (pcb != NULL) {
+                struct tcp_pcb *next = pcb->next;
+                tcp_pcb_purge(pcb);
+                tcp_free(pcb);
+                pcb = next;
+            }
+            break;
+        }
+        time_wait++;
+    }
+    atomic_store_explicit(&s->stats.tcp_closing, closing, memory_order_relaxed);
+    atomic_store_explicit(&s->stats.tcp_time_wait, time_wait, memory_order_relaxed);
+    uint32_t recycled = tcp_tw_recycled; /* lwIP's (global) count: this stack's share is the growth */
+    STAT_ADD(s, tcp_tw_recycled, recycled - s->tw_recycled_seen);
+    s->tw_recycled_seen = recycled;
+}
+
 void tcp_flows_tick(struct gx_stack *s) {
+    count_lwip_pcbs(s);
     if (s->cfg.sniff_bytes == 0 || s->cfg.sniff_timeout_ms == 0)
         return;
     for (uint32_t i = 0; i < s->n_slots; i++) {

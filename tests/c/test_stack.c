@@ -392,6 +392,64 @@ static void test_tcp_drop_resets(void) {
     close_host(&h);
 }
 
+/* The upstream closes first, so lwIP closes first and keeps the connection in TIME_WAIT; the client
+ * (whose side ended at once) reuses its port. A SYN below the old connection's sequence numbers still
+ * gets lwIP's ACK for the old one; a SYN above them ends the TIME_WAIT and gets a new connection (RFC
+ * 6191 / Linux): a SYN-ACK from an ISS above the old sequence space, and a new flow. */
+static void test_time_wait_port_reuse(void) {
+    struct host h;
+    CHECK(open_host(&h, 0, 30000, 0) == 0, "open");
+    uint8_t pkt[200], buf[70000];
+    struct seen o;
+    uint32_t cseq = 1000, sseq = handshake(&h, 0, 40100, 80, cseq);
+    struct gx_stack_event ev;
+    CHECK(sseq != 0 && wait_event(h.s, &ev), "event");
+    gx_stack_event_release(&ev);
+    int up[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, up);
+    CHECK(gx_stack_connect(h.s, ev.id, up[0]) == 0, "connect");
+    close(up[1]); /* the upstream closes first: a FIN to the client */
+    int saw_fin = 0;
+    for (int i = 0; i < 5 && !saw_fin && next_tcp(&h, 0, buf, &o); i++)
+        saw_fin = (o.flags & FIN) != 0;
+    CHECK(saw_fin && o.seq == sseq, "the stack's FIN (seq %u, want %u)", o.seq, sseq);
+    cseq += 1;
+    struct tcpseg fin = {0, CLIENT4, REMOTE4, 40100, 80, cseq, sseq + 1, ACK | FIN, 65535, NULL, 0, 0};
+    send_pkt(&h, pkt, build_tcp(pkt, &fin), NULL);
+    CHECK(next_tcp(&h, 0, buf, &o) && o.flags == ACK && o.ack == cseq + 1, "the last ACK (flags %02x)", o.flags);
+    struct gx_stack_stats st;
+    for (int i = 0; i < 40; i++) {
+        gx_stack_get_stats(h.s, &st);
+        if (st.tcp_time_wait == 1)
+            break;
+        usleep(50000);
+    }
+    CHECK(st.tcp_time_wait == 1 && st.tcp_active == 0, "time_wait %lu active %lu", (unsigned long)st.tcp_time_wait,
+          (unsigned long)st.tcp_active);
+
+    /* an old SYN (below what the connection received): lwIP's ACK for the old connection */
+    struct tcpseg old = {0, CLIENT4, REMOTE4, 40100, 80, cseq - 500, 0, SYN, 65535, NULL, 0, MTU - 40};
+    send_pkt(&h, pkt, build_tcp(pkt, &old), NULL);
+    CHECK(next_tcp(&h, 0, buf, &o) && o.flags == ACK && o.ack == cseq + 1, "an old SYN gets the old ACK (flags %02x)",
+          o.flags);
+
+    /* the new connection on the same port */
+    uint32_t nseq = handshake(&h, 0, 40100, 80, cseq + 100000);
+    CHECK(nseq == sseq + 1 + 65537 + 1, "new ISS+1 %u, want %u (above the old connection)", nseq, sseq + 65539);
+    CHECK(wait_event(h.s, &ev) && ev.sport == 40100 && ev.dport == 80, "a new flow for the reused port");
+    gx_stack_event_release(&ev);
+    CHECK(gx_stack_drop(h.s, ev.id) == 0, "drop");
+    for (int i = 0; i < 40; i++) {
+        gx_stack_get_stats(h.s, &st);
+        if (st.tcp_tw_recycled == 1 && st.tcp_time_wait == 0)
+            break;
+        usleep(50000);
+    }
+    CHECK(st.tcp_flows == 2 && st.tcp_tw_recycled == 1 && st.tcp_time_wait == 0, "flows %lu recycled %lu tw %lu",
+          (unsigned long)st.tcp_flows, (unsigned long)st.tcp_tw_recycled, (unsigned long)st.tcp_time_wait);
+    close_host(&h);
+}
+
 /* Flow control: without upstream reads the advertised window shrinks; reading reopens it. */
 static void test_tcp_window_follows_upstream(void) {
     struct host h;
@@ -757,6 +815,7 @@ int main(void) {
         for (int v6 = 0; v6 <= 1; v6++)
             test_tcp_flow(vnet, v6);
     test_tcp_drop_resets();
+    test_time_wait_port_reuse();
     test_tcp_window_follows_upstream();
     test_offloads();
     test_sniff_bytes();

@@ -32,10 +32,31 @@ def tree() -> str:
     return TREE
 
 
+def _patch(patch: str, tree_dir: str, *args: str) -> bool:
+    with open(patch, "rb") as f:
+        return subprocess.run(["patch", "-s", "-p1", "-f", *args, "-d", tree_dir], stdin=f, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, check=False).returncode == 0
+
+
+def apply_new_patches(tree_dir: str) -> None:
+    """Apply the patches/ that an existing tree does not have yet (one added after the tree was fetched):
+    a patch that reverses cleanly is in; one that applies cleanly is applied. Raises LwipMissing when a
+    patch does neither (delete third_party/lwip/src to fetch again)."""
+    for patch in sorted(glob.glob(os.path.join(HERE, "patches", "*.patch"))):
+        if _patch(patch, tree_dir, "--dry-run", "-R"):
+            continue
+        if not (_patch(patch, tree_dir, "--dry-run", "-N") and _patch(patch, tree_dir, "-N")):
+            raise LwipMissing(f"{os.path.basename(patch)} does not apply to {tree_dir}; delete third_party/lwip/src "
+                              "and build again to fetch lwIP anew")
+        print(f"== lwIP: applied {os.path.basename(patch)}", flush=True)
+
+
 def ensure_tree() -> str:
-    """The lwIP tree, fetched first (fetch.sh, which honours LWIP_SRC and LWIP_TARBALL) when it is missing.
-    Raises LwipMissing. To fetch again, delete third_party/lwip/src."""
+    """The lwIP tree, fetched first (fetch.sh, which honours LWIP_SRC and LWIP_TARBALL) when it is missing;
+    patches added since it was fetched are applied. Raises LwipMissing. To fetch again, delete
+    third_party/lwip/src."""
     if os.path.isdir(os.path.join(TREE, "src", "core")):
+        apply_new_patches(TREE)
         return TREE
     print("== lwIP source is missing: running third_party/lwip/fetch.sh", flush=True)
     result = subprocess.run(["bash", FETCH], check=False)

@@ -70,6 +70,10 @@ struct gx_stack_stats {
     uint64_t tcp_flows, tcp_active, tcp_refused, tcp_up_bytes, tcp_down_bytes, tcp_resets, tcp_client_resets;
     uint64_t udp_sessions, udp_active, udp_expired, udp_up_pkts, udp_down_pkts, udp_drops;
     uint64_t event_overflows, flow_limit_hits;
+    /* lwIP's own connections that are no flow any more (gauges, sampled every 250 ms): closing (FIN
+     * exchange not finished, LAST_ACK, FIN_WAIT) and TIME_WAIT; tcp_tw_recycled counts new connections
+     * whose SYN reused a TIME_WAIT connection's addresses (RFC 6191) */
+    uint64_t tcp_closing, tcp_time_wait, tcp_tw_recycled;
 };
 
 struct gx_stack;

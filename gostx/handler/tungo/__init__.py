@@ -29,6 +29,7 @@ from gostx.errors import GostError
 from gostx.handler.tungo.bridge import Bridges
 from gostx.handler.tungo.fastdial import DirectDials
 from gostx.handler.tungo.options import TungoHandlerOptions
+from gostx.handler.tungo.ports import SourcePorts
 from gostx.handler.tungo.upstream import OwnSockets, TungoRouter, build_tungo_router
 from gostx.listener.tungo import TungoListener
 from gostx.registry import handlers
@@ -52,6 +53,7 @@ class TungoHandler(Handler):
         self.options = TungoHandlerOptions.from_metadata(self.metadata)
         self.sniffing = SniffingOptions.from_metadata(self.metadata)
         self.own = OwnSockets()
+        self.ports = SourcePorts.from_kernel()  # in the service's network namespace: read at start
         self.bridges = Bridges()  # upstreams that are Python transports (TLS, SOCKS5 UDP frames)
         self.router: TungoRouter | None = None
         self.bypass: Bypass | None = None
@@ -59,12 +61,13 @@ class TungoHandler(Handler):
         self._tasks: set[asyncio.Task[None]] = set()
         self.fast: DirectDials | None = None  # direct dials as callbacks: no chain, no sniffing
         self._reader_fd: int | None = None
+        self._device_name = ""
         self._loop_warned = False
 
     async def init(self) -> None:
         if TungoHandler.active not in (None, self):
             raise GostError(f"tungo: only one tungo service per process ({TungoHandler.active.ctx.name} is one)")
-        self.router = build_tungo_router(self.ctx, self.config.retries, self.own)
+        self.router = build_tungo_router(self.ctx, self.config.retries, self.own, self.ports)
         self.bypass = service_bypass(self.ctx.config, self.ctx.name)
         TungoHandler.active = self
 
@@ -72,6 +75,7 @@ class TungoHandler(Handler):
         if not isinstance(listener, TungoListener) or listener.device is None:
             raise GostError("handler tungo needs a tungo listener")
         device = listener.device
+        self._device_name = device.name
         self.stack = _engine.Stack(tun_fd=device.fd, vnet_hdr=device.vnet_hdr, mtu=listener.options.mtu,
                                    udp_timeout=self.options.udp_timeout,
                                    sniff_bytes=SNIFF_BYTES if self.sniffing.enabled else 0,
@@ -79,7 +83,7 @@ class TungoHandler(Handler):
         self.stack.start()
         if self.router is not None and self.router.chain is None and not self.sniffing.enabled:
             self.fast = DirectDials(self.stack, self.router.direct, self.router.retries, self.router.timeout,
-                                    self.own, self.router.log)
+                                    self.own, self.router.log, self.ports)
         loop = asyncio.get_running_loop()
         self._reader_fd = self.stack.event_fd
         loop.add_reader(self._reader_fd, self._drain_events)
@@ -187,9 +191,21 @@ class TungoHandler(Handler):
             extra={"network": network, "dst": _show(dst)})
 
     # ---- stats, close ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """The stack's counters, and tun_queue_drops: packets the kernel dropped because the device's
+        queue towards the stack was full (its TX drops, from sysfs: they never reach the stack)."""
+        out: dict[str, int] = dict(self.stack.stats()) if self.stack is not None else {}
+        if self._device_name:
+            try:
+                with open(f"/sys/class/net/{self._device_name}/statistics/tx_dropped", encoding="ascii") as f:
+                    out["tun_queue_drops"] = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pass
+        return out
+
     def log_stats(self) -> None:
         if self.stack is not None:
-            self.ctx.log.info("tungo stats", extra={"stats": self.stack.stats()})
+            self.ctx.log.info("tungo stats", extra={"stats": self.stats()})
 
     async def close(self) -> None:
         if TungoHandler.active is self:

@@ -21,7 +21,8 @@ import socket
 from gostx import _engine
 from gostx.addr import join_host_port
 from gostx.chain.router import reason
-from gostx.handler.tungo.upstream import OwnSockets, _bind
+from gostx.handler.tungo.ports import SourcePorts
+from gostx.handler.tungo.upstream import OwnSockets, start_connect
 from gostx.log import FieldLogger
 from gostx.net.direct import DialOptions
 
@@ -32,8 +33,9 @@ class DirectDials:
     """The in-flight direct dials of one handler."""
 
     def __init__(self, stack: _engine.Stack, opts: DialOptions, retries: int, timeout: float, own: OwnSockets,
-                 log: FieldLogger) -> None:
+                 log: FieldLogger, ports: SourcePorts | None = None) -> None:
         self.stack = stack
+        self.ports = ports
         self.opts = opts
         self.attempts = 1 + max(retries, 0)
         self.timeout = timeout
@@ -98,24 +100,16 @@ class DirectDial:
         dials = self.dials
         while self.candidates:
             interface = self.candidates.pop()
-            sock = socket.socket(self.family, socket.SOCK_STREAM if self.network == "tcp" else socket.SOCK_DGRAM)
             try:
-                sock.setblocking(False)
-                _bind(sock, self.family, dials.opts, interface)
-                try:
-                    sock.connect(self.dst)
-                except BlockingIOError:
-                    pass
+                sock = start_connect(self.network, self.family, self.dst, dials.opts, interface, dials.ports)
             except OSError as exc:
-                sock.close()
                 self.error = exc
                 continue
             dials.own.add(sock)  # before any answer can come back through the device
+            self.sock = sock
             if self.network == "udp":
-                self.sock = sock
                 self._connected()
                 return
-            self.sock = sock
             dials.loop.add_writer(sock.fileno(), self._writable)
             return
         self._attempt_failed()

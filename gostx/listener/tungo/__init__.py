@@ -18,6 +18,12 @@ from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
 from gostx.tun.device import TunDevice
 
+# The device's queue towards the stack (the kernel drops what it cannot hold while the stack's thread is
+# not reading: on two busy cores, tens of milliseconds). Under connection churn every lost SYN costs
+# its client a 1-second retransmission: with the kernel's 500, 400 clients in flight lost hundreds of
+# them a minute. TCP small queues keep a bulk flow's share small, so the depth only fills with many flows.
+TX_QUEUE_LEN = 4096
+
 
 @listeners.register("tungo")
 class TungoListener(Listener):
@@ -32,7 +38,7 @@ class TungoListener(Listener):
         # a virtio_net_hdr on the fd: the stack turns on the kernel's TCP offloads (csrc/stack/netif.c)
         self.device = await asyncio.to_thread(TunDevice.open, name=opts.name, kind="tun", vnet_hdr=True)
         try:
-            await configure_link_async(self.device.name, opts.mtu, opts.nets)
+            await configure_link_async(self.device.name, opts.mtu, opts.nets, txqueuelen=TX_QUEUE_LEN)
             self._routes_applied = await add_routes_async(self.device.name, opts.routes)
         except BaseException:
             self.device.close()
