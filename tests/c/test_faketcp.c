@@ -548,11 +548,14 @@ static void test_partial_checksum(void) {
     CHECK(!gx_faketcp_csum_ok(pkt, &s) && !gx_faketcp_csum_partial(pkt, &s), "a wrong checksum");
 }
 
-/* A plain kernel TCP client (not fake TCP) that sends a few bytes and closes: its FIN rides on its
- * last data (FIN|PSH, Nagle holds the second byte until the first is ACKed, which the muted server
- * connection never does) with the partial checksum of loopback. The server must end the flow on it,
- * not keep it (and its descriptor) until the flow timeout. */
-static void test_kernel_client_fin(void) {
+/* Plain kernel TCP clients (not fake TCP) on the port: each sends a byte, after pause_ms two more, and
+ * closes. The muted server connection never ACKs their data, so the later bytes wait behind the first
+ * (Nagle) and the FIN rides on them (FIN|PSH), with the partial checksum of loopback. A short pause:
+ * that segment goes out at once. A pause past the retransmission timeout: the client's window has
+ * collapsed to its one unacknowledged segment, which it resends, and the FIN only goes out once the
+ * server ACKs that duplicate. Either way the server must end the flows, not keep them (and their
+ * descriptors) until the flow timeout. */
+static void test_kernel_client_fin(int pause_ms) {
     uint16_t port;
     struct gx_faketcp *srv = listen_on("127.0.0.1", 0, &port);
     if (srv == NULL)
@@ -575,20 +578,24 @@ static void test_kernel_client_fin(void) {
         gx_faketcp_get_stats(srv, &ss);
     }
     CHECK(ss.accepted == CLIENTS && ss.flows == CLIENTS, "accepted %llu", (unsigned long long)ss.accepted);
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK(send(fds[i], "a", 1, 0) == 1, "kernel client %d sends", i);
+    for (int waited = 0; waited < pause_ms; waited += 10)
+        pump(&st, &b, 8, 10);
     for (int i = 0; i < CLIENTS; i++) {
-        for (int k = 0; k <= i % 3; k++) {
-            CHECK(send(fds[i], "x", 1, 0) == 1, "kernel client %d sends", i);
-            sleep_ms(5);
-        }
+        CHECK(send(fds[i], "b", 1, 0) == 1 && send(fds[i], "c", 1, 0) == 1, "kernel client %d sends more", i);
         close(fds[i]);
     }
-    for (int waited = 0; waited < 3000 && (ss.flows > 0 || ss.flows_closed < CLIENTS); waited += 10) {
-        pump(&st, &b, 1, 10);
+    for (int waited = 0; waited < 4000 && (ss.flows > 0 || ss.flows_closed < CLIENTS); waited += 10) {
+        pump(&st, &b, 8, 10);
         gx_faketcp_get_stats(srv, &ss);
     }
     CHECK(ss.flows == 0 && ss.flows_closed == CLIENTS && ss.rx_bad == 0,
-          "kernel clients closed with FIN: %llu flows left, %llu closed, %llu bad segments",
-          (unsigned long long)ss.flows, (unsigned long long)ss.flows_closed, (unsigned long long)ss.rx_bad);
+          "kernel clients closed with FIN after %d ms: %llu flows left, %llu closed, %llu bad segments, %llu acks",
+          pause_ms, (unsigned long long)ss.flows, (unsigned long long)ss.flows_closed,
+          (unsigned long long)ss.rx_bad, (unsigned long long)ss.tx_acks);
+    if (pause_ms >= 500)
+        CHECK(ss.tx_acks >= CLIENTS, "duplicates acknowledged: %llu", (unsigned long long)ss.tx_acks);
     gx_batch_free(&b);
     gx_faketcp_close(srv);
 }
@@ -835,7 +842,8 @@ int main(void) {
         test_loopback("::", 1, "::1");
         test_idle_timeout();
         test_reset_unknown_flow();
-        test_kernel_client_fin();
+        test_kernel_client_fin(0);
+        test_kernel_client_fin(600);
         test_syn_flood();
         test_tunnels();
         printf("loopback tests: %d checks\n", gxt_passed + gxt_failed - before);

@@ -54,6 +54,7 @@ struct gx_faketcp_stats {
     uint64_t tx_segments;     /* segments handed to the kernel */
     uint64_t tx_no_flow;      /* datagrams for a peer without a usable flow (dropped) */
     uint64_t tx_resets;       /* server: RSTs sent for data of unknown flows */
+    uint64_t tx_acks;         /* server: ACKs sent for segments whose data it already had */
     uint64_t accepted;        /* server: kernel connections accepted */
     uint64_t flows_closed;    /* flows that ended */
     uint64_t flows;           /* flows now */
