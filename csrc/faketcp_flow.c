@@ -45,6 +45,7 @@ static void flow_move(struct flow *to, struct flow *from) {
     to->key = from->key;
     atomic_store_explicit(&to->seq, atomic_load_explicit(&from->seq, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&to->ack, atomic_load_explicit(&from->ack, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&to->sent, atomic_load_explicit(&from->sent, memory_order_relaxed), memory_order_relaxed);
     to->ack_known = from->ack_known;
     memcpy(to->local, from->local, 16);
     to->scope = from->scope;
@@ -230,6 +231,7 @@ static void server_reset(struct gx_faketcp *f, const struct gx_faketcp_seg *seg,
  * client on the port) does: its data reaches just the raw socket (the muted connection filters it and
  * its ACKs would be dropped), so without this it resends its first unacknowledged segment until it
  * gives up, with everything after it, its FIN included, held back: the flow could not see it close.
+ * Flows we sent data on are never answered so (see ftcp_server_segment).
  * The ACK carries nothing an off-path sender could not get from the kernel (a duplicate ACK); it goes
  * only to the flow's own peer, is no larger than the segment, and is rate-limited. */
 static void server_dup_ack(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
@@ -293,8 +295,12 @@ int ftcp_server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, 
         f->orphans++;
     }
     p->seen_ms = now;
-    /* all of its data was had already: a kernel TCP peer resending (see server_dup_ack) */
+    /* all of its data was had already, and we never sent the peer data: a kernel TCP peer resending
+     * (see server_dup_ack). A fake-TCP peer's seq goes back only to an ack we sent it (tcpraw takes the
+     * peer's ack as its seq), that is after we sent it data: such a flow is never answered this way,
+     * so fake TCP on the wire stays data segments only. */
     bool dup = p->conn != NULL && p->ack_known && (seg->flags & GX_TCP_PSH) && seg->payload_len > 0 &&
+               !atomic_load_explicit(&p->sent, memory_order_relaxed) &&
                (int32_t)(seg->seq + seg->payload_len - atomic_load_explicit(&p->ack, memory_order_relaxed)) <= 0;
     if (!track(p, seg))
         return 0;

@@ -55,6 +55,7 @@ struct flow {
     bool used;
     struct fkey key;
     _Atomic uint32_t seq, ack;      /* ours, host order */
+    _Atomic bool sent;              /* server: data went out on this flow (the peer may rewind its seq) */
     bool ack_known;                 /* down thread only */
     _Atomic bool local_known;       /* local[] is valid (written once, before this is set) */
     uint8_t local[16];              /* our address in this flow (v4 mapped for IPv4) */

@@ -180,6 +180,8 @@ static void tx_prepare(struct gx_faketcp *f, int m, const struct gx_tunnel_dgram
     bool v6 = p->key.v6;
     uint32_t seq = atomic_fetch_add_explicit(&p->seq, d->len, memory_order_relaxed);
     uint32_t ack = atomic_load_explicit(&p->ack, memory_order_relaxed);
+    if (!atomic_load_explicit(&p->sent, memory_order_relaxed))
+        atomic_store_explicit(&p->sent, true, memory_order_relaxed);
     gx_faketcp_build(tx.hdr[m], f->port, p->key.port, seq, ack, GX_TCP_PSH | GX_TCP_ACK, window_value(),
                      v6 ? NULL : p->local + 12, v6 ? NULL : p->key.ip + 12, 0, d->data, d->len);
     tx.iov[m][0] = (struct iovec){.iov_base = tx.hdr[m], .iov_len = GX_FAKETCP_HDR};
