@@ -45,6 +45,7 @@ static void flow_move(struct flow *to, struct flow *from) {
     to->key = from->key;
     atomic_store_explicit(&to->seq, atomic_load_explicit(&from->seq, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&to->ack, atomic_load_explicit(&from->ack, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&to->sent, atomic_load_explicit(&from->sent, memory_order_relaxed), memory_order_relaxed);
     to->ack_known = from->ack_known;
     memcpy(to->local, from->local, 16);
     to->scope = from->scope;
@@ -173,20 +174,25 @@ void ftcp_server_accept(struct gx_faketcp *f, uint64_t now) {
 /* Server: answer a data segment of a flow we do not know (e.g. from a client of the server process
  * before this one) with an RST, as the kernel would if it saw the segment: <SEQ=SEG.ACK><CTL=RST>.
  * The kernel may not: an old, orphaned connection of that 4-tuple can still hold the segment. */
-static void server_reset(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
-                         uint64_t now) {
-    if (now - f->reset_window_ms >= 1000u) {
-        f->reset_window_ms = now;
-        f->resets_in_window = 0;
+static bool budget(uint64_t *window_ms, uint32_t *used, uint32_t per_s, uint64_t now) {
+    if (now - *window_ms >= 1000u) {
+        *window_ms = now;
+        *used = 0;
     }
-    if (f->resets_in_window >= RESET_PER_S)
-        return;
-    f->resets_in_window++;
+    if (*used >= per_s)
+        return false;
+    (*used)++;
+    return true;
+}
+
+/* Server: one header-only segment to the sender of seg, from the address seg was sent to. */
+static bool server_emit(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
+                        uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window) {
     int fd = k->v6 ? f->raw6 : f->raw4;
     if (fd < 0)
-        return;
+        return false;
     uint8_t hdr[GX_FAKETCP_HDR];
-    gx_faketcp_build(hdr, f->port, seg->sport, seg->ack, 0, GX_TCP_RST, 0, k->v6 ? NULL : seg->dst + 12,
+    gx_faketcp_build(hdr, f->port, seg->sport, seq, ack, flags, window, k->v6 ? NULL : seg->dst + 12,
                      k->v6 ? NULL : seg->src + 12, 0, NULL, 0);
     struct fkey to = *k;
     to.port = 0;
@@ -210,8 +216,31 @@ static void server_reset(struct gx_faketcp *f, const struct gx_faketcp_seg *seg,
         c->cmsg_len = CMSG_LEN(sizeof(pi));
         memcpy(CMSG_DATA(c), &pi, sizeof(pi));
     }
-    if (sendmsg(fd, &m, MSG_DONTWAIT) == (ssize_t)sizeof(hdr))
+    return sendmsg(fd, &m, MSG_DONTWAIT) == (ssize_t)sizeof(hdr);
+}
+
+static void server_reset(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
+                         uint64_t now) {
+    if (budget(&f->reset_window_ms, &f->resets_in_window, RESET_PER_S, now) &&
+        server_emit(f, seg, k, seg->ack, 0, GX_TCP_RST, 0))
         count(f, STAT(tx_resets), 1);
+}
+
+/* Server: answer a segment whose data the flow already had with an ACK of what it has, as TCP answers
+ * a duplicate (RFC 9293 3.10.7.4). Fake TCP never resends, so only a kernel TCP peer (a plain TCP
+ * client on the port) does: its data reaches just the raw socket (the muted connection filters it and
+ * its ACKs would be dropped), so without this it resends its first unacknowledged segment until it
+ * gives up, with everything after it, its FIN included, held back: the flow could not see it close.
+ * Flows we sent data on are never answered so (see ftcp_server_segment).
+ * The ACK carries nothing an off-path sender could not get from the kernel (a duplicate ACK); it goes
+ * only to the flow's own peer, is no larger than the segment, and is rate-limited. */
+static void server_dup_ack(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, const struct fkey *k,
+                           struct flow *p, uint64_t now) {
+    uint32_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    uint32_t ack = atomic_load_explicit(&p->ack, memory_order_relaxed);
+    if (budget(&f->ack_window_ms, &f->acks_in_window, DUP_ACK_PER_S, now) &&
+        server_emit(f, seg, k, seq, ack, GX_TCP_ACK, 0xffff))
+        count(f, STAT(tx_acks), 1);
 }
 
 /* Follow the peer's sequence space from a received segment: our next seq is its ack, our ack its
@@ -266,8 +295,17 @@ int ftcp_server_segment(struct gx_faketcp *f, const struct gx_faketcp_seg *seg, 
         f->orphans++;
     }
     p->seen_ms = now;
+    /* all of its data was had already, and we never sent the peer data: a kernel TCP peer resending
+     * (see server_dup_ack). A fake-TCP peer's seq goes back only to an ack we sent it (tcpraw takes the
+     * peer's ack as its seq), that is after we sent it data: such a flow is never answered this way,
+     * so fake TCP on the wire stays data segments only. */
+    bool dup = p->conn != NULL && p->ack_known && (seg->flags & GX_TCP_PSH) && seg->payload_len > 0 &&
+               !atomic_load_explicit(&p->sent, memory_order_relaxed) &&
+               (int32_t)(seg->seq + seg->payload_len - atomic_load_explicit(&p->ack, memory_order_relaxed)) <= 0;
     if (!track(p, seg))
         return 0;
+    if (dup)
+        server_dup_ack(f, seg, k, p, now);
     if (p->conn == NULL) {
         count(f, STAT(rx_orphan), 1);
         return 0;

@@ -30,6 +30,7 @@
 #define DISCARD_BYTES (1 << 20)
 #define SNAP_ALL 0x40000u            /* BPF "accept": the whole segment */
 #define RESET_PER_S 50u              /* RSTs the server sends for segments of unknown flows */
+#define DUP_ACK_PER_S 200u           /* ACKs the server sends for segments it already had */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* state */
@@ -54,6 +55,7 @@ struct flow {
     bool used;
     struct fkey key;
     _Atomic uint32_t seq, ack;      /* ours, host order */
+    _Atomic bool sent;              /* server: data went out on this flow (the peer may rewind its seq) */
     bool ack_known;                 /* down thread only */
     _Atomic bool local_known;       /* local[] is valid (written once, before this is set) */
     uint8_t local[16];              /* our address in this flow (v4 mapped for IPv4) */
@@ -99,6 +101,8 @@ struct gx_faketcp {
     uint32_t orphans;               /* flows from a SYN, not accepted yet (at most half the table) */
     uint64_t reset_window_ms;       /* RSTs sent for unknown flows: at most RESET_PER_S a second */
     uint32_t resets_in_window;
+    uint64_t ack_window_ms;         /* ACKs for duplicate segments: at most DUP_ACK_PER_S a second */
+    uint32_t acks_in_window;
 };
 
 static inline void count(struct gx_faketcp *f, size_t idx, uint64_t n) {

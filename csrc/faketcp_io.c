@@ -38,11 +38,14 @@ static int raw_recv(struct gx_faketcp *f, int fd, bool v6, struct gx_batch *b, u
         const uint8_t *pkt = rx->iov[j].iov_base;
         uint32_t len = rx->msg[j].msg_len;
         struct gx_faketcp_seg seg;
-        /* Only segments with a payload have their checksum checked: those come from a raw socket
-         * (ours or tcpraw's) with a complete one; the kernel's own segments (handshake, FIN, RST)
-         * may arrive over a virtual link with a partial checksum (CHECKSUM_PARTIAL on veth, lo). */
+        /* Only segments with a payload have their checksum checked. Those from a raw socket (ours or
+         * tcpraw's) carry a complete one; segments of a kernel TCP (a plain TCP client, or its data
+         * and FIN riding together: FIN|PSH) that crossed a virtual link (veth, lo) carry the partial
+         * one the sender left for the device (CHECKSUM_PARTIAL), which a raw socket cannot tell from
+         * a bad one but by its value. Refusing those kept such a flow's FIN out until its timeout. */
         if ((rx->msg[j].msg_hdr.msg_flags & MSG_TRUNC) || gx_faketcp_parse(pkt, len, !v6, &seg) < 0 ||
-            (!v6 && seg.payload_len > 0 && !gx_faketcp_csum_ok(pkt, &seg))) {
+            (!v6 && seg.payload_len > 0 && !gx_faketcp_csum_ok(pkt, &seg) &&
+             !gx_faketcp_csum_partial(pkt, &seg))) {
             bad++;
             continue;
         }
@@ -177,6 +180,8 @@ static void tx_prepare(struct gx_faketcp *f, int m, const struct gx_tunnel_dgram
     bool v6 = p->key.v6;
     uint32_t seq = atomic_fetch_add_explicit(&p->seq, d->len, memory_order_relaxed);
     uint32_t ack = atomic_load_explicit(&p->ack, memory_order_relaxed);
+    if (!atomic_load_explicit(&p->sent, memory_order_relaxed))
+        atomic_store_explicit(&p->sent, true, memory_order_relaxed);
     gx_faketcp_build(tx.hdr[m], f->port, p->key.port, seq, ack, GX_TCP_PSH | GX_TCP_ACK, window_value(),
                      v6 ? NULL : p->local + 12, v6 ? NULL : p->key.ip + 12, 0, d->data, d->len);
     tx.iov[m][0] = (struct iovec){.iov_base = tx.hdr[m], .iov_len = GX_FAKETCP_HDR};

@@ -71,6 +71,16 @@ int gx_faketcp_csum_ok(const uint8_t *pkt, const struct gx_faketcp_seg *seg) {
     return gx_csum_fold(gx_csum_add(pkt + ihl, tcp_len, acc)) == 0xffff;
 }
 
+int gx_faketcp_csum_partial(const uint8_t *pkt, const struct gx_faketcp_seg *seg) {
+    uint32_t ihl = (uint32_t)(pkt[0] & 0x0f) * 4u;
+    uint32_t tcp_len = seg->hdr_len - ihl + seg->payload_len;
+    /* CHECKSUM_PARTIAL: the sender's stack left the folded pseudo-header sum (not complemented) in the
+     * field for the device to finish: __tcp_v4_send_check stores ~tcp_v4_check(len, saddr, daddr, 0) */
+    uint16_t field;
+    memcpy(&field, pkt + ihl + 16, 2);
+    return field == gx_csum_fold(pseudo_sum(pkt + 12, pkt + 16, 0, tcp_len));
+}
+
 void gx_faketcp_build(uint8_t hdr[GX_FAKETCP_HDR], uint16_t sport, uint16_t dport, uint32_t seq,
                       uint32_t ack, uint8_t flags, uint16_t window, const uint8_t *src, const uint8_t *dst,
                       int v6, const uint8_t *payload, uint32_t payload_len) {

@@ -30,7 +30,7 @@ cdef extern from "gx/faketcp.h" nogil:
 # Field order of struct gx_faketcp_stats (all uint64_t).
 FAKETCP_STAT_NAMES = (
     "rx_segments", "rx_datagrams", "rx_orphan", "rx_bad", "rx_resets", "tx_segments", "tx_no_flow",
-    "tx_resets", "accepted", "flows_closed", "flows",
+    "tx_resets", "tx_acks", "accepted", "flows_closed", "flows",
 )
 
 

@@ -9,7 +9,12 @@ a fresh random key; the mask is applied while the frame is built (gostx._engine.
 masked payload is unmasked while it is copied out (ws_mask): one copy per message, in C.
 
 Control frames: a ping is answered with a pong; a close frame ends the read side (b"") and is answered
-with a close frame. A frame that breaks the protocol (reserved bits, a client frame that is not masked, a
+with a close frame. Control answers go out through one writer task per connection that holds at most
+one pong and one close frame: a ping that arrives while the previous pong still waits for the socket
+replaces its payload (RFC 6455 5.5.3 allows answering only the most recent ping), so a peer that floods
+pings and reads nothing costs one frame of memory, and the answers queue behind the data writes on the
+same FIFO lock instead of starving them. How many pings were folded that way is logged when the
+connection closes. A frame that breaks the protocol (reserved bits, a client frame that is not masked, a
 server frame that is, a control frame longer than 125 bytes or fragmented, an unknown opcode, a 64-bit
 length with its top bit set) fails the read with ConnectionError after a close frame with status 1002; a
 frame announcing more than MAX_FRAME_PAYLOAD (4 GiB) bytes, after a close frame with status 1009.
@@ -28,6 +33,7 @@ import struct
 from typing import NoReturn
 
 from gostx import _engine
+from gostx.log import get_logger
 from gostx.net.linger import Linger
 from gostx.net.stream import CHUNK, Stream, WrappedStream
 from gostx.protocol import websocket as wsp
@@ -58,6 +64,11 @@ class WsStream(WrappedStream):
         self._write_lock = asyncio.Lock()
         self._linger = Linger()
         self._control: set[asyncio.Task[None]] = set()
+        self._control_task: asyncio.Task[None] | None = None
+        self._pong: bytes | None = None  # the newest ping's payload, its pong not written yet
+        self._close_code: int | None = None  # the close frame to answer with, not written yet
+        self.pings = 0  # pings received
+        self.pings_coalesced = 0  # pings whose pong was replaced by a later one's before it could be sent
         self._head = b""
 
     # -- reading ---------------------------------------------------------------------------------
@@ -141,21 +152,42 @@ class WsStream(WrappedStream):
         if key is not None:
             payload = _engine.ws_mask(payload, key)
         if opcode == OP_PING:
-            self._background(self._send(OP_PONG, payload))
+            self.pings += 1
+            if self._pong is not None:
+                self.pings_coalesced += 1
+            self._pong = payload
+            self._control_kick()
         elif opcode == OP_CLOSE:
             self._eof = True
             code = struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
-            self._background(self._send_close(code))
+            if self._close_code is None:
+                self._close_code = code
+            self._control_kick()
 
     async def _fail(self, why: str, code: int = CLOSE_PROTOCOL_ERROR) -> NoReturn:
         with contextlib.suppress(OSError):  # the peer may be gone already: the error below still counts
             await self._send_close(code)
         raise ConnectionError(f"websocket: {why}")
 
-    def _background(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._control.add(task)
-        task.add_done_callback(self._control_done)
+    def _control_kick(self) -> None:
+        """Start the control writer unless it runs: it writes the pending pong and close frame."""
+        if self._control_task is None and not self._closed:
+            self._control_task = asyncio.ensure_future(self._control_writer())
+            self._control.add(self._control_task)
+            self._control_task.add_done_callback(self._control_done)
+
+    async def _control_writer(self) -> None:
+        try:
+            while not self._closed and not self._close_sent:
+                if self._close_code is not None:  # after a close frame nothing more is sent (5.5.1)
+                    await self._send_close(self._close_code)
+                elif self._pong is not None:
+                    payload, self._pong = self._pong, None
+                    await self._send(OP_PONG, payload)
+                else:
+                    return
+        finally:
+            self._control_task = None
 
     def _control_done(self, task: asyncio.Task[None]) -> None:
         self._control.discard(task)
@@ -196,6 +228,13 @@ class WsStream(WrappedStream):
     def close(self) -> None:
         if self._closed:
             return
+        if self.pings_coalesced:
+            with contextlib.suppress(Exception):
+                peer = self.inner.remote_addr
+                get_logger(kind="ws").info(
+                    f"{peer}: websocket closed: {self.pings_coalesced} of {self.pings} pings answered only by "
+                    "the pong of a later ping (the peer did not read the pongs)",
+                    extra={"remote": peer, "pings": self.pings, "pingsCoalesced": self.pings_coalesced})
         self._linger.cancel()
         for task in list(self._control):
             task.cancel()

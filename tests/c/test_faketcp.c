@@ -429,6 +429,7 @@ static void test_loopback(const char *listen_ip, int dual, const char *dial_ip) 
     }
 
     /* on the wire: PSH|ACK, 20-byte header, seq advancing by the payload, valid checksums */
+    uint32_t first_seq = 0;
     if (sniff >= 0) {
         uint8_t seg[2048];
         uint32_t next_seq = 0;
@@ -439,6 +440,8 @@ static void test_loopback(const char *listen_ip, int dual, const char *dial_ip) 
             if (gx_faketcp_parse(seg, (uint32_t)r, 1, &s) < 0 || s.payload_len == 0)
                 continue;
             seen++;
+            if (seen == 1)
+                first_seq = s.seq;
             exact += seen == 1 || s.seq == next_seq;
             valid += s.flags == (GX_TCP_PSH | GX_TCP_ACK) && s.hdr_len == 40 && gx_faketcp_csum_ok(seg, &s);
             next_seq = s.seq + s.payload_len;
@@ -463,11 +466,29 @@ static void test_loopback(const char *listen_ip, int dual, const char *dial_ip) 
     CHECK(n == 1 && b.pkt[0].len == sizes[3] && memcmp(b.pkt[0].data, data[3], sizes[3]) == 0,
           "%s: client received %d", dial_ip, n);
 
+    uint64_t datagrams = 5;
+    if (v4) {
+        /* a segment of data the server had, on a flow it sent data on: the client took an older ack
+         * of ours as its seq (tcpraw's rule), not a kernel TCP resending: delivered, never ACKed */
+        int raw = socket(AF_INET, SOCK_RAW, IPPROTO_TCP);
+        uint8_t lo[4] = {127, 0, 0, 1};
+        uint8_t again[GX_FAKETCP_HDR + 1] = {[GX_FAKETCP_HDR] = 'x'};
+        gx_faketcp_build(again, port_of(&client_addr), port, first_seq, 0, GX_TCP_PSH | GX_TCP_ACK, 1024, lo, lo, 0,
+                         again + GX_FAKETCP_HDR, 1);
+        struct sockaddr_storage to;
+        socklen_t tolen = addr_of(&to, "127.0.0.1", 0);
+        CHECK(sendto(raw, again, sizeof(again), 0, (struct sockaddr *)&to, tolen) == (ssize_t)sizeof(again),
+              "inject an old seq");
+        close(raw);
+        gx_batch_reset(&b);
+        CHECK(pump(&st, &b, 1, 1000) == 1, "%s: the old seq is delivered", dial_ip);
+        datagrams++;
+    }
     struct gx_faketcp_stats ss, cs;
     gx_faketcp_get_stats(srv, &ss);
     gx_faketcp_get_stats(cli, &cs);
-    CHECK(ss.accepted == 1 && ss.flows == 1 && ss.rx_datagrams == 5 && ss.tx_segments == 1 &&
-          ss.tx_no_flow == 1 && ss.rx_bad == 0, "%s: server stats", dial_ip);
+    CHECK(ss.accepted == 1 && ss.flows == 1 && ss.rx_datagrams == datagrams && ss.tx_segments == 1 &&
+          ss.tx_no_flow == 1 && ss.rx_bad == 0 && ss.tx_acks == 0, "%s: server stats", dial_ip);
     CHECK(cs.tx_segments == 5 && cs.rx_datagrams == 1 && cs.flows == 1 && cs.rx_bad == 0, "%s: client stats",
           dial_ip);
 
@@ -527,6 +548,76 @@ static void test_reset_unknown_flow(void) {
           (unsigned long long)ss.tx_resets);
     gx_batch_free(&b);
     close(raw);
+    gx_faketcp_close(srv);
+}
+
+/* The partial checksum a kernel leaves for the device (CHECKSUM_PARTIAL: the folded pseudo-header
+ * sum) is recognised; a complete or a wrong checksum is not taken for one. */
+static void test_partial_checksum(void) {
+    uint8_t pkt[20 + GX_FAKETCP_HDR + 64];
+    uint32_t len = ip4_segment(pkt, 5, 64, 1, 2);
+    struct gx_faketcp_seg s;
+    CHECK(gx_faketcp_parse(pkt, len, 1, &s) == 0, "parse");
+    CHECK(gx_faketcp_csum_ok(pkt, &s) && !gx_faketcp_csum_partial(pkt, &s), "a complete checksum");
+    /* the partial value, computed byte-wise here: the pseudo-header summed as big-endian words */
+    uint32_t sum = 0x0a01 + 0x0203 + 0x0a09 + 0x0807 + 6 + (GX_FAKETCP_HDR + 64);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    put16(pkt + 20 + 16, sum);
+    CHECK(!gx_faketcp_csum_ok(pkt, &s) && gx_faketcp_csum_partial(pkt, &s), "the partial checksum (0x%04x)", sum);
+    put16(pkt + 20 + 16, sum ^ 0x0100);
+    CHECK(!gx_faketcp_csum_ok(pkt, &s) && !gx_faketcp_csum_partial(pkt, &s), "a wrong checksum");
+}
+
+/* Plain kernel TCP clients (not fake TCP) on the port: each sends a byte, after pause_ms two more, and
+ * closes. The muted server connection never ACKs their data, so the later bytes wait behind the first
+ * (Nagle) and the FIN rides on them (FIN|PSH), with the partial checksum of loopback. A short pause:
+ * that segment goes out at once. A pause past the retransmission timeout: the client's window has
+ * collapsed to its one unacknowledged segment, which it resends, and the FIN only goes out once the
+ * server ACKs that duplicate. Either way the server must end the flows, not keep them (and their
+ * descriptors) until the flow timeout. */
+static void test_kernel_client_fin(int pause_ms) {
+    uint16_t port;
+    struct gx_faketcp *srv = listen_on("127.0.0.1", 0, &port);
+    if (srv == NULL)
+        return;
+    struct gx_transport st;
+    gx_faketcp_transport(srv, &st);
+    struct gx_batch b;
+    gx_batch_init(&b, 8, 2048, GX_HEADROOM);
+    enum { CLIENTS = 4 };
+    int fds[CLIENTS];
+    struct sockaddr_storage to;
+    socklen_t tolen = addr_of(&to, "127.0.0.1", port);
+    for (int i = 0; i < CLIENTS; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(connect(fds[i], (struct sockaddr *)&to, tolen) == 0, "kernel client %d connects", i);
+    }
+    struct gx_faketcp_stats ss = {0};
+    for (int waited = 0; waited < 2000 && ss.accepted < CLIENTS; waited += 5) { /* accepted and muted */
+        pump(&st, &b, 1, 5);
+        gx_faketcp_get_stats(srv, &ss);
+    }
+    CHECK(ss.accepted == CLIENTS && ss.flows == CLIENTS, "accepted %llu", (unsigned long long)ss.accepted);
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK(send(fds[i], "a", 1, 0) == 1, "kernel client %d sends", i);
+    for (int waited = 0; waited < pause_ms; waited += 10)
+        pump(&st, &b, 8, 10);
+    for (int i = 0; i < CLIENTS; i++) {
+        CHECK(send(fds[i], "b", 1, 0) == 1 && send(fds[i], "c", 1, 0) == 1, "kernel client %d sends more", i);
+        close(fds[i]);
+    }
+    for (int waited = 0; waited < 4000 && (ss.flows > 0 || ss.flows_closed < CLIENTS); waited += 10) {
+        pump(&st, &b, 8, 10);
+        gx_faketcp_get_stats(srv, &ss);
+    }
+    CHECK(ss.flows == 0 && ss.flows_closed == CLIENTS && ss.rx_bad == 0,
+          "kernel clients closed with FIN after %d ms: %llu flows left, %llu closed, %llu bad segments, %llu acks",
+          pause_ms, (unsigned long long)ss.flows, (unsigned long long)ss.flows_closed,
+          (unsigned long long)ss.rx_bad, (unsigned long long)ss.tx_acks);
+    if (pause_ms >= 500)
+        CHECK(ss.tx_acks >= CLIENTS, "duplicates acknowledged: %llu", (unsigned long long)ss.tx_acks);
+    gx_batch_free(&b);
     gx_faketcp_close(srv);
 }
 
@@ -758,6 +849,7 @@ int main(void) {
     test_parse_rejects();
     test_parse_random();
     test_build_checksums();
+    test_partial_checksum();
     test_bpf();
     int raw = -1;
     if (unshare(CLONE_NEWNET) != 0 || lo_up() != 0 || (raw = socket(AF_INET, SOCK_RAW, IPPROTO_TCP)) < 0) {
@@ -771,6 +863,8 @@ int main(void) {
         test_loopback("::", 1, "::1");
         test_idle_timeout();
         test_reset_unknown_flow();
+        test_kernel_client_fin(0);
+        test_kernel_client_fin(600);
         test_syn_flood();
         test_tunnels();
         printf("loopback tests: %d checks\n", gxt_passed + gxt_failed - before);

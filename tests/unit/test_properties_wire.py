@@ -191,6 +191,7 @@ async def _read_all(stream: WsStream) -> bytes:
 @given(st.booleans(), st.one_of(st.binary(max_size=200), mutated(VALID_FRAMES)))
 @example(False, bytes([0x82, 0xFF]) + b"\x80" + bytes(7) + b"abcd")
 @example(False, bytes([0x82, 0xFF]) + struct.pack(">Q", 1 << 40) + b"abcd")
+@example(True, b"\x00\x7f\x80\x00\x80\x00\x80\x02\x00\x00")  # a client sends a masked close
 def test_websocket_frame_reading(client: bool, data: bytes) -> None:
     inner = MemStream(data, chunk=9)
     stream = WsStream(inner, client=client)
@@ -199,6 +200,7 @@ def test_websocket_frame_reading(client: bool, data: bytes) -> None:
     except ConnectionError as exc:
         assert str(exc).startswith("websocket: "), exc
         if "limit" in str(exc) or "most significant" in str(exc):
-            assert inner.written[:2] == b"\x88\x02"  # a close frame went out first
+            # a close frame went out first (a client's is masked: MASK bit with its 2-byte length)
+            assert inner.written[:2] == (b"\x88\x82" if client else b"\x88\x02")
     finally:
         stream.close()

@@ -54,6 +54,7 @@ struct gx_faketcp_stats {
     uint64_t tx_segments;     /* segments handed to the kernel */
     uint64_t tx_no_flow;      /* datagrams for a peer without a usable flow (dropped) */
     uint64_t tx_resets;       /* server: RSTs sent for data of unknown flows */
+    uint64_t tx_acks;         /* server: ACKs sent for segments whose data it already had */
     uint64_t accepted;        /* server: kernel connections accepted */
     uint64_t flows_closed;    /* flows that ended */
     uint64_t flows;           /* flows now */
@@ -107,6 +108,12 @@ void gx_faketcp_build(uint8_t hdr[GX_FAKETCP_HDR], uint16_t sport, uint16_t dpor
                       int v6, const uint8_t *payload, uint32_t payload_len);
 /* 1 when the TCP checksum of seg (a parsed IPv4 segment at pkt) is valid. */
 int gx_faketcp_csum_ok(const uint8_t *pkt, const struct gx_faketcp_seg *seg);
+/* 1 when the checksum field of seg (a parsed IPv4 segment at pkt) holds the partial checksum a local
+ * kernel leaves for the device to complete (CHECKSUM_PARTIAL: the folded pseudo-header sum). A raw
+ * socket sees segments of kernel TCP in that state when they crossed a virtual link (veth, lo, a
+ * virtio device), with no flag telling so: the payload is then unchecked, as the kernel's own TCP
+ * receive takes such a segment (the data is only ever used after the cipher authenticated it). */
+int gx_faketcp_csum_partial(const uint8_t *pkt, const struct gx_faketcp_seg *seg);
 /* The classic BPF program a raw socket gets: accept TCP segments with destination port dport and,
  * when sport != 0, source port sport; ip_header = 1 for IPv4 sockets (the filter skips IHL), 0 for
  * IPv6 (data starts at the TCP header). Returns the instruction count or -EINVAL. */
