@@ -253,8 +253,8 @@ static void *down_main(void *arg) {
             int m = 0;
             uint64_t dropped = 0;
             for (int i = 0; i < n; i++) {
-                if (b.pkt[i].len == 0) {
-                    dropped++; /* truncated: larger than max_datagram, or empty */
+                if (b.pkt[i].len == 0 || b.pkt[i].len > r->max_datagram) {
+                    dropped++; /* larger than max_datagram (the slot is rounded up to 64 bytes), truncated, or empty */
                     continue;
                 }
                 d[m].data = b.pkt[i].data;
