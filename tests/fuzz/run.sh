@@ -34,7 +34,7 @@ for t in "$@"; do
     rc=$(cat "$work/logs/$t.rc" 2>/dev/null || echo 1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    cov=$(grep -E '^#[0-9]+ +(DONE|INITED|pulse|NEW|REDUCE)' "$log" | tail -1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/cov: \1 ft: \2 corp: \3/p')
+    cov=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED|pulse|NEW|REDUCE)' "$log" | tail -1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/cov: \1 ft: \2 corp: \3/p')
     if [ "$rc" = 77 ]; then
         printf 'fuzz %-12s SKIPPED: %s\n' "$t" "$(grep -m1 SKIP "$log")"
         continue
