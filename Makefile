@@ -147,14 +147,14 @@ $(FUZZ_BIN)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h $(FUZZ_BIN)/libgx.a
 
 fuzz-build:
 	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \
-	$(MAKE) -s --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL))
+	$(MAKE) -s -j$(FUZZ_JOBS) --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL))
 
 fuzz:
 	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \
-	$(MAKE) -s --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL)) && \
+	$(MAKE) -s -j$(FUZZ_JOBS) --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL)) && \
 	$(FUZZ_DIR)/run.sh $(FUZZ_S) $(FUZZ_JOBS) $(FUZZ_BIN)/corpus $(FUZZ_SEL)
 
 fuzz-smoke:
 	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \
-	$(MAKE) -s --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL)) && \
+	$(MAKE) -s -j$(FUZZ_JOBS) --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL)) && \
 	w=$$(mktemp -d) && $(FUZZ_DIR)/run.sh $(FUZZ_SMOKE_S) $(FUZZ_JOBS) $$w $(FUZZ_SEL); rc=$$?; rm -rf $$w; exit $$rc

@@ -53,7 +53,7 @@ static inline uint64_t salt_hash(const struct gx_replay *r, const uint8_t *salt)
     for (size_t i = 0; i < r->salt_len; i += 16) {
         uint64_t a = load64(salt + i) ^ r->hkey[(i / 8) & 3];
         uint64_t b = (i + 8 < r->salt_len ? load64(salt + i + 8) : 0) ^ r->hkey[(i / 8 + 1) & 3];
-        h = mul_fold(a ^ h, b | 1);
+        h = mul_fold(a ^ h, b | 1) ^ b;   /* | 1 keeps the product nonzero; ^ b keeps b's low bit */
     }
     return mul_fold(h ^ r->hkey[5], 0x9e3779b97f4a7c15ull);
 }
