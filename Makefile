@@ -79,6 +79,9 @@ tests/c/bin/asan-test_stack: tests/c/test_stack.c $(CSRC) $(STACK_DEPS) $(wildca
 	$(CC) $(CFLAGS_C) $(LWIP_INC) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) $(STACK_SRC) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
 
+# the fuzz-regression test compiles fuzz targets in (tests/fuzz/README.md)
+tests/c/bin/test_fuzz_regressions tests/c/bin/asan-test_fuzz_regressions: $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/fuzz.h)
+
 ctest: $(patsubst tests/c/%.c,tests/c/bin/%,$(CTESTS))
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
 
