@@ -4,7 +4,7 @@
  *
  * The relay sends each frame to the address in it and resolves names, so the target first moves into
  * a network namespace of its own (unshare(CLONE_NEWNET), or with a user namespace when not root) with
- * only loopback up: nothing leaves the machine. Without one it exits with status 77 (skipped).
+ * only loopback up: nothing leaves the machine. Without one it exits with status 85 (skipped).
  *
  * Input: byte 0: max_datagram for the relay (0 = 65535, else b0 * 8); bytes 1-2: the length of a datagram
  * sent to the relay's UDP socket first (its bytes follow); the rest: the stream (frames, fuzz bytes).
@@ -47,11 +47,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     if (unshare(CLONE_NEWNET) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
         fprintf(stderr, "fuzz_socks_relay: SKIP: no private network namespace (needs root or user namespaces): %s\n",
                 strerror(errno));
-        exit(77);
+        exit(85);
     }
     if (lo_up() != 0) {
         fprintf(stderr, "fuzz_socks_relay: SKIP: cannot bring lo up in the namespace: %s\n", strerror(errno));
-        exit(77);
+        exit(85);
     }
     return 0;
 }

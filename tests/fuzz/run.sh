@@ -3,7 +3,7 @@
 #   Each target runs for SECONDS on a working corpus in WORKDIR/<target> (new inputs land there) plus the
 #   committed seeds in tests/fuzz/corpus/<target> (read only), JOBS targets at a time. A crash, leak,
 #   sanitizer report, timeout (25 s for one input) or out-of-memory leaves its input in
-#   tests/fuzz/crashes/<target>-* and makes the run fail. Exit status 77 from a target means skipped.
+#   tests/fuzz/crashes/<target>-* and makes the run fail. Exit status 85 from a target means skipped (libFuzzer itself exits with 77 on a crash).
 #   Prints one summary line per target from libFuzzer's final stats (-print_final_stats=1).
 set -u
 secs=$1 jobs=$2 work=$3
@@ -35,7 +35,7 @@ for t in "$@"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     cov=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED|pulse|NEW|REDUCE)' "$log" | tail -1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/cov: \1 ft: \2 corp: \3/p')
-    if [ "$rc" = 77 ]; then
+    if [ "$rc" = 85 ] && grep -q "SKIP:" "$log"; then
         printf 'fuzz %-12s SKIPPED: %s\n' "$t" "$(grep -m1 SKIP "$log")"
         continue
     fi
