@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r.n == 0)
             continue;
         size_t l3 = (b0 & 1) ? GX_VNET_HDR_LEN : 0;
-        int gso = l3 && (r.p[1] & (uint8_t)~GX_VNET_GSO_ECN) != GX_VNET_GSO_NONE;
+        int gso = l3 && r.n > l3 && (r.p[1] & (uint8_t)~GX_VNET_GSO_ECN) != GX_VNET_GSO_NONE;
         if (!let_known && r.n > l3 && lwip_known_overread(r.p + l3, r.n - l3, gso))
             continue;
         if (send(sv[1], r.p, r.n, MSG_DONTWAIT) != (ssize_t)r.n)
