@@ -16,7 +16,10 @@
  * header's next-header and length bytes before it checks that 8 bytes of it are there, so an IPv6
  * packet that ends inside (or right at) a Hop-by-Hop, Destination Options, Routing or Fragment header
  * is read past its end (tests/fuzz/known/stack-lwip-ip6-exthdr-overread). Such packets are not sent
- * unless FUZZ_STACK_KNOWN=1 is in the environment, so the target keeps looking for other bugs. */
+ * unless FUZZ_STACK_KNOWN=1 is in the environment, so the target keeps looking for other bugs.
+ * The same for lwIP's tcp_parseopt, which reads an option's length byte before it checks that the byte
+ * is inside the options (tests/fuzz/known/stack-lwip-tcp-option-length-overread): a TCP header whose
+ * last option byte is the kind of an option with a length is not sent either. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -115,6 +118,41 @@ static void decide(struct gx_stack *s, int how) {
     }
 }
 
+/* The known lwIP tcp_parseopt over-read: a TCP segment (right behind the IPv4 or IPv6 header) whose
+ * options end with the kind byte of an option that has a length byte. */
+static int lwip_known_tcp_opt(const uint8_t *ip, size_t len) {
+    size_t l4;
+    if (len >= 20 && ip[0] >> 4 == 4 && ip[9] == 6)
+        l4 = (size_t)(ip[0] & 15) * 4;
+    else if (len >= 40 && ip[0] >> 4 == 6 && ip[6] == 6)
+        l4 = 40;
+    else
+        return 0;
+    if (l4 < 20 || l4 + 20 > len)
+        return 0;
+    size_t hl = (size_t)(ip[l4 + 12] >> 4) * 4;
+    if (hl <= 20)
+        return 0;
+    const uint8_t *opt = ip + l4 + 20;
+    size_t n = hl - 20, avail = len - l4 - 20;
+    for (size_t i = 0; i < n;) {
+        if (i >= avail)
+            return 1;
+        if (opt[i] == 0)
+            return 0;
+        if (opt[i] == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= n || i + 1 >= avail)
+            return 1;
+        if (opt[i + 1] < 2)
+            return 0;
+        i += opt[i + 1];
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct fz in = {data, size};
     uint8_t b0 = fz_u8(&in);
@@ -141,7 +179,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             continue;
         size_t l3 = (b0 & 1) ? GX_VNET_HDR_LEN : 0;
         int gso = l3 && r.n > l3 && (r.p[1] & (uint8_t)~GX_VNET_GSO_ECN) != GX_VNET_GSO_NONE;
-        if (!let_known && r.n > l3 && lwip_known_overread(r.p + l3, r.n - l3, gso))
+        if (!let_known && r.n > l3 &&
+            (lwip_known_overread(r.p + l3, r.n - l3, gso) || lwip_known_tcp_opt(r.p + l3, r.n - l3)))
             continue;
         if (send(sv[1], r.p, r.n, MSG_DONTWAIT) != (ssize_t)r.n)
             continue;
