@@ -17,7 +17,8 @@ else
   PY := $(ROOT)/.venv/bin/python
 endif
 
-APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils \
+  clang libclang-rt-14-dev
 PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis
 CC ?= gcc
 # CDEFS: extra -D flags for the C tests, e.g. `make -B tests/c/bin/test_gcm CDEFS=-DGX_NO_SIMD` (the
@@ -33,7 +34,7 @@ LWIP_INC := -isystem third_party/lwip/port -isystem third_party/lwip/src/src/inc
 LWIP_AR = $(SYS_PY) third_party/lwip/lwip_build.py archive   # stdlib only: no venv needed
 PYTEST_ARGS ?=
 
-.PHONY: all deps apt-deps pip-deps build ctest asan test pytest lint demo bench clean
+.PHONY: all deps apt-deps pip-deps build ctest asan test pytest lint demo bench clean fuzz fuzz-smoke fuzz-build
 
 all: build
 
@@ -88,6 +89,9 @@ tests/c/bin/asan-test_stack: tests/c/test_stack.c $(CSRC) $(STACK_DEPS) $(wildca
 	$(CC) $(CFLAGS_C) $(LWIP_INC) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  -o $@ $< $(CSRC) $(STACK_SRC) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
 
+# the fuzz-regression test compiles fuzz targets in (tests/fuzz/README.md)
+tests/c/bin/test_fuzz_regressions tests/c/bin/asan-test_fuzz_regressions: $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/fuzz.h)
+
 ctest: $(patsubst tests/c/%.c,tests/c/bin/%,$(CTESTS))
 	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
 
@@ -97,7 +101,7 @@ asan: $(patsubst tests/c/%.c,tests/c/bin/asan-%,$(CTESTS))
 pytest: build
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test: deps build ctest asan
+test: deps build ctest asan fuzz-smoke
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: pip-deps
@@ -110,4 +114,60 @@ bench: deps build
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf build tests/c/bin gostx/_engine.c gostx/*.so *.egg-info
+	rm -rf build tests/c/bin tests/fuzz/bin gostx/_engine.c gostx/*.so *.egg-info
+
+# ---- fuzzing (tests/fuzz/README.md): libFuzzer targets built with clang, ASan and UBSan ----
+# `make fuzz FUZZ_S=600` runs every target FUZZ_S seconds (FUZZ_JOBS at a time) on a kept corpus in
+# tests/fuzz/bin/corpus; `make fuzz-smoke` runs each FUZZ_SMOKE_S seconds from the committed seeds only.
+# Crashes land in tests/fuzz/crashes/ and fail the run. FUZZ_TARGETS=aead_open,ws picks targets.
+FUZZ_CC ?= clang
+FUZZ_S ?= 60
+FUZZ_SMOKE_S ?= 10
+FUZZ_JOBS ?= 2
+FUZZ_DIR := tests/fuzz
+FUZZ_BIN := $(FUZZ_DIR)/bin
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := $(CFLAGS_C) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_ALL := $(patsubst $(FUZZ_DIR)/fuzz_%.c,%,$(wildcard $(FUZZ_DIR)/fuzz_*.c))
+comma := ,
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SEL := $(subst $(comma), ,$(FUZZ_TARGETS))
+FUZZ_HDRS := $(wildcard csrc/include/gx/*.h csrc/*.h)
+FUZZ_OBJ := $(patsubst csrc/%.c,$(FUZZ_BIN)/obj/%.o,$(CSRC))
+FUZZ_STACK_OBJ := $(patsubst csrc/stack/%.c,$(FUZZ_BIN)/obj/stack/%.o,$(STACK_SRC))
+
+$(FUZZ_BIN)/obj/%.o: csrc/%.c $(FUZZ_HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BIN)/obj/stack/%.o: csrc/stack/%.c $(STACK_DEPS) $(FUZZ_HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(LWIP_INC) -c -o $@ $<
+
+$(FUZZ_BIN)/libgx.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BIN)/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+	@mkdir -p $(FUZZ_BIN)
+	$(LWIP_AR) $@ $(FUZZ_CC) -O1 -g -fsanitize=address -fsanitize=fuzzer-no-link -fno-omit-frame-pointer
+
+$(FUZZ_BIN)/fuzz_stack: $(FUZZ_DIR)/fuzz_stack.c $(FUZZ_DIR)/fuzz.h $(FUZZ_STACK_OBJ) $(FUZZ_BIN)/libgx.a $(FUZZ_BIN)/liblwip.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(LWIP_INC) -Icsrc/stack -fsanitize=fuzzer -o $@ $< $(FUZZ_STACK_OBJ) $(FUZZ_BIN)/libgx.a \
+	  $(FUZZ_BIN)/liblwip.a -lcrypto -lpthread
+
+$(FUZZ_BIN)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h $(FUZZ_BIN)/libgx.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BIN)/libgx.a -lcrypto -lpthread
+
+fuzz-build:
+	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \
+	$(MAKE) -s -j$(FUZZ_JOBS) --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL))
+
+fuzz:
+	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \
+	$(MAKE) -s -j$(FUZZ_JOBS) --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL)) && \
+	$(FUZZ_DIR)/run.sh $(FUZZ_S) $(FUZZ_JOBS) $(FUZZ_BIN)/corpus $(FUZZ_SEL)
+
+fuzz-smoke:
+	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \
+	$(MAKE) -s -j$(FUZZ_JOBS) --no-print-directory $(patsubst %,$(FUZZ_BIN)/fuzz_%,$(FUZZ_SEL)) && \
+	w=$$(mktemp -d) && $(FUZZ_DIR)/run.sh $(FUZZ_SMOKE_S) $(FUZZ_JOBS) $$w $(FUZZ_SEL); rc=$$?; rm -rf $$w; exit $$rc

@@ -137,7 +137,7 @@ VAES_TARGET static void make_powers(__m128i h, struct powers *p) {
     __m512i h8 = _mm512_shuffle_i64x2(q2, q2, 0xff);
     __m512i q3 = gfmul(q, h8);                                           /* H^9..H^12 */
     __m512i q4 = gfmul(q2, h8);                                          /* H^13..H^16 */
-    const int rev = 0x1b;                                                /* lanes 3,2,1,0 */
+    enum { rev = 0x1b };                                                 /* lanes 3,2,1,0 (a constant for clang) */
     _mm512_store_si512((__m512i *)p->pw, _mm512_shuffle_i64x2(q4, q4, rev));
     _mm512_store_si512((__m512i *)(p->pw + 64), _mm512_shuffle_i64x2(q3, q3, rev));
     _mm512_store_si512((__m512i *)(p->pw + 128), _mm512_shuffle_i64x2(q2, q2, rev));
@@ -394,7 +394,7 @@ VAES_TARGET static int open2_vaes(const uint8_t *const key[2], size_t key_len, c
 static int cpu_has_vaes(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("vaes") &&
+           __builtin_cpu_supports("avx512vl") && gx_cpu_has_vaes() &&
            __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("aes") &&
            __builtin_cpu_supports("pclmul");
 }

@@ -7,9 +7,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define GX_AES_MAX_ROUNDS 14
+
+/* VAES in CPUID leaf 7 (ECX bit 9). Read here rather than with __builtin_cpu_supports("vaes"),
+ * which clang does not know; callers also require avx2/avx512f from __builtin_cpu_supports, which
+ * checks that the OS saves the vector registers (as gcc's "vaes" check does). */
+static inline int gx_cpu_has_vaes(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 9));
+}
 #define AESNI_TARGET __attribute__((target("aes,ssse3")))
 
 /* ---- AES key expansion (FIPS 197 section 5.2) ---------------------------------------------------

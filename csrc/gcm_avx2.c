@@ -350,7 +350,7 @@ Y_TARGET static int run(const uint8_t *const key[], size_t key_len, const uint8_
 
 int gx_gcm_avx2_cpu(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("vaes") &&
+    return __builtin_cpu_supports("avx2") && gx_cpu_has_vaes() &&
            __builtin_cpu_supports("vpclmulqdq") && __builtin_cpu_supports("aes") &&
            __builtin_cpu_supports("pclmul");
 }
