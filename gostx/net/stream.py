@@ -24,6 +24,9 @@ import ssl
 from gostx.addr import format_sockaddr
 
 CHUNK = 1 << 16
+# loop.sock_recv returns without suspending while the socket has data, so a peer that keeps its socket
+# full would hold the event loop: every READS_PER_YIELD-th read gives the other tasks a turn
+READS_PER_YIELD = 16
 
 
 class Stream(abc.ABC):
@@ -96,8 +99,12 @@ class SocketStream(Stream):
         self._sock: socket.socket | None = sock
         self._buffer = b""
         self._loop = asyncio.get_running_loop()
+        self._reads = 0
 
     async def read(self, n: int = CHUNK) -> bytes:
+        self._reads += 1
+        if self._reads % READS_PER_YIELD == 0:
+            await asyncio.sleep(0)
         if self._buffer:
             data, self._buffer = self._buffer[:n], self._buffer[n:]
             return data
