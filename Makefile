@@ -58,14 +58,37 @@ build: pip-deps
 	@$(PY) -c 'import gostx._engine' || { echo "error: the C extension did not build" >&2; exit 1; }
 	@$(PY) -m pip install -q --no-build-isolation --no-deps -e . >/dev/null 2>&1 || true
 
-tests/c/bin/%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h) tests/c/gxtest.h
-	@mkdir -p tests/c/bin
-	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(CSRC) -lcrypto -lpthread
+# csrc/ is compiled once per build kind (plain -O2, ASan+UBSan) into objects every C test links
+CHDRS := $(wildcard csrc/include/gx/*.h csrc/*.h)
+ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+COBJ := $(patsubst csrc/%.c,tests/c/bin/obj/%.o,$(CSRC))
+COBJ_ASAN := $(patsubst csrc/%.c,tests/c/bin/obj-asan/%.o,$(CSRC))
+STACK_OBJ := $(patsubst csrc/stack/%.c,tests/c/bin/obj/stack/%.o,$(STACK_SRC))
+STACK_OBJ_ASAN := $(patsubst csrc/stack/%.c,tests/c/bin/obj-asan/stack/%.o,$(STACK_SRC))
 
-tests/c/bin/asan-%: tests/c/%.c $(CSRC) $(wildcard csrc/include/gx/*.h csrc/*.h) tests/c/gxtest.h
+tests/c/bin/obj/stack/%.o: csrc/stack/%.c $(CHDRS) $(STACK_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -O2 -c -o $@ $<
+
+tests/c/bin/obj-asan/stack/%.o: csrc/stack/%.c $(CHDRS) $(STACK_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_C) $(LWIP_INC) $(ASAN_FLAGS) -c -o $@ $<
+
+tests/c/bin/obj/%.o: csrc/%.c $(CHDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_C) -O2 -c -o $@ $<
+
+tests/c/bin/obj-asan/%.o: csrc/%.c $(CHDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -c -o $@ $<
+
+tests/c/bin/%: tests/c/%.c $(COBJ) $(CHDRS) tests/c/gxtest.h
 	@mkdir -p tests/c/bin
-	$(CC) $(CFLAGS_C) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-	  -o $@ $< $(CSRC) -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(COBJ) -lcrypto -lpthread
+
+tests/c/bin/asan-%: tests/c/%.c $(COBJ_ASAN) $(CHDRS) tests/c/gxtest.h
+	@mkdir -p tests/c/bin
+	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -o $@ $< $(COBJ_ASAN) -lcrypto -lpthread
 
 # test_wycheproof reads the Wycheproof vectors as lines of text made from their JSON
 WYCHEPROOF_JSON := $(wildcard tests/vectors/wycheproof/*.json)
@@ -82,21 +105,27 @@ tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lw
 	@mkdir -p tests/c/bin
 	$(LWIP_AR) $@ $(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer
 
-tests/c/bin/test_stack: tests/c/test_stack.c $(CSRC) $(STACK_DEPS) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h tests/c/bin/liblwip.a
-	$(CC) $(CFLAGS_C) $(LWIP_INC) -O2 -o $@ $< $(CSRC) $(STACK_SRC) tests/c/bin/liblwip.a -lcrypto -lpthread
+tests/c/bin/test_stack: tests/c/test_stack.c $(COBJ) $(STACK_OBJ) $(STACK_DEPS) $(CHDRS) tests/c/gxtest.h tests/c/bin/liblwip.a
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lcrypto -lpthread
 
-tests/c/bin/asan-test_stack: tests/c/test_stack.c $(CSRC) $(STACK_DEPS) $(wildcard csrc/include/gx/*.h) tests/c/gxtest.h tests/c/bin/liblwip-asan.a
-	$(CC) $(CFLAGS_C) $(LWIP_INC) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-	  -o $@ $< $(CSRC) $(STACK_SRC) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
+tests/c/bin/asan-test_stack: tests/c/test_stack.c $(COBJ_ASAN) $(STACK_OBJ_ASAN) $(STACK_DEPS) $(CHDRS) tests/c/gxtest.h tests/c/bin/liblwip-asan.a
+	$(CC) $(CFLAGS_C) $(LWIP_INC) $(ASAN_FLAGS) \
+	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
 
 # the fuzz-regression test compiles fuzz targets in (tests/fuzz/README.md)
 tests/c/bin/test_fuzz_regressions tests/c/bin/asan-test_fuzz_regressions: $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/fuzz.h)
 
-ctest: $(patsubst tests/c/%.c,tests/c/bin/%,$(CTESTS))
-	@set -e; for t in $^; do echo "== $$t"; ./$$t; done
+CTEST_BINS := $(patsubst tests/c/%.c,tests/c/bin/%,$(CTESTS))
+ASAN_BINS := $(patsubst tests/c/%.c,tests/c/bin/asan-%,$(CTESTS))
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 
-asan: $(patsubst tests/c/%.c,tests/c/bin/asan-%,$(CTESTS))
-	@set -e; for t in $^; do echo "== $$t (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t; done
+ctest:
+	@$(MAKE) -s --no-print-directory -j$(NPROC) $(CTEST_BINS)
+	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; ./$$t; done
+
+asan:
+	@$(MAKE) -s --no-print-directory -j$(NPROC) $(ASAN_BINS)
+	@set -e; for t in $(ASAN_BINS); do echo "== $$t (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t; done
 
 pytest: build
 	$(PY) -m pytest $(PYTEST_ARGS)
