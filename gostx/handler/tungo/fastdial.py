@@ -99,7 +99,12 @@ class DirectDials:
         """Start the dialTimeout of an attempt; its serial tells the timeout which attempt it ends."""
         self.serial += 1
         when = self.loop.time() + self.timeout
-        self.deadlines.append((when, flow_id, self.serial))
+        deadlines, pending = self.deadlines, self.pending
+        # deadlines of attempts already over (connected, failed) leave from the old end as they reach it,
+        # so the queue holds about the dials in flight, not dialTimeout's worth of every dial
+        while deadlines and ((dial := pending.get(deadlines[0][1])) is None or dial.serial != deadlines[0][2]):
+            deadlines.popleft()
+        deadlines.append((when, flow_id, self.serial))
         if self.timer is None:
             self.timer = self.loop.call_at(when, self._expire)
         return self.serial
