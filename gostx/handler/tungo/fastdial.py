@@ -36,6 +36,7 @@ from gostx.log import FieldLogger
 from gostx.net.direct import DialOptions
 
 Address = tuple[str, int]
+_FAILED = select.EPOLLERR | select.EPOLLHUP
 
 
 class DirectDials:
@@ -90,10 +91,10 @@ class DirectDials:
         self.connecting.pop(fd, None)
 
     def _ready(self) -> None:
-        for fd, _events in self.ep.poll(0):
+        for fd, events in self.ep.poll(0):
             dial = self.connecting.pop(fd, None)
             if dial is not None:
-                dial._writable()
+                dial._writable(events)
 
     def arm(self, flow_id: int) -> int:
         """Start the dialTimeout of an attempt; its serial tells the timeout which attempt it ends."""
@@ -177,10 +178,12 @@ class DirectDial:
             return
         self._attempt_failed()
 
-    def _writable(self) -> None:
+    def _writable(self, events: int) -> None:
         sock = self.sock
         assert sock is not None
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        # writable without an error or hang-up: connected (a TCP socket still in SYN_SENT is never
+        # writable), no SO_ERROR to read
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if events & _FAILED else 0
         if code == 0:
             self._connected()
             return
