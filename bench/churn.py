@@ -180,6 +180,34 @@ class ChurnLab:
         return self.pair.b_ip if path == "direct" else BEHIND
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of pid, from /proc (the first thread: the main one)."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_per_flow(before: dict[int, float], after: dict[int, float], flows: int, main_tid: int) -> str:
+    """gost's CPU per completed flow during a run: its main (Python) thread and the others (the stack's)."""
+    if flows <= 0:
+        return ""
+    main = after.get(main_tid, 0.0) - before.get(main_tid, 0.0)
+    rest = sum(v - before.get(tid, 0.0) for tid, v in after.items() if tid != main_tid)
+    return (f"gost CPU per flow: {1e6 * (main + rest) / flows:.0f} us (Python thread {1e6 * main / flows:.0f}, "
+            f"other threads {1e6 * rest / flows:.0f})")
+
+
 def gost_stats(g: GostProcess) -> dict[str, Any]:
     try:
         return g.stats()
@@ -206,11 +234,13 @@ def _main(argv: Sequence[str] | None = None) -> int:
                     for path in paths:
                         g = cl.tungo(path, args.query) if path != "direct" else None
                         try:
+                            before = thread_cpu(g.proc.pid) if g is not None else {}
                             result = churn(cl.a, cl.b, cl.target(path), inflight=inflight, seconds=args.seconds,
                                            mode=mode, timeout=args.timeout)
                             print(f"rep {rep + 1} {path}: {result.line()}", flush=True)
                             if g is not None:
-                                print(f"   stats: {gost_stats(g)}", flush=True)
+                                cpu = cpu_per_flow(before, thread_cpu(g.proc.pid), result.ok, g.proc.pid)
+                                print(f"   {cpu}\n   stats: {gost_stats(g)}", flush=True)
                         finally:
                             if g is not None:
                                 g.stop()

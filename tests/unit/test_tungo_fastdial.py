@@ -104,3 +104,31 @@ def test_a_timeout_and_close_drop_the_flow() -> None:
     timed_out, closed = asyncio.run(main())
     assert timed_out.dropped == [1] and timed_out.connected == {}
     assert closed.dropped == [2] and closed.connected == {}
+
+
+def test_many_dials_share_one_timer_and_a_finished_dial_is_not_timed_out() -> None:
+    """The dials share one epoll set and one deadline queue: each completes once, and the deadline of a
+    dial that connected (still queued) must not drop its flow when it comes."""
+    async def main() -> tuple[FakeStack, DirectDials]:
+        server = socket.create_server(("127.0.0.1", 0), backlog=64)
+        stack = FakeStack()
+        dials = DirectDials(stack, DialOptions(), 0, 0.2, OwnSockets(), get_logger(kind="test"))  # type: ignore[arg-type]
+        for flow_id in range(1, 33):
+            dials.start("tcp", flow_id, ("192.168.123.2", 41000 + flow_id), server.getsockname())
+        dials.start("tcp", 99, ("192.168.123.2", 40999), ("192.0.2.1", 9))  # never answers: times out
+        await asyncio.sleep(0.1)
+        assert len(stack.connected) == 32
+        dials.start("tcp", 100, ("192.168.123.2", 40998), ("192.0.2.1", 9))
+        assert len(dials.deadlines) == len(dials) <= 2   # only the dials in flight: the connected ones left
+        await asyncio.sleep(0.5)   # past every deadline
+        server.close()
+        return stack, dials
+
+    stack, dials = asyncio.run(main())
+    try:
+        assert sorted(stack.connected) == list(range(1, 33))
+        assert stack.dropped == [99, 100]
+        assert len(dials) == 0 and not dials.connecting and not dials.deadlines
+    finally:
+        for fd in stack.connected.values():
+            os.close(fd)

@@ -94,3 +94,18 @@ def test_own_sockets_expire_in_order_and_are_capped(monkeypatch: pytest.MonkeyPa
     now[0] += 9.5   # 113.5: 3 (until 112) and 4 (113) expired, 2 (renewed until 114) not
     own.add(FakeSock(9))  # type: ignore[arg-type]
     assert ("10.200.1.1", 2) in own and ("10.200.1.1", 3) not in own and ("10.200.1.1", 4) not in own
+
+
+def test_own_sockets_match_the_stacks_spelling_without_conversion() -> None:
+    """The handler checks each new flow's source with has_key (no inet_pton/inet_ntop round trip): the
+    stack and getsockname() both spell addresses as inet_ntop does, IPv6 included."""
+    class Sock6:
+        def getsockname(self) -> tuple[str, int, int, int]:
+            return ("::1", 40000, 0, 0)   # an IPv6 socket's 4-tuple
+
+    own = OwnSockets()
+    own.add(FakeSock(5))  # type: ignore[arg-type]
+    own.add(Sock6())  # type: ignore[arg-type]
+    assert own.has_key(("10.200.1.1", 5)) and own.has_key(("::1", 40000))
+    assert not own.has_key(("10.200.1.1", 6))
+    assert ("0:0:0:0:0:0:0:1", 40000) in own   # other spellings still go through address_key

@@ -101,7 +101,7 @@ class TungoHandler(Handler):
         if stack is None:
             return
         for network, flow_id, src, dst, first in stack.events():
-            if src in self.own:
+            if self.own.has_key(src):  # src is inet_ntop's spelling (the stack's)
                 stack.drop(flow_id)
                 self._warn_loop(network, dst)
                 continue

@@ -71,7 +71,7 @@ class OwnSockets:
             expiry, key = order.popleft()
             if until.get(key) == expiry:  # not renewed by a later dial from the same address
                 del until[key]
-        key = address_key(local[0], local[1])
+        key = (local[0], local[1])  # getsockname() spells the address with inet_ntop: address_key's spelling
         until[key] = now + self.memory
         order.append((now + self.memory, key))
 
@@ -79,7 +79,12 @@ class OwnSockets:
         return len(self._until)
 
     def __contains__(self, addr: tuple[str, int]) -> bool:
-        until = self._until.get(address_key(*addr))
+        return self.has_key(address_key(*addr))
+
+    def has_key(self, key: tuple[str, int]) -> bool:
+        """addr in self, for an address already spelled as address_key spells it (the stack's flow
+        addresses and getsockname() are: inet_ntop)."""
+        until = self._until.get(key)
         return until is not None and until > time.monotonic()
 
 
@@ -118,9 +123,8 @@ def start_connect(network: str, family: int, address: tuple[str, int], opts: Dia
     while True:
         port = ports.take() if ports is not None and attempt < tries else 0
         attempt += 1
-        sock = socket.socket(family, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        sock = socket.socket(family, (socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM) | socket.SOCK_NONBLOCK)
         try:
-            sock.setblocking(False)
             _bind(sock, family, opts, interface, port)
             try:
                 sock.connect(address)
