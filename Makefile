@@ -105,11 +105,13 @@ tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lw
 	@mkdir -p tests/c/bin
 	$(LWIP_AR) $@ $(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer
 
+# test_stack replays tests/fuzz/corpus/stack through fuzz_stack.c (compiled in; it needs stack_int.h)
+tests/c/bin/test_stack tests/c/bin/asan-test_stack: tests/fuzz/fuzz_stack.c tests/fuzz/fuzz.h
 tests/c/bin/test_stack: tests/c/test_stack.c $(COBJ) $(STACK_OBJ) $(STACK_DEPS) $(CHDRS) tests/c/gxtest.h tests/c/bin/liblwip.a
-	$(CC) $(CFLAGS_C) $(LWIP_INC) -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lcrypto -lpthread
 
 tests/c/bin/asan-test_stack: tests/c/test_stack.c $(COBJ_ASAN) $(STACK_OBJ_ASAN) $(STACK_DEPS) $(CHDRS) tests/c/gxtest.h tests/c/bin/liblwip-asan.a
-	$(CC) $(CFLAGS_C) $(LWIP_INC) $(ASAN_FLAGS) \
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack $(ASAN_FLAGS) \
 	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
 
 # the fuzz-regression test compiles fuzz targets in (tests/fuzz/README.md)
@@ -176,7 +178,7 @@ $(FUZZ_BIN)/obj/stack/%.o: csrc/stack/%.c $(STACK_DEPS) $(FUZZ_HDRS)
 $(FUZZ_BIN)/libgx.a: $(FUZZ_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_BIN)/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py
+$(FUZZ_BIN)/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_build.py $(wildcard third_party/lwip/patches/*.patch)
 	@mkdir -p $(FUZZ_BIN)
 	$(LWIP_AR) $@ $(FUZZ_CC) -O1 -g -fsanitize=address -fsanitize=fuzzer-no-link -fno-omit-frame-pointer
 
