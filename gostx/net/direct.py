@@ -133,8 +133,8 @@ _PROTO = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPR
 def _literal_infos(host: str, port: int, sock_type: int) -> list[Any] | None:
     """getaddrinfo's answer for an IP literal (dotted-quad IPv4, or IPv6 without a %zone), built without
     the resolver; None for anything else (a name, a zone, a short form such as 127.1)."""
-    if not 0 <= port <= 0xFFFF:
-        return None  # getaddrinfo's own error
+    if not 0 <= port <= 0xFFFF or "%" in host:
+        return None  # getaddrinfo's own error; a zone needs its interface index
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
