@@ -235,12 +235,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
                         g = cl.tungo(path, args.query) if path != "direct" else None
                         try:
                             before = thread_cpu(g.proc.pid) if g is not None else {}
+                            socks = cl.socks if path == "tungo-socks5" else None
+                            socks_before = thread_cpu(socks.proc.pid) if socks is not None else {}
                             result = churn(cl.a, cl.b, cl.target(path), inflight=inflight, seconds=args.seconds,
                                            mode=mode, timeout=args.timeout)
                             print(f"rep {rep + 1} {path}: {result.line()}", flush=True)
                             if g is not None:
                                 cpu = cpu_per_flow(before, thread_cpu(g.proc.pid), result.ok, g.proc.pid)
                                 print(f"   {cpu}\n   stats: {gost_stats(g)}", flush=True)
+                            if socks is not None:
+                                cpu = cpu_per_flow(socks_before, thread_cpu(socks.proc.pid), result.ok, socks.proc.pid)
+                                print(f"   socks5 server (B): {cpu}", flush=True)
                         finally:
                             if g is not None:
                                 g.stop()

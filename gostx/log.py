@@ -58,17 +58,28 @@ def parse_level(name: str) -> int:
     return LEVELS[text]
 
 
+_second_cache: tuple[int, str, str] = (-1, "", "")  # (whole second, its "date.", its zone)
+
+
 def format_time(created: float) -> str:
-    """Go layout 2006-01-02T15:04:05.000Z07:00 in local time ('Z' when the offset is zero)."""
-    stamp = _dt.datetime.fromtimestamp(created).astimezone()
-    offset = stamp.utcoffset() or _dt.timedelta(0)
-    if offset == _dt.timedelta(0):
-        zone = "Z"
-    else:
-        minutes = int(offset.total_seconds()) // 60
-        sign = "+" if minutes >= 0 else "-"
-        zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}" + zone
+    """Go layout 2006-01-02T15:04:05.000Z07:00 in local time ('Z' when the offset is zero). The date,
+    time and zone of a whole second are computed once (a busy server logs many lines a second)."""
+    global _second_cache
+    second = int(created // 1)
+    cached_second, head, zone = _second_cache
+    if second != cached_second:
+        stamp = _dt.datetime.fromtimestamp(second).astimezone()
+        offset = stamp.utcoffset() or _dt.timedelta(0)
+        if offset == _dt.timedelta(0):
+            zone = "Z"
+        else:
+            minutes = int(offset.total_seconds()) // 60
+            sign = "+" if minutes >= 0 else "-"
+            zone = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+        head = stamp.strftime("%Y-%m-%dT%H:%M:%S.")
+        _second_cache = (second, head, zone)
+    millis = min(int((created - second) * 1000), 999)
+    return f"{head}{millis:03d}{zone}"
 
 
 def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -89,15 +100,38 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+_BOUND_ATTR = "gx_bound"
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _encode_value(value: Any) -> str:
+    if type(value) is str:
+        return _encode_str(value)  # type: ignore[no-any-return]
+    return _ENCODER.encode(_jsonable(value))
+
+
+def _fragment(key: str, value: Any) -> str:
+    return f"{_encode_str(key)}:{_encode_value(value)}"
+
+
 class JSONFormatter(logging.Formatter):
-    """logrus JSONFormatter: one object per line, keys sorted, no HTML escaping."""
+    """logrus JSONFormatter: one object per line, keys sorted, no HTML escaping. A logger's bound
+    fields come encoded once (FieldLogger keeps their `"key":value` text); only a line's own fields
+    are encoded per line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {k: _jsonable(v) for k, v in _record_fields(record).items()}
-        data["level"] = level_name(record.levelno)
-        data["msg"] = record.getMessage()
-        data["time"] = format_time(record.created)
-        return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        fields = _record_fields(record)
+        bound: Mapping[str, tuple[Any, str]] = getattr(record, _BOUND_ATTR, None) or {}
+        parts: dict[str, str] = {}
+        for key, value in fields.items():
+            known = bound.get(key)
+            parts[key] = known[1] if known is not None and known[0] is value else _fragment(str(key), value)
+        parts["level"] = _fragment("level", level_name(record.levelno))
+        parts["msg"] = _fragment("msg", record.getMessage())
+        parts["time"] = _fragment("time", format_time(record.created))
+        return "{" + ",".join(parts[key] for key in sorted(parts)) + "}"
 
 
 def _text_value(value: Any) -> str:
@@ -119,13 +153,23 @@ class TextFormatter(logging.Formatter):
 
 
 class FieldLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A logger with bound structured fields; `extra=` on a call adds fields to that line only."""
+    """A logger with bound structured fields; `extra=` on a call adds fields to that line only. Nothing
+    is built for a line the level filters out (LoggerAdapter checks the level before process())."""
+
+    _encoded: dict[str, tuple[Any, str]] | None = None
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         fields = dict(self.extra or {})
         fields.update(kwargs.pop("extra", None) or {})
-        kwargs["extra"] = {_FIELDS_ATTR: fields}
+        kwargs["extra"] = {_FIELDS_ATTR: fields, _BOUND_ATTR: self._bound_fragments()}
         return msg, kwargs
+
+    def _bound_fragments(self) -> dict[str, tuple[Any, str]]:
+        """The bound scalar fields as (value, `"key":value` JSON), encoded on first use."""
+        if self._encoded is None:
+            self._encoded = {str(k): (v, _fragment(str(k), v)) for k, v in (self.extra or {}).items()
+                             if isinstance(v, _SCALARS)}
+        return self._encoded
 
     def bind(self, **fields: Any) -> FieldLogger:
         return FieldLogger(self.logger, {**(self.extra or {}), **fields})
@@ -189,5 +233,9 @@ def setup_logging(log: LogConfig | None, level_override: str | None = None,
         old.close()
     logger.addHandler(handler)
     logger.setLevel(level)
+    # neither formatter prints the source line, thread or process: skip collecting them for every line
+    # (the logging HOWTO's "Optimization" section)
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger.propagate = False
     return get_logger()

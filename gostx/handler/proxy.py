@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import logging
 import socket
 from typing import Any
 
@@ -125,10 +126,13 @@ class ProxyHandler(Handler):
     def log_open(self, peer: str, target: str, **fields: Any) -> dict[str, Any]:
         handshake_done()  # relaying starts: the handshake is over (if handle() did not say so earlier)
         extra = {"remote": peer, "dst": target, **fields}
-        self.ctx.log.info(f"{peer} <-> {target}", extra=extra)
+        if self.ctx.log.isEnabledFor(logging.INFO):
+            self.ctx.log.info(f"{peer} <-> {target}", extra=extra)
         return extra
 
     def log_close(self, peer: str, target: str, extra: dict[str, Any], start: float, sent: int, received: int) -> None:
+        if not self.ctx.log.isEnabledFor(logging.INFO):
+            return
         loop = asyncio.get_running_loop()
         self.ctx.log.info(f"{peer} >-< {target}", extra={
             **extra, "duration": f"{loop.time() - start:.3f}s", "inputBytes": sent, "outputBytes": received})

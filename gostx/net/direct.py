@@ -127,9 +127,31 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
         raise failed.last or OSError(f"no address for {host}")
 
 
+_PROTO = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
+
+
+def _literal_infos(host: str, port: int, sock_type: int) -> list[Any] | None:
+    """getaddrinfo's answer for an IP literal (dotted-quad IPv4, or IPv6 without a %zone), built without
+    the resolver; None for anything else (a name, a zone, a short form such as 127.1)."""
+    if not 0 <= port <= 0xFFFF or "%" in host:
+        return None  # getaddrinfo's own error; a zone needs its interface index
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return [(socket.AF_INET, sock_type, _PROTO.get(sock_type, 0), "", (str(ip), port))]
+    return [(socket.AF_INET6, sock_type, _PROTO.get(sock_type, 0), "", (str(ip), port, 0, 0))]
+
+
 async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int, sock_type: int) -> list[Any]:
     """getaddrinfo, with a name it cannot even encode (a 64-byte label: UnicodeError) as an OSError, so a
-    bad name from anywhere (a peer, a sniffer, a config) is a dial failure, not an internal error."""
+    bad name from anywhere (a peer, a sniffer, a config) is a dial failure, not an internal error. An IP
+    literal is answered here: asyncio's getaddrinfo always goes through the thread pool (two thread
+    hand-offs per dial), even for a literal."""
+    infos = _literal_infos(host, port, sock_type)
+    if infos is not None:
+        return infos
     try:
         return await loop.getaddrinfo(host, port, type=sock_type)
     except UnicodeError:
