@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from gostx.testing.packets import inet_checksum
+
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -347,13 +349,7 @@ def relay_read_response(chan: Chan) -> int:
 # -- IPv4 packets (for the TUN devices) ---------------------------------------------------------------
 
 
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+checksum = inet_checksum
 
 
 def ipv4(src: str, dst: str, proto: int, payload: bytes, ttl: int = 64, ident: int = 1, frag: int = 0) -> bytes:

@@ -31,14 +31,7 @@ PORT = 8421
 CRAFT = r"""
 import socket, struct, sys
 from gostx import _engine
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+from gostx.testing.packets import inet_checksum as csum
 
 def echo(src, dst, seq):
     icmp = struct.pack("!BBHHH", 8, 0, 0, 0x4242, seq) + b"gostx-trust"

@@ -39,6 +39,7 @@ from gostx.netlink import (  # noqa: E402
     remove_routes,
     remove_routes_async,
 )
+from gostx.testing.packets import inet_checksum  # noqa: E402
 from gostx.tun import DeviceError, TunDevice  # noqa: E402
 
 UDP_SEGMENT = 103
@@ -46,14 +47,7 @@ UDP_SEGMENT = 103
 # ---- packets ----
 
 
-def checksum(data: bytes, acc: int = 0) -> int:
-    """The Internet checksum (one's complement of the one's complement sum)."""
-    if len(data) % 2:
-        data += b"\0"
-    acc += sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while acc >> 16:
-        acc = (acc & 0xFFFF) + (acc >> 16)
-    return ~acc & 0xFFFF
+checksum = inet_checksum
 
 
 def pseudo_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:

@@ -18,17 +18,12 @@ from gostx import _engine
 from gostx.handler.tungo.bridge import Bridges
 from gostx.net.packet import PacketConn
 from gostx.net.stream import SocketStream, Stream
+from gostx.testing.packets import inet_checksum
 
 CLIENT, REMOTE = "10.0.0.2", "198.51.100.7"
 
 
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+checksum = inet_checksum
 
 
 def udp_packet(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
