@@ -82,11 +82,11 @@ tests/c/bin/obj-asan/%.o: csrc/%.c $(CHDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -c -o $@ $<
 
-tests/c/bin/%: tests/c/%.c $(COBJ) $(CHDRS) tests/c/gxtest.h
+tests/c/bin/%: tests/c/%.c $(COBJ) $(CHDRS) $(wildcard tests/c/*.h)
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(COBJ) -lcrypto -lpthread
 
-tests/c/bin/asan-%: tests/c/%.c $(COBJ_ASAN) $(CHDRS) tests/c/gxtest.h
+tests/c/bin/asan-%: tests/c/%.c $(COBJ_ASAN) $(CHDRS) $(wildcard tests/c/*.h)
 	@mkdir -p tests/c/bin
 	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -o $@ $< $(COBJ_ASAN) -lcrypto -lpthread
 
@@ -107,10 +107,10 @@ tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lw
 
 # test_stack replays tests/fuzz/corpus/stack through fuzz_stack.c (compiled in; it needs stack_int.h)
 tests/c/bin/test_stack tests/c/bin/asan-test_stack: tests/fuzz/fuzz_stack.c tests/fuzz/fuzz.h
-tests/c/bin/test_stack: tests/c/test_stack.c $(COBJ) $(STACK_OBJ) $(STACK_DEPS) $(CHDRS) tests/c/gxtest.h tests/c/bin/liblwip.a
+tests/c/bin/test_stack: tests/c/test_stack.c $(COBJ) $(STACK_OBJ) $(STACK_DEPS) $(CHDRS) $(wildcard tests/c/*.h) tests/c/bin/liblwip.a
 	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lcrypto -lpthread
 
-tests/c/bin/asan-test_stack: tests/c/test_stack.c $(COBJ_ASAN) $(STACK_OBJ_ASAN) $(STACK_DEPS) $(CHDRS) tests/c/gxtest.h tests/c/bin/liblwip-asan.a
+tests/c/bin/asan-test_stack: tests/c/test_stack.c $(COBJ_ASAN) $(STACK_OBJ_ASAN) $(STACK_DEPS) $(CHDRS) $(wildcard tests/c/*.h) tests/c/bin/liblwip-asan.a
 	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack $(ASAN_FLAGS) \
 	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
 

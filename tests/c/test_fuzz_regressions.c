@@ -26,48 +26,18 @@
 #undef LLVMFuzzerInitialize
 #undef LLVMFuzzerTestOneInput
 
+#include "corpus.h"
 #include "gxtest.h"
 
-/* Run every file of tests/fuzz/corpus/<target>/ through one(); returns how many ran. */
-static int replay(const char *target, int (*one)(const uint8_t *, size_t)) {
-    char dir[256];
-    snprintf(dir, sizeof(dir), "tests/fuzz/corpus/%s", target);
-    DIR *d = opendir(dir);
-    CHECK(d != NULL, "open %s (run from the repository root)", dir);
-    if (d == NULL)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[600];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "rb");
-        CHECK(f != NULL, "open %s", path);
-        if (f == NULL)
-            continue;
-        static uint8_t buf[1 << 20];
-        size_t len = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        uint8_t *copy = malloc(len ? len : 1);   /* exactly len bytes, as libFuzzer hands them */
-        memcpy(copy, buf, len);
-        one(copy, len);
-        free(copy);
-        n++;
-    }
-    closedir(d);
-    return n;
-}
 
 int main(void) {
     aead_init(NULL, NULL);
-    int n = replay("aead_open", aead_one);
+    int n = replay_corpus("aead_open", aead_one, NULL, NULL);
     CHECK(n >= 2, "aead_open: %d inputs replayed", n);
     printf("aead_open: %d inputs replayed\n", n);
     /* The relay sends each frame to the address in it: only inside a network namespace of our own. */
     if ((unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) && lo_up() == 0) {
-        int n = replay("socks_relay", relay_one);
+        int n = replay_corpus("socks_relay", relay_one, NULL, NULL);
         CHECK(n >= 2, "socks_relay: %d inputs replayed", n);
         printf("socks_relay: %d inputs replayed\n", n);
     } else {

@@ -22,6 +22,7 @@
 #include <dirent.h>
 #define LLVMFuzzerTestOneInput fuzz_stack_one
 #include "../fuzz/fuzz_stack.c"
+#include "corpus.h"
 #undef LLVMFuzzerTestOneInput
 
 #define MTU 1400
@@ -822,34 +823,9 @@ static void test_api_errors(void) {
  * fixed by third_party/lwip/patches/0003-input-bounds-checks.patch; the ASan build
  * (asan-test_stack) fails on them without it. */
 static void test_fuzz_corpus(void) {
-    const char *dir = "tests/fuzz/corpus/stack";
-    DIR *d = opendir(dir);
-    CHECK(d != NULL, "open %s (run from the repository root)", dir);
-    if (d == NULL)
-        return;
-    int n = 0, regress = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[600];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        FILE *f = fopen(path, "rb");
-        CHECK(f != NULL, "open %s", path);
-        if (f == NULL)
-            continue;
-        static uint8_t buf[1 << 20];
-        size_t len = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        uint8_t *copy = malloc(len ? len : 1);   /* exactly len bytes, as libFuzzer hands them */
-        memcpy(copy, buf, len);
-        fuzz_stack_one(copy, len);
-        free(copy);
-        n++;
-        regress += strncmp(e->d_name, "regress-lwip-", 13) == 0;
-    }
-    closedir(d);
-    CHECK(regress >= 7, "%d regress-lwip-* inputs in %s", regress, dir);
+    int regress = 0;
+    int n = replay_corpus("stack", fuzz_stack_one, "regress-lwip-", &regress);
+    CHECK(regress >= 7, "%d regress-lwip-* inputs in tests/fuzz/corpus/stack", regress);
     printf("fuzz corpus: %d inputs replayed (%d regress-lwip-*)\n", n, regress);
 }
 
