@@ -24,6 +24,7 @@
 #include "gx/faketcp.h"
 #include "gx/tunnel.h"
 #include "gxtest.h"
+#include "netutil.h"
 #include "pktref.h"
 
 /* ---- builders ---- */
@@ -259,11 +260,6 @@ static void test_bpf(void) {
 }
 
 /* ---- loopback, as root in a private network namespace ---- */
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int lo_up(void) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);

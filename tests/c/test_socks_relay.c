@@ -16,37 +16,11 @@
 #include "gx/resolve.h"
 #include "gx/socks_udp.h"
 #include "gxtest.h"
+#include "netutil.h"
 
 #define MANY 300
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-static int udp_bound(struct sockaddr_in *addr) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t len = sizeof(*addr);
-    getsockname(fd, (struct sockaddr *)addr, &len);
-    return fd;
-}
-
-static int threads_now(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return n;
-}
 
 /* Echo whatever arrives on fd, for up to ms milliseconds or until `want` datagrams were echoed. */
 static int echo_for(int fd, int want, int ms) {

@@ -12,11 +12,7 @@
 #include "gx/batch.h"
 #include "gx/socks_udp.h"
 #include "gxtest.h"
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#include "netutil.h"
 
 static void nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -183,16 +179,6 @@ static void test_transport(void) {
         close(sp[0]);
     }
     gx_batch_free(&b);
-}
-
-static int udp_bound(struct sockaddr_in *addr) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t len = sizeof(*addr);
-    getsockname(fd, (struct sockaddr *)addr, &len);
-    return fd;
 }
 
 static void test_relay(void) {

@@ -13,6 +13,7 @@
 #include "gx/aead.h"
 #include "gx/tunnel.h"
 #include "gxtest.h"
+#include "netutil.h"
 
 struct end {
     int dev[2];   /* dev[0] given to the tunnel, dev[1] is "the kernel side" */
@@ -26,11 +27,6 @@ struct cipher {
     int id;
     uint8_t key[32];
 };
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static int udp_socket(struct sockaddr_in *addr) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,9 @@ import pytest
 from gostx.config.model import LogConfig
 from gostx.errors import GostError
 from gostx.log import ROOT_LOGGER, TRACE, format_time, get_logger, parse_level, setup_logging
+from tests.unit.logtest import restore_logger  # noqa: F401 (an autouse fixture)
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
-
-
-@pytest.fixture(autouse=True)
-def restore_logger() -> Iterator[None]:
-    logger = logging.getLogger(ROOT_LOGGER)
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-    for h in saved[0]:
-        logger.addHandler(h)
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
 
 
 def lines(stream: io.StringIO) -> list[str]:

@@ -6,27 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gostx import log as gxlog
-from gostx.log import ROOT_LOGGER, format_time, get_logger, setup_logging
-
-
-@pytest.fixture(autouse=True)
-def restore_logger() -> Iterator[None]:
-    logger = logging.getLogger(ROOT_LOGGER)
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-    for h in saved[0]:
-        logger.addHandler(h)
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
+from gostx.log import format_time, get_logger, setup_logging
+from tests.unit.logtest import restore_logger  # noqa: F401 (an autouse fixture)
 
 
 def reference(line: dict[str, Any]) -> str:
