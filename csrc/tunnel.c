@@ -347,6 +347,7 @@ struct gx_tunnel {
         uint8_t outer[16];
     } pins[GX_TUNNEL_MAX_PINS];
     int n_pins;
+    uint64_t full_reported_ms;      /* down thread only: the last table-full event (at most 1 a second) */
     struct counters stats;
     int stop_fd;
     int event_fd;
@@ -651,10 +652,12 @@ static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockad
         owner_release(&t->owners, &old);
     if (p != NULL)
         owner_add(&t->owners, addr);
-    if (type)
+    if (type) {
         emit(t, type, 0, key, keylen_of(t), addr, addrlen);
-    else
+    } else if (t->full_reported_ms == 0 || now - t->full_reported_ms >= 1000) {
+        t->full_reported_ms = now; /* a full table is reported once a second, not once a datagram */
         emit(t, GX_TEV_TABLE_FULL, t->peers.limit, key, keylen_of(t), addr, addrlen);
+    }
     return p != NULL;
 }
 

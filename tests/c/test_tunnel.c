@@ -385,8 +385,11 @@ static void mapped6(uint8_t out[16], const char *ip) { inet_pton(AF_INET6, ip, o
 
 /* A TUN server (not started unless start) on s with nets 192.168.123.1/24 and fd00:123::1/64 and
  * a route 10.88.0.0/24 via 192.168.123.2. */
+static uint32_t rules_max_peers; /* 0: the default table size */
+
 static int rules_server(struct end *s, int mode, uint32_t peer_routes, const struct cipher *ci, int start) {
     struct gx_tunnel_cfg cfg = {0};
+    cfg.max_peers = rules_max_peers;
     if (ci != NULL && gx_aead_new(&s->aead, ci->id, ci->key) < 0)
         return -1;
     cfg.mode = mode;
@@ -571,6 +574,32 @@ static void test_learn_cap(const struct cipher *ci, const char *label) {
     end_close(&s);
 }
 
+/* A full peer table is reported once a second, not once for every datagram of an unlearned source. */
+static void test_table_full_reported_once(void) {
+    struct end s;
+    end_init(&s);
+    rules_max_peers = 2;
+    CHECK(rules_server(&s, GX_TUNNEL_TUN, 64, NULL, 1) == 0, "table-full server");
+    rules_max_peers = 0;
+    struct sockaddr_in a;
+    int fd = udp_socket(&a);
+    char ip[32];
+    for (int i = 10; i < 60; i++) {
+        snprintf(ip, sizeof(ip), "192.168.123.%d", i);
+        send_ip4(fd, &s.addr, ip, "192.168.123.1", NULL);
+    }
+    sleep_ms(200);
+    struct gx_tunnel_stats st;
+    gx_tunnel_get_stats(s.t, &st);
+    CHECK(st.peers == 2, "the table holds its 2 peers (%lu)", (unsigned long)st.peers);
+    uint32_t value = 0;
+    struct sockaddr_in from = {0};
+    int n = count_events(s.t, GX_TEV_TABLE_FULL, &value, &from);
+    CHECK(n == 1 && value == 2, "one table-full event for 48 refused sources (%d, value %u)", n, value);
+    close(fd);
+    end_close(&s);
+}
+
 /* Failing datagrams from one peer: one event with their count, then nothing for 10 s. */
 static void test_bad_peer_reports(const struct cipher *ci) {
     struct end s;
@@ -659,6 +688,7 @@ int main(void) {
     test_learn_rules();
     test_learn_cap(NULL, "plaintext");
     test_learn_cap(&aes, "aes-128-gcm");
+    test_table_full_reported_once();
     test_bad_peer_reports(&aes);
     test_pins();
     TEST_DONE();

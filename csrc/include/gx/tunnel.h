@@ -104,7 +104,8 @@ enum gx_tunnel_event_type {
     GX_TEV_KEEPALIVE_TIMEOUT = 5,  /* client: no answer for 3 x ttl; handshake resent */
     GX_TEV_CONTROL_REJECTED = 6,   /* server: control messages refused (value = how many since the
                                       peer's last report; key = the last refused IP, if one was) */
-    GX_TEV_TABLE_FULL = 7,
+    GX_TEV_TABLE_FULL = 7,         /* server: a new key not learned, the table is full (value = its size);
+                                      at most one a second */
     GX_TEV_NET_ERROR = 8,          /* a socket error other than EAGAIN (value = errno) */
     GX_TEV_DEV_ERROR = 9,          /* a device error (value = errno); the up thread stops */
     GX_TEV_NET_CLOSED = 10,        /* the transport ended (stream EOF/reset; value = errno): the down
