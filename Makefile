@@ -25,7 +25,8 @@ CC ?= gcc
 # build without our SIMD crypto; setup.py's GX_NO_SIMD=1 is the same for the extension)
 CDEFS ?=
 CFLAGS_C := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -Icsrc/include $(CDEFS)
-CSRC := $(wildcard csrc/*.c)
+# csrc/<area>/*.c (csrc/stack/ apart: it needs lwIP's headers and flags); csrc/*.c too, for a module not yet filed
+CSRC := $(wildcard csrc/*.c) $(filter-out csrc/stack/%,$(wildcard csrc/*/*.c))
 CTESTS := $(wildcard tests/c/test_*.c)
 # the tungo netstack (csrc/stack/) needs lwIP: its tests link a static lwIP built with relaxed flags
 STACK_SRC := $(wildcard csrc/stack/*.c)
@@ -59,7 +60,7 @@ build: pip-deps
 	@$(PY) -m pip install -q --no-build-isolation --no-deps -e . >/dev/null 2>&1 || true
 
 # csrc/ is compiled once per build kind (plain -O2, ASan+UBSan) into objects every C test links
-CHDRS := $(wildcard csrc/include/gx/*.h csrc/*.h)
+CHDRS := $(wildcard csrc/include/gx/*.h csrc/*.h csrc/*/*.h)
 ASAN_FLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 COBJ := $(patsubst csrc/%.c,tests/c/bin/obj/%.o,$(CSRC))
 COBJ_ASAN := $(patsubst csrc/%.c,tests/c/bin/obj-asan/%.o,$(CSRC))
@@ -163,7 +164,7 @@ FUZZ_ALL := $(patsubst $(FUZZ_DIR)/fuzz_%.c,%,$(wildcard $(FUZZ_DIR)/fuzz_*.c))
 comma := ,
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SEL := $(subst $(comma), ,$(FUZZ_TARGETS))
-FUZZ_HDRS := $(wildcard csrc/include/gx/*.h csrc/*.h)
+FUZZ_HDRS := $(wildcard csrc/include/gx/*.h csrc/*.h csrc/*/*.h)
 FUZZ_OBJ := $(patsubst csrc/%.c,$(FUZZ_BIN)/obj/%.o,$(CSRC))
 FUZZ_STACK_OBJ := $(patsubst csrc/stack/%.c,$(FUZZ_BIN)/obj/stack/%.o,$(STACK_SRC))
 

@@ -1,7 +1,8 @@
 """Build the one C extension, gostx._engine: Cython binding + the C data plane in csrc/.
 
-csrc/ is compiled with -Wall -Wextra -Werror. Every csrc/*.c file is part of the engine, so a new
-data-plane module only needs a file in csrc/ and its declarations in gostx/_engine.pyx.
+csrc/ is compiled with -Wall -Wextra -Werror. Every .c file under csrc/ (one folder per area: base, crypto,
+tun, tunnel, faketcp, proxy, stack) is part of the engine, so a new data-plane module only needs a file
+there and its declarations in gostx/_engine.pyx.
 
 lwIP (the tungo netstack, csrc/stack/) is compiled into the same extension with its own relaxed flags;
 its source is fetched by third_party/lwip/fetch.sh when missing (third_party/lwip/lwip_build.py).
@@ -22,13 +23,13 @@ sys.path.insert(0, os.path.join(HERE, "third_party", "lwip"))
 import lwip_build  # noqa: E402
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 C_FLAGS = ["-std=gnu11", "-O2", "-g", "-fno-strict-aliasing", "-D_GNU_SOURCE", *WARNINGS]
-# GX_NO_SIMD=1 in the build's environment leaves our SIMD crypto out (csrc/cpu_once.h): OpenSSL does
+# GX_NO_SIMD=1 in the build's environment leaves our SIMD crypto out (csrc/include/gx/cpu.h): OpenSSL does
 # AES-GCM and HKDF-SHA1, as on a CPU without VAES/SHA-NI/AVX-512.
 NO_SIMD = os.environ.get("GX_NO_SIMD", "") not in ("", "0")
 
 
 def engine_sources() -> list[str]:
-    found = [*glob.glob(os.path.join(HERE, "csrc", "*.c")), *glob.glob(os.path.join(HERE, "csrc", "stack", "*.c"))]
+    found = glob.glob(os.path.join(HERE, "csrc", "**", "*.c"), recursive=True)
     return sorted(os.path.relpath(p, HERE) for p in found)
 
 

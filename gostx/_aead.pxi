@@ -1,4 +1,4 @@
-# Shadowsocks AEAD UDP packet framing (csrc/aead.c, csrc/replay.c): the Aead class and the cipher
+# Shadowsocks AEAD UDP packet framing (csrc/crypto/aead.c, csrc/crypto/replay.c): the Aead class and the cipher
 # names. seal_many/open_many run whole batches through the C batch path with the GIL released;
 # the tunnel passes Aead.ptr (a gx_aead *) straight to C.
 

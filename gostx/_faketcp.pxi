@@ -1,4 +1,4 @@
-# Fake TCP transport binding (csrc/faketcp_linux.c): the FakeTcp class. Python dials or listens
+# Fake TCP transport binding (csrc/faketcp/faketcp_linux.c): the FakeTcp class. Python dials or listens
 # (the connect is non-blocking: the caller awaits conn_fd writable, then finish_dial), attaches it to
 # a Tunnel, and closes it; every segment is built and parsed in C by the tunnel's threads.
 # Needs the sockaddr declarations of _tunnel.pxi (included before this file).

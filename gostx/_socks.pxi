@@ -1,5 +1,5 @@
-# The SOCKS5 0xF3 relay binding (csrc/socks_relay.c): the socks5 handler's UDP-over-TCP relay mode runs on
-# the shared relay engine's threads (csrc/relay_engine.c); Python starts it, awaits its event fd and reads
+# The SOCKS5 0xF3 relay binding (csrc/proxy/socks_relay.c): the socks5 handler's UDP-over-TCP relay mode runs on
+# the shared relay engine's threads (csrc/proxy/relay_engine.c); Python starts it, awaits its event fd and reads
 # its counters.
 
 cdef extern from "gx/socks_udp.h" nogil:

@@ -1,4 +1,4 @@
-# TUN/TAP devices (csrc/tun_linux.c, csrc/tun_offload.c): open, and batch read/write for tests and
+# TUN/TAP devices (csrc/tun/tun_linux.c, csrc/tun/tun_offload.c): open, and batch read/write for tests and
 # tools. The tunnel data path calls the C functions directly; these wrappers copy packets into
 # Python bytes and are not meant for traffic.
 

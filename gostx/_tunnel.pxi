@@ -1,4 +1,4 @@
-# The tun/tap tunnel engine binding (csrc/tunnel.c). Python builds it once, starts it, reads counters
+# The tun/tap tunnel engine binding (csrc/tunnel/tunnel.c). Python builds it once, starts it, reads counters
 # and drains events; every packet stays in C threads that never take the GIL.
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t

@@ -1,4 +1,4 @@
-# WebSocket framing (csrc/ws.c): the mask applied while copying, so a frame costs one pass over its payload.
+# WebSocket framing (csrc/proxy/ws.c): the mask applied while copying, so a frame costs one pass over its payload.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t, uint32_t, uint64_t

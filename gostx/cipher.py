@@ -1,7 +1,7 @@
 """Cipher names of gost's `method:password` (Shadowsocks AEAD on the tun/tap UDP tunnel, spec
 tuntap.md 2.2): validation and normalisation for the config, and the Aead for a service.
 
-The C engine holds the one table of names (csrc/aead.c); this module only wraps it.
+The C engine holds the one table of names (csrc/crypto/aead.c); this module only wraps it.
 """
 
 from __future__ import annotations

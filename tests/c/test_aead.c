@@ -1,8 +1,8 @@
-/* Tests of the Shadowsocks AEAD UDP framing (csrc/aead.c) and the salt replay filter (csrc/replay.c).
+/* Tests of the Shadowsocks AEAD UDP framing (csrc/crypto/aead.c) and the salt replay filter (csrc/crypto/replay.c).
  *
  * Known answers: the five vectors of shared/vectors/ss-aead-udp.json (copied to
  * tests/vectors/aead/ss-aead-udp.json, whose README names the source: an encoder checked against
- * shadowsocks-libev 3.3.5), through both AES-GCM implementations (EVP and csrc/gcm.c). The subkey is also cross-checked against OpenSSL's own EVP_KDF "HKDF".
+ * shadowsocks-libev 3.3.5), through both AES-GCM implementations (EVP and csrc/crypto/gcm.c). The subkey is also cross-checked against OpenSSL's own EVP_KDF "HKDF".
  */
 #include <errno.h>
 #include <pthread.h>

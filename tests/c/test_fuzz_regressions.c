@@ -6,10 +6,10 @@
  * a failed check in it aborts, which fails this test.
  *
  *  - socks_relay/regress-down-over-max-datagram: a 14-byte datagram to a relay made with max_datagram 8
- *    came back as a frame (csrc/socks_relay.c, down_main: the batch slot is rounded up to 64 bytes,
+ *    came back as a frame (csrc/proxy/socks_relay.c, down_main: the batch slot is rounded up to 64 bytes,
  *    and only what did not fit the slot was dropped).
  *  - aead_open/regress-replay-hash-low-bit: two authentic datagrams in one batch whose salts differ only
- *    in bit 0 of byte 8; the second was dropped as a replay (csrc/replay.c, salt_hash: the multiplier
+ *    in bit 0 of byte 8; the second was dropped as a replay (csrc/crypto/replay.c, salt_hash: the multiplier
  *    b | 1 dropped the low bit of each 16-byte chunk's second word, so such salts had the same hash). */
 #include <dirent.h>
 #include <sched.h>

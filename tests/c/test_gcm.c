@@ -1,4 +1,4 @@
-/* Tests of the one-packet AES-GCM (csrc/gcm.c).
+/* Tests of the one-packet AES-GCM (csrc/crypto/gcm.c).
  *
  * Known answers: the AES-128 and AES-256 test cases of McGrew and Viega's GCM specification (the
  * ones without additional data), then a cross-check against OpenSSL's EVP AES-GCM for random keys,

@@ -1,4 +1,4 @@
-/* The UDP transport's send (csrc/transport_udp.c) over loopback, with UDP GSO and without it: every
+/* The UDP transport's send (csrc/tunnel/transport_udp.c) over loopback, with UDP GSO and without it: every
  * datagram size up to 65507 is delivered, larger ones are refused and counted, and the call always
  * returns (a datagram over the GSO run limit once made it loop forever on sendmsg returning 0). */
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-/* AEAD open (csrc/aead.c): gx_aead_open_one and gx_aead_open_batch on datagrams from a peer.
+/* AEAD open (csrc/crypto/aead.c): gx_aead_open_one and gx_aead_open_batch on datagrams from a peer.
  *
  * Input: byte 0 picks the cipher (low 3 bits: aes-128/192/256-gcm, chacha20-poly1305, none) and the
  * mode (bits 3-4); the keys are the ones of the password "s3cret" (the test vectors' password, so the

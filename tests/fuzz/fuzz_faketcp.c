@@ -1,4 +1,4 @@
-/* Fake-TCP segment parsing (csrc/faketcp_segment.c): what a raw IPPROTO_TCP socket hands over, any
+/* Fake-TCP segment parsing (csrc/faketcp/faketcp_segment.c): what a raw IPPROTO_TCP socket hands over, any
  * host's bytes (the BPF filter only matches ports).
  *
  * Input: byte 0: bit 0 with an IPv4 header (IPv4 raw sockets) or from the TCP header (IPv6); the rest:

@@ -1,4 +1,4 @@
-/* Differential AES-GCM: every build of ours the CPU runs (csrc/gcm.c 512-bit, csrc/gcm_avx2.c 256-bit;
+/* Differential AES-GCM: every build of ours the CPU runs (csrc/crypto/gcm.c 512-bit, csrc/crypto/gcm_avx2.c 256-bit;
  * chosen with gx_gcm_set_impl as tests/c/test_gcm.c does) against OpenSSL's EVP, byte for byte.
  *
  * Input: byte 0: bit 0 key size (16/32), bit 1 one packet or a pair (seal2/open2); then the key(s)

@@ -1,4 +1,4 @@
-/* Differential HKDF-SHA1 (csrc/hkdf.c, csrc/sha1_shani.c): every SHA-1 block implementation the CPU runs
+/* Differential HKDF-SHA1 (csrc/crypto/hkdf.c, csrc/crypto/sha1_shani.c): every SHA-1 block implementation the CPU runs
  * (OpenSSL's SHA1_Transform, SHA-NI, AVX-512 lanes) against OpenSSL's EVP_KDF "HKDF" with SHA1, for
  * random keys, salts, lengths and lane counts.
  *

@@ -1,4 +1,4 @@
-/* The server side of GOST's SOCKS5 0xF3 relay (csrc/socks_relay.c), through its public calls only
+/* The server side of GOST's SOCKS5 0xF3 relay (csrc/proxy/socks_relay.c), through its public calls only
  * (gx/socks_udp.h), so a rewrite of its internals keeps this target: a peer's stream of frames is
  * relayed to UDP, and datagrams come back as frames.
  *

@@ -1,4 +1,4 @@
-/* GOST's SOCKS5 UDP-over-TCP framing (0xF3, csrc/socks_udp.c): frames from the peer's stream.
+/* GOST's SOCKS5 UDP-over-TCP framing (0xF3, csrc/proxy/socks_udp.c): frames from the peer's stream.
  *
  * Input: byte 0: the size of the chunks the stream arrives in ((b0 + 1) * 4 bytes); the rest: the stream.
  *  1. gx_socks_udp_parse frame after frame over the whole stream: a complete parse lies inside the

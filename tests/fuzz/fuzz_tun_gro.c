@@ -1,4 +1,4 @@
-/* GRO for TUN/TAP writes (csrc/tun_gro.c): a batch of packets that came off the tunnel (any peer's bytes)
+/* GRO for TUN/TAP writes (csrc/tun/tun_gro.c): a batch of packets that came off the tunnel (any peer's bytes)
  * coalesced into GSO super-packets.
  *
  * Input: byte 0: bit 0 eth (TAP frames); then records (fuzz.h), one packet each (up to a slot's room).

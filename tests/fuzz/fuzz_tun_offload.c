@@ -1,4 +1,4 @@
-/* The virtio_net_hdr path of TUN/TAP reads (csrc/tun_offload.c, csrc/tun_linux.c): what the kernel hands
+/* The virtio_net_hdr path of TUN/TAP reads (csrc/tun/tun_offload.c, csrc/tun/tun_linux.c): what the kernel hands
  * a tun fd with IFF_VNET_HDR, i.e. a 10-byte header (GSO type and size, checksum offsets) then a packet,
  * possibly a 64 KiB TSO/USO super-packet to split.
  *

@@ -1,4 +1,4 @@
-/* The tun/tap tunnel's down path (csrc/tunnel.c) through its public API (gx/tunnel.h): datagrams from
+/* The tun/tap tunnel's down path (csrc/tunnel/tunnel.c) through its public API (gx/tunnel.h): datagrams from
  * peers, opened (AEAD or plaintext), then parsed as control messages (gost v3's "GOST" handshake and
  * reply) or inner IP packets / Ethernet frames, learned, relayed between clients or written to the
  * device. Also the exported parsers (gx_tunnel_ip_addrs, gx_tunnel_eth_addrs, gx_tunnel_is_control).

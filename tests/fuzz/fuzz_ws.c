@@ -1,4 +1,4 @@
-/* WebSocket frame headers (csrc/ws.c) as they arrive from the peer, and the masking copy.
+/* WebSocket frame headers (csrc/proxy/ws.c) as they arrive from the peer, and the masking copy.
  *
  * Input: byte 0: the number of bytes available to the parser (the rest of the input when larger);
  * bytes 1-4: a mask key, byte 5: a key offset; the rest: the stream. The stream is parsed frame after

@@ -87,7 +87,7 @@ int gx_tun_read_batch(int fd, int vnet_hdr, struct gx_batch *b);
  * was written. */
 int gx_tun_write_batch(int fd, int vnet_hdr, const struct gx_batch *b);
 
-/* ---- virtio_net_hdr offload helpers (pure functions, csrc/tun_offload.c) ---- */
+/* ---- virtio_net_hdr offload helpers (pure functions, csrc/tun/tun_offload.c) ---- */
 
 #define GX_VNET_HDR_LEN 10                 /* sizeof(struct virtio_net_hdr) */
 #define GX_VNET_F_NEEDS_CSUM 0x01u
@@ -121,7 +121,7 @@ int gx_tun_csum_complete(uint8_t *pkt, uint32_t len, uint16_t csum_start, uint16
 uint64_t gx_csum_add(const uint8_t *p, size_t n, uint64_t acc);
 uint16_t gx_csum_fold(uint64_t acc);
 
-/* GRO for writes (csrc/tun_gro.c), on a GX_TUN_VNET_GSO device: consecutive TCP segments of one flow
+/* GRO for writes (csrc/tun/tun_gro.c), on a GX_TUN_VNET_GSO device: consecutive TCP segments of one flow
  * (same addresses, ports, ack, options, flags ACK[/PSH on the last], contiguous seq, equal sizes but
  * the last) become one GSO super-packet with a virtio_net_hdr (NEEDS_CSUM, gso_size = the segment
  * size), so the kernel takes up to 64 KiB in one write and one pass through its TCP stack. eth: the

@@ -1,7 +1,7 @@
 """The socks5 handler's UDP relays.
 
 UdpTunRelay (GOST 0xF3, the path a tunnel takes through a SOCKS5 server): frames on the client's stream
-<-> datagrams. When the upstream is a direct UDP socket (no chain), the C relay (csrc/socks_relay.c) moves
+<-> datagrams. When the upstream is a direct UDP socket (no chain), the C relay (csrc/proxy/socks_relay.c) moves
 every datagram without Python, on the relay engine's few threads shared by all connections; over a TLS
 stream (methods 0x80/0x82) Python only pumps the TLS bytes into a socketpair the C relay reads. Through a
 chain the frames are relayed in Python.
@@ -83,7 +83,7 @@ class UdpTunRelay:
         bridge = CBridge(self.stream)
         try:
             relay = _engine.SocksUdpRelay(bridge.sock.fileno(), conn.sock.fileno(), self.handler.udp_buffer)
-            relay.start()  # on the shared relay engine's threads (csrc/relay_engine.c): no thread of its own
+            relay.start()  # on the shared relay engine's threads (csrc/proxy/relay_engine.c): no thread of its own
         except BaseException:
             bridge.close()
             raise

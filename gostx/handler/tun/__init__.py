@@ -9,7 +9,7 @@ listens on the service address, the client dials and redials after the connectio
 
 Client over a chain (`-F socks5://...`, seed "Proxy chain"): the router dials "udp" to the target through
 the chain; the SOCKS5 handshake is made in Python and the engine then frames the datagrams itself on the
-stream (GOST 0xF3, csrc/socks_udp.c). When the stream ends the engine reports "net_closed" and the chain
+stream (GOST 0xF3, csrc/proxy/socks_udp.c). When the stream ends the engine reports "net_closed" and the chain
 is dialed again after 1 s (doubling up to 6 s, as gost v2). An empty target host (`tun://:0/:8421`) is the
 last proxy's own host (0.0.0.0 in the frames), as in gost. Exception (seed "GOST port forwarding"): a
 target that is a local `udp://` service of this same gost (`tun://:8421/:8420 -L udp://:8420/:8421`) is

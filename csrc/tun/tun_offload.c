@@ -13,7 +13,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "cpu_once.h"
+#include "gx/cpu.h"
 #include "gx/bytes.h"
 #include "gx/tun.h"
 

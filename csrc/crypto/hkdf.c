@@ -16,7 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "cpu_once.h"
+#include "gx/cpu.h"
 #include "gx/bytes.h"
 #include "gx/hkdf.h"
 #include "sha1_shani.h"

@@ -8,7 +8,7 @@
 
 #include <openssl/crypto.h>
 
-#include "cpu_once.h"
+#include "gx/cpu.h"
 #include "gcm_avx2.h"
 #include "gx/gcm.h"
 

@@ -10,7 +10,7 @@
 
 #include <openssl/crypto.h>
 
-#include "cpu_once.h"
+#include "gx/cpu.h"
 #include "gcm_avx2.h"
 #include "gx/gcm.h"
 
