@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from gostx.netlink import remove_routes_async
 from gostx.netlink.routes import Route
-from gostx.tun.device import TunDevice
+from gostx.device.tuntap import TunDevice
 
 
 async def release_device(device: TunDevice, routes: Sequence[Route], kind: str,

@@ -1,7 +1,7 @@
 """TUN/TAP devices for real, inside a fresh network namespace per test.
 
 Each test runs one scenario of tun_device_scenarios.py inside its namespace (`ip netns exec`); the
-scenario opens devices through gostx.tun, configures them through gostx.netlink, makes traffic
+scenario opens devices through gostx.device, configures them through gostx.netlink, makes traffic
 and reports what it saw as JSON; the assertions are here.
 """
 

@@ -2,7 +2,7 @@
 
     ip netns exec NS python3 tests/netns/tun_device_scenarios.py SCENARIO DEVICE_NAME
 
-Each scenario creates devices with gostx.tun / gostx.netlink, makes traffic, and prints one JSON
+Each scenario creates devices with gostx.device / gostx.netlink, makes traffic, and prints one JSON
 report on stdout (observations only: the test asserts on them). The packet helpers are imported
 by the test as well.
 """
@@ -40,7 +40,7 @@ from gostx.netlink import (  # noqa: E402
     remove_routes_async,
 )
 from gostx.testing.packets import inet_checksum  # noqa: E402
-from gostx.tun import DeviceError, TunDevice  # noqa: E402
+from gostx.device import DeviceError, TunDevice  # noqa: E402
 
 UDP_SEGMENT = 103
 

@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from gostx.errors import GostError
-from gostx.tun import DeviceError, TunDevice
-from gostx.tun.device import check_device_name, open_error
+from gostx.device import DeviceError, TunDevice
+from gostx.device.tuntap import check_device_name, open_error
 
 
 @pytest.mark.parametrize(

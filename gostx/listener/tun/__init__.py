@@ -14,7 +14,7 @@ from gostx.netlink import add_routes_async, configure_link_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
-from gostx.tun.device import TunDevice
+from gostx.device.tuntap import TunDevice
 from gostx.tunnel.options import DeviceOptions
 
 # The TUN driver drops what its ring cannot hold while the data plane is busy sending; the kernel's

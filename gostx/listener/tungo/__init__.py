@@ -16,7 +16,7 @@ from gostx.netlink import add_routes_async, configure_link_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
-from gostx.tun.device import TunDevice
+from gostx.device.tuntap import TunDevice
 
 # The device's queue towards the stack (the kernel drops what it cannot hold while the stack's thread is
 # not reading: on two busy cores, tens of milliseconds). Under connection churn every lost SYN costs
