@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from gostx.device.tuntap import TunDevice
 from gostx.netlink import remove_routes_async
 from gostx.netlink.routes import Route
-from gostx.device.tuntap import TunDevice
 
 
 async def release_device(device: TunDevice, routes: Sequence[Route], kind: str,

@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from gostx.device import DeviceError, TunDevice  # noqa: E402
 from gostx.netlink import (  # noqa: E402
     NetConfigError,
     Route,
@@ -40,7 +41,6 @@ from gostx.netlink import (  # noqa: E402
     remove_routes_async,
 )
 from gostx.testing.packets import inet_checksum  # noqa: E402
-from gostx.device import DeviceError, TunDevice  # noqa: E402
 
 UDP_SEGMENT = 103
 

@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
-from gostx.errors import GostError
 from gostx.device import DeviceError, TunDevice
 from gostx.device.tuntap import check_device_name, open_error
+from gostx.errors import GostError
 
 
 @pytest.mark.parametrize(

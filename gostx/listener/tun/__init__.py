@@ -9,12 +9,12 @@ import asyncio
 
 from gostx.config.metadata import Metadata
 from gostx.config.model import ListenerConfig
+from gostx.device.tuntap import TunDevice
 from gostx.listener.device_teardown import release_device
 from gostx.netlink import add_routes_async, configure_link_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
-from gostx.device.tuntap import TunDevice
 from gostx.tunnel.options import DeviceOptions
 
 # The TUN driver drops what its ring cannot hold while the data plane is busy sending; the kernel's

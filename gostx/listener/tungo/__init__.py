@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from gostx.config.model import ListenerConfig
+from gostx.device.tuntap import TunDevice
 from gostx.listener.device_teardown import release_device
 from gostx.listener.tungo.dns import apply_link_dns
 from gostx.listener.tungo.options import TungoOptions
@@ -16,7 +17,6 @@ from gostx.netlink import add_routes_async, configure_link_async
 from gostx.netlink.routes import Route
 from gostx.registry import listeners
 from gostx.service import Listener, ServiceContext
-from gostx.device.tuntap import TunDevice
 
 # The device's queue towards the stack (the kernel drops what it cannot hold while the stack's thread is
 # not reading: on two busy cores, tens of milliseconds). Under connection churn every lost SYN costs
