@@ -54,10 +54,19 @@ pip-deps:
 	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks","hypothesis":"hypothesis"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
 	  if [ -n "$$missing" ]; then echo "== installing pip packages: $$missing"; $(PY) -m pip install -q $$missing; fi
 
+# The editable install (the `gost` command) builds the extension in place once; it runs only when gostx
+# is not yet installed from this checkout, so the extension is not compiled twice. build_ext then finds
+# it up to date, or rebuilds what changed, with the compiler's messages shown.
+INSTALLED_HERE := $(PY) -c 'import os,sys; sys.path=[p for p in sys.path if p not in ("",os.getcwd())]; \
+  import importlib.util as u; s=u.find_spec("gostx"); sys.exit(0 if s and s.origin==os.path.join("$(ROOT)","gostx","__init__.py") else 1)'
+
 build: pip-deps
+	@mkdir -p build
+	@if ! (cd / && $(INSTALLED_HERE)) 2>/dev/null; then echo "== installing gostx from this checkout (editable)"; \
+	  $(PY) -m pip install -q --no-build-isolation --no-deps -e . >build/pip-install.log 2>&1 \
+	  || { cat build/pip-install.log; echo "error: pip install -e . failed" >&2; exit 1; }; fi
 	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating)' || true
 	@$(PY) -c 'import gostx._engine' || { echo "error: the C extension did not build" >&2; exit 1; }
-	@$(PY) -m pip install -q --no-build-isolation --no-deps -e . >/dev/null 2>&1 || true
 
 # csrc/ is compiled once per build kind (plain -O2, ASan+UBSan) into objects every C test links
 CHDRS := $(wildcard csrc/include/gx/*.h csrc/*.h csrc/*/*.h)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from typing import Any
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -33,10 +34,34 @@ def engine_sources() -> list[str]:
     return sorted(os.path.relpath(p, HERE) for p in found)
 
 
+def compile_in_parallel(compiler: Any) -> None:
+    """Make `compiler.compile` build its sources on every core (setuptools compiles one file at a time;
+    the extension has ~40 files of its own besides lwIP's). Same steps as CCompiler.compile: set up, then
+    _compile each stale object."""
+
+    def compile(sources: list[str], output_dir: str | None = None, macros: Any = None,
+                include_dirs: Any = None, debug: bool = False, extra_preargs: Any = None,
+                extra_postargs: Any = None, depends: Any = None) -> list[str]:
+        macros, objects, extra, pp_opts, build = compiler._setup_compile(
+            output_dir, macros, include_dirs, sources, depends, extra_postargs)
+        cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+
+        def one(obj: str) -> None:
+            src, ext = build[obj]
+            compiler._compile(obj, src, ext, cc_args, extra, pp_opts)
+
+        lwip_build.run_parallel(one, list(build))
+        return list(objects)
+
+    compiler.compile = compile
+
+
 class BuildExt(build_ext):
-    """build_ext that compiles lwIP (relaxed flags, fetched when missing) into gostx._engine."""
+    """build_ext that compiles lwIP (relaxed flags, fetched when missing) into gostx._engine, every
+    source on every core."""
 
     def build_extension(self, ext: Extension) -> None:
+        compile_in_parallel(self.compiler)
         if ext.name == "gostx._engine":
             try:
                 objects = lwip_build.compile_objects(self.compiler, self.build_temp)

@@ -15,11 +15,16 @@ import glob
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.join(HERE, "src")
 PORT = os.path.join(HERE, "port")
 FETCH = os.path.join(HERE, "fetch.sh")
+T = TypeVar("T")
+
 LWIP_CFLAGS = ["-std=gnu11", "-O2", "-g", "-fno-strict-aliasing", "-w"]
 
 
@@ -90,12 +95,21 @@ def headers(root: str | None = None) -> list[str]:
             *glob.glob(os.path.join(base, "src", "include", "**", "*.h"), recursive=True)]
 
 
+def run_parallel(work: Callable[[T], object], items: list[T]) -> None:
+    """work(item) for every item, on as many threads as the machine has cores (each runs a compiler
+    process); the first exception is raised."""
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(work, items):
+            pass
+
+
 def compile_objects(compiler, build_temp: str) -> list[str]:  # type: ignore[no-untyped-def]
     """Compile lwIP with `compiler` (a distutils CCompiler) into build_temp/lwip; only stale objects are
     rebuilt. Returns the object paths."""
     root = ensure_tree()
     out_dir = os.path.join(build_temp, "lwip")
     newest_header = max((os.path.getmtime(h) for h in headers(root)), default=0.0)
+    stale: list[tuple[str, str]] = []
     objects = []
     for src in sources(root):
         rel = os.path.relpath(src, os.path.join(root, "src"))
@@ -103,11 +117,16 @@ def compile_objects(compiler, build_temp: str) -> list[str]:  # type: ignore[no-
         objects.append(obj)
         if os.path.exists(obj) and os.path.getmtime(obj) >= max(os.path.getmtime(src), newest_header):
             continue
+        stale.append((src, obj))
+
+    def compile_one(item: tuple[str, str]) -> None:
+        src, obj = item
         os.makedirs(os.path.dirname(obj), exist_ok=True)
-        compiler.compile([src], output_dir=os.path.join(out_dir, "_tmp"), include_dirs=include_dirs(root),
-                         extra_postargs=LWIP_CFLAGS)
-        produced = compiler.object_filenames([src], output_dir=os.path.join(out_dir, "_tmp"))[0]
-        os.replace(produced, obj)
+        tmp = os.path.join(out_dir, "_tmp", os.path.basename(obj) + ".d")  # one folder per source: no clash
+        compiler.compile([src], output_dir=tmp, include_dirs=include_dirs(root), extra_postargs=LWIP_CFLAGS)
+        os.replace(compiler.object_filenames([src], output_dir=tmp)[0], obj)
+
+    run_parallel(compile_one, stale)
     return objects
 
 
@@ -118,10 +137,12 @@ def build_archive(out: str, cc: list[str]) -> None:
     os.makedirs(obj_dir, exist_ok=True)
     objects = []
     includes = [arg for inc in include_dirs(root) for arg in ("-I", inc)]
+    jobs = []
     for src in sources(root):
         obj = os.path.join(obj_dir, os.path.relpath(src, os.path.join(root, "src")).replace(os.sep, "_") + ".o")
-        subprocess.run([*cc, *LWIP_CFLAGS, *includes, "-c", src, "-o", obj], check=True)
+        jobs.append([*cc, *LWIP_CFLAGS, *includes, "-c", src, "-o", obj])
         objects.append(obj)
+    run_parallel(lambda cmd: subprocess.run(cmd, check=True), jobs)
     if os.path.exists(out):
         os.remove(out)
     subprocess.run(["ar", "rcs", out, *objects], check=True)
