@@ -235,7 +235,7 @@ def setup_logging(log: LogConfig | None, level_override: str | None = None,
     logger.setLevel(level)
     # neither formatter prints the source line, thread or process: skip collecting them for every line
     # (the logging HOWTO's "Optimization" section)
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger.propagate = False
     return get_logger()

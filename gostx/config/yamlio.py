@@ -36,7 +36,7 @@ class GoYAMLLoader(yaml.SafeLoader):
         if self.flow_level >= MAX_FLOW_DEPTH:
             raise yaml.scanner.ScannerError(None, None, f"nested too deeply (more than {MAX_FLOW_DEPTH} levels)",
                                             self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)  # type: ignore[no-untyped-call]
+        super().fetch_flow_collection_start(TokenClass)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)

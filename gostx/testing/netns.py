@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 _counter = itertools.count()
 
@@ -52,11 +53,11 @@ class Namespace:
     ) -> subprocess.CompletedProcess[str]:
         return _run(self.argv(cmd), check=check, timeout=timeout)
 
-    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    def popen(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start a process in this namespace; it is killed by PID when the namespace is closed."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-        proc = subprocess.Popen(self.argv(cmd), start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        proc: subprocess.Popen[bytes] = subprocess.Popen(self.argv(cmd), start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 

@@ -18,7 +18,7 @@ import contextlib
 import errno
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gostx import _engine
 from gostx.addr import format_sockaddr
@@ -88,7 +88,7 @@ class UdpTunRelay:
             bridge.close()
             raise
         released: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
+        loop.add_reader(relay.event_fd, lambda: None if released.done() else released.set_result(None))
         try:
             await asyncio.shield(released)
             if relay.status:
@@ -106,7 +106,7 @@ class UdpTunRelay:
             finally:
                 loop.remove_reader(relay.event_fd)
                 bridge.close()
-        return relay.stats()  # type: ignore[no-any-return]
+        return relay.stats()
 
     async def _run_python(self, conn: PacketConn) -> tuple[int, int]:
         counts = [0, 0]
@@ -144,7 +144,7 @@ class AssociateRelay:
         self.handler = handler
         self.sock = sock
         self.client_ip = client_ip.removeprefix("::ffff:")
-        self.client_addr: object = None
+        self.client_addr: tuple[Any, ...] | None = None
         self.log = handler.ctx.log
         self.dropped = 0
 
