@@ -92,7 +92,7 @@ def load_yaml(text: str) -> Any:
 
 class _GoEmitterMixin:
     def choose_scalar_style(self) -> str:
-        style = super().choose_scalar_style()  # type: ignore[misc]
+        style = super().choose_scalar_style()  # type: ignore[misc]  # a mixin: the Emitter it joins has the method
         return '"' if style == "'" else style
 
 

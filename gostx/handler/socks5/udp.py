@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from gostx.handler.socks5 import Socks5Handler
 
 
-def _host_port(sockname: tuple[object, ...]) -> tuple[str, int]:
+def _host_port(sockname: tuple[Any, ...]) -> tuple[str, int]:
     host = str(sockname[0])
-    return host.removeprefix("::ffff:") if "." in host else host, int(sockname[1])  # type: ignore[call-overload]
+    return host.removeprefix("::ffff:") if "." in host else host, int(sockname[1])
 
 
 class UdpTunRelay:
@@ -53,7 +53,7 @@ class UdpTunRelay:
             if port:  # bind mode: relay from the address the client asked for
                 conn = DirectPacketConn(_listen("udp", host, port), connected=False)
             else:
-                conn = await self.handler.router.dial("udp", "")  # type: ignore[assignment]
+                conn = await self.handler.router.dial("udp", "")  # type: ignore[assignment]  # "udp": a PacketConn
         except (OSError, ConnectionError) as exc:
             await self.handler.reply(self.stream, s5.REP_FAILURE if port else s5.REP_NET_UNREACHABLE)
             self.log.error(f"{self.peer}: UDP-over-TCP: {exc}", extra={"remote": self.peer})
