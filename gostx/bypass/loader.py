@@ -15,7 +15,7 @@ to an unknown name are GostErrors with one line (gost would warn or silently ski
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from gostx.bypass.bypass import Bypass, BypassGroup, parse_pattern_lines
 from gostx.config.model import BypassConfig, Config, ForwardNodeConfig, HopConfig, NodeConfig, ServiceConfig
@@ -49,9 +49,9 @@ def _read_file(path: str, where: str) -> list[str]:
         raise GostError(f"{where}: cannot read file {path}: {exc.strerror or exc}") from None
 
 
-class BypassRegistry:
-    """The named bypasses of one config (read-only, name -> Bypass; not a Mapping: get() raises a GostError
-    naming the known ones instead of returning None), and the groups its services, hops and nodes reference."""
+class BypassRegistry(Mapping[str, Bypass]):
+    """The named bypasses of one config (a read-only name -> Bypass mapping), and the groups its
+    services, hops and nodes reference."""
 
     def __init__(self, bypasses: dict[str, Bypass]) -> None:
         self.bypasses = bypasses
@@ -65,7 +65,7 @@ class BypassRegistry:
     def __len__(self) -> int:
         return len(self.bypasses)
 
-    def get(self, name: str) -> Bypass:
+    def get(self, name: str) -> Bypass:  # type: ignore[override]  # a GostError naming the known ones, never None
         try:
             return self.bypasses[name]
         except KeyError:
