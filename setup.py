@@ -1,7 +1,8 @@
 """Build the one C extension, gostx._engine: Cython binding + the C data plane in csrc/.
 
 csrc/ is compiled with -Wall -Wextra -Werror. Every csrc/*.c file is part of the engine, so a new
-data-plane module only needs a file in csrc/ and its declarations in gostx/_engine.pyx.
+data-plane module only needs a file in csrc/, its C declarations in gostx/_engine.pxd and its binding in a
+gostx/_<area>.pxi included from gostx/_engine.pyx.
 
 lwIP (the tungo netstack, csrc/stack/) is compiled into the same extension with its own relaxed flags;
 its source is fetched by third_party/lwip/fetch.sh when missing (third_party/lwip/lwip_build.py).
