@@ -2,7 +2,8 @@
 
 csrc/ is compiled with -Wall -Wextra -Werror. Every .c file under csrc/ (one folder per area: base, crypto,
 tun, tunnel, faketcp, proxy, stack) is part of the engine, so a new data-plane module only needs a file
-there and its declarations in gostx/_engine.pyx.
+there, its C declarations in gostx/_engine.pxd and its binding in a gostx/_<area>.pxi included from
+gostx/_engine.pyx.
 
 lwIP (the tungo netstack, csrc/stack/) is compiled into the same extension with its own relaxed flags;
 its source is fetched by third_party/lwip/fetch.sh when missing (third_party/lwip/lwip_build.py).

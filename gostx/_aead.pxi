@@ -2,76 +2,6 @@
 # names. seal_many/open_many run whole batches through the C batch path with the GIL released;
 # the tunnel passes Aead.ptr (a gx_aead *) straight to C.
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.errno cimport EALREADY, EBADMSG, EMSGSIZE
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy
-
-cdef extern from "gx/batch.h" nogil:
-    # Cython-side names of our own (the C names are the same) so that another .pxi may declare
-    # the batch API too without a clash.
-    enum:
-        _AEAD_BATCH_MAX "GX_BATCH_MAX"
-        _AEAD_HEADROOM "GX_HEADROOM"
-        _AEAD_TAILROOM "GX_TAILROOM"
-        _AEAD_SLOT_SIZE "GX_SLOT_SIZE"
-    struct _aead_pkt "gx_pkt":
-        uint8_t *data
-        uint32_t len
-        uint32_t flags
-    struct _aead_batch "gx_batch":
-        uint32_t n
-        uint32_t cap
-        uint32_t slot_size
-        uint32_t headroom
-        uint8_t *mem
-        _aead_pkt pkt[128]
-    int _aead_batch_init "gx_batch_init"(_aead_batch *b, uint32_t cap, uint32_t slot_size,
-                                         uint32_t headroom)
-    void _aead_batch_free "gx_batch_free"(_aead_batch *b)
-    void _aead_batch_reset "gx_batch_reset"(_aead_batch *b)
-    uint8_t *_aead_batch_slot "gx_batch_slot"(const _aead_batch *b, uint32_t i)
-
-cdef extern from "gx/aead.h" nogil:
-    enum:
-        GX_CIPHER_NONE
-        GX_AEAD_TAG_LEN
-        GX_AEAD_MAX_SALT
-        GX_AEAD_MAX_KEY
-        GX_AEAD_REPLAY_DEFAULT
-    struct gx_aead_drops:
-        uint64_t short_pkt
-        uint64_t auth
-        uint64_t replay
-    struct gx_aead:
-        pass
-    int gx_aead_lookup(const char *name)
-    const char *gx_aead_supported()
-    const char *gx_aead_name(int cipher)
-    int gx_aead_key_len(int cipher)
-    int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_t *key_out)
-    int gx_aead_new_ex(gx_aead **out, int cipher, const uint8_t *key, size_t replay_capacity)
-    void gx_aead_free(gx_aead *a)
-    int gx_aead_cipher(const gx_aead *a)
-    size_t gx_aead_salt_len(const gx_aead *a)
-    size_t gx_aead_overhead(const gx_aead *a)
-    void gx_aead_drops_total(gx_aead *a, gx_aead_drops *out)
-    int gx_aead_seal_batch(gx_aead *a, _aead_batch *b)
-    int gx_aead_open_batch(gx_aead *a, _aead_batch *b, gx_aead_drops *drops)
-    int gx_aead_seal_one(gx_aead *a, const uint8_t *salt, const uint8_t *inp, size_t len, uint8_t *out)
-    int gx_aead_open_one(gx_aead *a, const uint8_t *inp, size_t len, uint8_t *out)
-
-cdef extern from "openssl/crypto.h" nogil:
-    void OPENSSL_cleanse(void *ptr, size_t len)
-
-cdef extern from "gx/gcm.h" nogil:
-    int gx_gcm_impl()
-    int gx_crypto_simd()
-
-cdef extern from "gx/hkdf.h" nogil:
-    int gx_hkdf_impl()
-
 AEAD_REPLAY_DEFAULT = GX_AEAD_REPLAY_DEFAULT
 _GCM_IMPLS = {1: "openssl", 2: "vaes-avx512", 3: "vaes-avx2"}
 _HKDF_IMPLS = {1: "openssl", 2: "avx512", 3: "sha-ni"}
@@ -255,21 +185,21 @@ cdef class Aead:
         for p in items:
             longest = max(longest, PyBytes_GET_SIZE(<bytes>p))
         # a slot fits the longest packet with the headroom in front and the tailroom behind
-        cdef Py_ssize_t slot = ((longest + _AEAD_HEADROOM + _AEAD_TAILROOM + 63) // 64) * 64
+        cdef Py_ssize_t slot = ((longest + GX_HEADROOM + GX_TAILROOM + 63) // 64) * 64
         if slot > 0x7fffffff:
             raise ValueError("packet too large")
-        slot = max(slot, <Py_ssize_t>_AEAD_SLOT_SIZE)
-        cdef _aead_batch *b = <_aead_batch *>PyMem_Malloc(sizeof(_aead_batch))
+        slot = max(slot, <Py_ssize_t>GX_SLOT_SIZE)
+        cdef gx_batch *b = <gx_batch *>PyMem_Malloc(sizeof(gx_batch))
         if b == NULL:
             raise MemoryError()
-        cdef uint32_t cap = <uint32_t>min(max(total, 1), <Py_ssize_t>_AEAD_BATCH_MAX)
-        rc = _aead_batch_init(b, cap, <uint32_t>slot, _AEAD_HEADROOM)
+        cdef uint32_t cap = <uint32_t>min(max(total, 1), <Py_ssize_t>GX_BATCH_MAX)
+        rc = gx_batch_init(b, cap, <uint32_t>slot, GX_HEADROOM)
         if rc < 0:
             PyMem_Free(b)
             _check(rc)
-        cdef const char *src[128]
-        cdef uint32_t lens[128]
-        cdef uint8_t *start_of[128]
+        cdef const char *src[GX_BATCH_MAX]
+        cdef uint32_t lens[GX_BATCH_MAX]
+        cdef uint8_t *start_of[GX_BATCH_MAX]
         try:
             start = 0
             while start < total:
@@ -278,7 +208,7 @@ cdef class Aead:
                     src[k] = PyBytes_AS_STRING(<bytes>items[start + k])
                     lens[k] = <uint32_t>PyBytes_GET_SIZE(<bytes>items[start + k])
                 with nogil:
-                    _aead_batch_reset(b)
+                    gx_batch_reset(b)
                     b.n = m
                     for k in range(m):
                         memcpy(b.pkt[k].data, src[k], lens[k])
@@ -301,6 +231,6 @@ cdef class Aead:
                         result.append(PyBytes_FromStringAndSize(<char *>b.pkt[k].data, b.pkt[k].len))
                 start += m
         finally:
-            _aead_batch_free(b)
+            gx_batch_free(b)
             PyMem_Free(b)
         return result

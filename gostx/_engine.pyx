@@ -2,11 +2,9 @@
 """gostx._engine: the one extension module. A thin binding over the C data plane in csrc/.
 
 Every loop that moves packets runs in C with the GIL released. Each data-plane area has its own
-include file (gostx/_<area>.pxi); C errors come back as -errno and are raised as OSError here.
+include file (gostx/_<area>.pxi) for its Python bindings; every C declaration is in gostx/_engine.pxd
+(read before this file). C errors come back as -errno and are raised as OSError here.
 """
-
-from libc.errno cimport errno
-from libc.string cimport strerror
 
 ENGINE_ABI = 1
 

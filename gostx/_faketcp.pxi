@@ -1,31 +1,6 @@
 # Fake TCP transport binding (csrc/faketcp/faketcp_linux.c): the FakeTcp class. Python dials or listens
 # (the connect is non-blocking: the caller awaits conn_fd writable, then finish_dial), attaches it to
 # a Tunnel, and closes it; every segment is built and parsed in C by the tunnel's threads.
-# Needs the sockaddr declarations of _tunnel.pxi (included before this file).
-
-from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcpy, memset
-
-cdef extern from "gx/faketcp.h" nogil:
-    struct _ftcp_sockaddr "sockaddr":
-        pass
-    struct gx_faketcp:
-        pass
-    struct gx_faketcp_stats:
-        pass
-    struct _ftcp_transport "gx_transport":
-        pass
-    int gx_faketcp_dial(gx_faketcp **out, const _ftcp_sockaddr *remote, socklen_t remote_len,
-                        uint32_t idle_timeout_ms)
-    int gx_faketcp_dial_finish(gx_faketcp *f)
-    int gx_faketcp_listen(gx_faketcp **out, const _ftcp_sockaddr *local, socklen_t local_len, int dual_stack,
-                          uint32_t flow_timeout_ms, uint32_t max_flows)
-    int gx_faketcp_conn_fd(const gx_faketcp *f)
-    int gx_faketcp_local(const gx_faketcp *f, sockaddr_storage *out, socklen_t *len)
-    int gx_faketcp_transport(gx_faketcp *f, _ftcp_transport *out)
-    void gx_faketcp_get_stats(gx_faketcp *f, gx_faketcp_stats *out)
-    void gx_faketcp_close(gx_faketcp *f)
-    int _ftcp_set_transport "gx_tunnel_set_transport"(gx_tunnel *t, const _ftcp_transport *tr)
 
 # Field order of struct gx_faketcp_stats (all uint64_t).
 FAKETCP_STAT_NAMES = (
@@ -46,12 +21,12 @@ cdef socklen_t _fill_sockaddr(sockaddr_storage *out, str host, int port) except 
     memset(out, 0, sizeof(sockaddr_storage))
     if ip.version == 4:
         s4 = <sockaddr_in *>out
-        s4.sin_family = 2
+        s4.sin_family = AF_INET
         s4.sin_port = htons(port)
         memcpy(&s4.sin_addr, <const char *>packed, 4)
         return sizeof(sockaddr_in)
     s6 = <sockaddr_in6 *>out
-    s6.sin6_family = 10
+    s6.sin6_family = AF_INET6
     s6.sin6_port = htons(port)
     memcpy(&s6.sin6_addr, <const char *>packed, 16)
     return sizeof(sockaddr_in6)
@@ -77,7 +52,7 @@ cdef class FakeTcp:
         cdef socklen_t alen = _fill_sockaddr(&addr, host, port)
         cdef FakeTcp obj = FakeTcp.__new__(FakeTcp)
         cdef uint32_t idle_ms = <uint32_t>(idle_timeout * 1000) if idle_timeout > 0 else 0
-        _check(gx_faketcp_dial(&obj.f, <const _ftcp_sockaddr *>&addr, alen, idle_ms))
+        _check(gx_faketcp_dial(&obj.f, <const sockaddr *>&addr, alen, idle_ms))
         obj.server = False
         return obj
 
@@ -94,7 +69,7 @@ cdef class FakeTcp:
         cdef FakeTcp obj = FakeTcp.__new__(FakeTcp)
         if max_flows < 1 or max_flows > (1 << 20):
             raise ValueError(f"max_flows must be 1..{1 << 20}")
-        _check(gx_faketcp_listen(&obj.f, <const _ftcp_sockaddr *>&addr, alen, dual_stack,
+        _check(gx_faketcp_listen(&obj.f, <const sockaddr *>&addr, alen, dual_stack,
                                  <uint32_t>(flow_timeout * 1000) if flow_timeout > 0 else 0,
                                  <uint32_t>max_flows))
         obj.server = True
@@ -127,12 +102,12 @@ cdef class FakeTcp:
 
     def attach(self, Tunnel tunnel) -> None:
         """Make this the tunnel's transport (before tunnel.start())."""
-        cdef _ftcp_transport tr
+        cdef gx_transport tr
         self._need()
         if self._tunnel is not None:
             raise ValueError("fake TCP endpoint is already attached to a tunnel")
         _check(gx_faketcp_transport(self.f, &tr))
-        _check(_ftcp_set_transport(tunnel.t, &tr))
+        _check(gx_tunnel_set_transport(tunnel.t, &tr))
         self._tunnel = tunnel
 
     cdef void _stop_tunnel(self) noexcept:

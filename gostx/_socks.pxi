@@ -2,26 +2,6 @@
 # the shared relay engine's threads (csrc/proxy/relay_engine.c); Python starts it, awaits its event fd and reads
 # its counters.
 
-cdef extern from "gx/socks_udp.h" nogil:
-    struct gx_socks_relay:
-        pass
-    struct gx_socks_relay_stats:
-        uint64_t up_pkts, up_bytes, down_pkts, down_bytes, drop_up, drop_down
-    int gx_socks_relay_new(gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram)
-    int gx_socks_relay_start(gx_socks_relay *r)
-    int gx_socks_relay_event_fd(const gx_socks_relay *r)
-    int gx_socks_relay_status(gx_socks_relay *r)
-    void gx_socks_relay_get_stats(gx_socks_relay *r, gx_socks_relay_stats *out)
-    void gx_socks_relay_cancel(gx_socks_relay *r)
-    int gx_socks_relay_stop(gx_socks_relay *r)
-    void gx_socks_relay_free(gx_socks_relay *r)
-
-cdef extern from "gx/relay.h" nogil:
-    struct gx_relay_engine_stats:
-        uint64_t threads, relays, attached
-    void gx_relay_engine_get_stats(gx_relay_engine_stats *out)
-
-
 def relay_engine_stats() -> dict:
     """The shared relay engine: threads running, relays attached now, relays ever attached."""
     cdef gx_relay_engine_stats st

@@ -2,43 +2,6 @@
 # new-flow events and answers each with connect(id, fd) or drop(id); every packet and every relayed byte
 # stays in the C thread, which never takes the GIL.
 
-from libc.stdint cimport uint16_t
-
-cdef extern from "gx/stack.h" nogil:
-    unsigned GX_STACK_EV_TCP, GX_STACK_EV_UDP, GX_STACK_SNIFF_MAX, GX_STACK_MTU_MIN, GX_STACK_MTU_MAX
-    struct gx_stack_cfg:
-        int tun_fd
-        int vnet_hdr
-        uint32_t mtu
-        uint32_t udp_timeout_ms
-        uint32_t sniff_bytes
-        uint32_t sniff_timeout_ms
-        uint32_t max_flows
-    struct gx_stack_event:
-        uint32_t type
-        uint32_t family
-        uint64_t id
-        uint8_t src[16]
-        uint8_t dst[16]
-        uint16_t sport
-        uint16_t dport
-        uint32_t len
-        uint8_t *data
-    struct gx_stack_stats:
-        pass
-    struct gx_stack:
-        pass
-    int gx_stack_new(gx_stack **out, const gx_stack_cfg *cfg)
-    int gx_stack_start(gx_stack *s)
-    int gx_stack_stop(gx_stack *s)
-    void gx_stack_free(gx_stack *s)
-    int gx_stack_event_fd(const gx_stack *s)
-    int gx_stack_poll_events(gx_stack *s, gx_stack_event *ev, int max)
-    void gx_stack_event_release(gx_stack_event *ev)
-    int gx_stack_connect(gx_stack *s, uint64_t id, int fd)
-    int gx_stack_drop(gx_stack *s, uint64_t id)
-    void gx_stack_get_stats(gx_stack *s, gx_stack_stats *out)
-
 # Field order of struct gx_stack_stats (all uint64_t).
 STACK_STAT_NAMES = (
     "tun_rx_pkts", "tun_rx_bytes", "tun_tx_pkts", "tun_tx_bytes", "tun_tx_drops", "tun_rx_errors",
@@ -57,7 +20,7 @@ import socket as _stack_socket
 cdef object _flow_ip(uint32_t family, const uint8_t *raw):
     # inet_ntop: the C library's spelling, the one getsockname() gives too (tungo's loop guard compares
     # them); ipaddress would cost ~10x as much per flow
-    if family == 6:
+    if family == 6:  # the IP version (gx_stack_event.family), not an address family
         return _stack_socket.inet_ntop(_stack_socket.AF_INET6, raw[:16])
     return _stack_socket.inet_ntop(_stack_socket.AF_INET, raw[:4])
 
@@ -137,7 +100,7 @@ cdef class Stack:
     def connect(self, uint64_t flow_id, int fd) -> None:
         """Splice the flow to fd; the stack owns fd from now on (on OSError the caller still does)."""
         if self.s == NULL:
-            raise OSError(108, "stack closed")
+            raise OSError(ESHUTDOWN, "stack closed")
         _check(gx_stack_connect(self.s, flow_id, fd))
 
     def drop(self, uint64_t flow_id) -> None:

@@ -2,58 +2,6 @@
 # tools. The tunnel data path calls the C functions directly; these wrappers copy packets into
 # Python bytes and are not meant for traffic.
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport uint8_t, uint32_t
-from libc.errno cimport EAGAIN
-from libc.string cimport memcpy
-
-cdef extern from "gx/batch.h" nogil:
-    enum:
-        GX_BATCH_MAX
-        GX_HEADROOM
-        GX_TAILROOM
-        GX_SLOT_SIZE
-    struct gx_pkt:
-        uint8_t *data
-        uint32_t len
-        uint32_t flags
-    struct gx_batch:
-        uint32_t n
-        uint32_t cap
-        uint32_t slot_size
-        uint32_t headroom
-        uint8_t *mem
-        gx_pkt pkt[128]
-    int gx_batch_init(gx_batch *b, uint32_t cap, uint32_t slot_size, uint32_t headroom)
-    void gx_batch_free(gx_batch *b)
-    uint32_t gx_batch_room(const gx_batch *b)
-
-cdef extern from "gx/tun.h" nogil:
-    enum:
-        GX_TUN_TAP
-        GX_TUN_MULTI_QUEUE
-        GX_TUN_VNET_HDR
-        GX_TUN_GSO
-        GX_TUN_MAX_QUEUES
-        GX_TUN_F_CSUM
-        GX_TUN_F_TSO4
-        GX_TUN_F_TSO6
-        GX_TUN_F_USO4
-        GX_TUN_F_USO6
-        GX_TUN_F_GSO_ANY
-        GX_TUN_VNET_NONE
-        GX_TUN_VNET_CSUM
-        GX_TUN_VNET_GSO
-        GX_TUN_VNET_GSO_ETH
-    struct gx_tun_info:
-        char name[16]
-        unsigned offloads
-        int vnet_hdr
-    int gx_tun_open(const char *name, unsigned flags, int nqueues, int *fds, gx_tun_info *info)
-    int gx_tun_read_batch(int fd, int vnet_hdr, gx_batch *b)
-    int gx_tun_write_batch(int fd, int vnet_hdr, const gx_batch *b)
-
 TUN_F_CSUM = GX_TUN_F_CSUM
 TUN_F_TSO4 = GX_TUN_F_TSO4
 TUN_F_TSO6 = GX_TUN_F_TSO6

@@ -1,84 +1,6 @@
 # The tun/tap tunnel engine binding (csrc/tunnel/tunnel.c). Python builds it once, starts it, reads counters
 # and drains events; every packet stays in C threads that never take the GIL.
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
-
-cdef extern from "<sys/socket.h>":
-    ctypedef unsigned short sa_family_t
-    ctypedef unsigned int socklen_t
-    cdef struct sockaddr_storage:
-        sa_family_t ss_family
-
-cdef extern from "<netinet/in.h>":
-    cdef struct in_addr:
-        uint32_t s_addr
-    cdef struct sockaddr_in:
-        sa_family_t sin_family
-        unsigned short sin_port
-        in_addr sin_addr
-    cdef struct in6_addr:
-        pass
-    cdef struct sockaddr_in6:
-        sa_family_t sin6_family
-        unsigned short sin6_port
-        in6_addr sin6_addr
-    unsigned short htons(unsigned short)
-    unsigned short ntohs(unsigned short)
-
-cdef extern from "gx/tunnel.h" nogil:
-    int GX_TUNNEL_TUN, GX_TUNNEL_TAP, GX_TUNNEL_SERVER, GX_TUNNEL_CLIENT, GX_TUNNEL_MAX_IPS
-    struct gx_tunnel_cfg:
-        int mode
-        int role
-        int dev_fd
-        int dev_vnet_hdr
-        int net_fd
-        sockaddr_storage remote
-        socklen_t remote_len
-        gx_aead *aead
-        uint32_t mtu
-        uint32_t batch
-        int keepalive
-        uint32_t ttl_ms
-        uint8_t passphrase[16]
-        uint8_t ips[16][16]
-        int n_ips
-        int p2p
-        uint32_t peer_timeout_ms
-        uint32_t max_peers
-        uint8_t prefix[16]
-        uint8_t mac[6]
-        uint32_t peer_routes
-    struct gx_tunnel_stats:
-        pass
-    struct gx_tunnel_event:
-        uint32_t type
-        uint32_t value
-        uint8_t key[16]
-        uint32_t keylen
-        sockaddr_storage addr
-        socklen_t addrlen
-    struct gx_tunnel:
-        pass
-    int gx_tunnel_new(gx_tunnel **out, const gx_tunnel_cfg *cfg)
-    int gx_tunnel_add_route(gx_tunnel *t, const uint8_t *net, int prefix, const uint8_t *gw)
-    int gx_tunnel_add_pin(gx_tunnel *t, const uint8_t *key, const uint8_t *outer)
-    int gx_tunnel_start(gx_tunnel *t)
-    int gx_tunnel_stop(gx_tunnel *t)
-    void gx_tunnel_free(gx_tunnel *t)
-    void gx_tunnel_get_stats(gx_tunnel *t, gx_tunnel_stats *out)
-    int gx_tunnel_event_fd(const gx_tunnel *t)
-    int gx_tunnel_poll_events(gx_tunnel *t, gx_tunnel_event *ev, int max)
-    struct gx_transport:
-        void *state
-        int fd
-        void (*close)(void *state)
-    int gx_tunnel_set_transport(gx_tunnel *t, const gx_transport *tr)
-
-cdef extern from "gx/socks_udp.h" nogil:
-    int gx_transport_socks_udp(gx_transport *out, int fd)
-
 # Field order of struct gx_tunnel_stats (all uint64_t), for reading it as an array.
 TUNNEL_STAT_NAMES = (
     "dev_rx_pkts", "dev_rx_bytes", "dev_tx_pkts", "dev_tx_bytes",
@@ -101,10 +23,10 @@ cdef object _sockaddr_to_tuple(const sockaddr_storage *a, socklen_t alen):
     cdef const sockaddr_in6 *v6
     if alen == 0:
         return None
-    if a.ss_family == 2:  # AF_INET
+    if a.ss_family == AF_INET:
         v4 = <const sockaddr_in *>a
         return (str(_ipaddress.IPv4Address((<const uint8_t *>&v4.sin_addr)[:4])), ntohs(v4.sin_port))
-    if a.ss_family == 10:  # AF_INET6
+    if a.ss_family == AF_INET6:
         v6 = <const sockaddr_in6 *>a
         ip = _ipaddress.IPv6Address((<const uint8_t *>&v6.sin6_addr)[:16])
         return (str(ip.ipv4_mapped or ip), ntohs(v6.sin6_port))
@@ -122,7 +44,7 @@ cdef class Tunnel:
     cdef bint _started
 
     def __cinit__(self, *, bint tap, bint server, int dev_fd, int net_fd, object remote=None,
-                  int family=2, object aead=None, int mtu=1350, int batch=64, int vnet_hdr=0,
+                  int family=AF_INET, object aead=None, int mtu=1350, int batch=64, int vnet_hdr=0,
                   bint keepalive=False, double ttl=10.0, bytes passphrase=b"", list ips=None,
                   bint p2p=False, double peer_timeout=300.0, int max_peers=4096, int peer_routes=0,
                   object mac=None):
@@ -168,11 +90,11 @@ cdef class Tunnel:
         if remote is not None:
             host, port = remote
             packed = _ipaddress.ip_address(host).packed
-            if family == 10:
+            if family == AF_INET6:
                 if len(packed) == 4:
                     packed = b"\x00" * 10 + b"\xff\xff" + packed
                 r6 = <sockaddr_in6 *>&cfg.remote
-                r6.sin6_family = 10
+                r6.sin6_family = AF_INET6
                 r6.sin6_port = htons(port)
                 memcpy(&r6.sin6_addr, <const char *>packed, 16)
                 cfg.remote_len = sizeof(sockaddr_in6)
@@ -180,7 +102,7 @@ cdef class Tunnel:
                 if len(packed) != 4:
                     raise ValueError(f"remote {host} is not an IPv4 address")
                 r4 = <sockaddr_in *>&cfg.remote
-                r4.sin_family = 2
+                r4.sin_family = AF_INET
                 r4.sin_port = htons(port)
                 memcpy(&r4.sin_addr, <const char *>packed, 4)
                 cfg.remote_len = sizeof(sockaddr_in)

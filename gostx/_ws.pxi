@@ -1,19 +1,5 @@
 # WebSocket framing (csrc/proxy/ws.c): the mask applied while copying, so a frame costs one pass over its payload.
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy
-
-cdef extern from "gx/ws.h" nogil:
-    struct gx_ws_frame:
-        uint32_t header_len
-        uint64_t payload_len
-        uint8_t opcode, fin, rsv, masked
-        uint8_t key[4]
-    void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *key, size_t offset)
-    int gx_ws_header(uint8_t *out, uint8_t opcode, int fin, uint64_t payload_len, const uint8_t *key)
-    int gx_ws_parse_header(const uint8_t *buf, size_t avail, gx_ws_frame *f)
-
 cdef enum:
     _WS_HEADER_MAX = 14
 

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 from gostx.config.model import LogConfig
@@ -101,14 +101,15 @@ def _jsonable(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-_encode_str: Any = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+_encode_str: Callable[[str], str] = (getattr(json.encoder, "c_encode_basestring", None)
+                                     or json.encoder.py_encode_basestring)
 _BOUND_ATTR = "gx_bound"
 _SCALARS = (str, int, float, bool, type(None))
 
 
 def _encode_value(value: Any) -> str:
     if type(value) is str:
-        return _encode_str(value)  # type: ignore[no-any-return]
+        return _encode_str(value)
     return _ENCODER.encode(_jsonable(value))
 
 
@@ -152,7 +153,7 @@ class TextFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-class FieldLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class FieldLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger with bound structured fields; `extra=` on a call adds fields to that line only. Nothing
     is built for a line the level filters out (LoggerAdapter checks the level before process())."""
 
@@ -235,7 +236,7 @@ def setup_logging(log: LogConfig | None, level_override: str | None = None,
     logger.setLevel(level)
     # neither formatter prints the source line, thread or process: skip collecting them for every line
     # (the logging HOWTO's "Optimization" section)
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logger.propagate = False
     return get_logger()

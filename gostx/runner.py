@@ -65,7 +65,7 @@ class Runner:
 
     async def run(self) -> int:
         """Start, serve until stopped; returns the exit code. Raises GostError if a service cannot start."""
-        self._main = asyncio.current_task()  # type: ignore[assignment]
+        self._main = asyncio.current_task()
         self._install_signals()
         try:
             return await self._run()
@@ -90,10 +90,8 @@ class Runner:
         try:
             while tasks and not self._stop.is_set():
                 done, _ = await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    svc = tasks.pop(task, None)  # type: ignore[call-overload]
-                    if svc is not None:
-                        await self._service_ended(svc, task)
+                for task in tasks.keys() & done:  # the services' tasks that ended (not stop_wait)
+                    await self._service_ended(tasks.pop(task), task)
         finally:
             stop_wait.cancel()
             await self.stop_all()

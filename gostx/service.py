@@ -37,7 +37,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 
 from gostx.config.metadata import Metadata
@@ -66,7 +65,7 @@ class ServiceContext:
     forwarder: ForwarderConfig | None
     chain: ChainConfig | None  # the handler's chain, resolved by name; None without one
     config: Config  # the whole config
-    log: logging.LoggerAdapter  # type: ignore[type-arg]  # bound: service, kind, handler, listener
+    log: FieldLogger  # bound: service, kind, handler, listener
     # the service's cap on concurrent connections (its `climiter`, else the default: gostx/listener/limits.py)
     conn_limiter: ConnLimiter = field(default_factory=ConnLimiter)
 

@@ -27,6 +27,7 @@ from gostx.config.model import (
     ServiceConfig,
 )
 from gostx.errors import GostError
+from gostx.log import FieldLogger
 from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions
 from gostx.registry import connectors, dialers
 
@@ -131,11 +132,11 @@ def build_chain(cfg: ChainConfig, config: Config, bypass_of: BypassOf | None = N
 
 
 def build_router(chain: ChainConfig | None, config: Config, service_md: Metadata, retries: int = 0,
-                 bypass_of: BypassOf | None = None, log: object = None) -> Router:
+                 bypass_of: BypassOf | None = None, log: FieldLogger | None = None) -> Router:
     """The Router of one service: its handler's chain (may be None), `retries`, and from the service
     metadata `dialTimeout` plus `interface`/`so_mark` for direct dials."""
     direct = DialOptions.from_metadata(service_md)
     direct.check_privileges()
     timeout = service_md.get_duration("dialTimeout", default=DEFAULT_DIAL_TIMEOUT)
     built = build_chain(chain, config, bypass_of) if chain is not None else None
-    return Router(built, retries=retries, timeout=timeout, direct=direct, log=log)  # type: ignore[arg-type]
+    return Router(built, retries=retries, timeout=timeout, direct=direct, log=log)

@@ -47,8 +47,7 @@ class Hop:
         if self.bypass is not None and address and self.bypass.contains(address):
             return None
         candidates = [n for n in self.nodes if n.bypass is None or not address or not n.bypass.contains(address)]
-        chosen = self.selector.select(candidates, key)
-        return chosen  # type: ignore[return-value]
+        return self.selector.select(candidates, key)
 
 
 @dataclass

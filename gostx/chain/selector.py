@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gostx.config.metadata import Metadata, parse_duration
 from gostx.config.model import SelectorConfig
@@ -49,6 +49,9 @@ class Selectable(Protocol):
     metadata: Metadata
 
 
+S = TypeVar("S", bound=Selectable)
+
+
 class Selector:
     def __init__(self, config: SelectorConfig | None = None, where: str = "selector") -> None:
         cfg = config or SelectorConfig()
@@ -66,7 +69,7 @@ class Selector:
         timeout = node.metadata.get_duration("failTimeout", default=self.fail_timeout) or self.fail_timeout
         return node.marker.fails >= max_fails and now - node.marker.last_fail < timeout
 
-    def usable(self, nodes: Sequence[Selectable]) -> list[Selectable]:
+    def usable(self, nodes: Sequence[S]) -> list[S]:
         candidates = list(nodes)
         if len(candidates) > 1:
             now = time.monotonic()
@@ -75,7 +78,7 @@ class Selector:
         primary = [n for n in candidates if not n.metadata.get_bool("backup")]
         return primary or candidates
 
-    def select(self, nodes: Sequence[Selectable], key: str = "") -> Selectable | None:
+    def select(self, nodes: Sequence[S], key: str = "") -> S | None:
         usable = self.usable(nodes)
         if not usable:
             return None

@@ -36,7 +36,7 @@ class GoYAMLLoader(yaml.SafeLoader):
         if self.flow_level >= MAX_FLOW_DEPTH:
             raise yaml.scanner.ScannerError(None, None, f"nested too deeply (more than {MAX_FLOW_DEPTH} levels)",
                                             self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)  # type: ignore[no-untyped-call]
+        super().fetch_flow_collection_start(TokenClass)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
@@ -92,7 +92,7 @@ def load_yaml(text: str) -> Any:
 
 class _GoEmitterMixin:
     def choose_scalar_style(self) -> str:
-        style = super().choose_scalar_style()  # type: ignore[misc]
+        style = super().choose_scalar_style()  # type: ignore[misc]  # a mixin: the Emitter it joins has the method
         return '"' if style == "'" else style
 
 

@@ -138,7 +138,7 @@ class ProxyHandler(Handler):
             **extra, "duration": f"{loop.time() - start:.3f}s", "inputBytes": sent, "outputBytes": received})
 
     async def close(self) -> None:
-        tasks = getattr(self, "tasks", set())
+        tasks: set[asyncio.Task[None]] = getattr(self, "tasks", set())
         for task in list(tasks):
             task.cancel()
         if tasks:
@@ -150,7 +150,7 @@ LINGER_SECONDS = 1.0
 LINGER_BYTES = 64 * 1024
 
 
-async def linger(stream: SocketStream) -> None:
+async def linger(stream: Stream) -> None:
     """Close after a protocol error without a reset: stop writing, then discard what the client still
     sends (briefly), so an error reply already written is not destroyed by an RST."""
     sock = stream.sock

@@ -11,7 +11,7 @@ from gostx.netlink.routes import Route
 
 
 async def release_device(device: TunDevice, routes: Sequence[Route], kind: str,
-                         log: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+                         log: logging.LoggerAdapter[logging.Logger]) -> None:
     """Remove `routes` (best effort: closing the device takes its routes with it anyway), close the
     device and log `<kind> device <name> removed`."""
     if routes:

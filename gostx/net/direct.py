@@ -127,7 +127,7 @@ async def dial(network: str, host: str, port: int, opts: DialOptions) -> socket.
         raise failed.last or OSError(f"no address for {host}")
 
 
-_PROTO = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
+_PROTO: dict[int, int] = {socket.SOCK_STREAM: socket.IPPROTO_TCP, socket.SOCK_DGRAM: socket.IPPROTO_UDP}
 
 
 def _literal_infos(host: str, port: int, sock_type: int) -> list[Any] | None:

@@ -67,7 +67,7 @@ async def resolve_interface(item: str) -> tuple[str, list[str]]:
     if cached is not None and cached[0] > now:
         answer = cached[1]
         if isinstance(answer[1], list):
-            return answer[0], list(answer[1])  # type: ignore[return-value]
+            return answer[0], list(answer[1])
         # a fresh exception each time (each dial has its own traceback)
         raise OSError(answer[0], answer[1]) if answer[0] is not None else OSError(answer[1])
     if len(_cache) >= CACHE_MAX:

@@ -37,7 +37,7 @@ class Linger:
                 awaitable.close()
             return None
         task = asyncio.current_task()
-        self._waiter = task  # type: ignore[assignment]
+        self._waiter = task
         try:
             return await awaitable
         except asyncio.CancelledError:

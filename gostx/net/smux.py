@@ -164,7 +164,8 @@ class SmuxSession:
             return
         task = asyncio.ensure_future(self.send(data))
         self._background.add(task)
-        task.add_done_callback(lambda t: (self._background.discard(t), t.cancelled() or t.exception()))
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def open(self) -> SmuxStream:
         self._next_sid += 2

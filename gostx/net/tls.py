@@ -23,6 +23,7 @@ import contextlib
 import socket
 import ssl
 import tempfile
+from collections.abc import Callable
 
 from gostx.addr import format_sockaddr
 from gostx.config.model import TLSConfig
@@ -172,7 +173,7 @@ class SocketTlsStream(Stream):
         (its errors are the same SSLWantReadError / SSLWantWriteError / SSLEOFError)."""
         obj = getattr(sock, "_sslobj", None)
         if obj is not None and hasattr(obj, "read") and hasattr(obj, "write"):
-            self._recv_into = lambda view: obj.read(len(view), view)
+            self._recv_into: Callable[[memoryview], int] = lambda view: obj.read(len(view), view)
             self._send = obj.write
         else:
             self._recv_into = sock.recv_into
@@ -223,7 +224,8 @@ class SocketTlsStream(Stream):
             except ssl.SSLWantReadError:
                 if got:
                     break
-                if await self._linger.wait(self._wait.readable()) is None and self._linger.expired:
+                await self._linger.wait(self._wait.readable())
+                if self._linger.expired:
                     self._eof = True
                     break
                 self._require()

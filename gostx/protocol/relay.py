@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gostx.addr import AddressError, decode_host, port_number
 from gostx.net.stream import Stream
@@ -213,8 +215,10 @@ class Network:
 
 
 Feature = UserAuth | Addr | Tunnel | Network
-_DECODERS = {FEATURE_USER_AUTH: UserAuth.decode, FEATURE_ADDR: Addr.decode, FEATURE_TUNNEL: Tunnel.decode,
-             FEATURE_NETWORK: Network.decode}
+FeatureT = TypeVar("FeatureT", UserAuth, Addr, Tunnel, Network)
+_DECODERS: dict[int, Callable[[bytes], Feature]] = {
+    FEATURE_USER_AUTH: UserAuth.decode, FEATURE_ADDR: Addr.decode, FEATURE_TUNNEL: Tunnel.decode,
+    FEATURE_NETWORK: Network.decode}
 
 
 def encode_features(features: list[Feature]) -> bytes:
@@ -265,13 +269,13 @@ class Request:
         found = self.find(Network)
         return found.name if found is not None else "tcp"
 
-    def find(self, kind: type) -> Feature | None:
+    def find(self, kind: type[FeatureT]) -> FeatureT | None:
         """The feature of that kind (the last one when repeated, as gost reads them)."""
-        chosen = None
+        chosen: FeatureT | None = None
         for feature in self.features:
             if isinstance(feature, kind):
                 chosen = feature
-        return chosen  # type: ignore[return-value]
+        return chosen
 
     def encode(self) -> bytes:
         body = encode_features(self.features)
@@ -283,12 +287,12 @@ class Response:
     status: int = STATUS_OK
     features: list[Feature] = field(default_factory=list)
 
-    def find(self, kind: type) -> Feature | None:
-        chosen = None
+    def find(self, kind: type[FeatureT]) -> FeatureT | None:
+        chosen: FeatureT | None = None
         for feature in self.features:
             if isinstance(feature, kind):
                 chosen = feature
-        return chosen  # type: ignore[return-value]
+        return chosen
 
     def encode(self) -> bytes:
         body = encode_features(self.features)

@@ -13,8 +13,9 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 _counter = itertools.count()
 
@@ -52,11 +53,11 @@ class Namespace:
     ) -> subprocess.CompletedProcess[str]:
         return _run(self.argv(cmd), check=check, timeout=timeout)
 
-    def popen(self, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    def popen(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start a process in this namespace; it is killed by PID when the namespace is closed."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-        proc = subprocess.Popen(self.argv(cmd), start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        proc: subprocess.Popen[bytes] = subprocess.Popen(self.argv(cmd), start_new_session=True, **kwargs)
         self.procs.append(proc)
         return proc
 
@@ -182,11 +183,11 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[:1] != ["Z"]
 
 
-def wait_until(predicate: object, timeout: float = 10.0, interval: float = 0.05) -> bool:
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> bool:
     """Poll predicate() until it is true or timeout seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return True
         time.sleep(interval)
-    return bool(predicate())  # type: ignore[operator]
+    return bool(predicate())

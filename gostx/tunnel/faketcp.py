@@ -123,7 +123,7 @@ class FakeTcpClient:
 async def wait_writable(fd: int, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
-    loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+    loop.add_writer(fd, lambda: None if ready.done() else ready.set_result(None))
     try:
         await asyncio.wait_for(ready, timeout)
     finally:

@@ -42,7 +42,7 @@ def describe(exc: BaseException) -> str:
 async def redial_forever(
     dial: Callable[[], Awaitable[T]],
     run: Callable[[T], Awaitable[None]],
-    log: logging.LoggerAdapter,  # type: ignore[type-arg]
+    log: logging.LoggerAdapter[logging.Logger],
     what: str,
     backoff: Backoff | None = None,
 ) -> NoReturn:

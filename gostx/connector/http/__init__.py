@@ -8,6 +8,7 @@ proxy: dialing "udp" fails. Metadata `timeout`: handshake deadline (default 15s)
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from gostx.chain.plugin import Connector
 from gostx.net.packet import PacketConn
@@ -20,8 +21,8 @@ DEFAULT_TIMEOUT = 15.0
 
 @connectors.register("http")
 class HttpConnector(Connector):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         timeout = self.metadata.get_duration("timeout", default=DEFAULT_TIMEOUT)
         self.timeout = timeout if timeout > 0 else DEFAULT_TIMEOUT
         extra = self.metadata.raw("header")

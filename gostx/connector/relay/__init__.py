@@ -17,6 +17,7 @@ Metadata: `nodelay` (false), `connectTimeout` (handshake deadline when `nodelay`
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from gostx.chain.plugin import Connector
 from gostx.net.packet import PacketConn
@@ -31,8 +32,8 @@ DEFAULT_TIMEOUT = 15.0
 
 @connectors.register("relay")
 class RelayConnector(Connector):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.nodelay = self.metadata.get_bool("nodelay")
         timeout = self.metadata.get_duration("connectTimeout", default=DEFAULT_TIMEOUT)
         self.timeout = timeout if timeout > 0 else DEFAULT_TIMEOUT

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 
 from gostx.chain.plugin import Connector
 from gostx.net.packet import PacketConn
@@ -29,8 +30,8 @@ DEFAULT_TIMEOUT = 15.0
 @connectors.register("socks5")
 @connectors.register("socks")
 class Socks5Connector(Connector):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         timeout = self.metadata.get_duration("timeout", default=DEFAULT_TIMEOUT)
         self.timeout = timeout if timeout > 0 else DEFAULT_TIMEOUT
         self.tls = not self.metadata.get_bool("notls", default=True)

@@ -9,6 +9,8 @@ as Go). Metadata: `handshakeTimeout` (15s).
 
 from __future__ import annotations
 
+from typing import Any
+
 from gostx.addr import split_host_port
 from gostx.chain.plugin import Dialer
 from gostx.net.stream import Stream
@@ -27,8 +29,8 @@ def server_name(dialer: Dialer, addr: str) -> str:
 
 @dialers.register("tls")
 class TlsDialer(Dialer):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.ssl_context = client_context(self.tls)
         timeout = self.metadata.get_duration("handshakeTimeout", default=HANDSHAKE_TIMEOUT)
         self.handshake_timeout = timeout if timeout > 0 else HANDSHAKE_TIMEOUT

@@ -10,6 +10,8 @@ map of extra request headers; `handshakeTimeout` (15s). wss: TLS as the tls dial
 
 from __future__ import annotations
 
+from typing import Any
+
 from gostx.chain.plugin import Dialer
 from gostx.dialer.tls import server_name
 from gostx.net.stream import Stream
@@ -24,8 +26,8 @@ DEFAULT_PATH = "/ws"
 class WsDialer(Dialer):
     secure = False
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         md = self.metadata
         self.path = md.get_string("path", "ws.path") or DEFAULT_PATH
         if not self.path.startswith("/"):

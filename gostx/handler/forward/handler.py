@@ -265,7 +265,7 @@ class ForwardHandler(Handler):
                 "inputBytes": session.bytes_in, "outputBytes": session.bytes_out})
 
     async def close(self) -> None:
-        tasks = getattr(self, "_tasks", set())
+        tasks: set[asyncio.Task[None]] = getattr(self, "_tasks", set())
         for task in list(tasks):
             task.cancel()
         if tasks:

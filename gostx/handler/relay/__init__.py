@@ -207,7 +207,7 @@ class RelayHandler(ProxyHandler):
             start = asyncio.get_running_loop().time()
             # The same frames as SOCKS5 0xF3: the socks5 handler's relay (in C unless a service bypass
             # must look at every datagram).
-            relay = UdpTunRelay(self, stream, peer)  # type: ignore[arg-type]
+            relay = UdpTunRelay(self, stream, peer)  # type: ignore[arg-type]  # duck-typed: _run_c needs ctx, bypass, log_*
             if self.bypass is None:
                 stats = await relay._run_c(conn)
                 sent, received = stats["up_bytes"], stats["down_bytes"]

@@ -29,6 +29,7 @@ from gostx.addr import split_host_port
 from gostx.errors import GostError
 from gostx.handler.proxy import ProxyHandler, describe
 from gostx.handler.socks5.udp import AssociateRelay, UdpTunRelay
+from gostx.net.packet import PacketConn
 from gostx.net.stream import Stream, pipe, start_tls_server
 from gostx.protocol import socks5 as s5
 from gostx.protocol.tls import server_context
@@ -168,7 +169,7 @@ class Socks5Handler(ProxyHandler):
             await self.reply(stream, s5.REP_NET_UNREACHABLE)
             self.ctx.log.error(f"{peer} -> {target}: {exc}", extra={"remote": peer, "dst": target})
             return
-        assert not isinstance(upstream, s5.PacketConn)
+        assert not isinstance(upstream, PacketConn)
         await self.reply(stream, s5.REP_SUCCEEDED)
         extra = self.log_open(peer, target, cmd="connect")
         sent, received = await pipe(stream, upstream)

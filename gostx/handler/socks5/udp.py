@@ -18,7 +18,7 @@ import contextlib
 import errno
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gostx import _engine
 from gostx.addr import format_sockaddr
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from gostx.handler.socks5 import Socks5Handler
 
 
-def _host_port(sockname: tuple[object, ...]) -> tuple[str, int]:
+def _host_port(sockname: tuple[Any, ...]) -> tuple[str, int]:
     host = str(sockname[0])
-    return host.removeprefix("::ffff:") if "." in host else host, int(sockname[1])  # type: ignore[call-overload]
+    return host.removeprefix("::ffff:") if "." in host else host, int(sockname[1])
 
 
 class UdpTunRelay:
@@ -53,7 +53,7 @@ class UdpTunRelay:
             if port:  # bind mode: relay from the address the client asked for
                 conn = DirectPacketConn(_listen("udp", host, port), connected=False)
             else:
-                conn = await self.handler.router.dial("udp", "")  # type: ignore[assignment]
+                conn = await self.handler.router.dial("udp", "")  # type: ignore[assignment]  # "udp": a PacketConn
         except (OSError, ConnectionError) as exc:
             await self.handler.reply(self.stream, s5.REP_FAILURE if port else s5.REP_NET_UNREACHABLE)
             self.log.error(f"{self.peer}: UDP-over-TCP: {exc}", extra={"remote": self.peer})
@@ -88,7 +88,7 @@ class UdpTunRelay:
             bridge.close()
             raise
         released: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
+        loop.add_reader(relay.event_fd, lambda: None if released.done() else released.set_result(None))
         try:
             await asyncio.shield(released)
             if relay.status:
@@ -106,7 +106,7 @@ class UdpTunRelay:
             finally:
                 loop.remove_reader(relay.event_fd)
                 bridge.close()
-        return relay.stats()  # type: ignore[no-any-return]
+        return relay.stats()
 
     async def _run_python(self, conn: PacketConn) -> tuple[int, int]:
         counts = [0, 0]
@@ -144,7 +144,7 @@ class AssociateRelay:
         self.handler = handler
         self.sock = sock
         self.client_ip = client_ip.removeprefix("::ffff:")
-        self.client_addr: object = None
+        self.client_addr: tuple[Any, ...] | None = None
         self.log = handler.ctx.log
         self.dropped = 0
 

@@ -26,9 +26,11 @@ import os
 import signal
 import socket
 import struct
+from typing import Protocol, runtime_checkable
 
 from gostx import _engine
 from gostx.chain import Router, build_router
+from gostx.chain.router import Conn
 from gostx.cipher import make_aead
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
@@ -38,8 +40,9 @@ from gostx.net.stream import CBridge
 from gostx.protocol.socks5 import UdpTunConn
 from gostx.registry import handlers
 from gostx.service import Handler, Listener, ServiceContext
+from gostx.tun.device import TunDevice
 from gostx.tunnel.faketcp import FakeTcpClient, FakeTcpServer
-from gostx.tunnel.options import TunnelOptions
+from gostx.tunnel.options import DeviceOptions, TunnelOptions
 from gostx.tunnel.redial import redial_forever
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
 
@@ -77,7 +80,7 @@ def host_port(addr: tuple[str, int]) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
-def make_cipher(method: str | None, password: str) -> object | None:
+def make_cipher(method: str | None, password: str) -> _engine.Aead | None:
     """gost v2's `method:password@`: an AEAD cipher, or None for plaintext (`dummy`/`none`). Its salt
     replay filter is sized by SHADOWSOCKS_SF_CAPACITY, as go-shadowsocks2 (<= 0: off)."""
     if not method:
@@ -97,6 +100,14 @@ def device_mac(name: str) -> bytes | None:
     except OSError:
         return None
     return raw[18:24]
+
+
+@runtime_checkable
+class DeviceListener(Protocol):
+    """What the tunnel needs of its listener (tun, tap): the open device and its options."""
+
+    device: TunDevice | None
+    options: DeviceOptions
 
 
 @handlers.register("tun")
@@ -162,9 +173,9 @@ class TunHandler(Handler):
         return resolve(host, port)
 
     async def serve(self, listener: Listener) -> None:
-        device = getattr(listener, "device", None)
-        if device is None:
+        if not isinstance(listener, DeviceListener) or listener.device is None:
             raise GostError(f"{self.kind} handler needs a {self.kind} listener")
+        device = listener.device
         remote = self._remote()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.log_stats)
@@ -184,28 +195,28 @@ class TunHandler(Handler):
         self._log_up(device, f"on udp {local[0]}:{local[1]}", remote)
         await asyncio.Event().wait()
 
-    def _new_tunnel(self, device: object, listener: Listener, remote: tuple[str, int, int] | None, *,
+    def _new_tunnel(self, device: TunDevice, listener: DeviceListener, remote: tuple[str, int, int] | None, *,
                     net_fd: int, family: int) -> _engine.Tunnel:
         """A tunnel on net_fd (the UDP socket), or net_fd -1 for another transport (family 0: the
         remote's)."""
-        opts, dev_opts = self.options, listener.options  # type: ignore[attr-defined]
+        opts, dev_opts = self.options, listener.options
         if family == 0:
             family = remote[2] if remote else socket.AF_INET
         server = remote is None
-        mac = device_mac(device.name) if server and self.kind == "tap" else None  # type: ignore[attr-defined]
+        mac = device_mac(device.name) if server and self.kind == "tap" else None
         return _engine.Tunnel(
-            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd,  # type: ignore[attr-defined]
-            vnet_hdr=device.vnet_mode, net_fd=net_fd, family=family,  # type: ignore[attr-defined]
+            tap=self.kind == "tap", server=remote is None, dev_fd=device.fd,
+            vnet_hdr=device.vnet_mode, net_fd=net_fd, family=family,
             remote=(remote[0], remote[1]) if remote else None, aead=self.cipher, mtu=dev_opts.mtu,
             keepalive=opts.keepalive and remote is not None, ttl=opts.ttl, passphrase=opts.passphrase,
             ips=[str(n) for n in dev_opts.nets], p2p=opts.p2p, peer_timeout=opts.peer_timeout,
             peer_routes=opts.peer_routes, mac=mac,
         )
 
-    def _start(self, tunnel: _engine.Tunnel, listener: Listener, server: bool) -> None:
+    def _start(self, tunnel: _engine.Tunnel, listener: DeviceListener, server: bool) -> None:
         """Routes, start the threads, watch the events."""
         if server:
-            for route in listener.options.routes:  # type: ignore[attr-defined]
+            for route in listener.options.routes:
                 if route.gateway is not None:
                     tunnel.add_route(str(route.dst), str(route.gateway))
             for inner, outer in self.options.pins:
@@ -216,17 +227,18 @@ class TunHandler(Handler):
         self._reader_fd = tunnel.event_fd
         asyncio.get_running_loop().add_reader(self._reader_fd, self._drain_events)
 
-    def _log_up(self, device: object, where: str, remote: tuple[str, int, int] | None) -> None:
+    def _log_up(self, device: TunDevice, where: str, remote: tuple[str, int, int] | None) -> None:
         self.ctx.log.info(
             f"{self.kind} tunnel {'client' if remote else 'server'} {where}"
             + (f" -> {remote[0]}:{remote[1]}" if remote else ""),
             extra={"kind": self.kind, "cipher": self.options.method or "none",
-                   "device": device.name,  # type: ignore[attr-defined]
+                   "device": device.name,
                    # the crypto and offload paths in use (CPU, GX_CRYPTO, build; the device's vnet mode)
-                   "crypto": _engine.crypto_impls(), "vnet_mode": device.vnet_mode},  # type: ignore[attr-defined]
+                   "crypto": _engine.crypto_impls(), "vnet_mode": device.vnet_mode},
         )
 
-    async def _serve_fake_tcp_server(self, device: object, listener: Listener, endpoint: _engine.FakeTcp) -> None:
+    async def _serve_fake_tcp_server(self, device: TunDevice, listener: DeviceListener,
+                                     endpoint: _engine.FakeTcp) -> None:
         tunnel = self._new_tunnel(device, listener, None, net_fd=-1, family=0)
         self.ftcp_endpoint = endpoint
         tunnel.use_faketcp(endpoint)
@@ -234,7 +246,7 @@ class TunHandler(Handler):
         self._log_up(device, f"on fake tcp {host_port(endpoint.local_address)}", None)
         await asyncio.Event().wait()
 
-    async def _serve_fake_tcp_client(self, device: object, listener: Listener,
+    async def _serve_fake_tcp_client(self, device: TunDevice, listener: DeviceListener,
                                      remote: tuple[str, int, int]) -> None:
         client = self.ftcp_client
         assert client is not None
@@ -254,27 +266,27 @@ class TunHandler(Handler):
 
         await redial_forever(client.dial, run, self.ctx.log, f"fake tcp {remote[0]}:{remote[1]}")
 
-    async def _serve_chain(self, device: object, listener: Listener) -> None:
+    async def _serve_chain(self, device: TunDevice, listener: DeviceListener) -> None:
         """Dial the target through the chain; run the engine on the stream until it ends; dial again."""
         assert self.router is not None and self.ctx.forwarder is not None
         router, target = self.router, self.ctx.forwarder.nodes[0].addr
 
-        async def dial() -> object:
+        async def dial() -> Conn:
             try:
                 return await router.dial("udp", target)
             except ConnectionError as exc:
                 raise GostError(str(exc)) from None
 
-        async def run(conn: object) -> None:
+        async def run(conn: Conn) -> None:
             try:
                 await self._run_over(conn, device, listener, target)
             finally:
                 await self._stop_tunnel()
-                conn.close()  # type: ignore[attr-defined]
+                conn.close()
 
         await redial_forever(dial, run, self.ctx.log, f"{self.kind} tunnel to {target}")
 
-    async def _run_over(self, conn: object, device: object, listener: Listener, target: str) -> None:
+    async def _run_over(self, conn: Conn, device: TunDevice, listener: DeviceListener, target: str) -> None:
         """Start the engine on what the router gave: 0xF3 frames on a stream, or (route cut) a UDP socket."""
         if isinstance(conn, UdpTunConn):
             host = conn.host or "0.0.0.0"
@@ -311,7 +323,7 @@ class TunHandler(Handler):
 
     def log_stats(self) -> None:
         if self.tunnel is not None:
-            stats = self.tunnel.stats()
+            stats: dict[str, object] = dict(self.tunnel.stats())
             if self.ftcp_endpoint is not None:
                 stats["faketcp"] = self.ftcp_endpoint.stats()
             self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": stats})

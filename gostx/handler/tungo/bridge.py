@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from typing import Any
 
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream
@@ -22,7 +23,7 @@ class Bridges:
 
     def __init__(self) -> None:
         self._closers: set[object] = set()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def fd_for(self, conn: Stream | PacketConn) -> int:
         if isinstance(conn, Stream):
@@ -46,9 +47,9 @@ class Bridges:
         self._track(asyncio.ensure_future(_relay_datagrams(ours, conn)))
         return theirs.detach()
 
-    def _track(self, task: asyncio.Future[object]) -> None:
-        self._tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def __len__(self) -> int:
         return len(self._tasks)

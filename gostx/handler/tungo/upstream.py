@@ -144,7 +144,7 @@ async def _connected(sock: socket.socket) -> None:
     """Wait until a TCP connect() issued on sock finishes; raises its OSError."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    loop.add_writer(sock.fileno(), lambda: done.done() or done.set_result(None))
+    loop.add_writer(sock.fileno(), lambda: None if done.done() else done.set_result(None))
     try:
         await done
     finally:
@@ -164,10 +164,12 @@ async def dial_direct(network: str, host: str, port: int, opts: DialOptions, own
     async with asyncio.timeout(opts.timeout):
         try:
             ip = ipaddress.ip_address(host)
-            infos = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+            infos: list[tuple[socket.AddressFamily, tuple[str, int]]] = [
+                (socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
         except ValueError:
             found = await loop.getaddrinfo(host, port, type=sock_type)
-            infos = [(family, sockaddr[:2]) for family, _, _, _, sockaddr in found]
+            # an IPv4/IPv6 sockaddr starts (host, port); typeshed also allows (int, bytes) for IPv6 disabled
+            infos = [(family, (str(sockaddr[0]), int(sockaddr[1]))) for family, _, _, _, sockaddr in found]
         for interface in opts.interfaces or [""]:
             for family, address in infos:
                 try:

@@ -6,6 +6,7 @@ As in gost, the listener owns the device and the handler moves the packets (gost
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from gostx.config.metadata import Metadata
 from gostx.config.model import ListenerConfig
@@ -25,7 +26,7 @@ TX_QUEUE_LEN = 1000
 
 @listeners.register("tun")
 class TunListener(Listener):
-    kind = "tun"
+    kind: Literal["tun", "tap"] = "tun"
 
     def __init__(self, config: ListenerConfig, ctx: ServiceContext) -> None:
         super().__init__(config, ctx)

@@ -1,0 +1,276 @@
+# Every C declaration gostx._engine uses, each declared once. Cython reads this file before
+# gostx/_engine.pyx, so its names are visible in the .pyx and in every gostx/_<area>.pxi it includes.
+#
+# NEW DECLARATIONS GO HERE: a new C function, struct or constant of csrc/ gets its `cdef extern` entry
+# in this file, in the block of its header (or a new block for a new header), never in a .pxi. The .pxi
+# files hold only the Python-visible bindings; they do not re-declare or alias C names. Add the
+# Python-visible signatures to gostx/_engine.pyi too (tests/unit/test_engine_stub.py checks them).
+# Address families are AF_INET / AF_INET6 from <sys/socket.h> below, never the numbers.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.errno cimport EAGAIN, EALREADY, EBADMSG, EMSGSIZE, ESHUTDOWN, errno
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset, strerror
+
+# ---- the C library: sockets ------------------------------------------------------------------------
+
+cdef extern from "<sys/socket.h>" nogil:
+    enum:
+        AF_INET
+        AF_INET6
+    ctypedef unsigned short sa_family_t
+    ctypedef unsigned int socklen_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        uint32_t s_addr
+    struct sockaddr_in:
+        sa_family_t sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    struct in6_addr:
+        pass
+    struct sockaddr_in6:
+        sa_family_t sin6_family
+        unsigned short sin6_port
+        in6_addr sin6_addr
+    unsigned short htons(unsigned short)
+    unsigned short ntohs(unsigned short)
+
+cdef extern from "openssl/crypto.h" nogil:
+    void OPENSSL_cleanse(void *ptr, size_t len)
+
+# ---- packet batches (csrc/batch.c) -----------------------------------------------------------------
+
+cdef extern from "gx/batch.h" nogil:
+    enum:
+        GX_BATCH_MAX
+        GX_HEADROOM
+        GX_TAILROOM
+        GX_SLOT_SIZE
+    struct gx_pkt:
+        uint8_t *data
+        uint32_t len
+        uint32_t flags
+    struct gx_batch:
+        uint32_t n
+        uint32_t cap
+        uint32_t slot_size
+        uint32_t headroom
+        uint8_t *mem
+        gx_pkt pkt[GX_BATCH_MAX]
+    int gx_batch_init(gx_batch *b, uint32_t cap, uint32_t slot_size, uint32_t headroom)
+    void gx_batch_free(gx_batch *b)
+    void gx_batch_reset(gx_batch *b)
+    uint8_t *gx_batch_slot(const gx_batch *b, uint32_t i)
+    uint32_t gx_batch_room(const gx_batch *b)
+
+# ---- TUN/TAP devices (csrc/tun_linux.c, csrc/tun_offload.c) ----------------------------------------
+
+cdef extern from "gx/tun.h" nogil:
+    enum:
+        GX_TUN_TAP
+        GX_TUN_MULTI_QUEUE
+        GX_TUN_VNET_HDR
+        GX_TUN_GSO
+        GX_TUN_MAX_QUEUES
+        GX_TUN_F_CSUM
+        GX_TUN_F_TSO4
+        GX_TUN_F_TSO6
+        GX_TUN_F_USO4
+        GX_TUN_F_USO6
+        GX_TUN_F_GSO_ANY
+        GX_TUN_VNET_NONE
+        GX_TUN_VNET_CSUM
+        GX_TUN_VNET_GSO
+        GX_TUN_VNET_GSO_ETH
+    struct gx_tun_info:
+        char name[16]
+        unsigned offloads
+        int vnet_hdr
+    int gx_tun_open(const char *name, unsigned flags, int nqueues, int *fds, gx_tun_info *info)
+    int gx_tun_read_batch(int fd, int vnet_hdr, gx_batch *b)
+    int gx_tun_write_batch(int fd, int vnet_hdr, const gx_batch *b)
+
+# ---- Shadowsocks AEAD (csrc/aead.c, csrc/replay.c, csrc/gcm*.c, csrc/hkdf*.c) ------------------------
+
+cdef extern from "gx/aead.h" nogil:
+    enum:
+        GX_CIPHER_NONE
+        GX_AEAD_TAG_LEN
+        GX_AEAD_MAX_SALT
+        GX_AEAD_MAX_KEY
+        GX_AEAD_REPLAY_DEFAULT
+    struct gx_aead_drops:
+        uint64_t short_pkt
+        uint64_t auth
+        uint64_t replay
+    struct gx_aead:
+        pass
+    int gx_aead_lookup(const char *name)
+    const char *gx_aead_supported()
+    const char *gx_aead_name(int cipher)
+    int gx_aead_key_len(int cipher)
+    int gx_aead_derive_key(int cipher, const uint8_t *password, size_t pwlen, uint8_t *key_out)
+    int gx_aead_new_ex(gx_aead **out, int cipher, const uint8_t *key, size_t replay_capacity)
+    void gx_aead_free(gx_aead *a)
+    int gx_aead_cipher(const gx_aead *a)
+    size_t gx_aead_salt_len(const gx_aead *a)
+    size_t gx_aead_overhead(const gx_aead *a)
+    void gx_aead_drops_total(gx_aead *a, gx_aead_drops *out)
+    int gx_aead_seal_batch(gx_aead *a, gx_batch *b)
+    int gx_aead_open_batch(gx_aead *a, gx_batch *b, gx_aead_drops *drops)
+    int gx_aead_seal_one(gx_aead *a, const uint8_t *salt, const uint8_t *inp, size_t len, uint8_t *out)
+    int gx_aead_open_one(gx_aead *a, const uint8_t *inp, size_t len, uint8_t *out)
+
+cdef extern from "gx/gcm.h" nogil:
+    int gx_gcm_impl()
+    int gx_crypto_simd()
+
+cdef extern from "gx/hkdf.h" nogil:
+    int gx_hkdf_impl()
+
+# ---- the tun/tap tunnel engine (csrc/tunnel.c) -----------------------------------------------------
+
+cdef extern from "gx/tunnel.h" nogil:
+    int GX_TUNNEL_TUN, GX_TUNNEL_TAP, GX_TUNNEL_SERVER, GX_TUNNEL_CLIENT, GX_TUNNEL_MAX_IPS
+    struct gx_tunnel_cfg:
+        int mode
+        int role
+        int dev_fd
+        int dev_vnet_hdr
+        int net_fd
+        sockaddr_storage remote
+        socklen_t remote_len
+        gx_aead *aead
+        uint32_t mtu
+        uint32_t batch
+        int keepalive
+        uint32_t ttl_ms
+        uint8_t passphrase[16]
+        uint8_t ips[16][16]
+        int n_ips
+        int p2p
+        uint32_t peer_timeout_ms
+        uint32_t max_peers
+        uint8_t prefix[16]
+        uint8_t mac[6]
+        uint32_t peer_routes
+    struct gx_tunnel_stats:
+        pass
+    struct gx_tunnel_event:
+        uint32_t type
+        uint32_t value
+        uint8_t key[16]
+        uint32_t keylen
+        sockaddr_storage addr
+        socklen_t addrlen
+    struct gx_tunnel:
+        pass
+    struct gx_transport:
+        void *state
+        int fd
+        void (*close)(void *state)
+    int gx_tunnel_new(gx_tunnel **out, const gx_tunnel_cfg *cfg)
+    int gx_tunnel_add_route(gx_tunnel *t, const uint8_t *net, int prefix, const uint8_t *gw)
+    int gx_tunnel_add_pin(gx_tunnel *t, const uint8_t *key, const uint8_t *outer)
+    int gx_tunnel_start(gx_tunnel *t)
+    int gx_tunnel_stop(gx_tunnel *t)
+    void gx_tunnel_free(gx_tunnel *t)
+    void gx_tunnel_get_stats(gx_tunnel *t, gx_tunnel_stats *out)
+    int gx_tunnel_event_fd(const gx_tunnel *t)
+    int gx_tunnel_poll_events(gx_tunnel *t, gx_tunnel_event *ev, int max)
+    int gx_tunnel_set_transport(gx_tunnel *t, const gx_transport *tr)
+
+# ---- GOST SOCKS5 UDP-over-TCP (csrc/socks_udp.c, csrc/socks_relay.c, csrc/relay_engine.c) ----------
+
+cdef extern from "gx/socks_udp.h" nogil:
+    struct gx_socks_relay:
+        pass
+    struct gx_socks_relay_stats:
+        uint64_t up_pkts, up_bytes, down_pkts, down_bytes, drop_up, drop_down
+    int gx_transport_socks_udp(gx_transport *out, int fd)
+    int gx_socks_relay_new(gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram)
+    int gx_socks_relay_start(gx_socks_relay *r)
+    int gx_socks_relay_event_fd(const gx_socks_relay *r)
+    int gx_socks_relay_status(gx_socks_relay *r)
+    void gx_socks_relay_get_stats(gx_socks_relay *r, gx_socks_relay_stats *out)
+    void gx_socks_relay_cancel(gx_socks_relay *r)
+    int gx_socks_relay_stop(gx_socks_relay *r)
+    void gx_socks_relay_free(gx_socks_relay *r)
+
+cdef extern from "gx/relay.h" nogil:
+    struct gx_relay_engine_stats:
+        uint64_t threads, relays, attached
+    void gx_relay_engine_get_stats(gx_relay_engine_stats *out)
+
+# ---- the tungo netstack (csrc/stack/, lwIP) --------------------------------------------------------
+
+cdef extern from "gx/stack.h" nogil:
+    unsigned GX_STACK_EV_TCP, GX_STACK_EV_UDP, GX_STACK_SNIFF_MAX, GX_STACK_MTU_MIN, GX_STACK_MTU_MAX
+    struct gx_stack_cfg:
+        int tun_fd
+        int vnet_hdr
+        uint32_t mtu
+        uint32_t udp_timeout_ms
+        uint32_t sniff_bytes
+        uint32_t sniff_timeout_ms
+        uint32_t max_flows
+    struct gx_stack_event:
+        uint32_t type
+        uint32_t family        # the IP version: 4 or 6
+        uint64_t id
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t sport
+        uint16_t dport
+        uint32_t len
+        uint8_t *data
+    struct gx_stack_stats:
+        pass
+    struct gx_stack:
+        pass
+    int gx_stack_new(gx_stack **out, const gx_stack_cfg *cfg)
+    int gx_stack_start(gx_stack *s)
+    int gx_stack_stop(gx_stack *s)
+    void gx_stack_free(gx_stack *s)
+    int gx_stack_event_fd(const gx_stack *s)
+    int gx_stack_poll_events(gx_stack *s, gx_stack_event *ev, int max)
+    void gx_stack_event_release(gx_stack_event *ev)
+    int gx_stack_connect(gx_stack *s, uint64_t id, int fd)
+    int gx_stack_drop(gx_stack *s, uint64_t id)
+    void gx_stack_get_stats(gx_stack *s, gx_stack_stats *out)
+
+# ---- fake TCP (csrc/faketcp_linux.c, csrc/faketcp_flow.c) ------------------------------------------
+
+cdef extern from "gx/faketcp.h" nogil:
+    struct gx_faketcp:
+        pass
+    struct gx_faketcp_stats:
+        pass
+    int gx_faketcp_dial(gx_faketcp **out, const sockaddr *remote, socklen_t remote_len, uint32_t idle_timeout_ms)
+    int gx_faketcp_dial_finish(gx_faketcp *f)
+    int gx_faketcp_listen(gx_faketcp **out, const sockaddr *local, socklen_t local_len, int dual_stack,
+                          uint32_t flow_timeout_ms, uint32_t max_flows)
+    int gx_faketcp_conn_fd(const gx_faketcp *f)
+    int gx_faketcp_local(const gx_faketcp *f, sockaddr_storage *out, socklen_t *len)
+    int gx_faketcp_transport(gx_faketcp *f, gx_transport *out)
+    void gx_faketcp_get_stats(gx_faketcp *f, gx_faketcp_stats *out)
+    void gx_faketcp_close(gx_faketcp *f)
+
+# ---- WebSocket framing (csrc/ws.c) -----------------------------------------------------------------
+
+cdef extern from "gx/ws.h" nogil:
+    struct gx_ws_frame:
+        uint32_t header_len
+        uint64_t payload_len
+        uint8_t opcode, fin, rsv, masked
+        uint8_t key[4]
+    void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *key, size_t offset)
+    int gx_ws_header(uint8_t *out, uint8_t opcode, int fin, uint64_t payload_len, const uint8_t *key)
+    int gx_ws_parse_header(const uint8_t *buf, size_t avail, gx_ws_frame *f)
