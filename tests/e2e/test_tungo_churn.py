@@ -1,6 +1,6 @@
 """tungo under connection churn (a browser's many short connections, a resolver's short UDP sessions):
-every new flow is answered, at a rate near the direct path's, and a client that reuses a port lwIP
-still holds in TIME_WAIT gets a new connection.
+every new flow is answered (the rate against direct flows is measured by the bench), and a client that
+reuses a port lwIP still holds in TIME_WAIT gets a new connection.
 
     A: client, tungo (route 10.201.0.1/32 into it)      B: echo server on 10.201.0.1 (lo) and its veth
        veth 10.200.1.1/24  ==========================     veth 10.200.1.2/24
@@ -34,15 +34,13 @@ def _no_failures(result: ChurnResult, what: str) -> None:
 
 
 def test_tcp_churn_through_tungo_answers_every_flow(clab: ChurnLab) -> None:
-    """200 clients in flight for 20 s, each connect / write 64 B / read the echo / write / close: no
+    """200 clients in flight for 10 s, each connect / write 64 B / read the echo / write / close: no
     flow fails, no SYN is lost (p99 connect under Linux's 1 s SYN retransmission), every flow reached
-    the stack and was dialed. The direct run beside it is the baseline the log line shows."""
-    direct = churn(clab.a, clab.b, clab.target("direct"), inflight=200, seconds=20)
-    _no_failures(direct, "direct")
+    the stack and was dialed. (The rate against direct flows is a bench row: `python3 -m bench.churn`.)"""
     gost = clab.tungo("tungo")
-    through = churn(clab.a, clab.b, BEHIND, inflight=200, seconds=20)
+    through = churn(clab.a, clab.b, BEHIND, inflight=200, seconds=10)
     stats = gost_stats(gost)
-    print(f"direct: {direct.line()}\ntungo: {through.line()}\nratio {through.rate / max(direct.rate, 1):.2f}")
+    print(f"tungo: {through.line()}")
     _no_failures(through, "through tungo")
     p99 = through.p("tcp", "p99_ms")
     assert p99 is not None and p99 < SYN_RETRANSMIT_MS, f"SYNs were lost: {through.line()}"
@@ -53,9 +51,9 @@ def test_tcp_churn_through_tungo_answers_every_flow(clab: ChurnLab) -> None:
 def test_udp_and_mixed_churn_through_tungo(clab: ChurnLab) -> None:
     """DNS-like sessions (a new socket, one datagram, its echo) and TCP flows together: none lost."""
     gost = clab.tungo("tungo", "&udpTimeout=2s")
-    udp = churn(clab.a, clab.b, BEHIND, inflight=100, seconds=8, mode="udp")
+    udp = churn(clab.a, clab.b, BEHIND, inflight=100, seconds=5, mode="udp")
     _no_failures(udp, "udp")
-    mix = churn(clab.a, clab.b, BEHIND, inflight=100, seconds=8, mode="mix")
+    mix = churn(clab.a, clab.b, BEHIND, inflight=100, seconds=5, mode="mix")
     _no_failures(mix, "mix")
     assert mix.kind("tcp")["ok"] > 0 and mix.kind("udp")["ok"] > 0, mix.line()
     stats = gost_stats(gost)
@@ -68,7 +66,7 @@ def test_udp_and_mixed_churn_through_tungo(clab: ChurnLab) -> None:
 def test_tcp_churn_through_a_socks5_chain(clab: ChurnLab) -> None:
     """The same churn through `-F socks5://B:1080` (gost's SOCKS5 server in B): no flow fails."""
     gost = clab.tungo("tungo-socks5")
-    through = churn(clab.a, clab.b, BEHIND, inflight=100, seconds=10)
+    through = churn(clab.a, clab.b, BEHIND, inflight=100, seconds=6)
     _no_failures(through, "through tungo -F socks5")
     assert gost_stats(gost)["tcp_refused"] == 0
 
