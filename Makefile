@@ -165,7 +165,7 @@ clean:
 # Crashes land in tests/fuzz/crashes/ and fail the run. FUZZ_TARGETS=aead_open,ws picks targets.
 FUZZ_CC ?= clang
 FUZZ_S ?= 60
-FUZZ_SMOKE_S ?= 10
+FUZZ_SMOKE_S ?= 6
 FUZZ_JOBS ?= 2
 FUZZ_DIR := tests/fuzz
 FUZZ_BIN := $(FUZZ_DIR)/bin
