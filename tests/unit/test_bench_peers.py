@@ -64,3 +64,21 @@ def test_user_built_peers_say_which_variable_to_set(
     monkeypatch.setenv(env, str(tmp_path / "nothing"))
     with pytest.raises(TunnelDown, match="is not an executable"):
         tunnel.prepare(FakeRig())  # type: ignore[arg-type]
+
+
+def test_demo_summary_puts_gostx_beside_its_peers(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.demo import PathResult, _summary
+
+    def path(title: str, gbps: float, rtt: float, cpu: float | None = 50.0) -> PathResult:
+        return PathResult(title, Sample("ping", value=rtt), Sample("tcp1", value=gbps, cpu_percent=cpu))
+
+    results = [path("bare veth (no tunnel)", 10.0, 40.0, None), path("gostx tun:// aes-128-gcm", 1.0, 240.0),
+               path("OpenVPN AES-256-GCM", 0.25, 300.0), PathResult("wireguard-go", down="not installed")]
+    _summary(5.0, 1.2, results, "cubic")
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("  ") and "  " in line[2:]]
+    lines = {line.split("  ")[1].strip(): line for line in rows}
+    assert "0.10x" in lines["gostx tun:// aes-128-gcm"] and "+200 µs" in lines["gostx tun:// aes-128-gcm"]
+    assert lines["OpenVPN AES-256-GCM"].rstrip().endswith("4.00x")  # gostx carried 4x OpenVPN's throughput
+    assert "wireguard-go                 n/a (not installed)" in out
+    assert "a memory copy with no wire" in out
