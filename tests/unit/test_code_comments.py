@@ -16,6 +16,7 @@ MEASURED = re.compile(
     r"|\d+(?:\.\d+)? ?x (?:faster|slower|as much)"  # a speed-up
     r"|\d+(?:\.\d+)? ?% (?:faster|slower|less time|more time)"
     r"|\d+ ?(?:ns|µs) a (?:salt|packet|flow|dial|connect)"  # a per-item cost
+    r"|\d+(?:\.\d+)? ?Mi?B of RSS"  # a memory cost
 )
 GENERATED = {"gostx/_engine.c"}
 
@@ -41,6 +42,7 @@ def test_the_patterns_catch_what_they_are_for() -> None:
     assert offending_lines(" * AES-GCM +8% (3.94 against 3.66 Gbit/s)", MEASURED)
     assert offending_lines(" * makes it about 3x faster.", MEASURED)
     assert offending_lines(" * 121 ns a salt at sixteen lanes", MEASURED)
+    assert offending_lines("costs ~11 MB of RSS", MEASURED)
     assert not offending_lines("gbps: float  # receiver-side goodput, Gbit/s", MEASURED)
 
 
