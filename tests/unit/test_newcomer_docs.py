@@ -3,6 +3,7 @@ the licence files, and docs pages that the README points to."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -109,3 +110,37 @@ def test_readme_links_resolve() -> None:
             if "://" in target:
                 continue
             assert os.path.exists(os.path.normpath(os.path.join(base, target))), f"{rel}: broken link {target}"
+
+
+FILE_REF = re.compile(r"`((?:csrc|gostx|tests|bench|third_party)/[A-Za-z0-9_./*<>-]+)`")
+
+
+def _exists(ref: str) -> bool:
+    """A path the docs name exists (a folder, a glob such as gcm*.c, or, for csrc/ files that move
+    between folders, the same file name anywhere under csrc/)."""
+    ref = ref.rstrip("/")
+    if "<" in ref:
+        ref = ref.split("<")[0].rstrip("/")
+    if glob.glob(os.path.join(ROOT, ref)):
+        return True
+    if ref.startswith("csrc/"):
+        return bool(glob.glob(os.path.join(ROOT, "csrc", "**", os.path.basename(ref)), recursive=True))
+    return False
+
+
+@pytest.mark.parametrize("rel", ["README.md", *(d for d in DOCS if d.startswith("docs/"))])
+def test_files_the_docs_name_exist(rel: str) -> None:
+    text = _read(rel)
+    missing = sorted({ref for ref in FILE_REF.findall(text) if not _exists(ref)})
+    assert not missing, f"{rel} names files that are not there (moved? renamed?): {missing}"
+
+
+def test_the_c_table_names_only_c_files_that_exist() -> None:
+    text = _read("README.md")
+    section = text.split("## What runs in C")[1].split("\n## ")[0]
+    names = re.findall(r"`([a-z0-9_]+\*?\.c)`|`(csrc/[^`]+)`", section)
+    refs = [a or b for a, b in names]
+    assert len(refs) >= 8, refs
+    for ref in refs:
+        ref = ref if ref.startswith("csrc/") else f"csrc/{ref}"
+        assert _exists(ref) or glob.glob(os.path.join(ROOT, "csrc", "**", os.path.basename(ref)), recursive=True), ref
