@@ -9,7 +9,7 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SOURCES = (".c", ".h", ".py", ".pyx", ".pxi", ".pyi")
+SOURCES = (".c", ".h", ".py", ".pyx", ".pxi", ".pxd", ".pyi")
 OUTSIDE = re.compile(r"shared/|spec/|\b(?:v2|v3|tuntap|performance)\.md\b")
 MEASURED = re.compile(
     r"\d+(?:\.\d+)? ?[GM]bit/s"  # a throughput
