@@ -168,7 +168,7 @@ def _summary(seconds: float, up_after: float, results: list[PathResult], tcp_cc:
     gostx_gbps = gostx.tcp.value if gostx.tcp and gostx.tcp.value else 0.0
     say("")
     say(f"== summary: the same two namespaces, one after the other, iperf3 {seconds:g} s, 1 TCP stream, {tcp_cc}")
-    say(f"  {'path':<28} {'throughput':>13} {'vs bare':>8} {'RTT':>9} {'CPU':>6}  {'gostx vs it':>11}")
+    say(f"  {'path':<28} {'throughput':>15} {'vs bare':>8} {'RTT':>9} {'CPU':>6}  {'gostx vs it':>11}")
     for result in results:
         if result.down or result.tcp is None or result.ping is None:
             say(f"  {result.title:<28} n/a ({result.down})")
