@@ -90,6 +90,7 @@ setup(
     ext_modules=cythonize(
         [extension],
         language_level=3,
+        quiet=True,  # no "Compiling ... because it changed" lines: a build prints only problems
         compiler_directives={"boundscheck": False, "wraparound": False, "embedsignature": True},
     ),
 )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bench.peers import HEV_ENV, UDP2RAW_ENV, WIREGUARD_GO_ENV, hev_socks5, udp2raw_tun, wireguard_go
 from bench.relay_rows import http_over_relay_wss, relay_wss_forward, tungo_over_relay_wss
 from bench.rig import Rig
 from bench.tunnels import (
@@ -58,6 +59,7 @@ class Row:
     title: str  # for the table
     make_tunnel: Callable[[], Tunnel] | None  # None: the bare veth, no tunnel
     tests: tuple[str, ...] = TCP_TESTS
+    peer: str | None = None  # the key of the row a user would pick instead: the table shows the ratio to it
 
     @property
     def bare(self) -> bool:
@@ -92,24 +94,33 @@ def _go_gost_make(make: Callable[[list[str] | None], Tunnel]) -> Callable[[], Tu
 
 ROWS: tuple[Row, ...] = (
     Row("bare", "bare veth", None, BARE_TESTS),
-    Row("tun-plain", "tun:// plaintext", lambda: gost_tun(None)),
-    Row("tun-aes-128-gcm", "tun:// aes-128-gcm", lambda: gost_tun("aes-128-gcm")),
-    Row("tun-aes-256-gcm", "tun:// aes-256-gcm", lambda: gost_tun("aes-256-gcm")),
-    Row("tun-chacha20", "tun:// chacha20-ietf-poly1305", lambda: gost_tun("chacha20-ietf-poly1305")),
-    Row("tap-aes-128-gcm", "tap:// aes-128-gcm", lambda: gost_tun("aes-128-gcm", scheme="tap")),
+    Row("tun-plain", "tun:// plaintext", lambda: gost_tun(None), peer="wireguard-go"),
+    Row("tun-aes-128-gcm", "tun:// aes-128-gcm", lambda: gost_tun("aes-128-gcm"), peer="wireguard-go"),
+    Row("tun-aes-256-gcm", "tun:// aes-256-gcm", lambda: gost_tun("aes-256-gcm"), peer="wireguard-go"),
+    Row("tun-chacha20", "tun:// chacha20-ietf-poly1305", lambda: gost_tun("chacha20-ietf-poly1305"),
+        peer="wireguard-go"),
+    Row("tap-aes-128-gcm", "tap:// aes-128-gcm", lambda: gost_tun("aes-128-gcm", scheme="tap"), peer="openvpn"),
     Row("openvpn", "OpenVPN p2p UDP AES-256-GCM", OpenVpnTunnel),
+    Row("wireguard-go", "wireguard-go (Debian) ChaCha20-Poly1305", wireguard_go()),
+    Row("wireguard-go-current", f"wireguard-go ${WIREGUARD_GO_ENV} (offloads)", wireguard_go(WIREGUARD_GO_ENV)),
     Row(
         "tun-faketcp",
         "tun:// fake TCP (tcp=true)",
         lambda: gost_tun(None, extra=["tcp=true"], client_listen=":0"),
+        peer="udp2raw-faketcp",
     ),
+    Row("udp2raw-faketcp", f"tun:// plaintext over udp2raw faketcp (${UDP2RAW_ENV})", udp2raw_tun),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
     Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
     Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, TUNGO_TESTS),
-    Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4", "churn400")),
-    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4")),
-    Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4")),
-    Row("tungo-relay-wss", "tungo:// -F relay+wss://?interface=", tungo_over_relay_wss, ("tcp1",)),
+    Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4", "churn400"), peer="hev-socks5"),
+    Row("hev-socks5", f"hev-socks5-tunnel -> socks5:// (${HEV_ENV})", hev_socks5, ("tcp1", "tcp4", "churn400")),
+    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4"),
+        peer="go-gost-relay-wss"),
+    Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4"),
+        peer="go-gost-http-relay-wss"),
+    Row("tungo-relay-wss", "tungo:// -F relay+wss://?interface=", tungo_over_relay_wss, ("tcp1",),
+        peer="go-gost-tungo-relay-wss"),
     Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
     Row("go-gost-tun-aes-128-gcm", "Go gost tun:// aes-128-gcm", _go_gost("aes-128-gcm")),
     Row("go-gost-relay-wss", "Go gost relay+wss (tcp:// -F relay+wss://)", _go_gost_make(relay_wss_forward),
@@ -124,7 +135,8 @@ ROWS: tuple[Row, ...] = (
 def select_rows(patterns: Sequence[str], rows: Sequence[Row] = ROWS) -> list[Row]:
     """Rows whose key matches any pattern (a substring or a shell glob).
 
-    The bare row always comes first, since every ratio is measured against it in the same run.
+    The bare row always comes first, since every ratio is measured against it in the same run; a
+    chosen row's peer row comes along for the same reason.
     Raises ValueError for a pattern that matches no row."""
     if not patterns:
         return list(rows)
@@ -134,5 +146,7 @@ def select_rows(patterns: Sequence[str], rows: Sequence[Row] = ROWS) -> list[Row
         if not matched:
             raise ValueError(f"no bench row matches {pattern!r} (rows: {', '.join(r.key for r in rows)})")
         chosen += [r for r in matched if r not in chosen]
+    peers = {r.peer for r in chosen if r.peer}  # a row's peer runs beside it: its ratio needs the same run
+    chosen += [r for r in rows if r.key in peers and r not in chosen]
     bare = [r for r in rows if r.bare]
     return [*bare, *(r for r in rows if r in chosen and not r.bare)]

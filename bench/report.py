@@ -165,6 +165,14 @@ def _vs_bare_cell(row: RowSummary, ts: TestSummary) -> str:
     return f"{ts.vs_bare:.2f}x"
 
 
+def _vs_peer_cell(row: RowSummary, ts: TestSummary) -> str:
+    if ts.vs_peer is None or not row.peer:
+        return ""
+    if ts.test == "ping":
+        return f"{ts.vs_peer:+.0f} µs vs {row.peer}"
+    return f"{ts.vs_peer:.2f}x {row.peer}"
+
+
 def _cpu_cell(ts: TestSummary) -> str:
     return f"{ts.cpu_percent:.0f}" if ts.cpu_percent is not None and ts.ok else "-"
 
@@ -187,12 +195,12 @@ def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
         + (f"; CPU steal {info.steal_pct:g}%" if info.steal_pct is not None else "")
         + (f"; crypto: {info.crypto}." if info.crypto else "."),
         "",
-        "| Row | Test | Median | Min-max | vs bare veth | CPU % (tunnel) | Peak RSS |",
-        "|---|---|---|---|---|---|---|",
+        "| Row | Test | Median | Min-max | vs bare veth | vs peer | CPU % (tunnel) | Peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if row.down is not None:
-            lines.append(f"| {_escape(row.title)} | all | n/a ({_escape(row.down)}) | | | | |")
+            lines.append(f"| {_escape(row.title)} | all | n/a ({_escape(row.down)}) | | | | | |")
             continue
         for ts in row.tests.values():
             title = TEST_TITLES.get(ts.test, ts.test)
@@ -206,19 +214,21 @@ def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
                 _escape(_median_cell(ts) + note),
                 _range_cell(ts),
                 _vs_bare_cell(row, ts),
+                _vs_peer_cell(row, ts),
                 _cpu_cell(ts),
                 _rss_cell(ts),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         if row.down_reps:
             lines.append(
-                f"| {_escape(row.title)} | | {row.down_reps} of {row.reps} reps did not come up | | | | |"
+                f"| {_escape(row.title)} | | {row.down_reps} of {row.reps} reps did not come up | | | | | |"
             )
     lines += [
         "",
         "TCP: iperf3 receiver goodput, A -> B. UDP: 1400-byte datagrams at an unlimited rate, "
         "packets/s received. Ping: median RTT of 20 echoes, 50 ms apart, after one warm-up echo. "
         "vs bare veth: the ratio to the bare link measured in this same run (ping: added µs). "
+        "vs peer: the same against the tool a user would pick instead (its own row, same run). "
         "CPU %: both tunnel ends together, 100 = one core. Peak RSS: the largest VmHWM of the "
         "tunnel's processes.",
     ]

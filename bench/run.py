@@ -10,11 +10,13 @@ row, then rep 2, ...) so that the ratios to the bare veth compare runs made side
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 
+from bench.chart import draw
 from bench.matrix import ROWS, Row, select_rows
 from bench.measure import RowRun, measure_row
 from bench.report import cpu_times, markdown, run_info, steal_note, steal_pct, write
@@ -82,6 +84,19 @@ def run_matrix(rig: Rig, rows: Sequence[Row], reps: int, seconds: float, timeout
     return summaries
 
 
+def write_chart(json_path: str) -> str:
+    """Draw the run's PNG next to its JSON; returns the line to print (also when it cannot)."""
+    png = json_path.removesuffix(".json") + ".png"
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            draw(json.load(f), png)
+    except ImportError:
+        return "no chart: matplotlib is not installed (pip install matplotlib, or make deps)"
+    except (OSError, ValueError) as exc:
+        return f"no chart: {exc}"
+    return f"wrote {png}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -122,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     md_path, json_path = write(summaries, info, args.out)
     print(table)
     print(f"== wrote {md_path} and {json_path}", file=sys.stderr)
+    print(f"== {write_chart(json_path)}", file=sys.stderr)
     note = steal_note(info)
     if note:
         print(f"== {note}", file=sys.stderr)

@@ -23,6 +23,7 @@ class TestSummary:
     peak_rss_kib: int | None = None  # the largest over the repetitions
     detail: dict[str, float] = field(default_factory=dict)  # medians of the per-run details
     vs_bare: float | None = None  # throughput: median / bare median; ping: median - bare median (µs)
+    vs_peer: float | None = None  # the same against the row's peer (matrix.Row.peer), in the same run
 
     @property
     def ok(self) -> bool:
@@ -38,6 +39,7 @@ class RowSummary:
     down: str | None = None  # set when the tunnel never came up: the row is "n/a (down)"
     down_reps: int = 0
     up_seconds: float | None = None
+    peer: str | None = None  # the key of the row a user would pick instead
 
 
 def _median_or_none(values: Sequence[float]) -> float | None:
@@ -55,6 +57,7 @@ def summarize_row(row: Row, runs: Sequence[RowRun]) -> RowSummary:
         down=downs[0] if downs and not up_runs else None,
         down_reps=len(downs),
         up_seconds=_median_or_none([run.up_seconds for run in up_runs if run.up_seconds is not None]),
+        peer=row.peer,
     )
     tests = list(dict.fromkeys(s.test for run in up_runs for s in run.samples))
     for test in tests:
@@ -74,19 +77,24 @@ def summarize_row(row: Row, runs: Sequence[RowRun]) -> RowSummary:
     return summary
 
 
+def _compare(ts: TestSummary, base: TestSummary | None) -> float | None:
+    """Throughput: the ratio ts / base; ping: the microseconds ts adds to base; None without both."""
+    if ts.median is None or base is None or base.median is None:
+        return None
+    if ts.test == "ping":
+        return ts.median - base.median
+    return ts.median / base.median if base.median > 0 else None
+
+
 def add_bare_comparison(rows: Sequence[RowSummary]) -> None:
-    """Fill vs_bare for every non-bare row from the bare row measured in the same run."""
-    bare = next((r for r in rows if r.key == "bare"), None)
-    if bare is None:
-        return
+    """Fill vs_bare for every non-bare row from the bare row measured in the same run, and vs_peer
+    for every row whose peer row ran too."""
+    by_key = {r.key: r for r in rows}
+    bare = by_key.get("bare")
     for row in rows:
-        if row is bare:
-            continue
+        peer = by_key.get(row.peer) if row.peer else None
         for test, ts in row.tests.items():
-            base = bare.tests.get(test)
-            if ts.median is None or base is None or base.median is None:
-                continue
-            if test == "ping":
-                ts.vs_bare = ts.median - base.median
-            elif base.median > 0:
-                ts.vs_bare = ts.median / base.median
+            if bare is not None and row is not bare:
+                ts.vs_bare = _compare(ts, bare.tests.get(test))
+            if peer is not None:
+                ts.vs_peer = _compare(ts, peer.tests.get(test))

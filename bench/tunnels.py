@@ -79,11 +79,15 @@ class ProcessTunnel:
     def build_roles(self, rig: Rig) -> list[Role]:
         return self.roles
 
+    def configure(self, rig: Rig, timeout: float) -> None:
+        """Set up what exists only once the processes run (e.g. a device they created)."""
+
     def start(self, rig: Rig, timeout: float) -> Endpoint:
         try:
             self.prepare(rig)
             for role in self.build_roles(rig):
                 self._spawn(rig, role)
+            self.configure(rig, timeout)
             self._wait_up(rig, timeout)
         except TunnelDown:
             self.stop()

@@ -45,7 +45,7 @@ cdef extern from "<netinet/in.h>" nogil:
 cdef extern from "openssl/crypto.h" nogil:
     void OPENSSL_cleanse(void *ptr, size_t len)
 
-# ---- packet batches (csrc/batch.c) -----------------------------------------------------------------
+# ---- packet batches (csrc/base/batch.c) -----------------------------------------------------------------
 
 cdef extern from "gx/batch.h" nogil:
     enum:
@@ -70,7 +70,7 @@ cdef extern from "gx/batch.h" nogil:
     uint8_t *gx_batch_slot(const gx_batch *b, uint32_t i)
     uint32_t gx_batch_room(const gx_batch *b)
 
-# ---- TUN/TAP devices (csrc/tun_linux.c, csrc/tun_offload.c) ----------------------------------------
+# ---- TUN/TAP devices (csrc/tun/tun_linux.c, csrc/tun/tun_offload.c) ----------------------------------------
 
 cdef extern from "gx/tun.h" nogil:
     enum:
@@ -97,7 +97,7 @@ cdef extern from "gx/tun.h" nogil:
     int gx_tun_read_batch(int fd, int vnet_hdr, gx_batch *b)
     int gx_tun_write_batch(int fd, int vnet_hdr, const gx_batch *b)
 
-# ---- Shadowsocks AEAD (csrc/aead.c, csrc/replay.c, csrc/gcm*.c, csrc/hkdf*.c) ------------------------
+# ---- Shadowsocks AEAD (csrc/crypto/aead.c, csrc/crypto/replay.c, csrc/gcm*.c, csrc/hkdf*.c) ------------------------
 
 cdef extern from "gx/aead.h" nogil:
     enum:
@@ -135,7 +135,7 @@ cdef extern from "gx/gcm.h" nogil:
 cdef extern from "gx/hkdf.h" nogil:
     int gx_hkdf_impl()
 
-# ---- the tun/tap tunnel engine (csrc/tunnel.c) -----------------------------------------------------
+# ---- the tun/tap tunnel engine (csrc/tunnel/tunnel.c) -----------------------------------------------------
 
 cdef extern from "gx/tunnel.h" nogil:
     int GX_TUNNEL_TUN, GX_TUNNEL_TAP, GX_TUNNEL_SERVER, GX_TUNNEL_CLIENT, GX_TUNNEL_MAX_IPS
@@ -187,7 +187,7 @@ cdef extern from "gx/tunnel.h" nogil:
     int gx_tunnel_poll_events(gx_tunnel *t, gx_tunnel_event *ev, int max)
     int gx_tunnel_set_transport(gx_tunnel *t, const gx_transport *tr)
 
-# ---- GOST SOCKS5 UDP-over-TCP (csrc/socks_udp.c, csrc/socks_relay.c, csrc/relay_engine.c) ----------
+# ---- GOST SOCKS5 UDP-over-TCP (csrc/proxy/socks_udp.c, csrc/proxy/socks_relay.c, csrc/proxy/relay_engine.c) ----------
 
 cdef extern from "gx/socks_udp.h" nogil:
     struct gx_socks_relay:
@@ -246,7 +246,7 @@ cdef extern from "gx/stack.h" nogil:
     int gx_stack_drop(gx_stack *s, uint64_t id)
     void gx_stack_get_stats(gx_stack *s, gx_stack_stats *out)
 
-# ---- fake TCP (csrc/faketcp_linux.c, csrc/faketcp_flow.c) ------------------------------------------
+# ---- fake TCP (csrc/faketcp/faketcp_linux.c, csrc/faketcp/faketcp_flow.c) ------------------------------------------
 
 cdef extern from "gx/faketcp.h" nogil:
     struct gx_faketcp:
@@ -263,7 +263,7 @@ cdef extern from "gx/faketcp.h" nogil:
     void gx_faketcp_get_stats(gx_faketcp *f, gx_faketcp_stats *out)
     void gx_faketcp_close(gx_faketcp *f)
 
-# ---- WebSocket framing (csrc/ws.c) -----------------------------------------------------------------
+# ---- WebSocket framing (csrc/proxy/ws.c) -----------------------------------------------------------------
 
 cdef extern from "gx/ws.h" nogil:
     struct gx_ws_frame:

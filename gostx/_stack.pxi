@@ -19,7 +19,7 @@ import socket as _stack_socket
 
 cdef object _flow_ip(uint32_t family, const uint8_t *raw):
     # inet_ntop: the C library's spelling, the one getsockname() gives too (tungo's loop guard compares
-    # them); ipaddress would cost ~10x as much per flow
+    # them); ipaddress would cost far more per flow
     if family == 6:  # the IP version (gx_stack_event.family), not an address family
         return _stack_socket.inet_ntop(_stack_socket.AF_INET6, raw[:16])
     return _stack_socket.inet_ntop(_stack_socket.AF_INET, raw[:4])

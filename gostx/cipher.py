@@ -1,5 +1,5 @@
-"""Cipher names of gost's `method:password` (Shadowsocks AEAD on the tun/tap UDP tunnel, spec
-tuntap.md 2.2): validation and normalisation for the config, and the Aead for a service.
+"""Cipher names of gost's `method:password` (Shadowsocks AEAD on the tun/tap UDP tunnel,
+docs/crypto.md): validation and normalisation for the config, and the Aead for a service.
 
 The C engine holds the one table of names (csrc/crypto/aead.c); this module only wraps it.
 """

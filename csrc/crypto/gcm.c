@@ -247,7 +247,7 @@ VAES_TARGET static ALWAYS_INLINE __m128i stream_tag(const struct stream *z) {
 }
 
 /* Two packets (two keys of one size) chunk by chunk in turn: the work of one fills the other's waits
- * (18% less time a packet than one after the other, on 1350 bytes). tag[i] as crypt_and_hash. */
+ * (less time a packet than one after the other: bench/README.md). tag[i] as crypt_and_hash. */
 VAES_TARGET static ALWAYS_INLINE void crypt_and_hash2_r(const struct state *st0, const struct state *st1, int rounds,
                                                         uint8_t *const buf[2], const size_t len[2], int seal,
                                                         __m128i tag[2]) {
@@ -277,8 +277,8 @@ VAES_TARGET static void crypt_and_hash2(const struct state *st0, const struct st
  * the ciphertext: GHASH_H(C || 0-pad || [0]64 || [8 len]64) ^ E_K(J0). seal = 1: buf is plaintext
  * (hash what is written); seal = 0: buf is ciphertext (hash what is read). Both run chunk by chunk
  * of 16 blocks (4 x 4 lanes); the AES rounds of the next chunk are issued before the GHASH of this
- * one, so that the two (different execution ports) overlap: 5% faster on 1350 bytes than AES and
- * GHASH of the same chunk one after the other. */
+ * one, so that the two (different execution ports) overlap, rather than AES and GHASH of the same
+ * chunk one after the other. */
 VAES_TARGET static ALWAYS_INLINE __m128i crypt_and_hash_r(const struct state *st, int rounds, uint8_t *buf, size_t len,
                                                            int seal) {
     struct stream z;

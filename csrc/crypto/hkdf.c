@@ -1,11 +1,10 @@
 /* HKDF-SHA1 for Shadowsocks-AEAD subkeys, up to GX_HKDF_LANES salts at a time (see gx/hkdf.h).
  *
  * With AVX-512 sixteen derivations run at once, one per vector lane, all eight (or ten) SHA-1
- * compressions of each chained in registers (derive16). Measured on the dev machine (Xeon Sapphire
- * Rapids class, 2 vCPUs): 121 ns a salt at sixteen lanes, where one block after the other with
- * OpenSSL's SHA1_Transform (SHA-NI here) costs 460 ns a salt; at four lanes the two are even, so
- * fewer salts take the block path. An earlier version gathered each block's words from memory and
- * wrote each digest back out between the steps: 362 ns a salt, most of it moving words in and out.
+ * compressions of each chained in registers (derive16). Below four lanes one block after the other
+ * (OpenSSL's SHA1_Transform) is as fast, so fewer salts take the block path. The blocks' words stay in
+ * registers from the salt to the subkey: gathering them from memory between the steps cost most of
+ * the time (the figures: bench/README.md, "Figures behind design choices").
  */
 #define OPENSSL_SUPPRESS_DEPRECATED     /* SHA1_Transform, the fallback block function */
 

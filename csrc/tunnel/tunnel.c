@@ -1072,11 +1072,8 @@ static bool stopping(const struct gx_tunnel *t) {
  * the down thread naps briefly before reading again instead of going back to poll, where every
  * packet that arrives would wake it on its own. The packets of the nap come in one batch: fewer
  * wake-ups (each is a context switch, an IPI in a VM), and bigger GRO super-packets written to the
- * device. A lone packet (ping, a keepalive) never waits. Measured on a 2-vCPU AMD EPYC VM, one iperf3
- * stream, alternating runs: UDP plaintext +6-7%, AES-GCM +8% (3.94 against 3.66 Gbit/s), fake TCP
- * +2% to +24% (noisy) with its iperf3 receiver's CPU a third lower. Those runs had iperf3 on BBR (the
- * VM's default); with cubic (5 pairs each) plaintext and AES-GCM came out even, nap or not. The nap
- * is LINGER_US plus the thread's timer slack (50 us by default). */
+ * device. A lone packet (ping, a keepalive) never waits (what it bought: bench/README.md, "Figures
+ * behind design choices"). The nap is LINGER_US plus the thread's timer slack (the kernel's default). */
 #define LINGER_US 30
 #define LINGER_MIN_PKTS 4u
 

@@ -1,4 +1,4 @@
-"""What a bypass match means at each level (spec v3.md 5; go-gost/x chain/chain.go, hop/hop.go).
+"""What a bypass match means at each level (go-gost/x chain/chain.go, hop/hop.go).
 
     service  service_rejects(bypass, addr)  True: refuse the request with the protocol's reply
              (relay status 0x03, socks5 reply 0x02, tungo TCP: close silently, socks5/relay UDP:

@@ -1,5 +1,5 @@
 """gost's four pattern matchers (go-gost/x internal/matcher) and how a pattern list is split among
-them (go-gost/x bypass/bypass.go, spec v3.md 5).
+them (go-gost/x bypass/bypass.go).
 
 Classification, in this order, of each pattern:
   1. CIDR        net.ParseCIDR works: "10.0.0.0/8", "2001:db8::/32"; matched on an IP host, no port

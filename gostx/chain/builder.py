@@ -1,11 +1,11 @@
-"""Config -> Chain and Router (go-gost/x config/parsing/chain, hop, node; spec v3.md 2.3).
+"""Config -> Chain and Router (go-gost/x config/parsing/chain, hop, node).
 
 - A chain's hop entry with neither nodes nor a plugin names a top-level `hops:` entry.
 - Node defaults: connector `http`, dialer `tcp`. A node reaches its address with `interface`/`so_mark`
   from its own metadata (or its `interface`/`sockopts` fields), else from its hop's.
 - Bypasses are named (`hop.bypass`, `node.bypass`) and resolved by a `bypass_of(name)` function; by
   default the config's `bypasses:` (gostx.bypass): a hop bypass cuts the route, a node bypass drops the
-  node from its hop's candidates (spec v3.md 5).
+  node from its hop's candidates.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A Chain is a list of Hops; each Hop picks one of its Nodes per connection (selector.py). `Chain.route()`
 walks the hops in order; a hop whose bypass matches the destination cuts the route there (the traffic
 leaves from the previous hop's node, or goes direct when it is the first hop), and a node whose bypass
-matches is not a candidate of its hop (spec v3.md 5).
+matches is not a candidate of its hop.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Node selection within a hop (gost's selector, spec v3.md 2.3): strategy + fail filter + backup filter.
+"""Node selection within a hop (gost's selector): strategy + fail filter + backup filter.
 
 Strategies: round|rr (default), random|rand (weighted by node metadata `weight`), fifo|ha (the first
 usable), hash (crc32 of a hash key such as the client host, else random). Fail filter: a node that failed

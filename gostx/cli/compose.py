@@ -1,4 +1,4 @@
-"""From parsed flags to the one Config that runs (spec v3.md 1.2).
+"""From parsed flags to the one Config that runs.
 
 -C gives a file config, -L/-F a CLI config; they are merged (file entries first). With neither -C,
 -L nor -api, gost.yaml|yml|json is looked for in /etc/gost, ~/.gost and the current directory.

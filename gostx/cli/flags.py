@@ -1,4 +1,4 @@
-"""gost's command-line flags, parsed with the rules of Go's `flag` package (spec v3.md 1.1).
+"""gost's command-line flags, parsed with the rules of Go's `flag` package.
 
 `-x` and `--x` are the same flag; a value is given as `-L v` or `-L=v`; a bool flag takes no separate
 value (`-D`, or `-D=false`); parsing stops at the first non-flag argument or at `--`. Errors read

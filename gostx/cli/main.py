@@ -3,7 +3,7 @@
 The flags follow Go's `flag` package (gostx.cli.flags), which an option-parsing library such as
 click cannot express: `-DD` is a flag of its own, not `-D` twice; `-V=false`; single-dash long names
 such as `-api`; `-x` and `--x` are the same. So the entry point is plain: argv in, exit code out (no
-click: it cost 1.6 MB of RSS in every gost process and parsed nothing).
+click: it cost memory in every gost process and parsed nothing; bench/README.md has the figure).
 
 Exit codes: 0 after a clean stop (SIGINT/SIGTERM), -V, -h or -O; 2 for a command line Go's flag
 package would reject (message + usage); 1 for any other error, printed as ONE line on stderr:

@@ -16,6 +16,28 @@ URL_EXAMPLES: list[tuple[str, str]] = [
     ("udp://:5353/192.168.1.1:53?ttl=60s", "UDP port forwarding; a client's session ends after ttl idle"),
 ]
 
+# Whole command lines, as a user types them: (what it does, [command line, ...]). Every URL with `&` is
+# quoted (the shell would cut it there). tests/unit/test_usage_examples.py parses each one.
+COMMAND_EXAMPLES: list[tuple[str, list[str]]] = [
+    ("TUN VPN (gost v2's AEAD cipher; without method:password@ it is plaintext), server and client:", [
+        'gost -L "tun://aes-128-gcm:s3cret@:8421?net=192.168.123.1/24"',
+        'gost -L "tun://aes-128-gcm:s3cret@:0/SERVER_IP:8421?net=192.168.123.2/24&mtu=1350"',
+    ]),
+    ("TAP (Ethernet frames; MAC learning and flooding), server and client:", [
+        'gost -L "tap://:8421?net=192.168.124.1/24&name=tap0"',
+        'gost -L "tap://:0/SERVER_IP:8421?net=192.168.124.2/24&name=tap0"',
+    ]),
+    ("tun2socks (tungo): TCP and UDP routed into the device leave through a SOCKS5 server:", [
+        'gost -L "tungo://:0?name=tungo&net=192.168.125.1/24&route=10.0.0.0/8" -F socks5://SERVER_IP:1080',
+    ]),
+    ("A TUN client over a proxy chain (the server also runs -L socks5://:1080):", [
+        'gost -L "tun://:0/:8421?net=192.168.123.2/24" -F socks5://SERVER_IP:1080',
+    ]),
+    ("TCP port forwarding through a chain of two hops (one hop per -F):", [
+        'gost -L tcp://:8080/192.168.1.1:80 -F "socks5://user:pass@HOP1:1080" -F relay+wss://HOP2:443',
+    ]),
+]
+
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i386": "386",
          "i686": "386", "armv7l": "arm", "riscv64": "riscv64", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -40,6 +62,10 @@ def usage_text(prog: str = "gost") -> str:
         "  scheme is handler+listener, or one name for both (tcp:// = tcp handler on a tcp listener).",
     ]
     lines += [f"  {url:<40} {what}" for url, what in URL_EXAMPLES]
+    lines += ["", "Examples (quote a URL that has '&': the shell would cut it there):"]
+    for what, commands in COMMAND_EXAMPLES:
+        lines.append(f"  {what}")
+        lines += [f"    {command}" for command in commands]
     lines += [
         "",
         f"Handlers:  {', '.join(handlers.names()) or '-'}",

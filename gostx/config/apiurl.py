@@ -1,4 +1,4 @@
-"""`-api` and `-metrics` values -> APIConfig / MetricsConfig (spec: shared/spec/v3.md 2.7).
+"""`-api` and `-metrics` values -> APIConfig / MetricsConfig.
 
     parse_api_url("admin:secret@:18080?pathPrefix=/api&accesslog=true")
     parse_metrics_url(":9000?path=/m")

@@ -1,5 +1,5 @@
 """gost's command line (`-L` services, `-F` chain nodes) compiled into the config model, as
-go-gost/x `config/cmd/cmd.go` does for gost 3.2.6 (spec: shared/spec/v3.md 1.3).
+go-gost/x `config/cmd/cmd.go` does for gost 3.2.6.
 
     build_config(["tungo://:0?net=192.168.123.1/24"], ["relay+wss://SRV:443?interface=eth0"])
 

@@ -1,5 +1,5 @@
 """`-F` URLs -> the hops of chain `chain-0` (go-gost/x `config/cmd/cmd.go` node part and
-`buildNodeConfig`, gost 3.2.6; spec: shared/spec/v3.md 1.3)."""
+`buildNodeConfig`, gost 3.2.6)."""
 
 from __future__ import annotations
 

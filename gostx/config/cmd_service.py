@@ -1,5 +1,5 @@
 """`-L` URLs -> services (go-gost/x `config/cmd/cmd.go` `buildServiceConfig` and the per-service
-part of `BuildConfigFromCmd`, gost 3.2.6; spec: shared/spec/v3.md 1.3)."""
+part of `BuildConfigFromCmd`, gost 3.2.6)."""
 
 from __future__ import annotations
 

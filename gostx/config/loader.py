@@ -1,5 +1,5 @@
 """`-C` sources (a YAML/JSON file, `-` for stdin, inline JSON) -> Config, and merging it with the
-command-line config (spec: shared/spec/v3.md 1.2).
+command-line config.
 
     cfg = merge(load_config("gost.yaml"), build_config(services, nodes))
 

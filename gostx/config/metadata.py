@@ -1,4 +1,4 @@
-"""Metadata getters with gost's rules (spec v3.md 0): keys are case-insensitive, a getter takes
+"""Metadata getters with gost's rules: keys are case-insensitive, a getter takes
 alternative keys and the first one present wins; bools as Go's strconv.ParseBool (or a non-zero
 number); durations as an int of seconds or a Go duration string ("30s", "1m30s", "500ms")."""
 

@@ -1,4 +1,4 @@
-"""Dials with `interface`, `so_mark` and `dialTimeout`, placed as gost places them (spec v3.md 3.4): a
+"""Dials with `interface`, `so_mark` and `dialTimeout`, placed as gost places them: a
 service's values for its direct dials, a hop's / node's for the connection to the node.
 
 `interface`: a NIC name, an IP, or a comma list of these, tried in order. A NIC name tries each of its

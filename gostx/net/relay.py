@@ -1,6 +1,6 @@
 """Relay-protocol streams and datagram conns (gostx/protocol/relay.py), both sides.
 
-Client (after the request was built, spec v3.md 7):
+Client (after the request was built):
 - `RelayClientStream`: TCP CONNECT without `nodelay`. The request rides on the first write; the response
   is read before the first read. gost's client waits for the response without ever sending the request
   when the application only reads, which stalls server-first protocols (SSH, SMTP); gostx gives the

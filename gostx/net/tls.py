@@ -8,7 +8,7 @@
 Over a plain socket (the usual case) the stream is a non-blocking ssl.SSLSocket driven by the event loop
 (`SocketTlsStream`): OpenSSL reads and writes the kernel socket itself, so received records are decrypted
 straight from the socket into one buffer (asyncio's SSL transport copies them through memory BIOs and a
-StreamReader, about 3x slower here). Over any other stream (a second TLS hop inside a first one) it is an
+StreamReader, which is slower). Over any other stream (a second TLS hop inside a first one) it is an
 ssl.SSLObject with memory BIOs pumped through that stream (`BioTlsStream`).
 
 TLS has no half-close that Python's ssl can send while still reading (gost sends close_notify), so
@@ -37,7 +37,7 @@ READ_MAX = 1 << 18  # bytes gathered from consecutive records into one read
 
 
 def client_context(tls: TLSConfig | None) -> ssl.SSLContext:
-    """gost's client TLS (spec v3.md 2.3): no verification unless `secure`; with `caFile` and not
+    """gost's client TLS: no verification unless `secure`; with `caFile` and not
     `secure`, the chain is checked against the CA but the host name is not; a cert/key pair is sent as the
     client certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

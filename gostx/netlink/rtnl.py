@@ -1,9 +1,10 @@
 """A small rtnetlink client: the handful of requests gostx sends (link set/delete, address replace,
 route replace/delete, address dump), on a plain AF_NETLINK socket with the standard library only.
 
-pyroute2 covers all of netlink but costs ~11 MB of RSS and ~0.4 s to import (its package imports
-every module it has); a tungo/tun process needs these eight message types. Requests are synchronous:
-the kernel handles rtnetlink requests inside sendmsg, so the acknowledgement is there at once.
+pyroute2 covers all of netlink but costs much memory and import time (its package imports every
+module it has; bench/README.md, "Figures behind design choices"); a tungo/tun process needs these eight
+message types. Requests are synchronous: the kernel handles rtnetlink requests inside sendmsg, so the
+acknowledgement is there at once.
 
 Errors are NetlinkError (an OSError) with the kernel's errno in `.code` (and `.errno`).
 """

@@ -1,4 +1,4 @@
-"""GOST's relay protocol (go-gost/relay v0.5.0; spec v3.md 7). All integers are big endian.
+"""GOST's relay protocol (go-gost/relay v0.5.0). All integers are big endian.
 
     request   VER(1)=0x01 | CMD(1) | FEALEN(2) | FEATURES
     response  VER(1)=0x01 | STATUS(1) | FEALEN(2) | FEATURES

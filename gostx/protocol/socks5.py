@@ -1,4 +1,4 @@
-"""SOCKS5 (RFC 1928, RFC 1929) and GOST's extensions, as gost's gosocks5 writes them (spec v3.md 9).
+"""SOCKS5 (RFC 1928, RFC 1929) and GOST's extensions, as gost's gosocks5 writes them.
 
 Addresses: ATYP 0x01 IPv4 (4 bytes), 0x03 name (1-byte length + name), 0x04 IPv6 (16 bytes), then
 PORT (2, big endian). GOST adds methods 0x80 (TLS) and 0x82 (TLS + user/pass), and commands 0xF2

@@ -1,5 +1,5 @@
 """The WebSocket opening handshake (RFC 6455 section 4) as gost's ws/wss dialer and listener do it
-(gorilla/websocket v1.5.3; spec v3.md 8).
+(gorilla/websocket v1.5.3).
 
 Client request (gorilla's, in Go's header order):
     GET <path> HTTP/1.1 | Host | User-Agent: Go-http-client/1.1 | Connection: Upgrade |

@@ -1,4 +1,4 @@
-"""The sniffing options of a handler's metadata, read with gost's rules (spec v3.md 3.2, 4).
+"""The sniffing options of a handler's metadata, read with gost's rules.
 
     sniffing                 bool  HTTP/TLS host sniffing on TCP, DNS question sniffing on UDP
     sniffing.timeout         dur   how long to wait for a flow's first 5 bytes; 0 = forever (gost)

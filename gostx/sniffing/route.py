@@ -1,4 +1,4 @@
-"""Where a sniffed TCP flow is dialed (gost's tungo dial function, spec v3.md 4).
+"""Where a sniffed TCP flow is dialed (gost's tungo dial function).
 
 With a sniffed host the flow is dialed as `host:<original destination port>` (so the CONNECT target
 sent upstream is the name and the far end resolves it); if that dial fails, the original IP:port is

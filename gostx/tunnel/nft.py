@@ -1,4 +1,4 @@
-"""The firewall rule fake TCP needs (spec tuntap.md 4), as an nftables table of our own.
+"""The firewall rule fake TCP needs, as an nftables table of our own.
 
 The kernel TCP connection under a fake-TCP flow is muted with TTL (hop limit) 1; this table drops
 what it still sends (its ACKs), so the peer sees only the hand-built segments:

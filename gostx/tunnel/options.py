@@ -1,4 +1,4 @@
-"""gost's tun/tap options, read once from metadata (spec tuntap.md 1). Each key also takes the v3
+"""gost's tun/tap options, read once from metadata. Each key also takes the v3
 `tun.` prefix. Where v2 and v3 differ, gostx follows the v2 seed (README: Differences from gost)."""
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_demo_fails_with_one_clear_line_and_cleans_up() -> None:
     assert proc.returncode == 1
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == "error: the gost tunnel did not come up: gost server exited with status 1"
-    assert any(line.startswith("[6/6] tearing down") for line in lines)
+    assert any(line.startswith("[8/8] tearing down") for line in lines)
     assert "Traceback" not in proc.stdout + proc.stderr
     leftovers = {name for name in existing_namespaces() - before if name.startswith("gxdm")}
     made = {word.strip(":,()") for line in lines for word in line.split() if word.startswith("gxdm")}

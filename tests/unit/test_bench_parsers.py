@@ -183,7 +183,8 @@ def test_tun_urls_are_the_seed_syntax() -> None:
 
 def test_select_rows_keeps_bare_first_and_rejects_unknown_patterns() -> None:
     chosen = select_rows(["openvpn", "tun-aes*"])
-    assert [r.key for r in chosen] == ["bare", "tun-aes-128-gcm", "tun-aes-256-gcm", "openvpn"]
+    # the tun rows' peer (wireguard-go) comes along, in the matrix's order
+    assert [r.key for r in chosen] == ["bare", "tun-aes-128-gcm", "tun-aes-256-gcm", "openvpn", "wireguard-go"]
     assert select_rows([]) == list(ROWS)
     with pytest.raises(ValueError, match="no bench row matches 'nope'"):
         select_rows(["nope"])

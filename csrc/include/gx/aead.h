@@ -1,4 +1,4 @@
-/* Shadowsocks AEAD UDP packet framing, as gost's tun/tap tunnel uses it (spec tuntap.md 2.2):
+/* Shadowsocks AEAD UDP packet framing, as gost's tun/tap tunnel uses it:
  *   datagram = salt || AEAD_seal(subkey, nonce = 12 zero bytes, plaintext, no AD) (tag 16 bytes)
  *   key      = EVP_BytesToKey(MD5, password), subkey = HKDF-SHA1(key, salt, "ss-subkey")
  *   salt len = max(key len, 16)

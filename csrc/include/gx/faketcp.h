@@ -1,4 +1,4 @@
-/* Fake TCP: gost's `tcp=true` tunnel transport (xtaci/tcpraw v1.2.25 on the wire; spec tuntap.md 4).
+/* Fake TCP: gost's `tcp=true` tunnel transport (xtaci/tcpraw v1.2.25 on the wire).
  *
  * A real kernel TCP connection does the 3-way handshake, then is muted: its TTL (hop limit) is 1 and
  * a firewall rule (installed by the control plane, see gostx/tunnel/faketcp.py) drops every TTL-1

@@ -5,10 +5,9 @@
  * fit in one padded 64-byte block, so the whole derivation is 8 SHA-1 block operations for 16-byte
  * keys and 10 for 24/32-byte keys. Up to GX_HKDF_LANES salts are derived together: with AVX-512 (and
  * at least 4 salts) the sixteen derivations run in the 32-bit lanes of the vector registers from the
- * salts to the subkeys without leaving them (121 ns a salt on an Intel dev machine, against 460 ns
- * with SHA-NI one block after the other); otherwise the blocks, prebuilt per key and per lane, go
- * through SHA-NI two lanes interleaved (sha1_shani.c: ~255 ns a salt on AMD EPYC, where OpenSSL's
- * SHA1_Transform one block after the other took ~500), or OpenSSL's SHA1_Transform.
+ * salts to the subkeys without leaving them; otherwise the blocks, prebuilt per key and per lane, go
+ * through SHA-NI two lanes interleaved (sha1_shani.c), or OpenSSL's SHA1_Transform (what each costs:
+ * bench/README.md, "Figures behind design choices").
  */
 #ifndef GX_HKDF_H
 #define GX_HKDF_H

@@ -1,4 +1,4 @@
-/* Salt replay filter for the Shadowsocks AEAD packet format (spec tuntap.md 2.2, "salt replay filter").
+/* Salt replay filter for the Shadowsocks AEAD packet format.
  *
  * An exact set of recently seen salts with bounded memory: two generations of a bucketed hash table
  * of 32-bit fingerprints (16 per 64-byte bucket, filled to at most 75 %). New salts go into the

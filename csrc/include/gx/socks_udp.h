@@ -1,6 +1,6 @@
 /* GOST's SOCKS5 UDP-over-TCP ("UDP-TUN", command 0xF3): datagrams framed on a TCP stream.
  *
- * Frame (spec v3.md 9.3, tuntap.md 5.1), both directions, back to back on the stream:
+ * Frame, both directions, back to back on the stream:
  *
  *   LEN (2, big endian: payload bytes, 1..65535) | FRAG (1) | ATYP (1) | ADDR | PORT (2) | DATA (LEN)
  *   ATYP 0x01: ADDR = 4 bytes; 0x04: 16 bytes; 0x03: 1-byte length + name (1..255 bytes).

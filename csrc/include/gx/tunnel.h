@@ -4,7 +4,7 @@
  *   thread "down" (net -> device): recvmmsg -> open -> control messages / learn peers -> TUN batch write
  *                                  (server: packets for another client are relayed, re-sealed)
  *
- * Wire format (spec tuntap.md 2): one IP packet (TUN) or Ethernet frame (TAP) per datagram, optionally
+ * Wire format (gost v2's): one IP packet (TUN) or Ethernet frame (TAP) per datagram, optionally
  * sealed as a Shadowsocks AEAD UDP packet (gx/aead.h). gost v3's control message ("GOST" + 16-byte
  * passphrase + N x 16-byte IPs; reply "GOST" + the client's 16-byte UDP source IP) is understood by the
  * server always and sent by the client when keepalive is on, so one server serves v2- and v3-style clients.

@@ -1,4 +1,4 @@
-"""gost connector `relay`: a node speaking GOST's relay protocol (spec v3.md 7), usually over tls or wss:
+"""gost connector `relay`: a node speaking GOST's relay protocol, usually over tls or wss:
 `-F relay+wss://SERVER:443`.
 
 - "tcp": CONNECT (`01 01 FEALEN [UserAuth] Addr`). Without `nodelay` the request rides on the first

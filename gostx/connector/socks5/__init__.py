@@ -1,4 +1,4 @@
-"""gost connector `socks5` (also `socks`): a SOCKS5 node in a chain (spec v3.md 9.2).
+"""gost connector `socks5` (also `socks`): a SOCKS5 node in a chain.
 
 handshake: method negotiation (+ RFC 1929 user/pass). CONNECT for "tcp"; for "udp" GOST's UDP-over-TCP
 (0xF3): the destination is resolved here (as gost does), the request is `05 F3 00 01 0.0.0.0:0`, and the

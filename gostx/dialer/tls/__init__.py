@@ -1,4 +1,4 @@
-"""gost dialer `tls`: TLS to the node (spec v3.md 2.3). `-F tls://host:443` is the http connector over
+"""gost dialer `tls`: TLS to the node. `-F tls://host:443` is the http connector over
 tls; `-F socks5+tls://`, `-F relay+tls://` compose the same way.
 
 Client TLS (`dialer.tls`, filled by the command line from `secure`, `serverName`, `caFile`,

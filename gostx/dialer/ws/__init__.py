@@ -1,4 +1,4 @@
-"""gost dialers `ws` and `wss`: WebSocket to the node, over TCP / over TLS (spec v3.md 8). The seed's
+"""gost dialers `ws` and `wss`: WebSocket to the node, over TCP / over TLS. The seed's
 `-F "relay+wss://SERVER_IP:443?interface=eth0"` is the relay connector over wss; every proxied flow
 opens its own TCP (+TLS) + WebSocket connection, as in gost.
 

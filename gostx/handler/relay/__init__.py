@@ -1,4 +1,4 @@
-"""gost handler `relay`: GOST's relay protocol server (spec v3.md 7), over any listener:
+"""gost handler `relay`: GOST's relay protocol server, over any listener:
 `gost -L relay+wss://:443`, `-L relay+tls://:8443`, `-L relay://user:pass@:8080`.
 
 1. The request is read within `readTimeout` (15s). A header that is not version 1, ends early, or holds an

@@ -1,4 +1,4 @@
-"""gost handler `socks5` (also `socks`): a SOCKS5 server (RFC 1928/1929 and GOST's extensions, spec v3.md 9.1).
+"""gost handler `socks5` (also `socks`): a SOCKS5 server (RFC 1928/1929 and GOST's extensions).
 
     gost -L socks5://[user:pass@]:1080[?udp=true&bind=true]
 

@@ -1,4 +1,4 @@
-"""gost's tungo handler metadata (spec v3.md 3.2), read once. The sniffing keys are read by
+"""gost's tungo handler metadata, read once. The sniffing keys are read by
 gostx.sniffing.SniffingOptions."""
 
 from __future__ import annotations

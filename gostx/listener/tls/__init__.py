@@ -1,4 +1,4 @@
-"""gost listener `tls`: TCP + TLS (spec v3.md 2.3, 8). `-L tls://:443` is handler auto over tls; any
+"""gost listener `tls`: TCP + TLS. `-L tls://:443` is handler auto over tls; any
 handler composes with it: `-L socks5+tls://:1080`, `-L relay+tls://:8443`, `-L http+tls://:443`.
 
 Certificate: `listener.tls` (`certFile`/`keyFile` on the command line, `tls:` in YAML), else gost's

@@ -19,8 +19,8 @@ from gostx.service import Listener, ServiceContext
 from gostx.tunnel.options import DeviceOptions
 
 # The TUN driver drops what its ring cannot hold while the data plane is busy sending; the kernel's
-# default of 500 packets made TCP through the tunnel retransmit ~3% under load, 1000 (about 10 ms at
-# 1 Gbit/s) removes nearly all of it without much queueing delay.
+# default of 500 packets made TCP through the tunnel retransmit under load; 1000 removes nearly all of it
+# without much queueing delay (bench/README.md, "Figures behind design choices").
 TX_QUEUE_LEN = 1000
 
 

@@ -1,4 +1,4 @@
-"""gost's tungo listener metadata (spec v3.md 3.1), read once. Every key also takes the `tun.` prefix."""
+"""gost's tungo listener metadata, read once. Every key also takes the `tun.` prefix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""gost listeners `ws` and `wss`: WebSocket over TCP / over TLS (spec v3.md 8). `-L relay+wss://:443`
+"""gost listeners `ws` and `wss`: WebSocket over TCP / over TLS. `-L relay+wss://:443`
 serves the relay handler inside WebSocket binary messages, one WebSocket per connection.
 
 Metadata: `path` (default `/ws`; an exact path, other paths get Go's 404), `header` (a map of extra
