@@ -10,6 +10,7 @@ row, then rep 2, ...) so that the ratios to the bare veth compare runs made side
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -58,6 +59,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env.get("BENCH_TUNNEL_TIMEOUT", "15"),
         help="seconds a tunnel gets to pass traffic",
     )
+    parser.add_argument(
+        "--tests", default=env.get("BENCH_TESTS", ""),
+        help="comma-separated tests (ping, tcp1, tcp4, udp, ...): each row runs only those it has",
+    )
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
     args = parser.parse_args(argv)
     # argparse applies `type` to string defaults, so the environment is validated like the flags.
@@ -104,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    only = {t.strip() for t in args.tests.split(",") if t.strip()}
+    if only:
+        rows = [dataclasses.replace(row, tests=tuple(t for t in row.tests if t in only)) for row in rows]
+        rows = [row for row in rows if row.tests]
+        if not rows:
+            print(f"error: no chosen row runs any of the tests {sorted(only)}", file=sys.stderr)
+            return 2
     if args.list:
         for row in ROWS:
             print(f"{row.key:28} {row.title}  [{', '.join(row.tests)}]")

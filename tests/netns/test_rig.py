@@ -100,6 +100,8 @@ def test_bench_cli_writes_markdown_and_json(tmp_path: Path) -> None:
         "1",
         "--seconds",
         "1",
+        "--tests",
+        "ping,tcp1,tcp4,udp",
         "--out",
         str(tmp_path),
     ]
@@ -110,6 +112,7 @@ def test_bench_cli_writes_markdown_and_json(tmp_path: Path) -> None:
     doc = json.loads(json_file.read_text())
     [bare] = doc["rows"]
     assert bare["key"] == "bare"
+    assert set(bare["tests"]) == {"ping", "tcp1", "tcp4", "udp"}  # --tests: the churn tests were left out
     assert bare["tests"]["tcp1"]["median"] > 0
     assert bare["tests"]["tcp4"]["median"] > 0
     assert bare["tests"]["udp"]["median"] > 0
