@@ -113,3 +113,6 @@ def ws_frame(
 def ws_parse_header(
     buf: bytes | bytearray | memoryview, offset: int = 0
 ) -> tuple[int, int, int, bool, int, bytes | None] | None: ...
+def ws_read(
+    stream: bytes | bytearray | memoryview, server: bool, max_frame: int = 0, piece: int = 0, out_size: int = 65536
+) -> tuple[bytes, list[tuple[str, int, bytes | str]]]: ...
