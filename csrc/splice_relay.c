@@ -94,9 +94,10 @@ static void update_wants(struct gx_splice_relay *r) {
     gx_relay_want(&r->conn, SLOT_B, want[SLOT_B]);
 }
 
-static void step(struct gx_splice_relay *r) {
+/* Let the directions in `which` (bit i: direction i) move what they can, then end or re-arm. */
+static void step(struct gx_splice_relay *r, unsigned which) {
     for (int i = 0; i < 2; i++) {
-        int err = pump(r, i);
+        int err = (which >> i) & 1 ? pump(r, i) : 0;
         if (err) {
             gx_relay_end(&r->conn, err);
             return;
@@ -116,15 +117,21 @@ static int relay_start(struct gx_relay_conn *c) {
     if (rc == 0)
         rc = gx_relay_watch_fd(c, SLOT_B, r->d[1].src);
     if (rc == 0)
-        step(r);
+        step(r, 3);
     return rc;
 }
 
 static void relay_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
-    (void)slot;
-    (void)events;
-    /* both directions touch both sockets: whatever woke us, let each move what it can */
-    step((struct gx_splice_relay *)c);
+    /* a's EPOLLIN feeds direction 0 (a -> b), its EPOLLOUT drains direction 1 (b -> a); b the other way
+     * round. An error or hang-up concerns both directions: each then meets it in its own splice. */
+    unsigned in_dir = slot == SLOT_A ? 1u : 2u, out_dir = slot == SLOT_A ? 2u : 1u, which = 0;
+    if (events & (EPOLLERR | EPOLLHUP))
+        which = 3;
+    if (events & EPOLLIN)
+        which |= in_dir;
+    if (events & EPOLLOUT)
+        which |= out_dir;
+    step((struct gx_splice_relay *)c, which);
 }
 
 static const struct gx_relay_ops splice_relay_ops = {.start = relay_start, .ready = relay_ready};
