@@ -274,3 +274,44 @@ cdef extern from "gx/ws.h" nogil:
     void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *key, size_t offset)
     int gx_ws_header(uint8_t *out, uint8_t opcode, int fin, uint64_t payload_len, const uint8_t *key)
     int gx_ws_parse_header(const uint8_t *buf, size_t avail, gx_ws_frame *f)
+    long gx_ws_encode(uint8_t *out, size_t cap, uint8_t opcode, int fin, const uint8_t *payload, size_t len,
+                      const uint8_t *key)
+
+    enum:
+        GX_WS_ROLE_CLIENT
+        GX_WS_ROLE_SERVER
+        GX_WS_EV_NONE
+        GX_WS_EV_PING
+        GX_WS_EV_CLOSE
+        GX_WS_EV_ERROR
+    struct gx_ws_event:
+        int type
+        size_t out_len
+        uint16_t code
+        const uint8_t *payload
+        size_t payload_len
+        const char *error
+    struct gx_ws_reader_stats:
+        uint64_t frames, data_bytes, pings, pongs
+    struct gx_ws_reader:
+        gx_ws_reader_stats stats
+    void gx_ws_reader_init(gx_ws_reader *r, int role, uint64_t max_frame)
+    long gx_ws_read(gx_ws_reader *r, const uint8_t *inp, size_t in_len, uint8_t *out, size_t out_cap,
+                    gx_ws_event *ev)
+
+# ---- the TCP splice relay (csrc/splice_relay.c) ----
+
+cdef extern from "gx/splice_relay.h" nogil:
+    struct gx_splice_relay:
+        pass
+    struct gx_splice_relay_stats:
+        uint64_t bytes_ab, bytes_ba
+    int gx_splice_relay_new(gx_splice_relay **out, int fd_a, int fd_b, size_t pipe_size)
+    int gx_splice_relay_start(gx_splice_relay *r)
+    int gx_splice_relay_event_fd(const gx_splice_relay *r)
+    int gx_splice_relay_status(gx_splice_relay *r)
+    int gx_splice_relay_finished(gx_splice_relay *r)
+    void gx_splice_relay_get_stats(gx_splice_relay *r, gx_splice_relay_stats *out)
+    void gx_splice_relay_cancel(gx_splice_relay *r)
+    int gx_splice_relay_stop(gx_splice_relay *r)
+    void gx_splice_relay_free(gx_splice_relay *r)
