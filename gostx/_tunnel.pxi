@@ -2,6 +2,7 @@
 # and drains events; every packet stays in C threads that never take the GIL.
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 cdef extern from "<sys/socket.h>":
@@ -75,6 +76,18 @@ cdef extern from "gx/tunnel.h" nogil:
         int fd
         void (*close)(void *state)
     int gx_tunnel_set_transport(gx_tunnel *t, const gx_transport *tr)
+    struct gx_tunnel_peer:
+        uint8_t key[16]
+        uint32_t keylen
+        sockaddr_storage addr
+        socklen_t addrlen
+        uint64_t learned_ms
+        uint64_t seen_ms
+        uint64_t rx_bytes
+        uint64_t rx_pkts
+        uint64_t tx_bytes
+        uint64_t tx_pkts
+    int gx_tunnel_peers(gx_tunnel *t, gx_tunnel_peer *out, int max)
 
 cdef extern from "gx/socks_udp.h" nogil:
     int gx_transport_socks_udp(gx_transport *out, int fd)
@@ -257,6 +270,33 @@ cdef class Tunnel:
         cdef uint64_t raw[32]
         gx_tunnel_get_stats(self.t, <gx_tunnel_stats *>raw)
         return {name: raw[i] for i, name in enumerate(TUNNEL_STAT_NAMES)}
+
+    def peers(self, int limit=4096) -> list:
+        """The learned entries and their traffic, copied in one C call (the table's read lock is held only
+        for the copy): [(key, (host, port) | None, learned_ms, rx_bytes, rx_pkts, tx_bytes, tx_pkts)];
+        key is an IP or a MAC string; rx = from the peer, tx = to it (inner bytes)."""
+        cdef int n, i
+        if limit <= 0:
+            return []
+        cdef gx_tunnel_peer *buf = <gx_tunnel_peer *>malloc(<size_t>limit * sizeof(gx_tunnel_peer))
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                n = gx_tunnel_peers(self.t, buf, limit)
+            _check(n)
+            out = []
+            for i in range(n):
+                if buf[i].keylen == 6:
+                    key = ":".join(f"{b:02x}" for b in bytes(buf[i].key[:6]))
+                else:
+                    ip = _ipaddress.IPv6Address(bytes(buf[i].key[:16]))
+                    key = str(ip.ipv4_mapped or ip)
+                out.append((key, _sockaddr_to_tuple(&buf[i].addr, buf[i].addrlen), buf[i].learned_ms,
+                            buf[i].rx_bytes, buf[i].rx_pkts, buf[i].tx_bytes, buf[i].tx_pkts))
+            return out
+        finally:
+            free(buf)
 
     def events(self) -> list:
         """Drain queued events: (name, value, key, (host, port) | None); key is an IP or a MAC string."""
