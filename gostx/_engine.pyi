@@ -109,6 +109,9 @@ class SocksUdpRelay:
 
 def relay_engine_stats() -> dict[str, int]: ...
 
+# process-wide C counters (gostx/_metrics.pxi)
+def resolve_stats() -> dict[str, int]: ...
+
 # Fake TCP transport of the tunnel (gostx/_faketcp.pxi)
 FAKETCP_STAT_NAMES: tuple[str, ...]
 
