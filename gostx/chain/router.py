@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import Sequence
 
 from gostx.addr import split_host_port
 from gostx.chain.route import Chain, Node
 from gostx.errors import GostError
 from gostx.log import FieldLogger, get_logger
+from gostx.metrics.counters import chain_connected, chain_failed, fail_request
 from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions, dial, listen_udp
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import SocketStream, Stream
@@ -72,6 +74,7 @@ class Router:
                 self.log.debug(f"dial {network} {address or '*'} via {where} (attempt {attempt + 1}): "
                                f"{reason(exc)}")
         assert error is not None
+        fail_request()
         target = address or "*"
         raise ConnectionError(f"dial {network} {target} via {where}: {reason(error)}")
 
@@ -99,6 +102,8 @@ class Router:
     async def _dial_route(self, route: Sequence[Node], network: str, address: str) -> Conn:
         step = 0
         stream: Stream | None = None
+        chain = self.chain.name if self.chain is not None else ""
+        start = time.monotonic()
         try:
             first = route[0]
             stream = await first.dialer.dial(first.addr, first.dial_options)
@@ -117,10 +122,12 @@ class Router:
             if stream is not None:
                 stream.close()
             route[step].marker.mark()  # a timeout arrives here as a cancellation
+            chain_failed(chain, route[step].name or route[step].addr)
             if isinstance(exc, (OSError, TimeoutError, GostError)):
                 name = route[step].name or route[step].addr
                 raise ConnectionError(f"node {name} ({route[step].addr}): {reason(exc)}") from exc
             raise
         for node in route:
             node.marker.reset()
+        chain_connected(chain, route[-1].name or route[-1].addr, time.monotonic() - start)
         return result

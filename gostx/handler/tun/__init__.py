@@ -20,10 +20,8 @@ as in gost v2.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
-import signal
 import socket
 import struct
 
@@ -33,6 +31,8 @@ from gostx.cipher import make_aead
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
+from gostx.metrics import SourceHandle, register_source
+from gostx.metrics.sources import TunnelSource
 from gostx.net.packet import DirectPacketConn
 from gostx.net.stream import CBridge
 from gostx.protocol.socks5 import UdpTunConn
@@ -118,6 +118,9 @@ class TunHandler(Handler):
         self._net_closed = asyncio.Event()
         self.router: Router | None = None
         self._bridge: CBridge | None = None
+        # counters for -metrics and kill -USR1: kept across the tunnels of redials
+        self.source = TunnelSource(ctx.name, self.kind)
+        self._source_handle: SourceHandle | None = None
 
     async def init(self) -> None:
         self.cipher = make_cipher(self.options.method, self.options.password)
@@ -166,8 +169,7 @@ class TunHandler(Handler):
         if device is None:
             raise GostError(f"{self.kind} handler needs a {self.kind} listener")
         remote = self._remote()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.log_stats)
+        self._metrics_up(device)
         if self.router is not None and not self._target_is_local_udp_service():
             await self._serve_chain(device, listener)
             return
@@ -202,6 +204,14 @@ class TunHandler(Handler):
             peer_routes=opts.peer_routes, mac=mac,
         )
 
+    def _metrics_up(self, device: object) -> None:
+        self.source.info = {"device": str(getattr(device, "name", "")), "cipher": self.options.method or "none",
+                            "vnet_mode": str(getattr(device, "vnet_mode", ""))}
+        self.ctx.counters.live_bytes = self.source.device_bytes
+        self.ctx.counters.live_requests = lambda: (1, 1) if self.tunnel is not None else (0, 0)
+        if self._source_handle is None:
+            self._source_handle = register_source(self.source)
+
     def _start(self, tunnel: _engine.Tunnel, listener: Listener, server: bool) -> None:
         """Routes, start the threads, watch the events."""
         if server:
@@ -213,6 +223,7 @@ class TunHandler(Handler):
         self._net_closed.clear()
         tunnel.start()
         self.tunnel = tunnel
+        self.source.attach(tunnel, self.ftcp_endpoint)
         self._reader_fd = tunnel.event_fd
         asyncio.get_running_loop().add_reader(self._reader_fd, self._drain_events)
 
@@ -311,7 +322,7 @@ class TunHandler(Handler):
 
     def log_stats(self) -> None:
         if self.tunnel is not None:
-            stats = self.tunnel.stats()
+            stats: dict[str, object] = dict(self.tunnel.stats())
             if self.ftcp_endpoint is not None:
                 stats["faketcp"] = self.ftcp_endpoint.stats()
             self.ctx.log.info(f"{self.kind} tunnel stats", extra={"stats": stats})
@@ -326,6 +337,7 @@ class TunHandler(Handler):
         await asyncio.shield(asyncio.to_thread(tunnel.stop))
         self._drain_events()
         self.log_stats()
+        self.source.detach()
         self.tunnel = None
         if self._bridge is not None:
             self._bridge.close()
@@ -333,6 +345,9 @@ class TunHandler(Handler):
 
     async def close(self) -> None:
         await self._stop_tunnel()
+        if self._source_handle is not None:
+            self._source_handle.close()
+            self._source_handle = None
         if self.sock is not None:
             self.sock.close()
             self.sock = None
