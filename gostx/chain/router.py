@@ -18,6 +18,7 @@ import asyncio
 import os
 import socket
 import time
+import weakref
 from collections.abc import Sequence
 
 from gostx.addr import split_host_port
@@ -30,6 +31,14 @@ from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import SocketStream, Stream
 
 Conn = Stream | PacketConn
+
+
+_live: weakref.WeakSet[Router] = weakref.WeakSet()
+
+
+def live_routers() -> list[Router]:
+    """Every Router of the running services (for the web API's chain, hop and bypass changes)."""
+    return list(_live)
 
 
 def reason(exc: BaseException) -> str:
@@ -51,6 +60,12 @@ class Router:
         self.timeout = timeout if timeout > 0 else DEFAULT_DIAL_TIMEOUT
         self.direct = direct or DialOptions(timeout=self.timeout)
         self.log = log or get_logger(kind="router")
+        _live.add(self)
+
+    def replace_chain(self, chain: Chain) -> None:
+        """The web API replaced the chain (or a hop or bypass in it): dials from now on use the new one;
+        connections already made keep theirs."""
+        self.chain = chain
 
     def route(self, address: str, key: str = "") -> list[Node]:
         return self.chain.route(address, key) if self.chain is not None else []
