@@ -89,6 +89,45 @@ cdef extern from "gx/tunnel.h" nogil:
         uint64_t tx_pkts
     int gx_tunnel_peers(gx_tunnel *t, gx_tunnel_peer *out, int max)
 
+cdef extern from "<arpa/inet.h>" nogil:
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+
+
+cdef str _ip16_text(const uint8_t *ip):
+    """A 16-byte address (IPv4 mapped or IPv6) as text, without the ipaddress module (per scrape x peers)."""
+    cdef char buf[64]
+    cdef int i
+    cdef bint mapped = ip[10] == 0xff and ip[11] == 0xff
+    for i in range(10):
+        if ip[i] != 0:
+            mapped = False
+    if mapped:
+        inet_ntop(2, ip + 12, buf, sizeof(buf))
+    else:
+        inet_ntop(10, ip, buf, sizeof(buf))
+    return buf.decode("ascii")
+
+
+cdef object _sockaddr_text(const sockaddr_storage *a, socklen_t alen):
+    cdef const sockaddr_in *v4
+    cdef const sockaddr_in6 *v6
+    if alen == 0:
+        return None
+    if a.ss_family == 2:
+        v4 = <const sockaddr_in *>a
+        return (_ip4_text(<const uint8_t *>&v4.sin_addr), ntohs(v4.sin_port))
+    if a.ss_family == 10:
+        v6 = <const sockaddr_in6 *>a
+        return (_ip16_text(<const uint8_t *>&v6.sin6_addr), ntohs(v6.sin6_port))
+    return None
+
+
+cdef str _ip4_text(const uint8_t *ip):
+    cdef char buf[32]
+    inet_ntop(2, ip, buf, sizeof(buf))
+    return buf.decode("ascii")
+
+
 cdef extern from "gx/socks_udp.h" nogil:
     int gx_transport_socks_udp(gx_transport *out, int fd)
 
@@ -288,11 +327,10 @@ cdef class Tunnel:
             out = []
             for i in range(n):
                 if buf[i].keylen == 6:
-                    key = ":".join(f"{b:02x}" for b in bytes(buf[i].key[:6]))
+                    key = bytes(buf[i].key[:6]).hex(":")
                 else:
-                    ip = _ipaddress.IPv6Address(bytes(buf[i].key[:16]))
-                    key = str(ip.ipv4_mapped or ip)
-                out.append((key, _sockaddr_to_tuple(&buf[i].addr, buf[i].addrlen), buf[i].learned_ms,
+                    key = _ip16_text(buf[i].key)
+                out.append((key, _sockaddr_text(&buf[i].addr, buf[i].addrlen), buf[i].learned_ms,
                             buf[i].rx_bytes, buf[i].rx_pkts, buf[i].tx_bytes, buf[i].tx_pkts))
             return out
         finally:

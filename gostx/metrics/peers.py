@@ -40,19 +40,27 @@ class PeerRows:
         """Account one snapshot; returns the rows to export: [(peer, totals)], `other` last."""
         seen: dict[tuple[str, int], Totals] = {}
         deltas: list[tuple[int, str, Totals]] = []
+        prev, zero = self._prev, (0, 0, 0, 0)
         for key, _addr, learned, rx_b, rx_p, tx_b, tx_p in peers:
             ident = (key, learned)
-            now: Totals = (rx_b, rx_p, tx_b, tx_p)
-            before = self._prev.get(ident, (0, 0, 0, 0))
-            seen[ident] = now
-            delta = tuple(n - b if n >= b else n for n, b in zip(now, before, strict=True))
-            deltas.append((rx_b + tx_b, key, delta))  # type: ignore[arg-type]
+            b0, b1, b2, b3 = prev.get(ident, zero)
+            seen[ident] = (rx_b, rx_p, tx_b, tx_p)
+            if rx_b >= b0 and rx_p >= b1 and tx_b >= b2 and tx_p >= b3:
+                delta = (rx_b - b0, rx_p - b1, tx_b - b2, tx_p - b3)
+            else:  # counters restarted under the same identity: count them from 0
+                delta = (rx_b, rx_p, tx_b, tx_p)
+            deltas.append((rx_b + tx_b, key, delta))
         self._prev = seen
         top = {key for _, key, _ in heapq.nlargest(self.top_n, deltas)} if self.top_n else set()
+        rows, other = self._rows, self._other
         for _, key, delta in deltas:
-            row = self._rows.setdefault(key, [0, 0, 0, 0]) if key in top else self._other
-            for i in range(4):
-                row[i] += delta[i]
+            if delta == zero:
+                continue
+            row = rows.setdefault(key, [0, 0, 0, 0]) if key in top else other
+            row[0] += delta[0]
+            row[1] += delta[1]
+            row[2] += delta[2]
+            row[3] += delta[3]
         learned = {key for key, _ in seen}
         self._rows = {k: v for k, v in self._rows.items() if k in learned}
         out = [(k, tuple(v)) for k, v in self._rows.items() if k in top]
