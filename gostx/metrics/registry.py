@@ -12,9 +12,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+if TYPE_CHECKING:  # prometheus_client is imported only by a process that serves -metrics
+    from prometheus_client.core import Metric
 
 log = logging.getLogger("gostx.metrics")
 
@@ -72,6 +73,8 @@ class MetricSink:
                 self.counter(f"{prefix}_{key}", text, value, **labels)
 
     def metrics(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
         for name, fam in self.families.items():
             label_names = sorted({k for labels, _ in fam.samples for k in labels})
             metric: Metric
