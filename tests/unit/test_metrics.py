@@ -115,9 +115,12 @@ def test_scrape_of_a_tun_server_with_1000_peers_is_fast_and_bounded() -> None:
         registry = make_registry()
         try:
             scrape(registry)  # the first scrape builds the per-peer state
-            start = time.perf_counter()
-            text = scrape(registry)
-            took = time.perf_counter() - start
+            # CPU time of this thread: what a scrape costs, whatever else the (shared) machine runs
+            took = float("inf")
+            for _ in range(3):
+                start = time.thread_time()
+                text = scrape(registry)
+                took = min(took, time.thread_time() - start)
         finally:
             handle.close()
     finally:
