@@ -44,6 +44,9 @@ from gostx.tunnel.redial import redial_forever
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
 
 SIOCGIFHWADDR = 0x8927
+# the device's offload mode, for gostx_tun_info (gx/tun.h GX_TUN_VNET_*)
+VNET_MODE_NAMES = {_engine.TUN_VNET_NONE: "none", _engine.TUN_VNET_CSUM: "csum", _engine.TUN_VNET_GSO: "gso",
+                   3: "gso_eth"}
 
 _EVENT_LEVEL = {
     "peer_learned": "debug", "peer_moved": "debug", "peer_expired": "debug", "keepalive_reply": "debug",
@@ -205,8 +208,9 @@ class TunHandler(Handler):
         )
 
     def _metrics_up(self, device: object) -> None:
+        mode = getattr(device, "vnet_mode", 0)
         self.source.info = {"device": str(getattr(device, "name", "")), "cipher": self.options.method or "none",
-                            "vnet_mode": str(getattr(device, "vnet_mode", ""))}
+                            "vnet_mode": VNET_MODE_NAMES.get(mode, str(mode))}
         self.ctx.counters.live_bytes = self.source.device_bytes
         self.ctx.counters.live_requests = lambda: (1, 1) if self.tunnel is not None else (0, 0)
         if self._source_handle is None:
