@@ -41,10 +41,17 @@ class TunnelSource:
         self.info: dict[str, str] = {}
         self._base: dict[str, int] = {}
         self._ftcp_base: dict[str, int] = {}
+        self.started = 0
         self.peers = PeerRows(top_n_from_env() if top_n is None else top_n)
 
     def attach(self, tunnel: object, faketcp: object | None = None) -> None:
         self.tunnel, self.faketcp = tunnel, faketcp
+        self.started += 1
+
+    def requests(self) -> tuple[int, int]:
+        """gost's requests of a tun service: its tunnels (one per start or redial), and 1 in flight while
+        one runs."""
+        return self.started, int(self.tunnel is not None)
 
     def detach(self) -> None:
         """The tunnel stopped: keep its final counters in the base."""

@@ -212,7 +212,7 @@ class TunHandler(Handler):
         self.source.info = {"device": str(getattr(device, "name", "")), "cipher": self.options.method or "none",
                             "vnet_mode": VNET_MODE_NAMES.get(mode, str(mode))}
         self.ctx.counters.live_bytes = self.source.device_bytes
-        self.ctx.counters.live_requests = lambda: (1, 1) if self.tunnel is not None else (0, 0)
+        self.ctx.counters.live_requests = self.source.requests
         if self._source_handle is None:
             self._source_handle = register_source(self.source)
 
