@@ -10,6 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+from propertytest import FEW
 
 from gostx.api.server import ApiServer
 from gostx.chain import build_router
@@ -113,3 +116,27 @@ def test_a_replaced_chain_is_used_by_new_dials_only() -> None:
         assert runner.config.chains == []
 
     run(scenario, config)
+
+
+# ---- hostile bodies: whatever JSON (or not) comes, the answer is gost's shape, never a 500 -------------
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                        st.sampled_from(["name", "hops", "nodes", "addr", "connector", "dialer", "type", "matchers",
+                                         "whitelist", "metadata", "selector", "bypass", "file", "x"]),
+                        inner, max_size=5), max_leaves=12)
+
+
+@FEW
+@given(kind=st.sampled_from(["chains", "hops", "bypasses"]), method=st.sampled_from(["POST", "PUT"]),
+       body=JSON | st.binary(max_size=40).map(lambda b: b.decode("latin-1")))
+def test_any_body_gets_gosts_answer(kind: str, method: str, body: Any) -> None:
+    async def scenario(client: TestClient, runner: Runner) -> None:
+        raw = body if isinstance(body, str) else json.dumps(body)
+        path = f"/api/config/{kind}" + ("/x" if method == "PUT" else "")
+        code, text = await call(client, method, path, raw=raw)
+        answer = json.loads(text)
+        assert code in (200, 400, 409), (code, text)
+        assert answer == {"msg": "OK"} or set(answer) == {"code", "msg"}
+
+    run(scenario)
