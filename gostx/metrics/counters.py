@@ -83,6 +83,8 @@ class ServiceCounters:
         self.live_bytes: Callable[[], tuple[int, int]] | None = None
         # (requests, in flight) counted in C (tungo's flows); added to the above
         self.live_requests: Callable[[], tuple[int, int]] | None = None
+        # errors counted elsewhere (tungo's direct dials, made without a task per flow); added to the above
+        self.live_errors: Callable[[], int] | None = None
 
     @contextmanager
     def request(self) -> Iterator[Request]:
@@ -120,7 +122,8 @@ class ServiceCounters:
         if self.live_requests is not None:
             live_req, live_flight = self.live_requests()
             requests, in_flight = requests + live_req, in_flight + live_flight
-        return {"requests": requests, "inFlight": in_flight, "errors": self.errors,
+        errors = self.errors + (self.live_errors() if self.live_errors is not None else 0)
+        return {"requests": requests, "inFlight": in_flight, "errors": errors,
                 "inputBytes": inp, "outputBytes": out}
 
     def collect(self, sink: MetricSink) -> None:

@@ -65,6 +65,7 @@ class TungoHandler(Handler):
         self._loop_warned = False
         self._source_handle: SourceHandle | None = None
         self._last_stats: dict[str, int] = {}
+        self.dial_errors = 0  # flows whose upstream dial failed (Python path; the fast path counts its own)
 
     async def init(self) -> None:
         if TungoHandler.active not in (None, self):
@@ -172,6 +173,7 @@ class TungoHandler(Handler):
                 return await self.dial(network, target), target
             except (OSError, TimeoutError) as exc:
                 last = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        self.dial_errors += 1
         self.ctx.counters.error()
         self.ctx.log.warning(f"{network} {_show(src)} -> {targets[-1]}: {last}",
                              extra={"network": network, "src": _show(src), "dst": targets[-1]})
@@ -206,6 +208,7 @@ class TungoHandler(Handler):
 
         self.ctx.counters.live_bytes = live_bytes
         self.ctx.counters.live_requests = live_requests
+        self.ctx.counters.live_errors = lambda: self.fast.failures if self.fast is not None else 0
         if self._source_handle is None:
             self._source_handle = register_source(tungo_source(self.ctx.name, self.stats))
 
@@ -218,6 +221,7 @@ class TungoHandler(Handler):
         """The stack's counters, and tun_queue_drops: packets the kernel dropped because the device's
         queue towards the stack was full (its TX drops, from sysfs: they never reach the stack)."""
         out: dict[str, int] = dict(self.stack.stats()) if self.stack is not None else {}
+        out["dial_errors"] = self.dial_errors + (self.fast.failures if self.fast is not None else 0)
         if self._device_name:
             try:
                 with open(f"/sys/class/net/{self._device_name}/statistics/tx_dropped", encoding="ascii") as f:
