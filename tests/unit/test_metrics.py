@@ -134,3 +134,34 @@ def test_scrape_of_a_tun_server_with_1000_peers_is_fast_and_bounded() -> None:
     assert total_rx == got[("gostx_tun_bytes_total", (("direction", "rx"), ("kind", "tun"), ("service", "gw"),
                                                         ("side", "net")))]
     assert took < 0.05, f"one scrape with 1000 peers took {took * 1000:.1f} ms"
+
+
+def test_metrics_on_a_unix_socket_with_basic_auth(tmp_path: object) -> None:
+    import asyncio
+    import base64
+    import os
+
+    import aiohttp
+
+    from gostx.config.model import AuthConfig, MetricsConfig
+    from gostx.metrics.server import MetricsServer
+
+    path = os.path.join(str(tmp_path), "m.sock")
+
+    async def scenario() -> tuple[int, int, bytes, bool]:
+        server = MetricsServer(MetricsConfig(addr=f"unix://{path}", path="/m", auth=AuthConfig("prom", "pw")))
+        await server.start()
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=path)) as session:
+                async with session.get("http://gost/m") as denied:
+                    no_auth = denied.status
+                basic = {"Authorization": "Basic " + base64.b64encode(b"prom:pw").decode()}
+                async with session.get("http://gost/m", headers=basic) as ok:
+                    return no_auth, ok.status, await ok.read(), ok.headers["Content-Type"].startswith("text/plain")
+        finally:
+            await server.close()
+
+    no_auth, status, body, plain = asyncio.run(scenario())
+    assert (no_auth, status, plain) == (401, 200, True)
+    assert b"gost_services" in body and b"gostx_build_info" in body
+    assert not os.path.exists(path)  # removed when the server closes
