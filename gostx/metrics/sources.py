@@ -136,10 +136,24 @@ def tungo_source(service: str, stats: Callable[[], dict[str, int]]) -> Callable[
     return collect
 
 
+# SOCKS5 UDP-over-TCP (0xF3) relays in C: their counters, added when each relay ends
+SOCKS_RELAY_TOTALS: dict[str, int] = {}
+
+
+def socks_relay_ended(stats: Mapping[str, int]) -> None:
+    """A C 0xF3 relay ended with these counters (up/down packets and bytes, drops)."""
+    for key, value in stats.items():
+        SOCKS_RELAY_TOTALS[key] = SOCKS_RELAY_TOTALS.get(key, 0) + int(value)
+    SOCKS_RELAY_TOTALS["relays"] = SOCKS_RELAY_TOTALS.get("relays", 0) + 1
+
+
 def _process_sources(sink: MetricSink) -> None:
     from gostx import _engine
 
     sink.counters("gostx_relay_engine", _engine.relay_engine_stats(), gauges={"threads", "relays"})
+    if SOCKS_RELAY_TOTALS:
+        sink.counters("gostx_socks_relay", SOCKS_RELAY_TOTALS, help_text="SOCKS5 UDP-over-TCP relays run in C, counted"
+                      " when each ends")
     sink.counters("gostx_resolver", _engine.resolve_stats())
     impls = _engine.crypto_impls()
     sink.gauge("gostx_build_info", "gostx version, the gost version it follows, and the crypto code paths"
