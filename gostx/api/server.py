@@ -17,6 +17,7 @@ from aiohttp import web
 from gostx.api import changes, errors
 from gostx.config.dump import dump_config
 from gostx.config.model import APIConfig
+from gostx.errors import GostError
 from gostx.httpd import HttpServer, basic_auth_ok, unauthorized
 from gostx.log import get_logger
 
@@ -28,6 +29,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 class ApiServer:
     def __init__(self, config: APIConfig, runner: Runner) -> None:
+        if config.auther:  # never serve unauthenticated what the config meant to protect
+            raise GostError("api: named authers are not supported yet (use auth: {username, password})")
         self.config = config
         self.runner = runner
         self.log = get_logger(kind="api")

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gostx.config.model import MetricsConfig
+from gostx.errors import GostError
 from gostx.httpd import HttpServer, basic_auth_ok, unauthorized
 from gostx.log import get_logger
 from gostx.metrics.registry import SinkCollector
@@ -36,8 +37,10 @@ def scrape(registry: CollectorRegistry) -> bytes:
 
 class MetricsServer:
     def __init__(self, config: MetricsConfig) -> None:
+        if config.auther:  # never serve unauthenticated what the config meant to protect
+            raise GostError("metrics: named authers are not supported yet (use auth: {username, password})")
         self.config = config
-        self.path = config.path or DEFAULT_PATH
+        self.path = "/" + (config.path or DEFAULT_PATH).lstrip("/")
         self.registry = make_registry()
         self.log = get_logger(kind="metrics")
         app = web.Application()

@@ -140,3 +140,17 @@ def test_any_body_gets_gosts_answer(kind: str, method: str, body: Any) -> None:
         assert answer == {"msg": "OK"} or set(answer) == {"code", "msg"}
 
     run(scenario)
+
+
+def test_named_authers_are_refused_not_ignored() -> None:
+    import pytest
+
+    from gostx.config.model import MetricsConfig
+    from gostx.errors import GostError
+    from gostx.metrics.server import MetricsServer
+
+    with pytest.raises(GostError, match="api: named authers are not supported"):
+        ApiServer(APIConfig(addr="127.0.0.1:0", auther="a1"), Runner(Config()))
+    with pytest.raises(GostError, match="metrics: named authers are not supported"):
+        MetricsServer(MetricsConfig(addr="127.0.0.1:0", auther="a1"))
+    assert MetricsServer(MetricsConfig(addr="127.0.0.1:0", path="m")).path == "/m"
