@@ -9,6 +9,7 @@ integers; nothing here is touched per packet or per chunk.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextvars
 import socket
@@ -95,6 +96,8 @@ class ServiceCounters:
         self.in_flight += 1
         try:
             yield req
+        except asyncio.CancelledError:  # the service stops: not a handler error
+            raise
         except BaseException:
             req.failed = True
             raise
