@@ -18,11 +18,11 @@ else
 endif
 
 APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils \
-  clang libclang-rt-14-dev wireguard-go wireguard-tools
+  clang libclang-rt-14-dev wireguard-go wireguard-tools prometheus
 # setuptools 77 or later: the SPDX `license` in pyproject.toml, and no FutureWarning from wheel's old
 # bdist_wheel entry point during the build (older ones are upgraded by pip-deps)
 SETUPTOOLS_MIN := 77
-PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis matplotlib mypy types-PyYAML websockets
+PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis matplotlib mypy types-PyYAML websockets aiohttp prometheus_client
 CC ?= gcc
 # CDEFS: extra -D flags for the C tests, e.g. `make -B tests/c/bin/test_gcm CDEFS=-DGX_NO_SIMD` (the
 # build without our SIMD crypto; setup.py's GX_NO_SIMD=1 is the same for the extension)
@@ -54,7 +54,7 @@ apt-deps:
 
 pip-deps:
 	@if [ "$(NEED_VENV)" = 1 ] && [ ! -x .venv/bin/python ]; then echo "== creating .venv"; $(SYS_PY) -m venv .venv; fi
-	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks","hypothesis":"hypothesis","matplotlib":"matplotlib","mypy":"mypy","types-PyYAML":"yaml-stubs","websockets":"websockets"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
+	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks","hypothesis":"hypothesis","matplotlib":"matplotlib","mypy":"mypy","types-PyYAML":"yaml-stubs","websockets":"websockets","aiohttp":"aiohttp","prometheus_client":"prometheus_client"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
 	  if [ -n "$$missing" ]; then echo "== installing pip packages: $$missing"; $(PY) -m pip install -q $$missing; fi
 	@old=$$($(PY) -c 'import setuptools as s; print(int(int(s.__version__.split(".")[0]) < $(SETUPTOOLS_MIN)))' 2>/dev/null); \
 	  if [ "$$old" = 1 ]; then echo "== upgrading setuptools to >= $(SETUPTOOLS_MIN)"; \

@@ -42,6 +42,9 @@ cdef extern from "<netinet/in.h>" nogil:
     unsigned short htons(unsigned short)
     unsigned short ntohs(unsigned short)
 
+cdef extern from "<arpa/inet.h>" nogil:
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+
 cdef extern from "openssl/crypto.h" nogil:
     void OPENSSL_cleanse(void *ptr, size_t len)
 
@@ -186,6 +189,18 @@ cdef extern from "gx/tunnel.h" nogil:
     int gx_tunnel_event_fd(const gx_tunnel *t)
     int gx_tunnel_poll_events(gx_tunnel *t, gx_tunnel_event *ev, int max)
     int gx_tunnel_set_transport(gx_tunnel *t, const gx_transport *tr)
+    struct gx_tunnel_peer:
+        uint8_t key[16]
+        uint32_t keylen
+        sockaddr_storage addr
+        socklen_t addrlen
+        uint64_t learned_ms
+        uint64_t seen_ms
+        uint64_t rx_bytes
+        uint64_t rx_pkts
+        uint64_t tx_bytes
+        uint64_t tx_pkts
+    int gx_tunnel_peers(gx_tunnel *t, gx_tunnel_peer *out, int max)
 
 # ---- GOST SOCKS5 UDP-over-TCP (csrc/proxy/socks_udp.c, csrc/proxy/socks_relay.c, csrc/proxy/relay_engine.c) ----------
 
@@ -315,3 +330,14 @@ cdef extern from "gx/splice_relay.h" nogil:
     void gx_splice_relay_cancel(gx_splice_relay *r)
     int gx_splice_relay_stop(gx_splice_relay *r)
     void gx_splice_relay_free(gx_splice_relay *r)
+
+# ---- the data plane's name resolver (csrc/proxy/resolve.c) ----
+
+cdef extern from "gx/resolve.h" nogil:
+    struct gx_resolve_stats:
+        uint64_t lookups
+        uint64_t misses
+        uint64_t resolved
+        uint64_t failed
+        uint64_t queue_full
+    void gx_resolve_get_stats(gx_resolve_stats *out)

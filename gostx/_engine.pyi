@@ -53,6 +53,7 @@ TUNNEL_STAT_NAMES: tuple[str, ...]
 TUNNEL_EVENT_NAMES: dict[int, str]
 # (name, value, key: an inner IP or a MAC, (host, port) of the peer or None)
 TunnelEvent = tuple[str, int, str | None, tuple[str, int] | None]
+TunnelPeer = tuple[str, tuple[str, int] | None, int, int, int, int, int]
 
 class Tunnel:
     def __init__(
@@ -71,6 +72,7 @@ class Tunnel:
     @property
     def event_fd(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
+    def peers(self, limit: int = 4096) -> list[TunnelPeer]: ...
     def events(self) -> list[TunnelEvent]: ...
 
 # tungo netstack (gostx/_stack.pxi)
@@ -124,6 +126,9 @@ class TcpSpliceRelay:
     def finished(self) -> bool: ...
     @property
     def bytes(self) -> tuple[int, int]: ...
+
+# process-wide C counters (gostx/_metrics.pxi)
+def resolve_stats() -> dict[str, int]: ...
 
 # Fake TCP transport of the tunnel (gostx/_faketcp.pxi)
 FAKETCP_STAT_NAMES: tuple[str, ...]

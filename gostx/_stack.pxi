@@ -8,6 +8,7 @@ STACK_STAT_NAMES = (
     "tcp_flows", "tcp_active", "tcp_refused", "tcp_up_bytes", "tcp_down_bytes", "tcp_resets", "tcp_client_resets",
     "udp_sessions", "udp_active", "udp_expired", "udp_up_pkts", "udp_down_pkts", "udp_drops",
     "event_overflows", "flow_limit_hits", "tcp_closing", "tcp_time_wait", "tcp_tw_recycled",
+    "lwip_mem_used", "lwip_mem_max", "lwip_mem_errors",
 )
 STACK_SNIFF_MAX = GX_STACK_SNIFF_MAX
 STACK_MTU_MIN = GX_STACK_MTU_MIN

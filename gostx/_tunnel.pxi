@@ -1,6 +1,41 @@
 # The tun/tap tunnel engine binding (csrc/tunnel/tunnel.c). Python builds it once, starts it, reads counters
 # and drains events; every packet stays in C threads that never take the GIL.
 
+cdef str _ip16_text(const uint8_t *ip):
+    """A 16-byte address (IPv4 mapped or IPv6) as text, without the ipaddress module (per scrape x peers)."""
+    cdef char buf[64]
+    cdef int i
+    cdef bint mapped = ip[10] == 0xff and ip[11] == 0xff
+    for i in range(10):
+        if ip[i] != 0:
+            mapped = False
+    if mapped:
+        inet_ntop(AF_INET, ip + 12, buf, sizeof(buf))
+    else:
+        inet_ntop(AF_INET6, ip, buf, sizeof(buf))
+    return buf.decode("ascii")
+
+
+cdef object _sockaddr_text(const sockaddr_storage *a, socklen_t alen):
+    cdef const sockaddr_in *v4
+    cdef const sockaddr_in6 *v6
+    if alen == 0:
+        return None
+    if a.ss_family == AF_INET:
+        v4 = <const sockaddr_in *>a
+        return (_ip4_text(<const uint8_t *>&v4.sin_addr), ntohs(v4.sin_port))
+    if a.ss_family == AF_INET6:
+        v6 = <const sockaddr_in6 *>a
+        return (_ip16_text(<const uint8_t *>&v6.sin6_addr), ntohs(v6.sin6_port))
+    return None
+
+
+cdef str _ip4_text(const uint8_t *ip):
+    cdef char buf[32]
+    inet_ntop(AF_INET, ip, buf, sizeof(buf))
+    return buf.decode("ascii")
+
+
 # Field order of struct gx_tunnel_stats (all uint64_t), for reading it as an array.
 TUNNEL_STAT_NAMES = (
     "dev_rx_pkts", "dev_rx_bytes", "dev_tx_pkts", "dev_tx_bytes",
@@ -179,6 +214,32 @@ cdef class Tunnel:
         cdef uint64_t raw[32]
         gx_tunnel_get_stats(self.t, <gx_tunnel_stats *>raw)
         return {name: raw[i] for i, name in enumerate(TUNNEL_STAT_NAMES)}
+
+    def peers(self, int limit=4096) -> list:
+        """The learned entries and their traffic, copied in one C call (the table's read lock is held only
+        for the copy): [(key, (host, port) | None, learned_ms, rx_bytes, rx_pkts, tx_bytes, tx_pkts)];
+        key is an IP or a MAC string; rx = from the peer, tx = to it (inner bytes)."""
+        cdef int n, i
+        if limit <= 0:
+            return []
+        cdef gx_tunnel_peer *buf = <gx_tunnel_peer *>malloc(<size_t>limit * sizeof(gx_tunnel_peer))
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                n = gx_tunnel_peers(self.t, buf, limit)
+            _check(n)
+            out = []
+            for i in range(n):
+                if buf[i].keylen == 6:
+                    key = bytes(buf[i].key[:6]).hex(":")
+                else:
+                    key = _ip16_text(buf[i].key)
+                out.append((key, _sockaddr_text(&buf[i].addr, buf[i].addrlen), buf[i].learned_ms,
+                            buf[i].rx_bytes, buf[i].rx_pkts, buf[i].tx_bytes, buf[i].tx_pkts))
+            return out
+        finally:
+            free(buf)
 
     def events(self) -> list:
         """Drain queued events: (name, value, key, (host, port) | None); key is an IP or a MAC string."""

@@ -52,6 +52,7 @@ from gostx.errors import GostError
 from gostx.hooks import run_hooks
 from gostx.listener.limits import ConnLimiter, find_climiter, raise_open_file_limit
 from gostx.log import FieldLogger, get_logger
+from gostx.metrics.counters import ServiceCounters, service_started, service_stopped
 from gostx.registry import handlers, listeners
 
 
@@ -68,6 +69,8 @@ class ServiceContext:
     log: FieldLogger  # bound: service, kind, handler, listener
     # the service's cap on concurrent connections (its `climiter`, else the default: gostx/listener/limits.py)
     conn_limiter: ConnLimiter = field(default_factory=ConnLimiter)
+    # gost's per-service counters (requests, bytes, errors): metrics and `kill -USR1` read them
+    counters: ServiceCounters = field(default_factory=lambda: ServiceCounters(""))
 
 
 class Listener(abc.ABC):
@@ -152,9 +155,11 @@ class Service:
         self.log: FieldLogger = get_logger(kind="service", service=self.name, handler=self.handler_type,
                                            listener=self.listener_type)
         self.metadata = Metadata(cfg.metadata)
+        self.config = cfg
+        self.counters = ServiceCounters(self.name)
         self.ctx = ServiceContext(name=self.name, addr=cfg.addr, metadata=self.metadata,
                                   forwarder=cfg.forwarder, chain=chain, config=config, log=self.log,
-                                  conn_limiter=conn_limiter)
+                                  conn_limiter=conn_limiter, counters=self.counters)
         # The listen address lives on the service; plugins read it from ctx.addr.
         self.listener: Listener = listener_cls(listener_cfg, self.ctx)
         self.handler: Handler = handler_cls(handler_cfg, self.ctx)
@@ -176,6 +181,7 @@ class Service:
             raise GostError(f"{self.name}: {describe_error(exc)}") from None
         await run_hooks(self.metadata, "preUp", self.log)
         self._started = True
+        service_started(self.counters)
 
     def run(self) -> asyncio.Task[None]:
         """Start serving in a task: postUp, then handler.serve(listener)."""
@@ -196,6 +202,7 @@ class Service:
         if not self._started or self._stopped:
             return
         self._stopped = True
+        service_stopped(self.counters)
         await run_hooks(self.metadata, "preDown", self.log)
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -204,6 +211,15 @@ class Service:
         await self._release()
         await run_hooks(self.metadata, "postDown", self.log)
         self.log.info("service stopped")
+
+    def log_stats(self) -> None:
+        """`kill -USR1`: the handler's own counters (tun, tap, tungo: from C), then gost's per-service ones."""
+        if not self._started or self._stopped:
+            return
+        handler_stats = getattr(self.handler, "log_stats", None)
+        if callable(handler_stats):
+            handler_stats()
+        self.log.info("service counters", extra={"counters": self.counters.totals()})
 
     async def _release(self) -> None:
         for closer in (self.handler.close, self.listener.close):

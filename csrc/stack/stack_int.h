@@ -131,6 +131,7 @@ struct gx_stack {
         _Atomic uint64_t udp_sessions, udp_active, udp_expired, udp_up_pkts, udp_down_pkts, udp_drops;
         _Atomic uint64_t event_overflows, flow_limit_hits;
         _Atomic uint64_t tcp_closing, tcp_time_wait, tcp_tw_recycled;
+        _Atomic uint64_t lwip_mem_used, lwip_mem_max, lwip_mem_errors;
     } stats;
 };
 

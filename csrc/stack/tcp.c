@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
 #include "lwip/tcp.h"
 
 #include "stack_int.h"
@@ -461,6 +462,10 @@ static void count_lwip_pcbs(struct gx_stack *s) {
     uint32_t recycled = tcp_tw_recycled; /* lwIP's (global) count: this stack's share is the growth */
     STAT_ADD(s, tcp_tw_recycled, recycled - s->tw_recycled_seen);
     s->tw_recycled_seen = recycled;
+    /* lwIP's heap counters (MEM_STATS, kept by this thread: lwIP runs only here) */
+    atomic_store_explicit(&s->stats.lwip_mem_used, (uint64_t)lwip_stats.mem.used, memory_order_relaxed);
+    atomic_store_explicit(&s->stats.lwip_mem_max, (uint64_t)lwip_stats.mem.max, memory_order_relaxed);
+    atomic_store_explicit(&s->stats.lwip_mem_errors, (uint64_t)lwip_stats.mem.err, memory_order_relaxed);
 }
 
 void tcp_flows_tick(struct gx_stack *s) {

@@ -135,6 +135,10 @@ struct peer {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     _Atomic uint64_t seen_ms;
+    uint64_t learned_ms;            /* when the entry was made (a new entry restarts its counters) */
+    /* inner bytes/packets from and to this entry, added once per run of packets of one batch (relaxed
+     * atomics, under the read lock; moved with the entry under the write lock) */
+    _Atomic uint64_t rx_bytes, rx_pkts, tx_bytes, tx_pkts;
 };
 
 struct peer_table {
@@ -186,6 +190,48 @@ static struct peer *table_find(struct peer_table *t, const uint8_t key[16]) {
     }
 }
 
+/* Caller holds the write lock: nobody else touches either entry. */
+static void peer_move_counters(struct peer *to, struct peer *from) {
+    to->learned_ms = from->learned_ms;
+    atomic_store_explicit(&to->rx_bytes, atomic_load_explicit(&from->rx_bytes, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&to->rx_pkts, atomic_load_explicit(&from->rx_pkts, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&to->tx_bytes, atomic_load_explicit(&from->tx_bytes, memory_order_relaxed), memory_order_relaxed);
+    atomic_store_explicit(&to->tx_pkts, atomic_load_explicit(&from->tx_pkts, memory_order_relaxed), memory_order_relaxed);
+}
+
+static void peer_reset_counters(struct peer *p, uint64_t now) {
+    p->learned_ms = now;
+    atomic_store_explicit(&p->rx_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->rx_pkts, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->tx_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->tx_pkts, 0, memory_order_relaxed);
+}
+
+/* Per-peer accounting of one batch: consecutive packets of one peer are summed and added at once (a
+ * batch usually goes to or comes from one peer), so the data path pays one atomic add per run, not per
+ * packet. The caller holds the read lock from the first add to the flush. */
+struct peer_acct {
+    struct peer *p;
+    uint64_t bytes, pkts;
+};
+
+static void acct_flush(struct peer_acct *a, bool tx) {
+    if (a->p != NULL && a->pkts) {
+        atomic_fetch_add_explicit(tx ? &a->p->tx_bytes : &a->p->rx_bytes, a->bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(tx ? &a->p->tx_pkts : &a->p->rx_pkts, a->pkts, memory_order_relaxed);
+    }
+    a->p = NULL;
+    a->bytes = a->pkts = 0;
+}
+
+static void acct_add(struct peer_acct *a, struct peer *p, uint64_t bytes, bool tx) {
+    if (a->p != p)
+        acct_flush(a, tx);
+    a->p = p;
+    a->bytes += bytes;
+    a->pkts++;
+}
+
 /* Caller holds the write lock. */
 static void table_delete_at(struct peer_table *t, uint32_t i) {
     t->slots[i].used = false;
@@ -201,6 +247,7 @@ static void table_delete_at(struct peer_table *t, uint32_t i) {
             t->slots[i].addr = t->slots[j].addr;
             t->slots[i].addrlen = t->slots[j].addrlen;
             atomic_store_explicit(&t->slots[i].seen_ms, seen, memory_order_relaxed);
+            peer_move_counters(&t->slots[i], &t->slots[j]);
             t->slots[j].used = false;
             i = j;
         }
@@ -425,6 +472,35 @@ void gx_tunnel_get_stats(struct gx_tunnel *t, struct gx_tunnel_stats *out) {
 
 static uint32_t keylen_of(const struct gx_tunnel *t) { return t->cfg.mode == GX_TUNNEL_TAP ? 6 : 16; }
 
+int gx_tunnel_peers(struct gx_tunnel *t, struct gx_tunnel_peer *out, int max) {
+    if (max < 0)
+        return -EINVAL;
+    int n = 0;
+    uint32_t keylen = keylen_of(t);
+    pthread_rwlock_rdlock(&t->peers.lock);
+    for (uint32_t i = 0; i <= t->peers.mask && n < max; i++) {
+        const struct peer *p = &t->peers.slots[i];
+        if (!p->used)
+            continue;
+        struct gx_tunnel_peer *o = &out[n++];
+        memset(o, 0, sizeof(*o));
+        memcpy(o->key, p->key, 16);
+        o->keylen = keylen;
+        if (p->addrlen <= sizeof(o->addr)) {
+            memcpy(&o->addr, &p->addr, p->addrlen);
+            o->addrlen = p->addrlen;
+        }
+        o->learned_ms = p->learned_ms;
+        o->seen_ms = atomic_load_explicit(&p->seen_ms, memory_order_relaxed);
+        o->rx_bytes = atomic_load_explicit(&p->rx_bytes, memory_order_relaxed);
+        o->rx_pkts = atomic_load_explicit(&p->rx_pkts, memory_order_relaxed);
+        o->tx_bytes = atomic_load_explicit(&p->tx_bytes, memory_order_relaxed);
+        o->tx_pkts = atomic_load_explicit(&p->tx_pkts, memory_order_relaxed);
+    }
+    pthread_rwlock_unlock(&t->peers.lock);
+    return n;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Failing peers (down thread). */
 
@@ -589,8 +665,9 @@ static bool pin_allows(const struct gx_tunnel *t, const uint8_t key[16], const s
 }
 
 /* Down thread only. Record key -> addr when the rules allow (gx/tunnel.h); emits an event when new or
- * moved. Returns 1 learned (or already known), 0 not learned. */
-static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockaddr_storage *addr,
+ * moved. Returns the entry (learned or already known), NULL when not learned. Only the down thread
+ * changes the table, so it may keep the pointer until its next sweep (inserting moves no entry). */
+static struct peer *learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockaddr_storage *addr,
                  socklen_t addrlen, uint64_t now) {
     uint8_t key[16] = {0};
     memcpy(key, key_in, keylen_of(t));
@@ -605,22 +682,22 @@ static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockad
         atomic_store_explicit(&p->seen_ms, now, memory_order_relaxed);
     pthread_rwlock_unlock(&t->peers.lock);
     if (same)
-        return 1;
+        return p;
     int ok = gx_tunnel_learnable(t, src);
     if (ok <= 0) {
         if (ok < 0)
             count(t, STAT(learn_refused), 1);
-        return 0;
+        return NULL;
     }
     if (!pin_allows(t, src, addr)) {
         count(t, STAT(learn_refused), 1);
         bad_record(t, BAD_PINNED, addr, addrlen, src, 1, now);
-        return 0;
+        return NULL;
     }
     if (!t->cfg.p2p && owner_routes(&t->owners, addr) >= t->cfg.peer_routes) {
         count(t, STAT(learn_capped), 1);
         bad_record(t, BAD_CAPPED, addr, addrlen, src, 1, now);
-        return 0;
+        return NULL;
     }
 
     uint32_t type = 0;
@@ -640,6 +717,7 @@ static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockad
         p->used = true;
         memcpy(p->key, key, 16);
         t->peers.count++;
+        peer_reset_counters(p, now);
         type = GX_TEV_PEER_LEARNED;
     }
     if (p != NULL) {
@@ -658,17 +736,17 @@ static int learn(struct gx_tunnel *t, const uint8_t *key_in, const struct sockad
         t->full_reported_ms = now; /* a full table is reported once a second, not once a datagram */
         emit(t, GX_TEV_TABLE_FULL, t->peers.limit, key, keylen_of(t), addr, addrlen);
     }
-    return p != NULL;
+    return p;
 }
 
 /* Caller holds the read lock. The peer for an inner destination, as gost's findRouteFor: an exact
  * entry, else the first configured route containing dst whose gateway has a learned peer. */
-static const struct peer *route_lookup(struct gx_tunnel *t, const uint8_t dst[16]) {
+static struct peer *route_lookup(struct gx_tunnel *t, const uint8_t dst[16]) {
     uint8_t key[16] = {0};
     memcpy(key, dst, keylen_of(t));
     if (t->cfg.p2p)
         memset(key, 0, 16);
-    const struct peer *p = table_find(&t->peers, key);
+    struct peer *p = table_find(&t->peers, key);
     if (p != NULL || t->cfg.p2p || t->cfg.mode == GX_TUNNEL_TAP)
         return p;
     for (int i = 0; i < t->n_routes; i++) {
@@ -808,6 +886,7 @@ static void *up_main(void *arg) {
             if (server)
                 pthread_rwlock_rdlock(&t->peers.lock);
             uint64_t supers = 0;
+            struct peer_acct acct = {0};
             for (uint32_t i = 0; i < b->n; i++) {
                 struct gx_pkt *p = &b->pkt[i];
                 bytes += p->len;
@@ -837,17 +916,20 @@ static void *up_main(void *arg) {
                     }
                     continue;
                 }
-                const struct peer *peer = route_lookup(t, dst);
+                struct peer *peer = route_lookup(t, dst);
                 if (peer == NULL) {
                     noroute++;
                     p->len = 0;
                     continue;
                 }
+                acct_add(&acct, peer, p->len, true);
                 addr[i] = peer->addr;
                 addrlen[i] = peer->addrlen;
             }
-            if (server)
+            if (server) {
+                acct_flush(&acct, true);
                 pthread_rwlock_unlock(&t->peers.lock);
+            }
             count(t, STAT(dev_rx_pkts), b->n);
             count(t, STAT(dev_rx_supers), supers);
             count(t, STAT(dev_rx_bytes), bytes);
@@ -986,6 +1068,8 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
     struct gx_batch *b = &d->in;
     bool tap = t->cfg.mode == GX_TUNNEL_TAP, server = t->cfg.role == GX_TUNNEL_SERVER;
     uint64_t malformed = 0;
+    /* the down thread is the table's only writer: its entry pointers hold until its next sweep */
+    struct peer_acct rx = {0}, relay_tx = {0};
     for (uint32_t i = 0; i < b->n; i++) {
         struct gx_pkt *p = &b->pkt[i];
         if (p->len == 0)
@@ -1006,7 +1090,9 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
         }
         if (!server)
             continue;
-        learn(t, src, &b->addr[i], b->addrlen[i], now);
+        struct peer *from = learn(t, src, &b->addr[i], b->addrlen[i], now);
+        if (from != NULL)
+            acct_add(&rx, from, p->len, false);
         if (t->cfg.p2p)
             continue; /* v3 p2p: everything from the net goes to the device */
         if (tap && memcmp(dst, bcast_mac, 6) == 0) {
@@ -1020,13 +1106,16 @@ static void down_process(struct gx_tunnel *t, struct down_state *d, uint64_t now
             continue; /* and to the device */
         }
         pthread_rwlock_rdlock(&t->peers.lock);
-        const struct peer *q = route_lookup(t, dst);
+        struct peer *q = route_lookup(t, dst);
         if (q != NULL && !sockaddr_equal(&q->addr, q->addrlen, &b->addr[i], b->addrlen[i])) {
+            acct_add(&relay_tx, q, p->len, true);
             relay_add(d, p, &q->addr, q->addrlen);
             p->len = 0;
         }
         pthread_rwlock_unlock(&t->peers.lock);
     }
+    acct_flush(&rx, false);
+    acct_flush(&relay_tx, true);
     count(t, STAT(drop_malformed), malformed);
 
     uint64_t want = 0, bytes = 0;

@@ -17,17 +17,28 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
+import weakref
 from collections.abc import Sequence
 
 from gostx.addr import split_host_port
 from gostx.chain.route import Chain, Node
 from gostx.errors import GostError
 from gostx.log import FieldLogger, get_logger
+from gostx.metrics.counters import chain_connected, chain_failed, fail_request
 from gostx.net.direct import DEFAULT_DIAL_TIMEOUT, DialOptions, dial, listen_udp
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import SocketStream, Stream
 
 Conn = Stream | PacketConn
+
+
+_live: weakref.WeakSet[Router] = weakref.WeakSet()
+
+
+def live_routers() -> list[Router]:
+    """Every Router of the running services (for the web API's chain, hop and bypass changes)."""
+    return list(_live)
 
 
 def reason(exc: BaseException) -> str:
@@ -49,6 +60,12 @@ class Router:
         self.timeout = timeout if timeout > 0 else DEFAULT_DIAL_TIMEOUT
         self.direct = direct or DialOptions(timeout=self.timeout)
         self.log = log or get_logger(kind="router")
+        _live.add(self)
+
+    def replace_chain(self, chain: Chain) -> None:
+        """The web API replaced the chain (or a hop or bypass in it): dials from now on use the new one;
+        connections already made keep theirs."""
+        self.chain = chain
 
     def route(self, address: str, key: str = "") -> list[Node]:
         return self.chain.route(address, key) if self.chain is not None else []
@@ -72,6 +89,7 @@ class Router:
                 self.log.debug(f"dial {network} {address or '*'} via {where} (attempt {attempt + 1}): "
                                f"{reason(exc)}")
         assert error is not None
+        fail_request()
         target = address or "*"
         raise ConnectionError(f"dial {network} {target} via {where}: {reason(error)}")
 
@@ -99,6 +117,8 @@ class Router:
     async def _dial_route(self, route: Sequence[Node], network: str, address: str) -> Conn:
         step = 0
         stream: Stream | None = None
+        chain = self.chain.name if self.chain is not None else ""
+        start = time.monotonic()
         try:
             first = route[0]
             stream = await first.dialer.dial(first.addr, first.dial_options)
@@ -117,10 +137,12 @@ class Router:
             if stream is not None:
                 stream.close()
             route[step].marker.mark()  # a timeout arrives here as a cancellation
+            chain_failed(chain, route[step].name or route[step].addr)
             if isinstance(exc, (OSError, TimeoutError, GostError)):
                 name = route[step].name or route[step].addr
                 raise ConnectionError(f"node {name} ({route[step].addr}): {reason(exc)}") from exc
             raise
         for node in route:
             node.marker.reset()
+        chain_connected(chain, route[-1].name or route[-1].addr, time.monotonic() - start)
         return result

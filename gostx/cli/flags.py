@@ -26,8 +26,8 @@ FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("D", "bool", "", "debug mode (log level debug)"),
     FlagSpec("DD", "bool", "", "trace mode (log level trace)"),
     FlagSpec("V", "bool", "", "print the version and exit"),
-    FlagSpec("api", "string", "addr", "API service address, [user:pass@]host:port (not served yet)"),
-    FlagSpec("metrics", "string", "addr", "metrics service address, [user:pass@]host:port (not served yet)"),
+    FlagSpec("api", "string", "addr", "API service address, [user:pass@]host:port[?pathPrefix=/api&accesslog=true]"),
+    FlagSpec("metrics", "string", "addr", "metrics service address, [user:pass@]host:port[?path=/metrics]"),
 )
 _BY_NAME = {f.name: f for f in FLAGS}
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}

@@ -79,11 +79,9 @@ def _run(opts: Options) -> int:
     log = setup_logging(cfg.log)
     for note in notes:  # e.g. an unknown -L scheme, which gost quietly serves as its auto proxy
         log.bind(kind="config").warning(note)
-    if not cfg.services:
-        if cfg.api or cfg.metrics:
-            raise GostError("no services to run (api and metrics are not served yet)")
+    if not cfg.services and not (cfg.api and cfg.api.addr):  # with the web API, services may come later
         raise GostError("no services to run: give -L (e.g. -L tcp://:8080/10.0.0.1:80) or -C <config file>")
-    return run(cfg)
+    return run(cfg, opts.config_source)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -19,6 +19,7 @@ from gostx.config.model import AuthConfig
 from gostx.errors import GostError
 from gostx.listener.limits import handshake_done, set_handshake_deadline
 from gostx.listener.tcp import TcpListener
+from gostx.metrics.counters import fail_request
 from gostx.net.stream import SocketStream, Stream
 from gostx.service import Handler, Listener
 
@@ -86,7 +87,8 @@ class ProxyHandler(Handler):
 
     async def _run(self, conn: socket.socket, peer: str, listener: TcpListener | None = None) -> None:
         try:
-            await self._serve_conn(conn, peer, listener)
+            with self.ctx.counters.request():  # gost's per-service request counters, once per connection
+                await self._serve_conn(conn, peer, listener)
         finally:
             if listener is not None:
                 listener.release(peer)
@@ -102,11 +104,13 @@ class ProxyHandler(Handler):
                     stream = await listener.upgrade(conn)  # TLS / WebSocket handshakes of tls, ws, wss
                 await self.handle(stream, peer)
         except (ConnectionError, TimeoutError, OSError, GostError) as exc:
+            fail_request()
             self.ctx.log.debug(f"{peer}: {describe(exc)}", extra={"remote": peer})
         except asyncio.CancelledError:
             stream.close()
             raise
         except Exception as exc:
+            fail_request()
             self.ctx.log.error(f"{peer}: internal error: {type(exc).__name__}: {exc}", exc_info=exc,
                                extra={"remote": peer})
         try:
@@ -131,6 +135,7 @@ class ProxyHandler(Handler):
         return extra
 
     def log_close(self, peer: str, target: str, extra: dict[str, Any], start: float, sent: int, received: int) -> None:
+        self.ctx.counters.add_bytes(sent, received)  # the flow's totals, once (spliced / C-relayed included)
         if not self.ctx.log.isEnabledFor(logging.INFO):
             return
         loop = asyncio.get_running_loop()

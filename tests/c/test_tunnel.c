@@ -165,7 +165,8 @@ static void test_pair(const struct cipher *aead, const char *label) {
     uint8_t pkt[2048], got[2048];
 
     /* client -> server, several sizes */
-    for (uint32_t len = 20; len <= 1350; len += 333) {
+    uint64_t up_bytes = 0, up_pkts = 0;
+    for (uint32_t len = 20; len <= 1350; len += 333, up_bytes += len - 333, up_pkts++) {
         ip4_packet(pkt, "192.168.123.2", "192.168.123.1", (uint8_t)len, len);
         CHECK(write(c.dev[1], pkt, len) == (ssize_t)len, "inject");
         int n = recv_dev(s.dev[1], got, sizeof(got), 2000);
@@ -188,6 +189,20 @@ static void test_pair(const struct cipher *aead, const char *label) {
     CHECK(st.drop_no_route == 1, "%s no-route drop %lu", label, (unsigned long)st.drop_no_route);
     CHECK(st.drop_malformed == 1, "%s malformed drop %lu", label, (unsigned long)st.drop_malformed);
     CHECK(st.peers == 1, "%s one peer learned (%lu)", label, (unsigned long)st.peers);
+    /* per-peer counters: the inner bytes from and to the client's entry */
+    struct gx_tunnel_peer peers[4];
+    CHECK(gx_tunnel_peers(s.t, peers, 4) == 1, "%s one peer in the snapshot", label);
+    uint8_t want_key[16];
+    mapped4(want_key, "192.168.123.2");
+    CHECK(memcmp(peers[0].key, want_key, 16) == 0 && peers[0].keylen == 16, "%s peer key", label);
+    CHECK(peers[0].rx_pkts == up_pkts && peers[0].rx_bytes == up_bytes, "%s peer rx %lu/%lu (want %lu/%lu)",
+          label, (unsigned long)peers[0].rx_pkts, (unsigned long)peers[0].rx_bytes, (unsigned long)up_pkts,
+          (unsigned long)up_bytes);
+    CHECK(peers[0].tx_pkts == 1 && peers[0].tx_bytes == 100, "%s peer tx %lu/%lu", label,
+          (unsigned long)peers[0].tx_pkts, (unsigned long)peers[0].tx_bytes);
+    CHECK(peers[0].addrlen == sizeof(struct sockaddr_in) &&
+          ((struct sockaddr_in *)&peers[0].addr)->sin_port == c.addr.sin_port, "%s peer outer address", label);
+    CHECK(gx_tunnel_peers(s.t, peers, 0) == 0 && gx_tunnel_peers(s.t, peers, -1) == -EINVAL, "%s peers max", label);
 
     /* junk datagrams at the server: random, truncated, empty */
     int junk = socket(AF_INET, SOCK_DGRAM, 0);

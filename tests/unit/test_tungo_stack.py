@@ -10,6 +10,7 @@ import os
 import select
 import socket
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -75,6 +76,12 @@ def test_udp_session_through_the_binding(host: tuple[socket.socket, _engine.Stac
     assert struct.unpack("!HH", packet[20:24]) == (53, 40000)
     assert packet[28:] == b"answer"
     assert stack.stats()["udp_down_pkts"] == 1
+    # lwIP's heap (MEM_STATS, sampled by the stack thread every 250 ms): the packets went through it
+    deadline = time.monotonic() + 2.0
+    while stack.stats()["lwip_mem_max"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 0 < stack.stats()["lwip_mem_max"] < 1 << 30
+    assert stack.stats()["lwip_mem_errors"] == 0
     theirs.close()
 
 

@@ -74,6 +74,10 @@ struct gx_stack_stats {
      * exchange not finished, LAST_ACK, FIN_WAIT) and TIME_WAIT; tcp_tw_recycled counts new connections
      * whose SYN reused a TIME_WAIT connection's addresses (RFC 6191) */
     uint64_t tcp_closing, tcp_time_wait, tcp_tw_recycled;
+    /* lwIP's heap (its pbufs, segments and PCBs come from malloc through it; lwIP's state is global, so
+     * these are the process's): bytes held now, the most ever held, failed allocations. Sampled every
+     * 250 ms by the stack thread. */
+    uint64_t lwip_mem_used, lwip_mem_max, lwip_mem_errors;
 };
 
 struct gx_stack;

@@ -181,6 +181,22 @@ int gx_tunnel_start(struct gx_tunnel *t);
 int gx_tunnel_stop(struct gx_tunnel *t);   /* signal both threads and join them; idempotent */
 void gx_tunnel_free(struct gx_tunnel *t);  /* stops first if running */
 void gx_tunnel_get_stats(struct gx_tunnel *t, struct gx_tunnel_stats *out);
+
+/* One learned entry (server) and its traffic: inner bytes and packets received from it (rx) and sent to
+ * it (tx, relayed client-to-client traffic included; TAP broadcast copies are not counted per entry).
+ * The counters start at 0 when the entry is made (learned_ms changes) and are added once per run of
+ * packets of one batch, with relaxed atomics: no lock and no per-packet cost on the data path. */
+struct gx_tunnel_peer {
+    uint8_t key[16];               /* the inner address (16-byte form, v4 mapped), or a MAC in the first 6 */
+    uint32_t keylen;               /* 16 (IP) or 6 (MAC) */
+    struct sockaddr_storage addr;  /* the peer's outer address */
+    socklen_t addrlen;
+    uint64_t learned_ms, seen_ms;  /* CLOCK_MONOTONIC milliseconds */
+    uint64_t rx_bytes, rx_pkts, tx_bytes, tx_pkts;
+};
+/* Copy up to max learned entries to out (any order) under the table's read lock, held only for the copy
+ * (one call per scrape, however many peers). Returns how many were copied, or -EINVAL. */
+int gx_tunnel_peers(struct gx_tunnel *t, struct gx_tunnel_peer *out, int max);
 /* An eventfd that becomes readable when events are queued (for the control plane's loop). */
 int gx_tunnel_event_fd(const struct gx_tunnel *t);
 /* Copy up to max queued events out; returns how many. Clears the eventfd. */

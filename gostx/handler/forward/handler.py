@@ -149,7 +149,7 @@ class ForwardHandler(Handler):
             self._tcp_listener = listener
             await self._accept_loop(listener.accept, self._handle_tcp)
         elif isinstance(listener, UdpListener):
-            await self._accept_loop(listener.accept, self._handle_udp)
+            await self._accept_loop(listener.accept, self._counted_udp)
         else:
             raise GostError(f"handler {self.config.type} cannot serve listener {listener.config.type}")
 
@@ -198,7 +198,8 @@ class ForwardHandler(Handler):
 
     async def _handle_tcp(self, conn: socket.socket, peer: str) -> None:
         try:
-            await self._forward_tcp(conn, peer)
+            with self.ctx.counters.request():  # gost's per-service request counters, once per connection
+                await self._forward_tcp(conn, peer)
         finally:
             if self._tcp_listener is not None:
                 self._tcp_listener.release(peer)  # the connection cap (gostx/listener/limits.py)
@@ -230,9 +231,14 @@ class ForwardHandler(Handler):
         except OSError as exc:
             log.debug(f"{peer} >-< {target.addr}: {_reason(exc)}", extra=fields)
         finally:
+            self.ctx.counters.add_bytes(moved[0], moved[1])
             log.info(f"{peer} >-< {target.addr}", extra={
                 **fields, "duration": f"{time.monotonic() - start:.3f}s",
                 "inputBytes": moved[0], "outputBytes": moved[1]})
+
+    async def _counted_udp(self, session: UdpSession) -> None:
+        with self.ctx.counters.request():  # one request per client session
+            await self._handle_udp(session)
 
     async def _handle_udp(self, session: UdpSession) -> None:
         log = self.ctx.log
@@ -260,6 +266,7 @@ class ForwardHandler(Handler):
         finally:
             session.close()
             upstream.close()
+            self.ctx.counters.add_bytes(session.bytes_in, session.bytes_out)
             log.info(f"{session.peer} >-< {target.addr}", extra={
                 **fields, "duration": f"{time.monotonic() - start:.3f}s",
                 "inputBytes": session.bytes_in, "outputBytes": session.bytes_out})

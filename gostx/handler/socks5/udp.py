@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gostx import _engine
 from gostx.addr import format_sockaddr
+from gostx.metrics.sources import socks_relay_ended
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
@@ -69,6 +70,7 @@ class UdpTunRelay:
             start = loop.time()
             if isinstance(conn, DirectPacketConn) and self.handler.bypass is None:
                 stats = await self._run_c(conn)
+                socks_relay_ended(stats)
                 sent, received = stats["up_bytes"], stats["down_bytes"]
                 self.log.debug(f"{self.peer}: udp relay stats", extra={"remote": self.peer, "stats": stats})
             else:

@@ -20,10 +20,8 @@ as in gost v2.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
-import signal
 import socket
 import struct
 from typing import Protocol, runtime_checkable
@@ -35,6 +33,8 @@ from gostx.cipher import make_aead
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
 from gostx.errors import GostError
+from gostx.metrics import SourceHandle, register_source
+from gostx.metrics.sources import TunnelSource
 from gostx.net.packet import DirectPacketConn
 from gostx.net.stream import CBridge
 from gostx.protocol.socks5 import UdpTunConn
@@ -47,6 +47,9 @@ from gostx.tunnel.redial import redial_forever
 from gostx.tunnel.udp import bind_udp, resolve, split_host_port
 
 SIOCGIFHWADDR = 0x8927
+# the device's offload mode, for gostx_tun_info (gx/tun.h GX_TUN_VNET_*)
+VNET_MODE_NAMES = {_engine.TUN_VNET_NONE: "none", _engine.TUN_VNET_CSUM: "csum", _engine.TUN_VNET_GSO: "gso",
+                   3: "gso_eth"}
 
 _EVENT_LEVEL = {
     "peer_learned": "debug", "peer_moved": "debug", "peer_expired": "debug", "keepalive_reply": "debug",
@@ -129,6 +132,9 @@ class TunHandler(Handler):
         self._net_closed = asyncio.Event()
         self.router: Router | None = None
         self._bridge: CBridge | None = None
+        # counters for -metrics and kill -USR1: kept across the tunnels of redials
+        self.source = TunnelSource(ctx.name, self.kind)
+        self._source_handle: SourceHandle | None = None
 
     async def init(self) -> None:
         self.cipher = make_cipher(self.options.method, self.options.password)
@@ -177,8 +183,7 @@ class TunHandler(Handler):
             raise GostError(f"{self.kind} handler needs a {self.kind} listener")
         device = listener.device
         remote = self._remote()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.log_stats)
+        self._metrics_up(device)
         if self.router is not None and not self._target_is_local_udp_service():
             await self._serve_chain(device, listener)
             return
@@ -213,6 +218,15 @@ class TunHandler(Handler):
             peer_routes=opts.peer_routes, mac=mac,
         )
 
+    def _metrics_up(self, device: object) -> None:
+        mode = getattr(device, "vnet_mode", 0)
+        self.source.info = {"device": str(getattr(device, "name", "")), "cipher": self.options.method or "none",
+                            "vnet_mode": VNET_MODE_NAMES.get(mode, str(mode))}
+        self.ctx.counters.live_bytes = self.source.device_bytes
+        self.ctx.counters.live_requests = self.source.requests
+        if self._source_handle is None:
+            self._source_handle = register_source(self.source)
+
     def _start(self, tunnel: _engine.Tunnel, listener: DeviceListener, server: bool) -> None:
         """Routes, start the threads, watch the events."""
         if server:
@@ -224,6 +238,7 @@ class TunHandler(Handler):
         self._net_closed.clear()
         tunnel.start()
         self.tunnel = tunnel
+        self.source.attach(tunnel, self.ftcp_endpoint)
         self._reader_fd = tunnel.event_fd
         asyncio.get_running_loop().add_reader(self._reader_fd, self._drain_events)
 
@@ -338,6 +353,7 @@ class TunHandler(Handler):
         await asyncio.shield(asyncio.to_thread(tunnel.stop))
         self._drain_events()
         self.log_stats()
+        self.source.detach()
         self.tunnel = None
         if self._bridge is not None:
             self._bridge.close()
@@ -345,6 +361,9 @@ class TunHandler(Handler):
 
     async def close(self) -> None:
         await self._stop_tunnel()
+        if self._source_handle is not None:
+            self._source_handle.close()
+            self._source_handle = None
         if self.sock is not None:
             self.sock.close()
             self.sock = None

@@ -15,9 +15,7 @@ Handler metadata: `udpTimeout` (default 30s), `sniffing`, `sniffing.timeout`, `s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 from typing import ClassVar
 
 from gostx import _engine
@@ -32,6 +30,8 @@ from gostx.handler.tungo.options import TungoHandlerOptions
 from gostx.handler.tungo.ports import SourcePorts
 from gostx.handler.tungo.upstream import OwnSockets, TungoRouter, build_tungo_router
 from gostx.listener.tungo import TungoListener
+from gostx.metrics import SourceHandle, register_source
+from gostx.metrics.sources import tungo_source
 from gostx.registry import handlers
 from gostx.service import Handler, Listener, ServiceContext
 from gostx.sniffing import BytesPeeker, SniffingOptions, dial_targets, parse_dns_question, sniff_stream
@@ -63,6 +63,9 @@ class TungoHandler(Handler):
         self._reader_fd: int | None = None
         self._device_name = ""
         self._loop_warned = False
+        self._source_handle: SourceHandle | None = None
+        self._last_stats: dict[str, int] = {}
+        self.dial_errors = 0  # flows whose upstream dial failed (Python path; the fast path counts its own)
 
     async def init(self) -> None:
         if TungoHandler.active not in (None, self):
@@ -87,8 +90,7 @@ class TungoHandler(Handler):
         loop = asyncio.get_running_loop()
         self._reader_fd = self.stack.event_fd
         loop.add_reader(self._reader_fd, self._drain_events)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGUSR1, self.log_stats)
+        self._metrics_up()
         via = "direct" if self.ctx.chain is None else f"chain {self.ctx.chain.name}"
         self.ctx.log.info(f"tungo stack on {device.name} ({via})",
                           extra={"device": device.name, "mtu": listener.options.mtu,
@@ -171,6 +173,8 @@ class TungoHandler(Handler):
                 return await self.dial(network, target), target
             except (OSError, TimeoutError) as exc:
                 last = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        self.dial_errors += 1
+        self.ctx.counters.error()
         self.ctx.log.warning(f"{network} {_show(src)} -> {targets[-1]}: {last}",
                              extra={"network": network, "src": _show(src), "dst": targets[-1]})
         return None, ""
@@ -191,10 +195,33 @@ class TungoHandler(Handler):
             extra={"network": network, "dst": _show(dst)})
 
     # ---- stats, close ------------------------------------------------------------------------------
+    def _metrics_up(self) -> None:
+        """-metrics: the stack's counters (gostx_tungo_*); gost's service counters: flows as requests, the
+        device's bytes as input/output (read from C at scrape time)."""
+        def live_bytes() -> tuple[int, int]:
+            s = self._stats_now()
+            return s.get("tun_rx_bytes", 0), s.get("tun_tx_bytes", 0)
+
+        def live_requests() -> tuple[int, int]:
+            s = self._stats_now()
+            return (s.get("tcp_flows", 0) + s.get("udp_sessions", 0), s.get("tcp_active", 0) + s.get("udp_active", 0))
+
+        self.ctx.counters.live_bytes = live_bytes
+        self.ctx.counters.live_requests = live_requests
+        self.ctx.counters.live_errors = lambda: self.fast.failures if self.fast is not None else 0
+        if self._source_handle is None:
+            self._source_handle = register_source(tungo_source(self.ctx.name, self.stats))
+
+    def _stats_now(self) -> dict[str, int]:
+        if self.stack is not None:
+            self._last_stats = dict(self.stack.stats())
+        return self._last_stats
+
     def stats(self) -> dict[str, int]:
         """The stack's counters, and tun_queue_drops: packets the kernel dropped because the device's
         queue towards the stack was full (its TX drops, from sysfs: they never reach the stack)."""
         out: dict[str, int] = dict(self.stack.stats()) if self.stack is not None else {}
+        out["dial_errors"] = self.dial_errors + (self.fast.failures if self.fast is not None else 0)
         if self._device_name:
             try:
                 with open(f"/sys/class/net/{self._device_name}/statistics/tx_dropped", encoding="ascii") as f:
@@ -210,6 +237,9 @@ class TungoHandler(Handler):
     async def close(self) -> None:
         if TungoHandler.active is self:
             TungoHandler.active = None
+        if self._source_handle is not None:
+            self._source_handle.close()
+            self._source_handle = None
         stack, self.stack = self.stack, None
         if stack is None:
             return
@@ -224,5 +254,6 @@ class TungoHandler(Handler):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.bridges.close()
         await asyncio.to_thread(stack.stop)
-        self.ctx.log.info("tungo stats", extra={"stats": stack.stats()})
+        self._last_stats = dict(stack.stats())
+        self.ctx.log.info("tungo stats", extra={"stats": self._last_stats})
         stack.close()

@@ -51,6 +51,7 @@ class DirectDials:
         self.timeout = timeout
         self.own = own
         self.log = log
+        self.failures = 0  # flows given up because every dial attempt failed (metrics, kill -USR1)
         self.loop = asyncio.get_running_loop()
         self.pending: dict[int, DirectDial] = {}
         self.connecting: dict[int, DirectDial] = {}   # fd -> the TCP dial waiting for it to be writable
@@ -236,6 +237,7 @@ class DirectDial:
         dials.stack.drop(self.flow_id)
         if error is None:
             return
+        dials.failures += 1
         target, src = join_host_port(*self.dst), join_host_port(*self.src)
         last = f"dial {self.network} {target} via direct: {reason(error)}"
         dials.log.warning(f"{self.network} {src} -> {target}: {last}",

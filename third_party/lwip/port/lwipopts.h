@@ -115,9 +115,27 @@
 #define LWIP_NUM_NETIF_CLIENT_DATA      0
 #define LWIP_IPV6_NUM_ADDRESSES         3
 
-/* ---- no statistics, no debug output ---- */
-#define LWIP_STATS                      0
+/* ---- statistics: only the heap's (bytes held, high-water mark, failed allocations: gostx_tungo_lwip_*
+ * metrics), counted by the stack thread; the per-packet protocol counters stay off ---- */
+#define LWIP_STATS                      1
 #define LWIP_STATS_DISPLAY              0
+#define MEM_STATS                       1
+#define MEMP_STATS                      0
+#define SYS_STATS                       0
+#define LINK_STATS                      0
+#define ETHARP_STATS                    0
+#define IP_STATS                        0
+#define IPFRAG_STATS                    0
+#define ICMP_STATS                      0
+#define IGMP_STATS                      0
+#define UDP_STATS                       0
+#define TCP_STATS                       0
+#define IP6_STATS                       0
+#define ICMP6_STATS                     0
+#define IP6_FRAG_STATS                  0
+#define MLD6_STATS                      0
+#define ND6_STATS                       0
+#define MIB2_STATS                      0
 #define PPP_SUPPORT                     0
 
 #endif
