@@ -17,9 +17,9 @@ else
   PY := $(ROOT)/.venv/bin/python
 endif
 
-APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils \
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils stunnel4 \
   clang libclang-rt-14-dev
-PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis
+PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis websockets
 CC ?= gcc
 # CDEFS: extra -D flags for the C tests, e.g. `make -B tests/c/bin/test_gcm CDEFS=-DGX_NO_SIMD` (the
 # build without our SIMD crypto; setup.py's GX_NO_SIMD=1 is the same for the extension)
@@ -50,7 +50,7 @@ apt-deps:
 
 pip-deps:
 	@if [ "$(NEED_VENV)" = 1 ] && [ ! -x .venv/bin/python ]; then echo "== creating .venv"; $(SYS_PY) -m venv .venv; fi
-	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks","hypothesis":"hypothesis"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
+	@missing=$$($(PY) -c 'import importlib.util as u; m={"Cython":"Cython","PyYAML":"yaml","cryptography":"cryptography","pytest":"pytest","ruff":"ruff","setuptools":"setuptools","wheel":"wheel","PySocks":"socks","hypothesis":"hypothesis","websockets":"websockets"}; print(" ".join(k for k,v in m.items() if u.find_spec(v) is None))'); \
 	  if [ -n "$$missing" ]; then echo "== installing pip packages: $$missing"; $(PY) -m pip install -q $$missing; fi
 
 build: pip-deps
