@@ -93,17 +93,19 @@ class SClient:
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
-    def read_until(self, done, timeout: float = 10) -> bytes:  # type: ignore[no-untyped-def]
-        """Read until done(bytes so far) or the deadline; returns everything read so far."""
+    def read_until(self, done, timeout: float = 10, idle: float = 2) -> bytes:  # type: ignore[no-untyped-def]
+        """Read until done(bytes so far), the deadline, or `idle` seconds without a byte; returns all read."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        while not done(self.got) and time.monotonic() < deadline:
+        quiet_until = time.monotonic() + idle
+        while not done(self.got) and time.monotonic() < min(deadline, quiet_until):
             if select.select([fd], [], [], 0.2)[0]:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
                     break
                 self.got += chunk
+                quiet_until = time.monotonic() + idle
         return self.got
 
     def close(self) -> None:
