@@ -14,6 +14,7 @@ from typing import Protocol
 
 from bench.relay_rows import http_over_relay_wss, relay_wss_forward, tungo_over_relay_wss
 from bench.rig import Rig
+from bench.tls_rows import StunnelTunnel, socks5_tls_forward
 from bench.tunnels import (
     Endpoint,
     OpenVpnTunnel,
@@ -104,10 +105,12 @@ ROWS: tuple[Row, ...] = (
         lambda: gost_tun(None, extra=["tcp=true"], client_listen=":0"),
     ),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
-    Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
+    Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4", "srvcpu")),
+    Row("stunnel", "stunnel TLS 1.3 (C, OpenSSL)", StunnelTunnel, ("tcp1", "tcp4")),
+    Row("socks5-tls", "socks5+tls (tcp:// -F socks5+tls://)", socks5_tls_forward, ("tcp1", "tcp4", "srvcpu")),
     Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, TUNGO_TESTS),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4", "churn400")),
-    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4")),
+    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4", "srvcpu")),
     Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4")),
     Row("tungo-relay-wss", "tungo:// -F relay+wss://?interface=", tungo_over_relay_wss, ("tcp1",)),
     Row("go-gost-tun-plain", "Go gost tun:// plaintext", _go_gost(None)),
