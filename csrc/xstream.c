@@ -913,7 +913,11 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
             }
             if (cfg->verify_name && cfg->verify_name[0]) {
                 SSL_set_verify(x->ssl, SSL_VERIFY_PEER, NULL);
-                if (SSL_set1_host(x->ssl, cfg->verify_name) != 1) {
+                X509_VERIFY_PARAM *vp = SSL_get0_param(x->ssl);
+                /* an IP address is checked against the certificate's IP SANs, a name against its DNS names */
+                int ok = X509_VERIFY_PARAM_set1_ip_asc(vp, cfg->verify_name) == 1 ||
+                         SSL_set1_host(x->ssl, cfg->verify_name) == 1;
+                if (!ok) {
                     rc = -EINVAL;
                     goto fail;
                 }
