@@ -84,11 +84,11 @@ tests/c/bin/obj-asan/%.o: csrc/%.c $(CHDRS)
 
 tests/c/bin/%: tests/c/%.c $(COBJ) $(CHDRS) $(wildcard tests/c/*.h)
 	@mkdir -p tests/c/bin
-	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(COBJ) -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(COBJ) -lssl -lcrypto -lpthread
 
 tests/c/bin/asan-%: tests/c/%.c $(COBJ_ASAN) $(CHDRS) $(wildcard tests/c/*.h)
 	@mkdir -p tests/c/bin
-	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -o $@ $< $(COBJ_ASAN) -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -o $@ $< $(COBJ_ASAN) -lssl -lcrypto -lpthread
 
 # test_wycheproof reads the Wycheproof vectors as lines of text made from their JSON
 WYCHEPROOF_JSON := $(wildcard tests/vectors/wycheproof/*.json)
@@ -108,11 +108,11 @@ tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lw
 # test_stack replays tests/fuzz/corpus/stack through fuzz_stack.c (compiled in; it needs stack_int.h)
 tests/c/bin/test_stack tests/c/bin/asan-test_stack: tests/fuzz/fuzz_stack.c tests/fuzz/fuzz.h
 tests/c/bin/test_stack: tests/c/test_stack.c $(COBJ) $(STACK_OBJ) $(STACK_DEPS) $(CHDRS) $(wildcard tests/c/*.h) tests/c/bin/liblwip.a
-	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lssl -lcrypto -lpthread
 
 tests/c/bin/asan-test_stack: tests/c/test_stack.c $(COBJ_ASAN) $(STACK_OBJ_ASAN) $(STACK_DEPS) $(CHDRS) $(wildcard tests/c/*.h) tests/c/bin/liblwip-asan.a
 	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack $(ASAN_FLAGS) \
-	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
+	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lssl -lcrypto -lpthread
 
 # the fuzz-regression test compiles fuzz targets in (tests/fuzz/README.md)
 tests/c/bin/test_fuzz_regressions tests/c/bin/asan-test_fuzz_regressions: $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/fuzz.h)
@@ -184,10 +184,10 @@ $(FUZZ_BIN)/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_bu
 
 $(FUZZ_BIN)/fuzz_stack: $(FUZZ_DIR)/fuzz_stack.c $(FUZZ_DIR)/fuzz.h $(FUZZ_STACK_OBJ) $(FUZZ_BIN)/libgx.a $(FUZZ_BIN)/liblwip.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(LWIP_INC) -Icsrc/stack -fsanitize=fuzzer -o $@ $< $(FUZZ_STACK_OBJ) $(FUZZ_BIN)/libgx.a \
-	  $(FUZZ_BIN)/liblwip.a -lcrypto -lpthread
+	  $(FUZZ_BIN)/liblwip.a -lssl -lcrypto -lpthread
 
 $(FUZZ_BIN)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h $(FUZZ_BIN)/libgx.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BIN)/libgx.a -lcrypto -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BIN)/libgx.a -lssl -lcrypto -lpthread
 
 fuzz-build:
 	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \

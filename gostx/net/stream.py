@@ -7,8 +7,8 @@ handed on to C (splice, the tunnel engine, the 0xF3 relay): `Stream.sock` is tha
 stream's bytes are exactly the socket's bytes, else None.
 
     SocketStream(sock)                 # a connected non-blocking socket
-    await start_tls_client(stream, ctx, server_name)   -> TransportStream
-    await start_tls_server(stream, ctx)                -> TransportStream
+    await start_tls_client(stream, ctx, server_name)   -> Stream (gostx/net/tls.py)
+    await start_tls_server(stream, ctx)                -> Stream
     await pipe(a, b)                   # relay both ways until both ends are done (splice when it can)
     fd_for_c(stream)                   # a socket carrying exactly the stream's bytes, for C code
 """
@@ -206,37 +206,29 @@ def _name(sock: socket.socket | None, remote: bool) -> str:
 
 
 async def start_tls_client(stream: Stream, ctx: ssl.SSLContext, server_name: str | None,
-                           timeout: float = 15.0) -> TransportStream:
-    """TLS client over a SocketStream (the socket moves into the TLS transport)."""
-    sock = _detach(stream)
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(sock=sock, ssl=ctx, server_hostname=server_name or ""), timeout)
-    return TransportStream(reader, writer)
+                           timeout: float = 15.0) -> Stream:
+    """TLS client over a SocketStream (the socket moves into the TLS stream: C when ctx has a C twin,
+    gostx/net/tls.py)."""
+    from gostx.net.tls import tls_client
+
+    _detach_check(stream)
+    return await tls_client(stream, ctx, server_name, timeout)
 
 
-async def start_tls_server(stream: Stream, ctx: ssl.SSLContext, timeout: float = 15.0) -> TransportStream:
-    """TLS server over a SocketStream (the socket moves into the TLS transport)."""
-    sock = _detach(stream)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=CHUNK)
-    protocol = asyncio.StreamReaderProtocol(reader)
-    try:
-        transport, _ = await asyncio.wait_for(
-            loop.connect_accepted_socket(lambda: protocol, sock, ssl=ctx, ssl_handshake_timeout=timeout),
-            timeout)
-    except BaseException:
-        sock.close()
-        raise
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return TransportStream(reader, writer)
+async def start_tls_server(stream: Stream, ctx: ssl.SSLContext, timeout: float = 15.0) -> Stream:
+    """TLS server over a SocketStream (the socket moves into the TLS stream, as start_tls_client)."""
+    from gostx.net.tls import tls_server
+
+    _detach_check(stream)
+    return await tls_server(stream, ctx, timeout)
 
 
-def _detach(stream: Stream) -> socket.socket:
+def _detach_check(stream: Stream) -> None:
     if not isinstance(stream, SocketStream) or stream.sock is None:
         raise ConnectionError("TLS needs a plain socket underneath")
-    if stream.take_buffered():
+    head = stream.take_buffered()
+    if head:
         raise ConnectionError("unexpected data before the TLS handshake")
-    return stream.detach()
 
 
 async def _pump(src: Stream, dst: Stream, counter: list[int]) -> None:
