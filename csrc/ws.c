@@ -1,4 +1,4 @@
-/* WebSocket framing helpers (gx/ws.h). */
+/* WebSocket framing (gx/ws.h): mask, headers, frame encoder, and the incremental reader. */
 #include <errno.h>
 #include <string.h>
 
@@ -92,4 +92,295 @@ int gx_ws_parse_header(const uint8_t *buf, size_t avail, struct gx_ws_frame *f) 
     f->payload_len = len;
     f->header_len = (uint32_t)need;
     return (int)need;
+}
+
+size_t gx_ws_header_len(uint64_t payload_len, int masked) {
+    size_t n = payload_len < 126 ? 2 : payload_len <= 0xFFFF ? 4 : 10;
+    return n + (masked ? 4 : 0);
+}
+
+long gx_ws_encode(uint8_t *out, size_t cap, uint8_t opcode, int fin, const uint8_t *payload, size_t len,
+                  const uint8_t *key) {
+    if (opcode > 0xF || ((opcode & 0x8) && (!fin || len > GX_WS_CONTROL_MAX)))
+        return -EINVAL;
+    size_t hl = gx_ws_header_len(len, key != NULL);
+    if (cap < hl || cap - hl < len)
+        return -ENOSPC;
+    uint8_t h[GX_WS_HEADER_MAX];
+    int n = gx_ws_header(h, opcode, fin, len, key);
+    if (n < 0 || (size_t)n != hl)
+        return -EINVAL;
+    memcpy(out, h, hl);
+    if (len) {
+        if (key)
+            gx_ws_mask_copy(out + hl, payload, len, key, 0);
+        else
+            memcpy(out + hl, payload, len);
+    }
+    return (long)(hl + len);
+}
+
+size_t gx_ws_close_payload(uint8_t out[GX_WS_CONTROL_MAX], uint16_t code, const char *reason, size_t reason_len) {
+    if (code == 0)
+        return 0;
+    out[0] = (uint8_t)(code >> 8);
+    out[1] = (uint8_t)code;
+    if (!reason)
+        reason_len = 0;
+    if (reason_len > GX_WS_CONTROL_MAX - 2)
+        reason_len = GX_WS_CONTROL_MAX - 2;
+    if (reason_len)
+        memcpy(out + 2, reason, reason_len);
+    return 2 + reason_len;
+}
+
+/* ---- reader ---------------------------------------------------------------------------------------- */
+
+enum { ST_HEADER, ST_DATA, ST_CONTROL, ST_DONE };
+
+void gx_ws_reader_init(struct gx_ws_reader *r, int role, uint64_t max_frame) {
+    memset(r, 0, sizeof *r);
+    r->role = role == GX_WS_ROLE_SERVER ? GX_WS_ROLE_SERVER : GX_WS_ROLE_CLIENT;
+    r->max_frame = max_frame ? max_frame : (UINT64_MAX >> 1);
+    r->state = ST_HEADER;
+}
+
+/* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+static int utf8_ok(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t more;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            return 0;
+        }
+        if (n - i - 1 < more)
+            return 0;
+        for (size_t k = 1; k <= more; k++) {
+            uint8_t b = s[i + k];
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF))
+                return 0;
+        }
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* Status codes a peer may put in a close frame (RFC 6455 7.4.1/7.4.2 and the IANA registry). */
+static int close_code_ok(unsigned code) {
+    if (code >= 3000 && code <= 4999)
+        return 1;
+    return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006;
+}
+
+static long fail(struct gx_ws_reader *r, struct gx_ws_event *ev, size_t consumed, uint16_t code, const char *why) {
+    r->state = ST_DONE;
+    ev->type = GX_WS_EV_ERROR;
+    ev->code = code;
+    ev->error = why;
+    return (long)consumed;
+}
+
+/* The checks that need only the first two header bytes. NULL when fine. */
+static const char *check_start(const struct gx_ws_reader *r, uint8_t b0, uint8_t b1) {
+    uint8_t op = b0 & 0x0F;
+    if (b0 & 0x70)
+        return "RSV bits set";
+    if ((op >= 0x3 && op <= 0x7) || op >= 0xB)
+        return "reserved opcode";
+    if (op & 0x8) {
+        if (!(b0 & 0x80))
+            return "fragmented control frame";
+        if ((b1 & 0x7F) > GX_WS_CONTROL_MAX)
+            return "control frame over 125 bytes";
+    } else if (op == GX_WS_OP_CONT && !r->in_message) {
+        return "continuation without a message";
+    } else if (op != GX_WS_OP_CONT && r->in_message) {
+        return "new data frame inside a fragmented message";
+    }
+    int masked = (b1 & 0x80) != 0;
+    if (r->role == GX_WS_ROLE_SERVER && !masked)
+        return "unmasked frame from a client";
+    if (r->role == GX_WS_ROLE_CLIENT && masked)
+        return "masked frame from a server";
+    return NULL;
+}
+
+/* The header bytes needed in total, knowing the first two. */
+static size_t header_need(const uint8_t *h) {
+    size_t n = 2;
+    uint8_t l = h[1] & 0x7F;
+    if (l == 126)
+        n += 2;
+    else if (l == 127)
+        n += 8;
+    if (h[1] & 0x80)
+        n += 4;
+    return n;
+}
+
+/* A whole control frame is in r->ctl: fill *ev, or 0 when there is nothing to report (pong). */
+static int control_done(struct gx_ws_reader *r, struct gx_ws_event *ev) {
+    r->stats.frames++;
+    r->state = ST_HEADER;
+    switch (r->frame.opcode) {
+    case GX_WS_OP_PING:
+        r->stats.pings++;
+        ev->type = GX_WS_EV_PING;
+        ev->payload = r->ctl;
+        ev->payload_len = r->ctl_len;
+        return 1;
+    case GX_WS_OP_PONG:
+        r->stats.pongs++;
+        return 0;
+    default: /* close */
+        r->state = ST_DONE;
+        if (r->ctl_len == 1) {
+            ev->type = GX_WS_EV_ERROR;
+            ev->code = GX_WS_CLOSE_PROTOCOL;
+            ev->error = "close frame of 1 byte";
+            return 1;
+        }
+        if (r->ctl_len == 0) {
+            ev->type = GX_WS_EV_CLOSE;
+            ev->code = GX_WS_CLOSE_NO_STATUS;
+            return 1;
+        }
+        unsigned code = ((unsigned)r->ctl[0] << 8) | r->ctl[1];
+        if (!close_code_ok(code)) {
+            ev->type = GX_WS_EV_ERROR;
+            ev->code = GX_WS_CLOSE_PROTOCOL;
+            ev->error = "close code that may not be sent";
+            return 1;
+        }
+        if (!utf8_ok(r->ctl + 2, r->ctl_len - 2u)) {
+            ev->type = GX_WS_EV_ERROR;
+            ev->code = GX_WS_CLOSE_BAD_DATA;
+            ev->error = "close reason not UTF-8";
+            return 1;
+        }
+        ev->type = GX_WS_EV_CLOSE;
+        ev->code = (uint16_t)code;
+        ev->payload = r->ctl + 2;
+        ev->payload_len = r->ctl_len - 2u;
+        return 1;
+    }
+}
+
+long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+                struct gx_ws_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    if (r->state == ST_DONE)
+        return -EPIPE;
+    size_t i = 0, o = 0;
+    for (;;) {
+        if (r->state == ST_HEADER) {
+            /* Gather the header: first 2 bytes (checked at once), then the rest they announce. */
+            size_t need = r->hdr_len < 2 ? 2 : header_need(r->hdr);
+            size_t take = need - r->hdr_len;
+            if (take > in_len - i)
+                take = in_len - i;
+            memcpy(r->hdr + r->hdr_len, in + i, take);
+            r->hdr_len = (uint8_t)(r->hdr_len + take);
+            i += take;
+            if (r->hdr_len < need)
+                break; /* input used up */
+            if (need == 2) {
+                const char *why = check_start(r, r->hdr[0], r->hdr[1]);
+                if (why) {
+                    ev->out_len = o;
+                    return fail(r, ev, i, GX_WS_CLOSE_PROTOCOL, why);
+                }
+                if (header_need(r->hdr) > 2)
+                    continue; /* the extended length / key follow */
+            }
+            struct gx_ws_frame *f = &r->frame;
+            int rc = gx_ws_parse_header(r->hdr, r->hdr_len, f);
+            r->hdr_len = 0;
+            if (rc < 0) {
+                ev->out_len = o;
+                return fail(r, ev, i, GX_WS_CLOSE_PROTOCOL, "64-bit length with the top bit set");
+            }
+            r->remaining = f->payload_len;
+            r->key_off = 0;
+            if (f->opcode & 0x8) {
+                r->ctl_len = 0;
+                r->state = ST_CONTROL;
+            } else {
+                if (f->payload_len > r->max_frame) {
+                    ev->out_len = o;
+                    return fail(r, ev, i, GX_WS_CLOSE_TOO_BIG, "data frame over the size cap");
+                }
+                r->in_message = !f->fin;
+                r->state = ST_DATA;
+            }
+        }
+        if (r->state == ST_DATA) {
+            size_t n = in_len - i;
+            if (n > out_cap - o)
+                n = out_cap - o;
+            if ((uint64_t)n > r->remaining)
+                n = (size_t)r->remaining;
+            if (n) {
+                if (r->frame.masked)
+                    gx_ws_mask_copy(out + o, in + i, n, r->frame.key, (size_t)(r->key_off & 3));
+                else
+                    memmove(out + o, in + i, n);
+                o += n;
+                i += n;
+                r->remaining -= n;
+                r->key_off += n;
+                r->stats.data_bytes += n;
+            }
+            if (r->remaining == 0) {
+                r->stats.frames++;
+                r->state = ST_HEADER;
+                continue;
+            }
+            break; /* input used up or out full */
+        }
+        if (r->state == ST_CONTROL) {
+            size_t n = in_len - i;
+            if ((uint64_t)n > r->remaining)
+                n = (size_t)r->remaining;
+            if (n) {
+                /* remaining <= 125 - ctl_len: the header check capped the length at 125 */
+                if (r->frame.masked)
+                    gx_ws_mask_copy(r->ctl + r->ctl_len, in + i, n, r->frame.key, r->ctl_len);
+                else
+                    memcpy(r->ctl + r->ctl_len, in + i, n);
+                r->ctl_len = (uint8_t)(r->ctl_len + n);
+                i += n;
+                r->remaining -= n;
+            }
+            if (r->remaining)
+                break; /* input used up */
+            if (control_done(r, ev)) {
+                ev->out_len = o;
+                return (long)i;
+            }
+            continue;
+        }
+    }
+    ev->type = GX_WS_EV_NONE;
+    ev->out_len = o;
+    return (long)i;
 }

@@ -1,7 +1,7 @@
 # WebSocket framing (csrc/ws.c): the mask applied while copying, so a frame costs one pass over its payload.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 cdef extern from "gx/ws.h" nogil:
@@ -13,6 +13,30 @@ cdef extern from "gx/ws.h" nogil:
     void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *key, size_t offset)
     int gx_ws_header(uint8_t *out, uint8_t opcode, int fin, uint64_t payload_len, const uint8_t *key)
     int gx_ws_parse_header(const uint8_t *buf, size_t avail, gx_ws_frame *f)
+    long gx_ws_encode(uint8_t *out, size_t cap, uint8_t opcode, int fin, const uint8_t *payload, size_t len,
+                      const uint8_t *key)
+
+    enum:
+        GX_WS_ROLE_CLIENT
+        GX_WS_ROLE_SERVER
+        GX_WS_EV_NONE
+        GX_WS_EV_PING
+        GX_WS_EV_CLOSE
+        GX_WS_EV_ERROR
+    struct gx_ws_event:
+        int type
+        size_t out_len
+        uint16_t code
+        const uint8_t *payload
+        size_t payload_len
+        const char *error
+    struct gx_ws_reader_stats:
+        uint64_t frames, data_bytes, pings, pongs
+    struct gx_ws_reader:
+        gx_ws_reader_stats stats
+    void gx_ws_reader_init(gx_ws_reader *r, int role, uint64_t max_frame)
+    long gx_ws_read(gx_ws_reader *r, const uint8_t *inp, size_t in_len, uint8_t *out, size_t out_cap,
+                    gx_ws_event *ev)
 
 cdef enum:
     _WS_HEADER_MAX = 14
@@ -71,3 +95,38 @@ def ws_parse_header(const unsigned char[::1] buf, Py_ssize_t offset=0):
         raise ValueError("WebSocket frame length has its top bit set")
     key = PyBytes_FromStringAndSize(<const char *>f.key, 4) if f.masked else None
     return (f.header_len, f.payload_len, f.opcode, bool(f.fin), f.rsv, key)
+
+
+def ws_read(const unsigned char[::1] stream, bint server, uint64_t max_frame=0, Py_ssize_t piece=0,
+            Py_ssize_t out_size=65536):
+    """Read a WebSocket byte stream with the C reader (gx_ws_read), piece bytes at a time (0: all at once)
+    into an out_size buffer: (data, events), events as ("ping", 0, payload), ("close", code, reason) or
+    ("error", code, description); reading stops at a close or an error. For tests (one call per stream)."""
+    cdef gx_ws_reader r
+    cdef gx_ws_event ev
+    cdef Py_ssize_t n = stream.shape[0], pos = 0, end
+    cdef long k
+    if out_size < 1 or piece < 0:
+        raise ValueError("out_size must be >= 1 and piece >= 0")
+    gx_ws_reader_init(&r, GX_WS_ROLE_SERVER if server else GX_WS_ROLE_CLIENT, max_frame)
+    out = bytearray(out_size)
+    cdef unsigned char[::1] ob = out
+    data = bytearray()
+    events = []
+    while pos < n:
+        end = n if piece == 0 or n - pos <= piece else pos + piece
+        while pos < end:
+            k = gx_ws_read(&r, &stream[pos], <size_t>(end - pos), &ob[0], <size_t>out_size, &ev)
+            if k < 0:
+                raise OSError(-k, "WebSocket reader finished")
+            pos += k
+            data += ob[:ev.out_len]
+            if ev.type == GX_WS_EV_PING:
+                events.append(("ping", 0, PyBytes_FromStringAndSize(<const char *>ev.payload, ev.payload_len)))
+            elif ev.type == GX_WS_EV_CLOSE:
+                events.append(("close", ev.code, PyBytes_FromStringAndSize(<const char *>ev.payload, ev.payload_len)))
+                return bytes(data), events
+            elif ev.type == GX_WS_EV_ERROR:
+                events.append(("error", ev.code, ev.error.decode()))
+                return bytes(data), events
+    return bytes(data), events

@@ -1,5 +1,6 @@
 /* Inputs the fuzz targets (tests/fuzz/) once failed on, replayed through the same target code under gcc
- * (make ctest / make asan), with every committed seed of those targets.
+ * (make ctest / make asan), with every committed seed of those targets (aead_open, ws_reader,
+ * socks_relay).
  *
  * A target's corpus directory holds seed-* (made by tests/fuzz/make_corpus.py) and regress-* (inputs that
  * found a bug; the README says which). Each target is compiled in here with its entry points renamed;
@@ -26,6 +27,10 @@
 #undef LLVMFuzzerInitialize
 #undef LLVMFuzzerTestOneInput
 
+#define LLVMFuzzerTestOneInput ws_reader_one
+#include "../fuzz/fuzz_ws_reader.c"
+#undef LLVMFuzzerTestOneInput
+
 #include "corpus.h"
 #include "gxtest.h"
 
@@ -35,6 +40,9 @@ int main(void) {
     int n = replay_corpus("aead_open", aead_one, NULL, NULL);
     CHECK(n >= 2, "aead_open: %d inputs replayed", n);
     printf("aead_open: %d inputs replayed\n", n);
+    n = replay_corpus("ws_reader", ws_reader_one, NULL, NULL);
+    CHECK(n >= 2, "ws_reader: %d inputs replayed", n);
+    printf("ws_reader: %d inputs replayed\n", n);
     /* The relay sends each frame to the address in it: only inside a network namespace of our own. */
     if ((unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0) && lo_up() == 0) {
         int n = replay_corpus("socks_relay", relay_one, NULL, NULL);

@@ -236,6 +236,36 @@ def seeds() -> dict[str, list[bytes]]:
         w.append(bytes([14]) + b"kkkk" + b"\x01" + h + (key or b"") + rnd(min(n, 300)))
     w.append(bytes([3]) + b"kkkk\x02" + b"\x89\x80abcd\x8a\x00\x88\x82wxyz\x03\xe8")
     s["ws"] = w
+    # ws_reader: opts (role, in place), piece size, output size, max_frame/37, then a stream
+    wrng = random.Random(18)  # its own generator: the seeds of the other targets stay as they were
+
+    def wrnd(n: int) -> bytes:
+        return bytes(wrng.getrandbits(8) for _ in range(n))
+
+    def wsf(op: int, payload: bytes, fin: bool = True, key: bytes | None = None) -> bytes:
+        n = len(payload)
+        b1 = 0x80 if key else 0
+        if n < 126:
+            h = bytes([(0x80 if fin else 0) | op, b1 | n])
+        elif n < 65536:
+            h = bytes([(0x80 if fin else 0) | op, b1 | 126]) + struct.pack("!H", n)
+        else:
+            h = bytes([(0x80 if fin else 0) | op, b1 | 127]) + struct.pack("!Q", n)
+        if key:
+            payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+        return h + (key or b"") + payload
+
+    def stream(key: bytes | None) -> bytes:
+        return (wsf(1, b"Hel", False, key) + wsf(9, b"ping", True, key) + wsf(0, b"lo", True, key)
+                + wsf(2, wrnd(300), True, key) + wsf(2, b"", True, key) + wsf(10, b"x", True, key)
+                + wsf(2, wrnd(70), True, key) + wsf(8, b"\x03\xe8bye", True, key))
+    wr = [bytes([0, 0, 0, 0]) + stream(None), bytes([1, 7, 5, 0]) + stream(b"wxyz"),
+          bytes([3, 1, 1, 0]) + stream(b"\x00\xff\x10\x01"), bytes([0, 13, 0, 2]) + wsf(2, wrnd(100)) + wsf(2, b"z"),
+          bytes([0, 0, 0, 0]) + wsf(2, wrnd(1000)) + wsf(8, b"\x03\xe8\xff"),
+          bytes([1, 0, 64, 0]) + wsf(2, wrnd(65536), True, b"kkkk"),
+          bytes([0, 3, 0, 0]) + bytes([0x82, 126, 0, 5]) + b"abcde" + bytes([0xC2, 0]),
+          bytes([0, 0, 0, 0]) + wsf(2, b"a") + bytes([0x80, 1]) + b"b"]
+    s["ws_reader"] = wr
     # tunnel
     ip_a = bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 2])
     ip_b = bytes(10) + b"\xff\xff" + bytes([10, 0, 0, 3])

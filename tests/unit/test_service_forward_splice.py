@@ -1,4 +1,5 @@
-"""SpliceRelay: both directions, half-close, backpressure, errors, cancellation."""
+"""SpliceRelay (csrc/splice_relay.c through gostx/net/splice.py): both directions, half-close,
+backpressure, errors, cancellation; no fd left behind."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ async def read_all(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> byte
 
 
 def open_fds() -> int:
+    """Open fds, once the relay engine's own (its threads' epoll and wake fds, made on first use) exist."""
+    async def one_relay() -> None:
+        user, a = tcp_pair()
+        b, far = tcp_pair()
+        task = asyncio.create_task(SpliceRelay(a, b).run())
+        user.close()
+        far.close()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(one_relay())
     return len(os.listdir("/proc/self/fd"))
 
 
