@@ -52,6 +52,7 @@ class ProcState:
     rss_kib: int
     threads: int
     fds: int
+    kinds: str  # "socket 2000, pipe 4000, ..." (what the descriptors are)
 
 
 def proc_state(pid: int) -> ProcState:
@@ -60,7 +61,18 @@ def proc_state(pid: int) -> ProcState:
         for line in f:
             key, _, value = line.partition(":")
             fields[key] = value.strip()
-    return ProcState(int(fields["VmRSS"].split()[0]), int(fields["Threads"]), len(os.listdir(f"/proc/{pid}/fd")))
+    kinds: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = target.split(":", 1)[0] if ":" in target else "file"
+        if kind == "anon_inode":
+            kind = target.split(":", 1)[1].strip("[]")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    text = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return ProcState(int(fields["VmRSS"].split()[0]), int(fields["Threads"]), sum(kinds.values()), text)
 
 
 def _listening(ns: Namespace, port: int) -> bool:
@@ -96,7 +108,7 @@ def run(count: int, inflight: int, hold: float) -> int:
         per_conn = (busy.rss_kib - idle.rss_kib) / held if held else 0.0
         print(f"| relay+wss server, {count} connections | {held} held, {failed} failed, opened in {opened:.1f} s "
               f"| RSS {idle.rss_kib / 1024:.1f} -> {busy.rss_kib / 1024:.1f} MiB ({per_conn:.1f} KiB a connection) "
-              f"| threads {idle.threads} -> {busy.threads} | fds {idle.fds} -> {busy.fds} |")
+              f"| threads {idle.threads} -> {busy.threads} | fds {idle.fds} -> {busy.fds} ({busy.kinds}) |")
         client.stdin.close()
         rig.a.stop(client)
         rig.b.stop(server)
