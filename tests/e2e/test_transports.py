@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,9 +33,9 @@ from transport_helpers import (
     MIB,
     Certs,
     echo,
-    main_thread_ticks,
     make_certs,
     module_pair,
+    python_thread_percent,
     start_echo_server,
     wait_listening,
 )
@@ -55,7 +54,6 @@ HTTP_ENTRY = 8080  # a's http proxy chained to relay+wss (the tungo seed's chain
 SOCKS_ENTRY = 1080  # a's socks5 proxy chained to socks5+tls
 DIRECT_FORWARD = 6099  # a's plain tcp:// forward to b's veth, no chain
 IPERF_FORWARD = 6201  # a's tcp:// forward to b's iperf3 through relay+wss
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PYTHON_BUDGET_PERCENT = 5.0
 
 
@@ -193,16 +191,8 @@ def test_python_thread_is_off_the_relay_wss_path(rig: Rig) -> None:
     process may use at most 5% of a core: every chunk must move in C. Measured over the 2 s in the middle
     of a 4 s run (the flows' setup, once per flow, stays out of the window)."""
     pids = {"client": rig.client.proc.pid, "server": rig.server.proc.pid}
-    argv = iperf.client_argv("127.0.0.1", 4, port=IPERF_FORWARD)
-    run = rig.a.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)
-    before = {name: main_thread_ticks(pid) for name, pid in pids.items()}
-    started = time.monotonic()
-    time.sleep(2)
-    used = {name: 100.0 * (main_thread_ticks(pid) - before[name]) / CLK_TCK / (time.monotonic() - started)
-            for name, pid in pids.items()}
-    out, _ = run.communicate(timeout=30)
-    result = iperf.parse_tcp(out.decode())
+    used, out = python_thread_percent(pids, rig.a, iperf.client_argv("127.0.0.1", 4, port=IPERF_FORWARD))
+    result = iperf.parse_tcp(out)
     assert result.gbps > 0.2, f"too little traffic to judge ({result.gbps:.2f} Gbit/s)"
     over = {name: f"{pct:.0f}%" for name, pct in used.items() if pct >= PYTHON_BUDGET_PERCENT}
     assert not over, (f"gost's Python thread is on the data path: {over} of a core while relay+wss carried "

@@ -30,7 +30,7 @@ from relay_helpers import (
     start_web_server,
     udp_exchange,
 )
-from transport_helpers import ECHO_PORT, echo, module_pair, start_echo_server
+from transport_helpers import ECHO_PORT, echo, module_pair, python_thread_percent, start_echo_server
 
 from gostx.plugins import load_builtin_plugins
 from gostx.registry import handlers
@@ -130,3 +130,14 @@ def test_iperf3_udp_through_tungo_relay_wss_no_loss(seed: Seed) -> None:
     summary = end.get("sum_received") or end["sum"]
     assert int(summary["packets"]) > 1000, summary
     assert int(summary["lost_packets"]) == 0, summary
+
+
+def test_python_thread_is_off_the_tungo_relay_wss_path(seed: Seed) -> None:
+    """The seed's own chain: while iperf3 runs through tungo -> relay+wss, the Python (main) thread of
+    either gost process uses under 5% of a core (the middle 2 s of a 4 s run)."""
+    pids = {"tungo client": seed.client.proc.pid, "relay+wss server": seed.server.proc.pid}
+    used, out = python_thread_percent(pids, seed.pair.a, iperf.client_argv(BEHIND, 4))
+    result = iperf.parse_tcp(out)
+    assert result.gbps > 0.2, f"too little traffic to judge ({result.gbps:.2f} Gbit/s)"
+    over = {name: f"{pct:.0f}%" for name, pct in used.items() if pct >= 5.0}
+    assert not over, f"gost's Python thread is on the data path: {over} of a core at {result.gbps:.2f} Gbit/s"

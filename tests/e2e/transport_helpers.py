@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -218,3 +219,19 @@ def main_thread_ticks(pid: int) -> int:
         text = f.read()
     fields = text[text.rfind(")") + 2:].split()
     return int(fields[11]) + int(fields[12])
+
+
+def python_thread_percent(pids: dict[str, int], ns: Namespace, argv: list[str], settle: float = 1.5,
+                          window: float = 2.0) -> tuple[dict[str, float], str]:
+    """Run argv (a transfer of a few seconds) in ns; over `window` seconds after `settle` (the flows' setup
+    stays out), the CPU of each named process's main thread in % of a core. Returns (percents, stdout)."""
+    clk = os.sysconf("SC_CLK_TCK")
+    run = ns.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(settle)
+    before = {name: main_thread_ticks(pid) for name, pid in pids.items()}
+    started = time.monotonic()
+    time.sleep(window)
+    used = {name: 100.0 * (main_thread_ticks(pid) - before[name]) / clk / (time.monotonic() - started)
+            for name, pid in pids.items()}
+    out, _ = run.communicate(timeout=60)
+    return used, out.decode(errors="replace")
