@@ -250,6 +250,9 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
         await b.write(head_a)
     if head_b:
         await a.write(head_b)
+    joined = await _join_in_c(a, b)
+    if joined is not None:
+        return joined[0] + len(head_a), joined[1] + len(head_b)
     if isinstance(a, SocketStream) and isinstance(b, SocketStream) and a.sock and b.sock:
         relay = SpliceRelay(a.detach(), b.detach())
         await relay.run()
@@ -268,6 +271,18 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
         a.close()
         b.close()
     return ab[0], ba[0]
+
+
+async def _join_in_c(a: Stream, b: Stream) -> tuple[int, int] | None:
+    """A C stream (TLS / WebSocket, gostx/net/xstream.py) and a plain socket: the relay runs in the C
+    stream alone (bytes a->b, b->a), or None when this pair is not such a pair."""
+    from gostx.net.xstream import CStream
+
+    for x, y, flip in ((a, b, False), (b, a, True)):
+        if isinstance(x, CStream) and x.sock is not None and type(y) is SocketStream and y.sock is not None:
+            to_y, from_y = await x.join(y)
+            return (from_y, to_y) if flip else (to_y, from_y)
+    return None
 
 
 class CBridge:
