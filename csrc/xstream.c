@@ -32,11 +32,13 @@
 #include "gx/ws.h"
 #include "gx/xstream.h"
 
-enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2 };
+enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
+#define JOIN_DRAIN_MAX (8u << 20) /* more than any socketpair queue holds */
 #define WS_HDR GX_WS_HEADER_MAX
 #define CLOSE_NORMAL 1000
 #define CLOSE_PROTOCOL 1002
 #define CLOSE_TOO_BIG 1009
+#define PUMP_ROUNDS 64         /* rounds of both directions per event (about 4 MiB each way) */
 
 struct gx_tls_ctx {
     SSL_CTX *ctx;
@@ -59,9 +61,13 @@ struct gx_xs {
     uint8_t *cmd_raw;
     size_t cmd_raw_len;
     bool started;              /* gx_xs_ws_start was called (under lock) */
+    int cmd_join_app, cmd_join_peer; /* the pending join (under lock; -1: none) */
+    bool join_called;          /* (under lock) */
+    bool head_mode;            /* made in head mode (constant) */
 
     /* engine thread state */
     bool hs_done;
+    bool yield;                /* pump hit its round cap */
     uint32_t hs_want;
     bool head;                 /* head mode */
     bool head_found;           /* the head's end is known (dlen / dpos cover it) */
@@ -69,6 +75,12 @@ struct gx_xs {
     size_t head_scan;
     int ws;                    /* GX_XS_RAW / _WS_CLIENT / _WS_SERVER */
     int err;                   /* the errno to end with once both directions are done */
+
+    /* join: n2a writes to out_fd, a2n reads from in_fd (both app_fd before a join) */
+    int out_fd, in_fd, peer_fd;
+    bool draining;             /* in_fd is the old app fd: read it to its EOF, then switch to peer_fd */
+    uint8_t *jbuf;             /* net->app bytes taken back from the socketpair, sent to peer_fd first */
+    size_t jpos, jlen;
 
     /* net -> app */
     uint8_t *rbuf;
@@ -162,6 +174,8 @@ int gx_tls_ctx_new(struct gx_tls_ctx **out, const struct gx_tls_cfg *cfg, char *
     SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+    /* records are read from the socket in bulk (one recv for many records, not two per record) */
+    SSL_CTX_set_read_ahead(c, 1);
     if (cfg->server)
         SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     int rc = -EINVAL;
@@ -490,9 +504,30 @@ static bool ws_parse(struct gx_xs *x) {
 
 static bool flow_n2a(struct gx_xs *x) {
     bool progress = false;
-    for (int guard = 0; guard < 4096 && !x->conn.ended && !x->n2a_done; guard++) {
+    for (int guard = 0; guard < 64 && !x->conn.ended && !x->n2a_done; guard++) {
+        if (x->jlen) {
+            ssize_t n = send(x->out_fd, x->jbuf + x->jpos, x->jlen, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    x->n2a_need_app = true;
+                    return progress;
+                }
+                if (errno == EINTR)
+                    continue;
+                fail(x, errno);
+                return true;
+            }
+            x->jpos += (size_t)n;
+            x->jlen -= (size_t)n;
+            if (!x->jlen) {
+                free(x->jbuf);
+                x->jbuf = NULL;
+            }
+            progress = true;
+            continue;
+        }
         if (x->dlen) {
-            ssize_t n = send(x->app_fd, x->rbuf + x->dpos, x->dlen, MSG_NOSIGNAL);
+            ssize_t n = send(x->out_fd, x->rbuf + x->dpos, x->dlen, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
                     x->n2a_need_app = true;
@@ -563,7 +598,7 @@ static bool flow_n2a(struct gx_xs *x) {
                 if (!x->err)
                     x->err = EPROTO;
             }
-            shutdown(x->app_fd, SHUT_WR);
+            shutdown(x->out_fd, SHUT_WR);
             x->n2a_done = true;
             return true;
         }
@@ -609,7 +644,7 @@ static void build_control(struct gx_xs *x, uint8_t opcode, const uint8_t *payloa
 
 static bool flow_a2n(struct gx_xs *x) {
     bool progress = false;
-    for (int guard = 0; guard < 4096 && !x->conn.ended && !x->a2n_done; guard++) {
+    for (int guard = 0; guard < 64 && !x->conn.ended && !x->a2n_done; guard++) {
         if (x->olen) {
             ssize_t n = net_write(x, x->op, x->olen);
             if (n == -EAGAIN) {
@@ -650,7 +685,7 @@ static bool flow_a2n(struct gx_xs *x) {
             return progress; /* app bytes wait for ws_start */
         if (!x->app_eof && !x->close_sent) {
             uint8_t *payload = x->wbuf + WS_HDR;
-            ssize_t n = recv(x->app_fd, payload, GX_XS_BUF - WS_HDR, 0);
+            ssize_t n = recv(x->in_fd, payload, GX_XS_BUF - WS_HDR, 0);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
                     x->a2n_need_app = true;
@@ -662,6 +697,14 @@ static bool flow_a2n(struct gx_xs *x) {
                 return true;
             }
             progress = true;
+            if (n == 0 && x->draining) { /* the socketpair is empty and closed: the peer fd takes over */
+                gx_relay_unwatch_fd(&x->conn, SLOT_APP);
+                close(x->app_fd);
+                x->app_fd = -1;
+                x->in_fd = x->peer_fd;
+                x->draining = false;
+                continue;
+            }
             if (n == 0) {
                 x->app_eof = true;
                 if (x->ws && !x->close_code)
@@ -713,10 +756,58 @@ static bool flow_a2n(struct gx_xs *x) {
 
 /* ---- engine callbacks ---------------------------------------------------------------------------- */
 
+static void take_join(struct gx_xs *x, int app_end, int peer) {
+    if (x->head || x->peer_fd >= 0) { /* gx_xs_join refused both already: a guard */
+        close(app_end);
+        close(peer);
+        return;
+    }
+    /* what C wrote to the app side and Python did not read: it goes to the peer first */
+    size_t cap = 0;
+    for (;;) {
+        if (x->jlen == cap) {
+            if (cap >= JOIN_DRAIN_MAX)
+                break;
+            size_t ncap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(x->jbuf, ncap);
+            if (!nb)
+                break;
+            x->jbuf = nb;
+            cap = ncap;
+        }
+        ssize_t n = recv(app_end, x->jbuf + x->jlen, cap - x->jlen, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        x->jlen += (size_t)n;
+    }
+    x->jpos = 0;
+    close(app_end); /* the app fd now reads what Python wrote, then EOF */
+    x->peer_fd = peer;
+    if (gx_relay_watch_fd(&x->conn, SLOT_PEER, peer) < 0) {
+        fail(x, EBADF);
+        return;
+    }
+    x->out_fd = peer;
+    x->draining = !x->app_eof;
+    if (x->app_eof)
+        x->in_fd = peer;
+    x->st.joined = 1;
+    if (x->n2a_done) { /* the app side had its EOF already: pass it on after the drained bytes */
+        x->n2a_done = false;
+        x->net_eof = true;
+    }
+}
+
 static void take_command(struct gx_xs *x) {
     uint64_t v;
     ssize_t r = read(x->cmd_fd, &v, sizeof(v));
     (void)r;
+    pthread_mutex_lock(&x->lock);
+    int join_app = x->cmd_join_app, join_peer = x->cmd_join_peer;
+    x->cmd_join_app = x->cmd_join_peer = -1;
+    pthread_mutex_unlock(&x->lock);
+    if (join_app >= 0)
+        take_join(x, join_app, join_peer);
     pthread_mutex_lock(&x->lock);
     bool set = x->cmd_set;
     x->cmd_set = false;
@@ -751,23 +842,36 @@ static void set_wants(struct gx_xs *x) {
             net |= x->rd_want;
         if (x->a2n_need_net)
             net |= x->wr_want;
-        if (x->n2a_need_app)
-            app |= EPOLLOUT;
-        if (x->a2n_need_app)
-            app |= EPOLLIN;
     }
-    /* decrypted bytes OpenSSL holds wake no epoll: make sure another round comes */
-    if (x->ssl && x->hs_done && !x->head && !x->net_eof && !x->dlen && SSL_pending(x->ssl) > 0)
+    uint32_t peer = 0;
+    if (x->hs_done) {
+        uint32_t *out = x->out_fd == x->app_fd ? &app : &peer;
+        uint32_t *in = x->in_fd == x->app_fd ? &app : &peer;
+        if (x->n2a_need_app)
+            *out |= EPOLLOUT;
+        if (x->a2n_need_app)
+            *in |= EPOLLIN;
+    }
+    /* pump stopped at its round cap with work left (bytes OpenSSL holds wake no epoll): a writable
+     * net fd brings the next round at once, after the other relays of this thread had theirs */
+    if (x->yield)
         net |= EPOLLOUT;
     gx_relay_want(&x->conn, SLOT_NET, net);
-    gx_relay_want(&x->conn, SLOT_APP, app);
-    if (x->cmd_fd >= 0)
-        gx_relay_want(&x->conn, SLOT_CMD, x->head ? EPOLLIN : 0);
+    if (x->app_fd >= 0)
+        gx_relay_want(&x->conn, SLOT_APP, app);
+    if (x->peer_fd >= 0)
+        gx_relay_want(&x->conn, SLOT_PEER, peer);
+    gx_relay_want(&x->conn, SLOT_CMD, x->peer_fd < 0 ? EPOLLIN : 0); /* ws_start, join */
 }
 
 static void pump(struct gx_xs *x) {
     x->n2a_need_net = x->n2a_need_app = x->a2n_need_net = x->a2n_need_app = false;
-    for (int round = 0; round < 1024 && !x->conn.ended; round++) {
+    x->yield = false;
+    for (int round = 0; !x->conn.ended; round++) {
+        if (round == PUMP_ROUNDS) {
+            x->yield = true;
+            break;
+        }
         if (!x->hs_done) {
             int h = handshake(x);
             if (h <= 0)
@@ -795,7 +899,7 @@ static int xs_start(struct gx_relay_conn *c) {
     int rc = gx_relay_watch_fd(c, SLOT_NET, x->net_fd);
     if (rc == 0)
         rc = gx_relay_watch_fd(c, SLOT_APP, x->app_fd);
-    if (rc == 0 && x->cmd_fd >= 0)
+    if (rc == 0)
         rc = gx_relay_watch_fd(c, SLOT_CMD, x->cmd_fd);
     if (rc < 0)
         return rc;
@@ -828,7 +932,16 @@ static void xs_stop(struct gx_relay_conn *c) {
         close(x->net_fd);
     if (x->app_fd >= 0)
         close(x->app_fd);
-    x->net_fd = x->app_fd = -1;
+    if (x->peer_fd >= 0)
+        close(x->peer_fd);
+    x->net_fd = x->app_fd = x->peer_fd = -1;
+    pthread_mutex_lock(&x->lock); /* a join that came too late: its fds are ours to close */
+    if (x->cmd_join_app >= 0) {
+        close(x->cmd_join_app);
+        close(x->cmd_join_peer);
+        x->cmd_join_app = x->cmd_join_peer = -1;
+    }
+    pthread_mutex_unlock(&x->lock);
     int st = atomic_load(&c->status);
     if (st && !(atomic_load(&x->stage) & GX_XS_FAILED) && !atomic_load(&c->cancel))
         atomic_fetch_or(&x->stage, GX_XS_FAILED);
@@ -863,7 +976,8 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
     if (!x)
         return -ENOMEM;
     x->net_fd = net_fd;
-    x->app_fd = app_fd;
+    x->app_fd = x->out_fd = x->in_fd = app_fd;
+    x->peer_fd = x->cmd_join_app = x->cmd_join_peer = -1;
     x->stage_fd = x->cmd_fd = -1;
     pthread_mutex_init(&x->lock, NULL);
     atomic_init(&x->stage, 0);
@@ -877,13 +991,11 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
         rc = x->stage_fd < 0 ? -errno : -ENOMEM;
         goto fail;
     }
-    x->head = cfg->head != 0;
-    if (x->head) {
-        x->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (x->cmd_fd < 0) {
-            rc = -errno;
-            goto fail;
-        }
+    x->head = x->head_mode = cfg->head != 0;
+    x->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (x->cmd_fd < 0) {
+        rc = -errno;
+        goto fail;
     }
     if (cfg->raw && cfg->raw_len) {
         x->raw = malloc(cfg->raw_len);
@@ -948,8 +1060,32 @@ void gx_xs_reason(struct gx_xs *x, char *out, size_t len) {
     pthread_mutex_unlock(&x->lock);
 }
 
+int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd) {
+    if (app_end < 0 || peer_fd < 0)
+        return -EBADF;
+    pthread_mutex_lock(&x->lock);
+    bool head_open = x->head_mode && !x->started;
+    if (x->join_called || head_open) {
+        pthread_mutex_unlock(&x->lock);
+        return -EINVAL;
+    }
+    int rc = nonblock(peer_fd);
+    if (rc < 0) {
+        pthread_mutex_unlock(&x->lock);
+        return rc;
+    }
+    x->join_called = true;
+    x->cmd_join_app = app_end;
+    x->cmd_join_peer = peer_fd;
+    pthread_mutex_unlock(&x->lock);
+    uint64_t one = 1;
+    ssize_t w = write(x->cmd_fd, &one, sizeof(one));
+    (void)w;
+    return 0;
+}
+
 int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode) {
-    if (x->cmd_fd < 0 || mode < GX_XS_RAW || mode > GX_XS_WS_SERVER)
+    if (!x->head_mode || mode < GX_XS_RAW || mode > GX_XS_WS_SERVER)
         return -EINVAL;
     uint8_t *copy = NULL;
     if (raw_len) {
@@ -1005,6 +1141,11 @@ void gx_xs_free(struct gx_xs *x) {
         close(x->cmd_fd);
     gx_relay_conn_release(&x->conn);
     pthread_mutex_destroy(&x->lock);
+    if (x->cmd_join_app >= 0) {
+        close(x->cmd_join_app);
+        close(x->cmd_join_peer);
+    }
+    free(x->jbuf);
     free(x->cmd_raw);
     free(x->raw);
     free(x->rbuf);

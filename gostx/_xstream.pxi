@@ -26,7 +26,7 @@ cdef extern from "gx/xstream.h" nogil:
         size_t raw_len
     struct gx_xs_stats:
         uint64_t app_in, app_out, net_in, net_out, frames_in, frames_out, pings, pings_coalesced
-        uint64_t ws_errors, tls_failures
+        uint64_t ws_errors, tls_failures, joined
     int gx_tls_ctx_new(gx_tls_ctx **out, const gx_tls_cfg *cfg, char *err, size_t errlen)
     void gx_tls_ctx_free(gx_tls_ctx *ctx)
     int gx_xs_new(gx_xs **out, int net_fd, int app_fd, const gx_xs_cfg *cfg)
@@ -35,6 +35,7 @@ cdef extern from "gx/xstream.h" nogil:
     uint32_t gx_xs_stage(const gx_xs *x)
     void gx_xs_reason(gx_xs *x, char *out, size_t len)
     int gx_xs_ws_start(gx_xs *x, const uint8_t *raw, size_t raw_len, int mode)
+    int gx_xs_join(gx_xs *x, int app_end, int peer_fd)
     void gx_xs_cancel(gx_xs *x)
     int gx_xs_stop(gx_xs *x)
     int gx_xs_status(gx_xs *x)
@@ -138,6 +139,11 @@ cdef class XStream:
         cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(raw) if raw else NULL
         _check(gx_xs_ws_start(self.x, p, len(raw) if raw else 0, mode))
 
+    def join(self, int app_end, int peer_fd) -> None:
+        """Once, after the head phase: peer_fd takes the app side's place, the relay runs in C alone;
+        app_end is the caller's socketpair end. Both fds belong to the stream from now on."""
+        _check(gx_xs_join(self.x, app_end, peer_fd))
+
     def cancel(self) -> None:
         """Ask the engine to let go (never blocks): the stream ends, its fds are closed."""
         gx_xs_cancel(self.x)
@@ -155,4 +161,4 @@ cdef class XStream:
         return {"app_in": st.app_in, "app_out": st.app_out, "net_in": st.net_in, "net_out": st.net_out,
                 "frames_in": st.frames_in, "frames_out": st.frames_out, "pings": st.pings,
                 "pings_coalesced": st.pings_coalesced, "ws_errors": st.ws_errors,
-                "tls_failures": st.tls_failures}
+                "tls_failures": st.tls_failures, "joined": st.joined}

@@ -82,6 +82,13 @@ class WrappedStream(Stream):
 
     inner: Stream
 
+    async def settle(self, peer: SocketStream) -> tuple[Stream, int] | None:
+        """Finish this wrapper's own work (a pending request / response) so that `inner` carries exactly
+        this stream's bytes from now on: (inner, bytes read from peer on the way, already written here),
+        or None when it cannot (the default: the wrapper transforms every byte). pipe() uses it to hand
+        a flow to C (gostx/net/xstream.py)."""
+        return None
+
     @property
     def local_addr(self) -> str:
         return self.inner.local_addr
@@ -250,6 +257,9 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
         await b.write(head_a)
     if head_b:
         await a.write(head_b)
+    joined = await _join_in_c(a, b)
+    if joined is not None:
+        return joined[0] + len(head_a), joined[1] + len(head_b)
     if isinstance(a, SocketStream) and isinstance(b, SocketStream) and a.sock and b.sock:
         relay = SpliceRelay(a.detach(), b.detach())
         await relay.run()
@@ -268,6 +278,42 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
         a.close()
         b.close()
     return ab[0], ba[0]
+
+
+async def _join_in_c(a: Stream, b: Stream) -> tuple[int, int] | None:
+    """A C stream (TLS / WebSocket, gostx/net/xstream.py), possibly under wrappers that can settle
+    (the relay protocol's request / response, gostx/net/relay.py), and a plain socket: the relay runs in
+    the C stream alone. (bytes a->b, b->a), or None when this pair is not such a pair."""
+    from gostx.net.xstream import CStream
+
+    for x, y, flip in ((a, b, False), (b, a, True)):
+        if type(y) is not SocketStream or y.sock is None or not _settles_to_c(x):
+            continue
+        inner, from_y = x, 0
+        while isinstance(inner, WrappedStream) and not isinstance(inner, CStream):
+            settled = await inner.settle(y)
+            if settled is None:
+                return None  # the wrapper keeps work to do: Python relays this flow
+            inner, moved = settled
+            from_y += moved
+        assert isinstance(inner, CStream)
+        head = inner.take_buffered()
+        if head:
+            await y.write(head)
+        to_y, more = await inner.join(y)
+        to_y, from_y = to_y + len(head), from_y + more
+        return (from_y, to_y) if flip else (to_y, from_y)
+    return None
+
+
+def _settles_to_c(stream: Stream) -> bool:
+    from gostx.net.xstream import CStream
+
+    while not isinstance(stream, CStream):
+        if not isinstance(stream, WrappedStream) or type(stream).settle is WrappedStream.settle:
+            return False
+        stream = stream.inner
+    return stream.sock is not None
 
 
 class CBridge:

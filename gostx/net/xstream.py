@@ -115,6 +115,29 @@ class CStream(SocketStream):
         self._head_pending = False
         self.xs.ws_start(raw, mode)
 
+    async def join(self, peer: SocketStream) -> tuple[int, int]:
+        """Move the relay of this stream and peer (a plain socket) fully into C (the socketpair is
+        drained and closed by the engine); returns (bytes net -> peer, bytes peer -> net) when both
+        directions ended. Both streams are detached."""
+        app_end, peer_sock = self.detach(), peer.detach()
+        before = self.xs.stats()
+        try:
+            self.xs.join(app_end.fileno(), peer_sock.fileno())
+        except BaseException:
+            app_end.close()
+            peer_sock.close()
+            self.xs.cancel()
+            raise
+        app_end.detach()
+        peer_sock.detach()
+        try:
+            await self._watch.wait(_engine.XS_ENDED)
+        except asyncio.CancelledError:
+            self.xs.cancel()
+            raise
+        after = self._watch.stats or self.xs.stats()
+        return after["app_in"] - before["app_in"], after["app_out"] - before["app_out"]
+
     def close(self) -> None:
         if self.sock is not None:
             # a head-mode stream that never started framing would hold the TCP connection: end it now

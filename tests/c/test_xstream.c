@@ -17,6 +17,9 @@
 #include "netutil.h"
 
 static char dir[64], cert[128], key[128], ca2[128];
+static const char REQ[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
+static const char RESP[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+static size_t read_head(int fd, char *buf, size_t cap);
 
 static bool make_certs(void) {
     snprintf(dir, sizeof(dir), "/tmp/gx-xs-XXXXXX");
@@ -181,6 +184,62 @@ static void test_tls(void) {
     close(sa);
 }
 
+/* After a handshake on the app side, a TCP peer takes its place: bytes left in the socketpair both ways
+ * arrive first and in order, then the relay runs net <-> peer in C, half-close included. */
+static void test_join(bool ws) {
+    struct gx_tls_ctx *sctx = ctx_new(1, NULL, 0), *cctx = ctx_new(0, NULL, 0);
+    int cn, sn, ca, sa;
+    tcp_pair(&cn, &sn);
+    struct gx_xs_cfg cc = {.tls = cctx, .head = ws, .raw = ws ? (const uint8_t *)REQ : NULL, .raw_len = ws ? strlen(REQ) : 0};
+    struct gx_xs_cfg sc = {.tls = sctx, .head = ws};
+    struct gx_xs *c = xs_over(cn, &cc, &ca), *s = xs_over(sn, &sc, &sa);
+    if (ws) {
+        char head[512];
+        CHECK(wait_stage(s, GX_XS_HEAD, 3000) & GX_XS_HEAD, "join: server head");
+        read_head(sa, head, sizeof(head));
+        CHECK(gx_xs_join(s, sa, sa) == -EINVAL, "no join in the head phase");
+        gx_xs_ws_start(s, (const uint8_t *)RESP, strlen(RESP), GX_XS_WS_SERVER);
+        CHECK(wait_stage(c, GX_XS_HEAD, 3000) & GX_XS_HEAD, "join: client head");
+        read_head(ca, head, sizeof(head));
+        gx_xs_ws_start(c, NULL, 0, GX_XS_WS_CLIENT);
+    }
+    CHECK(wait_stage(s, GX_XS_UP, 3000) & GX_XS_UP, "join: server up");
+    /* the "proxy handshake": a request read on the app side, an answer written, plus bytes nobody read */
+    CHECK(write(ca, "request", 7) == 7, "request");
+    char req[7];
+    ssize_t rq = read(sa, req, 7);
+    CHECK(rq == 7 && memcmp(req, "request", 7) == 0, "request read on the app side (%zd: %.*s)", rq, (int)(rq > 0 ? rq : 0), req);
+    CHECK(write(ca, "early", 5) == 5, "early client bytes");
+    CHECK(write(sa, "answer", 6) == 6, "answer");
+    sleep_ms(50); /* "early" is in the socketpair now, unread */
+    int tc, ts;
+    tcp_pair(&tc, &ts);
+    CHECK(gx_xs_join(s, sa, ts) == 0, "join");
+    CHECK(gx_xs_join(s, sa, ts) == -EINVAL, "one join only");
+    char early[5];
+    size_t got = 0;
+    while (got < 5) {
+        ssize_t r = read(tc, early + got, 5 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    CHECK(got == 5 && memcmp(early, "early", 5) == 0, "unread socketpair bytes reach the peer first");
+    char ans[6];
+    CHECK(read(ca, ans, 6) == 6 && memcmp(ans, "answer", 6) == 0, "answer reaches the client");
+    exchange(ca, tc, 2 << 20, ws ? "join wss" : "join tls", !ws);
+    CHECK(wait_stage(s, GX_XS_ENDED, 3000) & GX_XS_ENDED, "joined stream ended");
+    struct gx_xs_stats st;
+    gx_xs_get_stats(s, &st);
+    CHECK(st.joined == 1 && gx_xs_status(s) == 0, "joined, clean end (%d)", gx_xs_status(s));
+    gx_xs_free(c);
+    gx_xs_free(s);
+    gx_tls_ctx_free(sctx);
+    gx_tls_ctx_free(cctx);
+    close(ca);
+    close(tc);
+}
+
 static void test_tls_failure(const char *ca, const char *name, const char *want) {
     struct gx_tls_ctx *sctx = ctx_new(1, NULL, 0), *cctx = ctx_new(0, ca, 1);
     int cn, sn, cap, sap;
@@ -219,9 +278,6 @@ static size_t read_head(int fd, char *buf, size_t cap) {
     buf[n] = 0;
     return n;
 }
-
-static const char REQ[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
-static const char RESP[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
 
 static void test_wss(bool tls) {
     struct gx_tls_ctx *sctx = tls ? ctx_new(1, NULL, 0) : NULL, *cctx = tls ? ctx_new(0, NULL, 0) : NULL;
@@ -372,6 +428,8 @@ int main(void) {
     test_tls_failure(ca2, "gost.run", "certificate verify failed");
     test_tls_failure(cert, "wrong.name", "hostname mismatch");
     test_wss(true);
+    test_join(false);
+    test_join(true);
     test_wss(false);
     test_ws_control();
     test_head_limit();

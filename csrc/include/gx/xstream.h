@@ -28,6 +28,9 @@
  * FIN), which becomes shutdown(SHUT_WR) on the app side. The stream ends when both directions did, or at
  * the first error; the engine then closes the net and app fds (stop).
  *
+ * Join (gx_xs_join): after Python's proxy handshake on the app side, the flow's other end (a TCP socket)
+ * takes the app side's place and the relay runs in C alone; the socketpair is drained and closed.
+ *
  * Python learns about stage changes from an eventfd (gx_xs_event_fd): readable after the TLS handshake
  * (GX_XS_UP), after the head was passed to the app side in full (GX_XS_HEAD) and once the engine let go
  * of the stream (GX_XS_ENDED; gx_xs_reason tells why when it failed, e.g. "certificate verify failed:
@@ -90,6 +93,7 @@ struct gx_xs_stats {
     uint64_t pings, pings_coalesced;
     uint64_t ws_errors;        /* WebSocket protocol errors (0 or 1: the first one ends the stream) */
     uint64_t tls_failures;     /* handshake failures (0 or 1; the reason says which) */
+    uint64_t joined;           /* 1 once the relay runs net <-> peer fd (gx_xs_join) */
 };
 
 /* A stream over net_fd and app_fd (both connected, made non-blocking here, owned by the stream from
@@ -103,6 +107,13 @@ void gx_xs_reason(struct gx_xs *x, char *out, size_t len);
 /* Any thread, once, in head mode: send raw unframed, then start mode (GX_XS_RAW / _WS_CLIENT / _SERVER).
  * 0, -EINVAL (not in head mode, or started before), -ENOMEM. */
 int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode);
+/* Any thread, once, after the head phase: move the relay fully into C. peer_fd (a connected stream
+ * socket: the flow's other end) replaces the app side; app_end is the caller's end of the app socketpair
+ * (given up, as peer_fd: the stream owns both now). The engine first passes on what still sits in the
+ * socketpair, in order (net->app bytes Python did not read go to peer_fd first; app->net bytes Python
+ * wrote go to the net before peer_fd's), then relays net <-> peer_fd with the same buffers, backpressure
+ * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. */
+int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd);
 void gx_xs_cancel(struct gx_xs *x);                /* any thread, never blocks */
 int gx_xs_stop(struct gx_xs *x);                   /* cancel and wait until the engine let go */
 int gx_xs_status(struct gx_xs *x);                 /* 0, or the errno the stream ended with */
