@@ -1,6 +1,9 @@
 /* Socket <-> socket relay with splice(2) through a pipe per direction (gx/splice_relay.h), a handler on
  * the shared relay engine (gx/relay.h).
  *
+ * Pipes start at the kernel's default size (64 KiB) and grow to pipe_size (1 MiB) the first time a
+ * splice fills half of one: a relay that carries little keeps ~1 KiB of pipe bookkeeping instead of ~32.
+ *
  * Readiness: a direction asks for EPOLLIN on its source only while its pipe is empty and it has not seen
  * EOF, and for EPOLLOUT on its destination only while its pipe holds bytes. So an fd is watched only for
  * what can make progress: a source whose pipe is full is not watched (no level-triggered spin), a hung
@@ -29,6 +32,8 @@ struct direction {
     int src, dst;           /* sockets (slots src_slot / dst_slot) */
     int pr, pw;             /* the pipe's read and write ends */
     size_t pending;         /* bytes in the pipe */
+    size_t cap;             /* the pipe's size now */
+    bool grown;             /* enlarged to pipe_size already (or tried: at most once) */
     bool eof;               /* the source said EOF */
     bool shut;              /* ... and it was passed on (pipe drained, dst shut for writing) */
 };
@@ -36,17 +41,27 @@ struct direction {
 struct gx_splice_relay {
     struct gx_relay_conn conn; /* first: the engine hands it back */
     struct direction d[2];     /* 0: a -> b, 1: b -> a */
-    size_t pipe_size;
+    size_t pipe_size;          /* what a busy direction's pipe grows to */
     _Atomic uint64_t bytes[2];
     _Atomic int finished;
 };
+
+/* A direction that filled half its pipe in one splice carries bulk data: give it the big pipe (once). A
+ * pipe's slot array is allocated at its size (16 KiB of kernel memory for 1 MiB), so idle and small
+ * relays keep the kernel's default pipe. Growing keeps what the pipe holds. */
+static void grow(struct gx_splice_relay *r, struct direction *d) {
+    d->grown = true;
+    int got = fcntl(d->pw, F_SETPIPE_SZ, (int)r->pipe_size);
+    if (got > 0) /* else above /proc/sys/fs/pipe-max-size or the user's pipe quota: keep the size */
+        d->cap = (size_t)got;
+}
 
 /* Move what one direction can move now: 0, or an errno that ends the relay. */
 static int pump(struct gx_splice_relay *r, int i) {
     struct direction *d = &r->d[i];
     for (int round = 0; round < ROUNDS; round++) {
         if (d->pending == 0 && !d->eof) {
-            ssize_t n = splice(d->src, NULL, d->pw, NULL, r->pipe_size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t n = splice(d->src, NULL, d->pw, NULL, d->cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     break;
@@ -57,6 +72,8 @@ static int pump(struct gx_splice_relay *r, int i) {
             } else {
                 d->pending = (size_t)n;
                 atomic_fetch_add_explicit(&r->bytes[i], (uint64_t)n, memory_order_relaxed);
+                if (!d->grown && (size_t)n * 2 >= d->cap)
+                    grow(r, d);
             }
         }
         while (d->pending) {
@@ -158,20 +175,23 @@ int gx_splice_relay_new(struct gx_splice_relay **out, int fd_a, int fd_b, size_t
         return -ENOMEM;
     r->d[0].pr = r->d[0].pw = r->d[1].pr = r->d[1].pw = -1;
     int rc = gx_relay_conn_init(&r->conn, &splice_relay_ops);
-    size_t smallest = SIZE_MAX;
     for (int i = 0; rc == 0 && i < 2; i++) {
         int p[2];
         if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0) {
             rc = -errno;
             break;
         }
-        r->d[i].pr = p[0];
-        r->d[i].pw = p[1];
-        int got = fcntl(p[1], F_SETPIPE_SZ, (int)pipe_size);
-        if (got < 0) /* above /proc/sys/fs/pipe-max-size or the user's pipe quota: keep the default */
-            got = fcntl(p[1], F_GETPIPE_SZ);
-        if (got > 0 && (size_t)got < smallest)
-            smallest = (size_t)got;
+        struct direction *d = &r->d[i];
+        d->pr = p[0];
+        d->pw = p[1];
+        int got = fcntl(p[1], F_GETPIPE_SZ);
+        d->cap = got > 0 ? (size_t)got : 4096;
+        if (pipe_size <= d->cap) { /* a small pipe asked for: now, while it is empty */
+            d->grown = true;
+            got = fcntl(p[1], F_SETPIPE_SZ, (int)pipe_size);
+            if (got > 0)
+                d->cap = (size_t)got;
+        }
     }
     if (rc < 0) {
         close_pipes(r);
@@ -179,8 +199,7 @@ int gx_splice_relay_new(struct gx_splice_relay **out, int fd_a, int fd_b, size_t
         free(r);
         return rc;
     }
-    /* one splice never moves more than the pipe holds */
-    r->pipe_size = smallest != SIZE_MAX ? smallest : 65536;
+    r->pipe_size = pipe_size;
     r->d[0].src = r->d[1].dst = fd_a;
     r->d[0].dst = r->d[1].src = fd_b;
     *out = r;

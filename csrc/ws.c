@@ -290,6 +290,8 @@ long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_
     memset(ev, 0, sizeof *ev);
     if (r->state == ST_DONE)
         return -EPIPE;
+    if (in_len == 0) /* nothing can move (in may be NULL) */
+        return 0;
     size_t i = 0, o = 0;
     for (;;) {
         if (r->state == ST_HEADER) {
@@ -298,7 +300,8 @@ long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_
             size_t take = need - r->hdr_len;
             if (take > in_len - i)
                 take = in_len - i;
-            memcpy(r->hdr + r->hdr_len, in + i, take);
+            if (take)
+                memcpy(r->hdr + r->hdr_len, in + i, take);
             r->hdr_len = (uint8_t)(r->hdr_len + take);
             i += take;
             if (r->hdr_len < need)

@@ -374,6 +374,8 @@ static void test_reader_errors(void) {
               strstr(ev.error, "unmasked"),
           "error text: %s", ev.error ? ev.error : "(null)");
     CHECK(gx_ws_read(&r, unm, 2, o, sizeof o, &ev) == -EPIPE, "finished reader");
+    gx_ws_reader_init(&r, GX_WS_ROLE_CLIENT, 0);
+    CHECK(gx_ws_read(&r, NULL, 0, NULL, 0, &ev) == 0 && ev.type == GX_WS_EV_NONE && ev.out_len == 0, "no input");
 }
 
 /* Random frames (data of random opcodes and fragmentation, pings, pongs) encoded, read back in random

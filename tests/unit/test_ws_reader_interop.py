@@ -106,3 +106,13 @@ def test_malformed_streams_get_the_same_close_code(name: str, stream: bytes, ser
     _data, events = _engine.ws_read(stream, server, cap or 0, 1, 3)
     assert events and events[-1][0] == "error", name
     assert events[-1][1] == theirs, (name, events, theirs)
+
+
+def test_non_minimal_lengths_accepted_like_websockets() -> None:
+    """RFC 6455 5.2 asks senders for the minimal length encoding; readers (websockets, gorilla/websocket
+    under gost) do not enforce it, and neither does ours."""
+    stream = b"\x82\x7e\x00\x03abc" + b"\x82\x7f" + (2).to_bytes(8, "big") + b"de"
+    peer = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
+    peer.receive_data(stream)
+    assert [bytes(f.data) for f in peer.events_received()] == [b"abc", b"de"]
+    assert _engine.ws_read(stream, False) == (b"abcde", [])

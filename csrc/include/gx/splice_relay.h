@@ -2,12 +2,13 @@
  * relay engine (gx/relay.h): no thread of its own, no byte ever copied to user space, Python called once
  * when the relay starts and once when it ends.
  *
- * Each direction (a -> b, b -> a) owns a pipe (pipe_size bytes, default 1 MiB where the kernel allows):
- * the source socket is spliced into the pipe while the pipe is empty, the pipe into the destination
- * socket while it holds bytes; a destination that cannot take more stops that direction's reads until
- * it is writable again (backpressure: memory per relay is bounded by the two pipes). An EOF from a
- * source is passed on as shutdown(SHUT_WR) of the destination once its pipe is drained (half-close).
- * The relay ends by itself when both directions passed their EOF on (status 0), or at the first error
+ * Each direction (a -> b, b -> a) owns a pipe: the kernel's default size (64 KiB) at first, grown to
+ * pipe_size (default 1 MiB, where the kernel allows) once the direction carries bulk data. The source
+ * socket is spliced into the pipe while the pipe is empty, the pipe into the destination socket while it
+ * holds bytes; a destination that cannot take more stops that direction's reads until it is writable
+ * again (backpressure: memory per relay is bounded by the two pipes). An EOF from a source is passed on
+ * as shutdown(SHUT_WR) of the destination once its pipe is drained (half-close). The relay ends by
+ * itself when both directions passed their EOF on (status 0), or at the first error
  * (status ECONNRESET, EPIPE, ...).
  */
 #ifndef GX_SPLICE_RELAY_H
@@ -25,8 +26,9 @@ struct gx_splice_relay_stats {
 };
 
 /* fd_a, fd_b: connected non-blocking stream sockets, owned by the caller and kept open until the relay
- * is stopped (or its event fd became readable). pipe_size: bytes per pipe (0 = GX_SPLICE_PIPE_DEFAULT;
- * the kernel may round it up, or keep its default when it refuses). 0 or -errno. */
+ * is stopped (or its event fd became readable). pipe_size: bytes a busy direction's pipe grows to
+ * (0 = GX_SPLICE_PIPE_DEFAULT; the kernel may round it up, or keep its default when it refuses); a size
+ * below the kernel's default is set at once (tests). 0 or -errno. */
 int gx_splice_relay_new(struct gx_splice_relay **out, int fd_a, int fd_b, size_t pipe_size);
 int gx_splice_relay_start(struct gx_splice_relay *r);
 /* Readable (eventfd) once the engine let go of the relay: it ended by itself or after a cancel. From then
