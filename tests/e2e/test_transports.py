@@ -197,3 +197,29 @@ def test_python_thread_is_off_the_relay_wss_path(rig: Rig) -> None:
     over = {name: f"{pct:.0f}%" for name, pct in used.items() if pct >= PYTHON_BUDGET_PERCENT}
     assert not over, (f"gost's Python thread is on the data path: {over} of a core while relay+wss carried "
                       f"{result.gbps:.2f} Gbit/s (budget {PYTHON_BUDGET_PERCENT:.0f}%)")
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+def test_held_relay_wss_connections_cost_no_thread_each(rig: Rig) -> None:
+    """300 relay+wss connections (TLS, WebSocket upgrade, relay CONNECT to the echo server) held open at
+    once: the server's thread count stays what it was, give or take a few (no thread per connection)."""
+    pid = rig.server.proc.pid
+    before = thread_count(pid)
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "bench", "conns_client.py")
+    count = 300
+    client = rig.a.popen([sys.executable, script, rig.pair.b_ip, str(server_port("relay", "wss")),
+                          f"{BEHIND}:{ECHO_PORT}", str(count), "50"], stdin=subprocess.PIPE)
+    assert client.stdout is not None and client.stdin is not None
+    try:
+        line = client.stdout.readline().decode().split()
+        assert line[:2] == ["held", str(count)], f"{line}\n{rig.tail()}"
+        during = thread_count(pid)
+    finally:
+        client.stdin.close()
+        rig.a.stop(client)
+    assert during - before <= 4, f"the server went from {before} to {during} threads for {count} connections"
