@@ -17,7 +17,7 @@ else
   PY := $(ROOT)/.venv/bin/python
 endif
 
-APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils \
+APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils stunnel4 \
   clang libclang-rt-14-dev wireguard-go wireguard-tools prometheus
 # setuptools 77 or later: the SPDX `license` in pyproject.toml, and no FutureWarning from wheel's old
 # bdist_wheel entry point during the build (older ones are upgraded by pip-deps)
@@ -100,11 +100,11 @@ tests/c/bin/obj-asan/%.o: csrc/%.c $(CHDRS)
 
 tests/c/bin/%: tests/c/%.c $(COBJ) $(CHDRS) $(wildcard tests/c/*.h)
 	@mkdir -p tests/c/bin
-	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(COBJ) -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) -O2 -o $@ $< $(COBJ) -lssl -lcrypto -lpthread
 
 tests/c/bin/asan-%: tests/c/%.c $(COBJ_ASAN) $(CHDRS) $(wildcard tests/c/*.h)
 	@mkdir -p tests/c/bin
-	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -o $@ $< $(COBJ_ASAN) -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) $(ASAN_FLAGS) -o $@ $< $(COBJ_ASAN) -lssl -lcrypto -lpthread
 
 # test_wycheproof reads the Wycheproof vectors as lines of text made from their JSON
 WYCHEPROOF_JSON := $(wildcard tests/vectors/wycheproof/*.json)
@@ -124,11 +124,11 @@ tests/c/bin/liblwip-asan.a: third_party/lwip/port/lwipopts.h third_party/lwip/lw
 # test_stack replays tests/fuzz/corpus/stack through fuzz_stack.c (compiled in; it needs stack_int.h)
 tests/c/bin/test_stack tests/c/bin/asan-test_stack: tests/fuzz/fuzz_stack.c tests/fuzz/fuzz.h
 tests/c/bin/test_stack: tests/c/test_stack.c $(COBJ) $(STACK_OBJ) $(STACK_DEPS) $(CHDRS) $(wildcard tests/c/*.h) tests/c/bin/liblwip.a
-	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lcrypto -lpthread
+	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack -O2 -o $@ $< $(COBJ) $(STACK_OBJ) tests/c/bin/liblwip.a -lssl -lcrypto -lpthread
 
 tests/c/bin/asan-test_stack: tests/c/test_stack.c $(COBJ_ASAN) $(STACK_OBJ_ASAN) $(STACK_DEPS) $(CHDRS) $(wildcard tests/c/*.h) tests/c/bin/liblwip-asan.a
 	$(CC) $(CFLAGS_C) $(LWIP_INC) -Icsrc/stack $(ASAN_FLAGS) \
-	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lcrypto -lpthread
+	  -o $@ $< $(COBJ_ASAN) $(STACK_OBJ_ASAN) tests/c/bin/liblwip-asan.a -lssl -lcrypto -lpthread
 
 # the fuzz-regression test compiles fuzz targets in (tests/fuzz/README.md)
 tests/c/bin/test_fuzz_regressions tests/c/bin/asan-test_fuzz_regressions: $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/fuzz.h)
@@ -202,10 +202,10 @@ $(FUZZ_BIN)/liblwip.a: third_party/lwip/port/lwipopts.h third_party/lwip/lwip_bu
 
 $(FUZZ_BIN)/fuzz_stack: $(FUZZ_DIR)/fuzz_stack.c $(FUZZ_DIR)/fuzz.h $(FUZZ_STACK_OBJ) $(FUZZ_BIN)/libgx.a $(FUZZ_BIN)/liblwip.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(LWIP_INC) -Icsrc/stack -fsanitize=fuzzer -o $@ $< $(FUZZ_STACK_OBJ) $(FUZZ_BIN)/libgx.a \
-	  $(FUZZ_BIN)/liblwip.a -lcrypto -lpthread
+	  $(FUZZ_BIN)/liblwip.a -lssl -lcrypto -lpthread
 
 $(FUZZ_BIN)/fuzz_%: $(FUZZ_DIR)/fuzz_%.c $(FUZZ_DIR)/fuzz.h $(FUZZ_BIN)/libgx.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BIN)/libgx.a -lcrypto -lpthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BIN)/libgx.a -lssl -lcrypto -lpthread
 
 fuzz-build:
 	@$(FUZZ_DIR)/have_libfuzzer.sh $(FUZZ_CC); rc=$$?; [ $$rc = 3 ] && exit 0; [ $$rc = 0 ] || exit $$rc; \

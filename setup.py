@@ -80,7 +80,7 @@ extension = Extension(
     "gostx._engine",
     sources=["gostx/_engine.pyx", *engine_sources()],
     include_dirs=["csrc/include"],
-    libraries=["crypto", "pthread"],
+    libraries=["ssl", "crypto", "pthread"],
     extra_compile_args=C_FLAGS,
     define_macros=[("NPY_NO_DEPRECATED_API", "0"), *([("GX_NO_SIMD", "1")] if NO_SIMD else [])],
 )

@@ -15,6 +15,7 @@ from typing import Protocol
 from bench.peers import HEV_ENV, UDP2RAW_ENV, WIREGUARD_GO_ENV, hev_socks5, udp2raw_tun, wireguard_go
 from bench.relay_rows import http_over_relay_wss, relay_wss_forward, tungo_over_relay_wss
 from bench.rig import Rig
+from bench.tls_rows import StunnelTunnel, socks5_tls_forward
 from bench.tunnels import (
     Endpoint,
     OpenVpnTunnel,
@@ -111,12 +112,15 @@ ROWS: tuple[Row, ...] = (
     ),
     Row("udp2raw-faketcp", f"tun:// plaintext over udp2raw faketcp (${UDP2RAW_ENV})", udp2raw_tun),
     Row("tun-socks5", "tun:// over -F socks5://", gost_tun_over_socks5),
-    Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4")),
+    Row("socks5-connect", "socks5 CONNECT (tcp:// -F socks5://)", gost_socks5_connect, ("tcp1", "tcp4", "srvcpu")),
+    Row("stunnel", "stunnel TLS 1.3 (C, OpenSSL)", StunnelTunnel, ("tcp1", "tcp4")),
+    Row("socks5-tls", "socks5+tls (tcp:// -F socks5+tls://)", socks5_tls_forward, ("tcp1", "tcp4", "srvcpu"),
+        peer="stunnel"),
     Row("tungo-direct", "tungo:// direct (no chain)", gost_tungo_direct, TUNGO_TESTS),
     Row("tungo-socks5", "tungo:// -F socks5://", gost_tungo, ("tcp1", "tcp4", "churn400"), peer="hev-socks5"),
     Row("hev-socks5", f"hev-socks5-tunnel -> socks5:// (${HEV_ENV})", hev_socks5, ("tcp1", "tcp4", "churn400")),
-    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4"),
-        peer="go-gost-relay-wss"),
+    Row("relay-wss", "relay+wss (tcp:// -F relay+wss://)", relay_wss_forward, ("tcp1", "tcp4", "srvcpu"),
+        peer="stunnel"),
     Row("http-relay-wss", "http -F relay+wss:// (tcp:// -F http://)", http_over_relay_wss, ("tcp1", "tcp4"),
         peer="go-gost-http-relay-wss"),
     Row("tungo-relay-wss", "tungo:// -F relay+wss://?interface=", tungo_over_relay_wss, ("tcp1",),

@@ -21,9 +21,10 @@ from gostx.testing.procstats import CpuSampler
 
 TEST_TITLES = {"ping": "ping RTT", "tcp1": "TCP 1 stream", "tcp4": "TCP 4 streams", "udp": "UDP 1400 B",
                "tcp1r": "TCP 1 stream B->A", "tcp4r": "TCP 4 streams B->A", "flows1000": "1000 TCP flows open",
+               "srvcpu": "server CPU per GB (1 stream)",
                **CHURN_TITLES}
 TEST_UNITS = {"ping": "µs", "tcp1": "Gbit/s", "tcp4": "Gbit/s", "udp": "pps", "tcp1r": "Gbit/s", "tcp4r": "Gbit/s",
-              "flows1000": "flows", **{test: "flows/s" for test in CHURN_TESTS}}
+              "flows1000": "flows", "srvcpu": "CPU s/GB", **{test: "flows/s" for test in CHURN_TESTS}}
 TCP_STREAMS = {"tcp1": 1, "tcp4": 4, "tcp1r": 1, "tcp4r": 4}  # the *r tests: iperf3 -R (B sends to A)
 PING_COUNT = 21  # the first reply is dropped: it pays for ARP and peer learning
 PING_INTERVAL = 0.05
@@ -67,6 +68,8 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
                                 reverse=test.endswith("r"), congestion=rig.tcp_cc)
             sample.value = tcp.gbps
             sample.detail = {"retransmits": float(tcp.retransmits)}
+        elif test == "srvcpu":
+            sample.value, sample.detail = server_cpu_per_gb(rig, endpoint, seconds)
         elif test == "flows1000":
             opened, rss_open = run_flows(rig, endpoint.target, endpoint.pids)
             sample.value = float(opened)
@@ -96,6 +99,23 @@ def _measure(rig: Rig, endpoint: Endpoint, test: str, seconds: float) -> Sample:
     return sample
 
 
+def server_cpu_per_gb(rig: Rig, endpoint: Endpoint, seconds: float) -> tuple[float, dict[str, float]]:
+    """One iperf3 stream at full speed; the CPU seconds the server end (B's processes) spent per GB
+    carried (user + system, which hypervisor steal does not inflate)."""
+    if not endpoint.server_pids:
+        raise RigError("the row has no server process in B")
+    rig.ensure_iperf_server()
+    sampler = CpuSampler(endpoint.server_pids).start()
+    started = time.monotonic()
+    tcp = iperf.run_tcp(rig.a, endpoint.target, seconds, congestion=rig.tcp_cc)
+    usage = sampler.stop()
+    cpu_seconds = usage.cpu_percent / 100 * (time.monotonic() - started)
+    gigabytes = tcp.gbps * tcp.seconds / 8
+    if gigabytes <= 0:
+        raise RigError("nothing was carried")
+    return cpu_seconds / gigabytes, {"gbps": tcp.gbps, "server_cpu_percent": usage.cpu_percent}
+
+
 def churn_cell(rate: float, detail: dict[str, float]) -> str:
     text = f"{rate:.0f} flows/s, {detail.get('failed', 0):.0f} failed"
     if "p50_ms" in detail:
@@ -112,6 +132,8 @@ def describe(sample: Sample) -> str:
         text = f"{sample.value / 1000:.0f} kpps, {sample.detail['loss_percent']:.1f}% loss"
     elif sample.test in CHURN_TESTS:
         text = churn_cell(sample.value, sample.detail)
+    elif sample.test == "srvcpu":
+        text = f"{sample.value:.2f} CPU s/GB at {sample.detail.get('gbps', 0):.2f} Gbit/s"
     elif sample.test == "flows1000":
         text = f"{sample.value:.0f} flows"
         if "rss_open_mib" in sample.detail:

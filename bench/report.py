@@ -126,6 +126,8 @@ def _num(value: float, test: str) -> str:
         return f"{value:.0f}"
     if test == "udp":
         return f"{value / 1000:.0f}k"
+    if test == "srvcpu":
+        return f"{value:.2f}"
     if test == "flows1000" or test in CHURN_TESTS:
         return f"{value:.0f}"
     return f"{value:.2f}"
@@ -141,6 +143,8 @@ def _median_cell(ts: TestSummary) -> str:
         return f"{ts.median / 1000:.0f} kpps = {gbps:.2f} Gbit/s, {loss:.1f}% loss"
     if ts.test in CHURN_TESTS:
         return churn_cell(ts.median, ts.detail)
+    if ts.test == "srvcpu":
+        return f"{ts.median:.2f} CPU s/GB (server) at {ts.detail.get('gbps', 0):.2f} Gbit/s"
     if ts.test == "flows1000":
         rss = ts.detail.get("rss_open_mib")
         return f"{ts.median:.0f} open at once" + (f", RSS {rss:.1f} MiB while open" if rss else "")
@@ -232,10 +236,32 @@ def markdown(rows: Sequence[RowSummary], info: RunInfo) -> str:
         "CPU %: both tunnel ends together, 100 = one core. Peak RSS: the largest VmHWM of the "
         "tunnel's processes.",
     ]
+    ratios = ratio_lines(rows)
+    if ratios:
+        lines += ["", "| Ratio (same run, medians) | Value | Target |", "|---|---|---|", *ratios]
     note = steal_note(info)
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def ratio_lines(rows: Sequence[RowSummary]) -> list[str]:
+    """The issue's ratios (bench/tls_rows.py RATIOS) whose two rows ran and gave a median."""
+    from bench.tls_rows import RATIOS
+
+    by_key = {row.key: row for row in rows}
+    out = []
+    for ratio in RATIOS:
+        num, den = by_key.get(ratio.numerator), by_key.get(ratio.denominator)
+        a = num.tests.get(ratio.test) if num else None
+        b = den.tests.get(ratio.test) if den else None
+        if a is None or b is None or a.median is None or not b.median:
+            continue
+        value = a.median / b.median
+        met = value <= ratio.target if ratio.at_most else value >= ratio.target
+        target = f"{'<=' if ratio.at_most else '>='} {ratio.target:g}x ({'met' if met else 'not met'})"
+        out.append(f"| {_escape(ratio.label)} | {value:.2f}x | {target} |")
+    return out
 
 
 def to_json(rows: Sequence[RowSummary], info: RunInfo) -> dict[str, Any]:

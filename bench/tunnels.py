@@ -52,6 +52,7 @@ class TunnelDown(Exception):
 class Endpoint:
     target: str  # the address, as seen from A, that traffic to B's iperf3 server goes to
     pids: tuple[int, ...]  # the tunnel's processes (both ends): CPU% and peak RSS are theirs
+    server_pids: tuple[int, ...] = ()  # those of them in B (the server end)
 
 
 @dataclass
@@ -95,7 +96,8 @@ class ProcessTunnel:
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             self.stop()
             raise TunnelDown(f"could not start: {one_line(str(exc))}") from exc
-        return Endpoint(self.target, tuple(proc.pid for _, proc, _, _ in self._started))
+        return Endpoint(self.target, tuple(proc.pid for _, proc, _, _ in self._started),
+                        tuple(proc.pid for ns, proc, _, _ in self._started if ns is rig.b))
 
     def stop(self) -> None:
         for ns, proc, _, _ in reversed(self._started):

@@ -342,3 +342,43 @@ cdef extern from "gx/resolve.h" nogil:
         uint64_t failed
         uint64_t queue_full
     void gx_resolve_get_stats(gx_resolve_stats *out)
+
+# ---- TLS and WebSocket transports in C (csrc/xstream.c) ----
+
+cdef extern from "gx/xstream.h" nogil:
+    struct gx_tls_ctx:
+        pass
+    struct gx_xs:
+        pass
+    struct gx_tls_cfg:
+        int server
+        const char *cert_file
+        const char *key_file
+        const char *ca_file
+        int verify
+        int default_paths
+        const char *alpn
+    struct gx_xs_cfg:
+        gx_tls_ctx *tls
+        const char *server_name
+        const char *verify_name
+        int head
+        const uint8_t *raw
+        size_t raw_len
+    struct gx_xs_stats:
+        uint64_t app_in, app_out, net_in, net_out, frames_in, frames_out, pings, pings_coalesced
+        uint64_t ws_errors, tls_failures, joined
+    int gx_tls_ctx_new(gx_tls_ctx **out, const gx_tls_cfg *cfg, char *err, size_t errlen)
+    void gx_tls_ctx_free(gx_tls_ctx *ctx)
+    int gx_xs_new(gx_xs **out, int net_fd, int app_fd, const gx_xs_cfg *cfg)
+    int gx_xs_start(gx_xs *x)
+    int gx_xs_event_fd(const gx_xs *x)
+    uint32_t gx_xs_stage(const gx_xs *x)
+    void gx_xs_reason(gx_xs *x, char *out, size_t len)
+    int gx_xs_ws_start(gx_xs *x, const uint8_t *raw, size_t raw_len, int mode)
+    int gx_xs_join(gx_xs *x, int app_end, int peer_fd)
+    void gx_xs_cancel(gx_xs *x)
+    int gx_xs_stop(gx_xs *x)
+    int gx_xs_status(gx_xs *x)
+    void gx_xs_get_stats(gx_xs *x, gx_xs_stats *out)
+    void gx_xs_free(gx_xs *x)

@@ -159,6 +159,54 @@ def ws_frame(
 def ws_parse_header(
     buf: bytes | bytearray | memoryview, offset: int = 0
 ) -> tuple[int, int, int, bool, int, bytes | None] | None: ...
+
+# TLS + WebSocket transport streams (gostx/_xstream.pxi)
+XS_UP: int
+XS_HEAD: int
+XS_ENDED: int
+XS_FAILED: int
+XS_RAW: int
+XS_WS_CLIENT: int
+XS_WS_SERVER: int
+
+class TlsContext:
+    server: bool
+    def __init__(
+        self,
+        server: bool,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        ca_file: str | None = None,
+        verify: bool = False,
+        default_paths: bool = False,
+        alpn: str | None = None,
+    ) -> None: ...
+
+class XStream:
+    def __init__(
+        self,
+        net_fd: int,
+        app_fd: int,
+        tls: TlsContext | None = None,
+        server_name: str | None = None,
+        verify_name: str | None = None,
+        head: bool = False,
+        raw: bytes | None = None,
+    ) -> None: ...
+    def start(self) -> None: ...
+    @property
+    def event_fd(self) -> int: ...
+    @property
+    def stage(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    def ws_start(self, raw: bytes | None = None, mode: int = 0) -> None: ...
+    def join(self, app_end: int, peer_fd: int) -> None: ...
+    def cancel(self) -> None: ...
+    def stop(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...
 def ws_read(
     stream: bytes | bytearray | memoryview, server: bool, max_frame: int = 0, piece: int = 0, out_size: int = 65536
 ) -> tuple[bytes, list[tuple[str, int, bytes | str]]]: ...

@@ -77,6 +77,15 @@ int gx_relay_watch_fd(struct gx_relay_conn *c, int slot, int fd) {
     return 0;
 }
 
+void gx_relay_unwatch_fd(struct gx_relay_conn *c, int slot) {
+    if (slot < 0 || slot >= GX_RELAY_FDS || c->fd[slot] < 0)
+        return;
+    if (c->armed[slot])
+        epoll_ctl(c->thread->epfd, EPOLL_CTL_DEL, c->fd[slot], NULL);
+    c->fd[slot] = -1;
+    c->want[slot] = c->armed[slot] = 0;
+}
+
 void gx_relay_want(struct gx_relay_conn *c, int slot, uint32_t events) {
     if (slot >= 0 && slot < GX_RELAY_FDS)
         c->want[slot] = events & (EPOLLIN | EPOLLOUT);

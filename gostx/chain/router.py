@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import time
 import weakref
 from collections.abc import Sequence
@@ -45,11 +46,22 @@ def reason(exc: BaseException) -> str:
     """One line for a dial failure."""
     if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, ssl.SSLError):  # its errno is OpenSSL's (1 = SSL_ERROR_SSL), not an errno
+        return tls_reason(exc)
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     if isinstance(exc, (OSError, GostError)) and str(exc):
         return str(exc)
     return str(exc) or type(exc).__name__
+
+
+def tls_reason(exc: ssl.SSLError) -> str:
+    """`tls: certificate verify failed: certificate has expired`, `tls: wrong version number`, ..."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"tls: certificate verify failed: {exc.verify_message.rstrip('.')}"
+    if exc.reason:
+        return "tls: " + exc.reason.lower().replace("_", " ")
+    return f"tls: {exc.strerror or type(exc).__name__}"
 
 
 class Router:

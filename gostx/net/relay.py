@@ -22,7 +22,7 @@ import contextlib
 import struct
 
 from gostx.net.packet import PacketConn
-from gostx.net.stream import CHUNK, Stream, WrappedStream
+from gostx.net.stream import CHUNK, SocketStream, Stream, WrappedStream
 from gostx.protocol import relay as rp
 
 REQUEST_GRACE = 0.2  # seconds a reader waits for a first write to carry the request
@@ -98,6 +98,22 @@ class RelayClientStream(WrappedStream):
             await self.inner.write(pending)
         await self.inner.write_eof()
 
+    async def settle(self, peer: SocketStream) -> tuple[Stream, int] | None:
+        """The request rides on the peer's first bytes (or goes alone after REQUEST_GRACE), the response
+        is read: inner carries the flow's bytes from then on."""
+        moved = 0
+        if self._hs.request:
+            try:
+                data = await asyncio.wait_for(peer.read(CHUNK), REQUEST_GRACE)
+            except TimeoutError:
+                data = None
+            if data == b"":
+                return None  # the peer ended at once: the Python relay passes the EOF on
+            await self.write(data or b"")  # the request, with the peer's first bytes when they came
+            moved = len(data or b"")
+        await self._hs.ensure_response()
+        return self.inner, moved
+
     def close(self) -> None:
         self.inner.close()
 
@@ -160,6 +176,12 @@ class ResponseFirstStream(WrappedStream):
     async def write_eof(self) -> None:
         await self.flush()
         await self.inner.write_eof()
+
+    async def settle(self, peer: SocketStream) -> tuple[Stream, int] | None:
+        """The cached response goes out now (alone): inner carries the flow's bytes from then on."""
+        self._timer.cancel()
+        await self.flush()
+        return self.inner, 0
 
     def close(self) -> None:
         self._timer.cancel()

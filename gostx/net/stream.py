@@ -7,8 +7,8 @@ handed on to C (splice, the tunnel engine, the 0xF3 relay): `Stream.sock` is tha
 stream's bytes are exactly the socket's bytes, else None.
 
     SocketStream(sock)                 # a connected non-blocking socket
-    await start_tls_client(stream, ctx, server_name)   -> TransportStream
-    await start_tls_server(stream, ctx)                -> TransportStream
+    await start_tls_client(stream, ctx, server_name)   -> Stream (gostx/net/tls.py)
+    await start_tls_server(stream, ctx)                -> Stream
     await pipe(a, b)                   # relay both ways until both ends are done (splice when it can)
     fd_for_c(stream)                   # a socket carrying exactly the stream's bytes, for C code
 """
@@ -81,6 +81,13 @@ class WrappedStream(Stream):
     """A stream carried over another one (`inner`): its addresses are the inner stream's."""
 
     inner: Stream
+
+    async def settle(self, peer: SocketStream) -> tuple[Stream, int] | None:
+        """Finish this wrapper's own work (a pending request / response) so that `inner` carries exactly
+        this stream's bytes from now on: (inner, bytes read from peer on the way, already written here),
+        or None when it cannot (the default: the wrapper transforms every byte). pipe() uses it to hand
+        a flow to C (gostx/net/xstream.py)."""
+        return None
 
     @property
     def local_addr(self) -> str:
@@ -206,37 +213,29 @@ def _name(sock: socket.socket | None, remote: bool) -> str:
 
 
 async def start_tls_client(stream: Stream, ctx: ssl.SSLContext, server_name: str | None,
-                           timeout: float = 15.0) -> TransportStream:
-    """TLS client over a SocketStream (the socket moves into the TLS transport)."""
-    sock = _detach(stream)
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(sock=sock, ssl=ctx, server_hostname=server_name or ""), timeout)
-    return TransportStream(reader, writer)
+                           timeout: float = 15.0) -> Stream:
+    """TLS client over a SocketStream (the socket moves into the TLS stream: C when ctx has a C twin,
+    gostx/net/tls.py)."""
+    from gostx.net.tls import tls_client
+
+    _detach_check(stream)
+    return await tls_client(stream, ctx, server_name, timeout)
 
 
-async def start_tls_server(stream: Stream, ctx: ssl.SSLContext, timeout: float = 15.0) -> TransportStream:
-    """TLS server over a SocketStream (the socket moves into the TLS transport)."""
-    sock = _detach(stream)
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=CHUNK)
-    protocol = asyncio.StreamReaderProtocol(reader)
-    try:
-        transport, _ = await asyncio.wait_for(
-            loop.connect_accepted_socket(lambda: protocol, sock, ssl=ctx, ssl_handshake_timeout=timeout),
-            timeout)
-    except BaseException:
-        sock.close()
-        raise
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    return TransportStream(reader, writer)
+async def start_tls_server(stream: Stream, ctx: ssl.SSLContext, timeout: float = 15.0) -> Stream:
+    """TLS server over a SocketStream (the socket moves into the TLS stream, as start_tls_client)."""
+    from gostx.net.tls import tls_server
+
+    _detach_check(stream)
+    return await tls_server(stream, ctx, timeout)
 
 
-def _detach(stream: Stream) -> socket.socket:
+def _detach_check(stream: Stream) -> None:
     if not isinstance(stream, SocketStream) or stream.sock is None:
         raise ConnectionError("TLS needs a plain socket underneath")
-    if stream.take_buffered():
+    head = stream.take_buffered()
+    if head:
         raise ConnectionError("unexpected data before the TLS handshake")
-    return stream.detach()
 
 
 async def _pump(src: Stream, dst: Stream, counter: list[int]) -> None:
@@ -258,6 +257,9 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
         await b.write(head_a)
     if head_b:
         await a.write(head_b)
+    joined = await _join_in_c(a, b)
+    if joined is not None:
+        return joined[0] + len(head_a), joined[1] + len(head_b)
     if isinstance(a, SocketStream) and isinstance(b, SocketStream) and a.sock and b.sock:
         relay = SpliceRelay(a.detach(), b.detach())
         await relay.run()
@@ -276,6 +278,42 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
         a.close()
         b.close()
     return ab[0], ba[0]
+
+
+async def _join_in_c(a: Stream, b: Stream) -> tuple[int, int] | None:
+    """A C stream (TLS / WebSocket, gostx/net/xstream.py), possibly under wrappers that can settle
+    (the relay protocol's request / response, gostx/net/relay.py), and a plain socket: the relay runs in
+    the C stream alone. (bytes a->b, b->a), or None when this pair is not such a pair."""
+    from gostx.net.xstream import CStream
+
+    for x, y, flip in ((a, b, False), (b, a, True)):
+        if type(y) is not SocketStream or y.sock is None or not _settles_to_c(x):
+            continue
+        inner, from_y = x, 0
+        while isinstance(inner, WrappedStream) and not isinstance(inner, CStream):
+            settled = await inner.settle(y)
+            if settled is None:
+                return None  # the wrapper keeps work to do: Python relays this flow
+            inner, moved = settled
+            from_y += moved
+        assert isinstance(inner, CStream)
+        head = inner.take_buffered()
+        if head:
+            await y.write(head)
+        to_y, more = await inner.join(y)
+        to_y, from_y = to_y + len(head), from_y + more
+        return (from_y, to_y) if flip else (to_y, from_y)
+    return None
+
+
+def _settles_to_c(stream: Stream) -> bool:
+    from gostx.net.xstream import CStream
+
+    while not isinstance(stream, CStream):
+        if not isinstance(stream, WrappedStream) or type(stream).settle is WrappedStream.settle:
+            return False
+        stream = stream.inner
+    return stream.sock is not None
 
 
 class CBridge:

@@ -14,22 +14,37 @@ ssl.SSLObject with memory BIOs pumped through that stream (`BioTlsStream`).
 TLS has no half-close that Python's ssl can send while still reading (gost sends close_notify), so
 `write_eof` ends the stream's reads at once and the connection closes, as gost does for a WebSocket
 (gostx/net/linger.py).
+
+Over a plain socket the record layer runs in C (gostx/net/xstream.py, csrc/xstream.c: OpenSSL's libssl
+on the relay engine's threads) and the stream returned is a `CStream`: Python only sees the handshake's
+outcome, never a chunk. Every context built here carries its C twin (`c_context(ctx)`: same certificate,
+CA and verification rules); gost's rules hold for both: a client verifies nothing unless `secure`
+(then the system CAs and the server name), `caFile` alone checks the chain but not the name; a server
+uses certFile/keyFile or gost's default self-signed certificate, and requires client certificates
+signed by `caFile` when one is given. A TLS stream over another non-socket stream (a TLS hop inside a
+TLS hop) stays on Python's ssl (`BioTlsStream`). With the C stream TLS half-closes for real: EOF from
+Python's side sends close_notify and the reads go on until the peer ends. GOSTX_XSTREAM=0 keeps the
+Python path everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import ssl
 import tempfile
 from collections.abc import Callable
 
+from gostx import _engine
 from gostx.addr import format_sockaddr
 from gostx.config.model import TLSConfig
 from gostx.errors import GostError
 from gostx.net.linger import Linger
 from gostx.net.stream import CHUNK, SocketStream, Stream, WrappedStream
+from gostx.net.xstream import ENABLED as C_ENABLED
+from gostx.net.xstream import open_xstream
 from gostx.protocol import tls as default_tls
 
 HANDSHAKE_TIMEOUT = 15.0
@@ -54,7 +69,27 @@ def client_context(tls: TLSConfig | None) -> ssl.SSLContext:
             ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
     except (OSError, ssl.SSLError) as exc:
         raise GostError(f"tls: {_reason(exc)}") from None
+    attach_c_context(ctx, _engine_client(cfg), check_name=cfg.secure)
     return ctx
+
+
+def _engine_client(cfg: TLSConfig) -> _engine.TlsContext:
+    try:
+        return _engine.TlsContext(False, cfg.cert_file if cfg.key_file else None, cfg.key_file or None,
+                                  cfg.ca_file or None, verify=bool(cfg.secure or cfg.ca_file),
+                                  default_paths=cfg.secure)
+    except ValueError as exc:
+        raise GostError(str(exc)) from None
+
+
+def attach_c_context(ctx: ssl.SSLContext, c_ctx: _engine.TlsContext, check_name: bool = False) -> None:
+    """Give a Python ssl context its C twin (built from the same files and rules)."""
+    setattr(ctx, "_gostx_c", (c_ctx, check_name))  # noqa: B010 (SSLContext has a __dict__)
+
+
+def c_context(ctx: ssl.SSLContext) -> tuple[_engine.TlsContext, bool] | None:
+    """(the C context, whether a client checks the server name), or None (Python's ssl only)."""
+    return getattr(ctx, "_gostx_c", None) if C_ENABLED else None
 
 
 def server_context(tls: TLSConfig | None) -> ssl.SSLContext:
@@ -68,11 +103,16 @@ def server_context(tls: TLSConfig | None) -> ssl.SSLContext:
             ctx.load_cert_chain(tls.cert_file, tls.key_file)
         else:
             with tempfile.TemporaryDirectory(prefix="gostx-tls-") as folder:
-                ctx.load_cert_chain(*default_tls._write_default_cert(folder))
+                cert, key = default_tls._write_default_cert(folder)
+                ctx.load_cert_chain(cert, key)
+                c_ctx = _engine.TlsContext(True, cert, key, tls.ca_file)
         ctx.load_verify_locations(tls.ca_file)
-    except (OSError, ssl.SSLError) as exc:
+        if tls.cert_file and tls.key_file:
+            c_ctx = _engine.TlsContext(True, tls.cert_file, tls.key_file, tls.ca_file)
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise GostError(f"tls: {_reason(exc)}") from None
     ctx.verify_mode = ssl.CERT_REQUIRED
+    attach_c_context(ctx, c_ctx)
     return ctx
 
 
@@ -88,22 +128,48 @@ def _reason(exc: BaseException) -> str:
 async def tls_client(stream: Stream, ctx: ssl.SSLContext, server_name: str | None,
                      timeout: float = HANDSHAKE_TIMEOUT) -> Stream:
     """A TLS client over stream. server_name is the SNI (Python sends none for an IP, as Go)."""
+    if c_context(ctx) is not None and plain_socket(stream):
+        assert isinstance(stream, SocketStream)
+        c_ctx, sni, verify_name = c_client_args(ctx, server_name)
+        return await open_xstream(stream, c_ctx, sni, verify_name, timeout=timeout)
     async with asyncio.timeout(timeout):
-        if _plain_socket(stream):
+        if plain_socket(stream):
             assert isinstance(stream, SocketStream)
             return await SocketTlsStream.handshake(stream.detach(), ctx, False, server_name or None)
         return await BioTlsStream.handshake(stream, ctx, False, server_name or None)
 
 
+def c_client_args(ctx: ssl.SSLContext | None, server_name: str | None
+                  ) -> tuple[_engine.TlsContext | None, str | None, str | None]:
+    """For a C client stream: (the C context or None for no TLS, the SNI, the name to verify or None)."""
+    c = c_context(ctx) if ctx is not None else None
+    if c is None:
+        return None, None, None
+    sni = server_name if server_name and not _is_ip(server_name) else None
+    return c[0], sni, (server_name or None) if c[1] else None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 async def tls_server(stream: Stream, ctx: ssl.SSLContext, timeout: float = HANDSHAKE_TIMEOUT) -> Stream:
+    c = c_context(ctx)
+    if c is not None and plain_socket(stream):
+        assert isinstance(stream, SocketStream)
+        return await open_xstream(stream, c[0], timeout=timeout)
     async with asyncio.timeout(timeout):
-        if _plain_socket(stream):
+        if plain_socket(stream):
             assert isinstance(stream, SocketStream)
             return await SocketTlsStream.handshake(stream.detach(), ctx, True, None)
         return await BioTlsStream.handshake(stream, ctx, True, None)
 
 
-def _plain_socket(stream: Stream) -> bool:
+def plain_socket(stream: Stream) -> bool:
     if isinstance(stream, SocketStream) and stream.sock is not None:
         head = stream.take_buffered()
         if not head:

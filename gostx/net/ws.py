@@ -19,6 +19,11 @@ server frame that is, a control frame longer than 125 bytes or fragmented, an un
 length with its top bit set) fails the read with ConnectionError after a close frame with status 1002; a
 frame announcing more than MAX_FRAME_PAYLOAD (4 GiB) bytes, after a close frame with status 1009.
 
+Over a plain socket (ws, and wss with TLS in C) the framing runs in C instead (`ws_client_c` /
+`ws_server_c`, csrc/xstream.c, same rules and caps): the HTTP heads are still built and checked here,
+C passes the peer's head on and holds what follows it until `ws_start`, which also carries the bytes C
+sends unframed (the 101 answer), so raw and framed bytes never race. The stream returned is a CStream.
+
 WebSocket has no half-close: `write_eof` ends the reads at once, so the relay closes the connection, as
 gost closes a WebSocket conn when one direction ends (gostx/net/linger.py). `close()` sends a close
 frame when it can, then closes the inner stream.
@@ -35,7 +40,8 @@ from typing import NoReturn
 from gostx import _engine
 from gostx.log import get_logger
 from gostx.net.linger import Linger
-from gostx.net.stream import CHUNK, Stream, WrappedStream
+from gostx.net.stream import CHUNK, SocketStream, Stream, WrappedStream
+from gostx.net.xstream import CStream, open_xstream
 from gostx.protocol import websocket as wsp
 from gostx.protocol.http import Head
 
@@ -288,3 +294,49 @@ async def ws_server(inner: Stream, path: str, headers: list[tuple[str, str]] | N
             raise
         await inner.write(answer)
     return WsStream(inner, client=False, initial=rest), head
+
+
+async def ws_client_c(stream: SocketStream, tls: _engine.TlsContext | None, server_name: str | None,
+                      verify_name: str | None, path: str, host: str, headers: list[tuple[str, str]] | None = None,
+                      timeout: float = HANDSHAKE_TIMEOUT) -> CStream:
+    """ws_client with TLS (when tls is given) and the framing in C: the request goes out right after the
+    TLS handshake, the response head is checked here, then C frames."""
+    hs = wsp.ClientHandshake(path=path or "/", host=host, headers=list(headers or []))
+    async with asyncio.timeout(timeout):
+        cs = await open_xstream(stream, tls, server_name, verify_name, head=True, raw=hs.request(), timeout=timeout)
+        try:
+            raw, rest = await wsp.read_head(cs)
+            hs.check_response(raw)
+            if rest:  # C passes on the head alone
+                raise ConnectionError("websocket: bytes after the head before the upgrade")
+            cs.ws_start(b"", _engine.XS_WS_CLIENT)
+        except BaseException:
+            cs.abort()
+            raise
+    return cs
+
+
+async def ws_server_c(stream: SocketStream, tls: _engine.TlsContext | None, path: str,
+                      headers: list[tuple[str, str]] | None = None,
+                      timeout: float = HANDSHAKE_TIMEOUT) -> tuple[CStream, Head]:
+    """ws_server with TLS (when tls is given) and the framing in C (see ws_client_c)."""
+    async with asyncio.timeout(timeout):
+        cs = await open_xstream(stream, tls, head=True, timeout=timeout)
+        try:
+            raw, _rest = await wsp.read_head(cs)
+            if not raw:
+                raise wsp.HandshakeError("websocket: connection closed before the handshake")
+            try:
+                answer, head = wsp.server_accept(raw, path, headers)
+            except wsp.HandshakeError as exc:
+                reply = wsp.not_found() if exc.status == 404 else wsp.error_response(exc.status or 400, exc.body)
+                cs.ws_start(reply, _engine.XS_RAW)
+                cs.close()  # C sends the answer, then FIN
+                raise
+            cs.ws_start(answer, _engine.XS_WS_SERVER)
+        except wsp.HandshakeError:
+            raise
+        except BaseException:
+            cs.abort()
+            raise
+    return cs, head

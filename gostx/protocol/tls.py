@@ -44,19 +44,28 @@ def _write_default_cert(folder: str) -> tuple[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def _default_server_context() -> ssl.SSLContext:
+    from gostx import _engine
+    from gostx.net.tls import attach_c_context
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with tempfile.TemporaryDirectory(prefix="gostx-tls-") as folder:
-        ctx.load_cert_chain(*_write_default_cert(folder))
+        cert, key = _write_default_cert(folder)
+        ctx.load_cert_chain(cert, key)
+        attach_c_context(ctx, _engine.TlsContext(True, cert, key))
     return ctx
 
 
 def server_context(tls: TLSConfig | None = None) -> ssl.SSLContext:
     if not (tls and tls.cert_file and tls.key_file):
         return _default_server_context()
+    from gostx import _engine
+    from gostx.net.tls import attach_c_context
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.load_cert_chain(tls.cert_file, tls.key_file)
-    except (OSError, ssl.SSLError) as exc:
+        attach_c_context(ctx, _engine.TlsContext(True, tls.cert_file, tls.key_file))
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise GostError(f"tls: cannot load {tls.cert_file}: {exc}") from None
     return ctx
 
@@ -70,4 +79,11 @@ def client_context(tls: TLSConfig | None = None) -> ssl.SSLContext:
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    from gostx import _engine
+    from gostx.net.tls import attach_c_context
+
+    secure = tls is not None and tls.secure
+    ca = tls.ca_file if secure and tls is not None else None
+    attach_c_context(ctx, _engine.TlsContext(False, ca_file=ca or None, verify=secure, default_paths=secure),
+                     check_name=secure)
     return ctx

@@ -89,6 +89,8 @@ void gx_relay_engine_get_stats(struct gx_relay_engine_stats *out);
 
 /* Engine thread only (inside start/ready). */
 int gx_relay_watch_fd(struct gx_relay_conn *c, int slot, int fd);   /* registers fd with no interest */
+/* Takes fd out of the epoll set now and frees the slot: the handler may close it right after. */
+void gx_relay_unwatch_fd(struct gx_relay_conn *c, int slot);
 void gx_relay_want(struct gx_relay_conn *c, int slot, uint32_t events);  /* applied after the callback */
 void gx_relay_end(struct gx_relay_conn *c, int err);
 /* Ask for one ready(c, GX_RELAY_KICK, 0) call after the next gx_relay_kick_all (e.g. a name this relay

@@ -14,9 +14,10 @@ from typing import Any
 
 from gostx.chain.plugin import Dialer
 from gostx.dialer.tls import server_name
-from gostx.net.stream import Stream
-from gostx.net.tls import HANDSHAKE_TIMEOUT, client_context, tls_client
-from gostx.net.ws import ws_client
+from gostx.net.stream import SocketStream, Stream
+from gostx.net.tls import HANDSHAKE_TIMEOUT, c_client_args, c_context, client_context, plain_socket, tls_client
+from gostx.net.ws import ws_client, ws_client_c
+from gostx.net.xstream import ENABLED as C_ENABLED
 from gostx.registry import dialers
 
 DEFAULT_PATH = "/ws"
@@ -40,6 +41,13 @@ class WsDialer(Dialer):
         self.ssl_context = client_context(self.tls) if self.secure else None
 
     async def handshake(self, stream: Stream, addr: str) -> Stream:
+        c_ready = self.ssl_context is None or c_context(self.ssl_context) is not None
+        if C_ENABLED and c_ready and plain_socket(stream):
+            assert isinstance(stream, SocketStream)
+            # TLS and the framing in C: Python sees the upgrade's heads, never a frame
+            tls, sni, verify_name = c_client_args(self.ssl_context, server_name(self, addr))
+            return await ws_client_c(stream, tls, sni, verify_name, self.path, self.host or addr, self.headers,
+                                     self.handshake_timeout)
         if self.ssl_context is not None:
             stream = await tls_client(stream, self.ssl_context, server_name(self, addr), self.handshake_timeout)
         try:

@@ -14,8 +14,9 @@ import ssl
 
 from gostx.listener.tcp import TcpListener
 from gostx.net.stream import SocketStream, Stream
-from gostx.net.tls import server_context, tls_server
-from gostx.net.ws import ws_server
+from gostx.net.tls import c_context, server_context, tls_server
+from gostx.net.ws import ws_server, ws_server_c
+from gostx.net.xstream import ENABLED as C_ENABLED
 from gostx.registry import listeners
 
 DEFAULT_PATH = "/ws"
@@ -38,6 +39,12 @@ class WsListener(TcpListener):
         await super().init()
 
     async def upgrade(self, conn: socket.socket) -> Stream:
+        c = c_context(self.ssl_context) if self.ssl_context is not None else None
+        if C_ENABLED and (self.ssl_context is None or c is not None):
+            # TLS and the framing in C: Python sees the upgrade's heads, never a frame
+            cs, _head = await ws_server_c(SocketStream(conn), c[0] if c else None, self.path, self.headers,
+                                          self.handshake_timeout)
+            return cs
         stream: Stream = SocketStream(conn)
         if self.ssl_context is not None:
             stream = await tls_server(stream, self.ssl_context, self.handshake_timeout)

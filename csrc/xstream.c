@@ -1,0 +1,1154 @@
+/* xstream (gx/xstream.h): TLS + WebSocket transport streams on the shared relay engine.
+ *
+ * Engine slots: 0 the net fd, 1 the app fd, 2 the command eventfd (head mode only). Every event runs
+ * pump(): handshake, then both directions until neither makes progress, then the wants are set from
+ * what each direction is waiting for (a read that returned EAGAIN, a write that could not finish).
+ *
+ * net -> app: bytes read from the net side (SSL_read or recv) land in rbuf[rlen..); [rpos, rlen) is not
+ *   parsed yet; [dpos, dpos+dlen) is payload ready for the app fd (WebSocket payload is unmasked in
+ *   place). Nothing is read while payload waits for the app side (backpressure).
+ * app -> net: the app fd is read into wbuf after WS_HDR bytes of room, the frame header goes in front,
+ *   the payload is masked in place (client), and [op, op+olen) is written until done; control frames
+ *   (pong, close) go out between data frames from ctrl.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "gx/relay.h"
+#include "gx/ws.h"
+#include "gx/xstream.h"
+
+enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
+#define JOIN_DRAIN_MAX (8u << 20) /* more than any socketpair queue holds */
+#define WS_HDR GX_WS_HEADER_MAX
+#define CLOSE_NORMAL 1000
+#define CLOSE_PROTOCOL 1002
+#define CLOSE_TOO_BIG 1009
+#define PUMP_ROUNDS 64         /* rounds of both directions per event (about 4 MiB each way) */
+
+struct gx_tls_ctx {
+    SSL_CTX *ctx;
+    _Atomic int refs;   /* the owner's + one per stream made with it */
+    uint8_t alpn[256];  /* wire format (server: the list it selects from) */
+    unsigned alpn_len;
+};
+
+struct gx_xs {
+    struct gx_relay_conn conn; /* first: the engine's handle */
+    int net_fd, app_fd, stage_fd, cmd_fd;
+    SSL *ssl;
+    struct gx_tls_ctx *tls;    /* a reference (the server's ALPN callback points into it) */
+    pthread_mutex_t lock;      /* reason, the pending command */
+    _Atomic uint32_t stage;
+    char reason[GX_XS_REASON_MAX];
+    /* the pending ws_start command (under lock) */
+    bool cmd_set;
+    int cmd_mode;
+    uint8_t *cmd_raw;
+    size_t cmd_raw_len;
+    bool started;              /* gx_xs_ws_start was called (under lock) */
+    int cmd_join_app, cmd_join_peer; /* the pending join (under lock; -1: none) */
+    bool join_called;          /* (under lock) */
+    bool head_mode;            /* made in head mode (constant) */
+
+    /* engine thread state */
+    bool hs_done;
+    bool yield;                /* pump hit its round cap */
+    uint32_t hs_want;
+    bool head;                 /* head mode */
+    bool head_found;           /* the head's end is known (dlen / dpos cover it) */
+    bool head_told;            /* GX_XS_HEAD was signalled */
+    size_t head_scan;
+    int ws;                    /* GX_XS_RAW / _WS_CLIENT / _WS_SERVER */
+    int err;                   /* the errno to end with once both directions are done */
+
+    /* join: n2a writes to out_fd, a2n reads from in_fd (both app_fd before a join) */
+    int out_fd, in_fd, peer_fd;
+    bool draining;             /* in_fd is the old app fd: read it to its EOF, then switch to peer_fd */
+    uint8_t *jbuf;             /* net->app bytes taken back from the socketpair, sent to peer_fd first */
+    size_t jpos, jlen;
+
+    /* net -> app */
+    uint8_t *rbuf;
+    size_t rpos, rlen, dpos, dlen;
+    uint64_t in_remaining;     /* payload bytes still to come in the current data frame */
+    uint8_t in_key[4];
+    bool in_masked;
+    size_t in_key_off;
+    bool net_eof;              /* no more bytes from the net side (EOF, close frame, close_notify) */
+    bool n2a_done;             /* ... and everything was passed on, app side shut down */
+    uint32_t rd_want;          /* what the last net read waits for (EPOLLIN, or EPOLLOUT for TLS) */
+    bool n2a_need_net, n2a_need_app;
+
+    /* app -> net */
+    uint8_t *wbuf;
+    const uint8_t *op;
+    size_t olen;
+    uint8_t *raw;              /* unframed bytes to send first (owned) */
+    size_t raw_len;
+    bool raw_queued;
+    uint8_t ctrl[WS_HDR + 125];
+    bool pong_pending;
+    uint8_t pong[125];
+    size_t pong_len;
+    int close_code;            /* a close frame to send (0: none) */
+    bool close_sent;
+    bool app_eof;
+    bool a2n_done;
+    bool tls_shut;             /* close_notify sent (or being sent) */
+    uint32_t wr_want;
+    bool a2n_need_net, a2n_need_app;
+
+    struct gx_xs_stats st;
+};
+
+/* ---- TLS contexts -------------------------------------------------------------------------------- */
+
+static void ssl_reason(char *out, size_t len, const char *what) {
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(out, len, "%s%s%s", what, r ? ": " : "", r ? r : "");
+    ERR_clear_error();
+}
+
+static int alpn_wire(const char *list, uint8_t *out, unsigned cap, unsigned *len) {
+    unsigned n = 0;
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k > 0) {
+            if (k > 255 || n + 1 + k > cap)
+                return -EINVAL;
+            out[n++] = (uint8_t)k;
+            memcpy(out + n, p, k);
+            n += (unsigned)k;
+        }
+        p += k + (e ? 1 : 0);
+    }
+    *len = n;
+    return 0;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                       unsigned int inlen, void *arg) {
+    (void)ssl;
+    struct gx_tls_ctx *t = arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, t->alpn, t->alpn_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int gx_tls_ctx_new(struct gx_tls_ctx **out, const struct gx_tls_cfg *cfg, char *err, size_t errlen) {
+    *out = NULL;
+    if (errlen)
+        err[0] = 0;
+    struct gx_tls_ctx *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    ERR_clear_error();
+    t->ctx = SSL_CTX_new(cfg->server ? TLS_server_method() : TLS_client_method());
+    if (!t->ctx) {
+        free(t);
+        ssl_reason(err, errlen, "tls: cannot make a context");
+        return -ENOMEM;
+    }
+    SSL_CTX *c = t->ctx;
+    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_options(c, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+    /* records are read from the socket in bulk (one recv for many records, not two per record) */
+    SSL_CTX_set_read_ahead(c, 1);
+    if (cfg->server)
+        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    int rc = -EINVAL;
+    if (cfg->cert_file && cfg->cert_file[0]) {
+        if (SSL_CTX_use_certificate_chain_file(c, cfg->cert_file) != 1) {
+            ssl_reason(err, errlen, "tls: cannot load the certificate");
+            goto fail;
+        }
+        const char *key = cfg->key_file && cfg->key_file[0] ? cfg->key_file : cfg->cert_file;
+        if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(c) != 1) {
+            ssl_reason(err, errlen, "tls: cannot load the private key");
+            goto fail;
+        }
+    } else if (cfg->server) {
+        snprintf(err, errlen, "tls: a server needs a certificate");
+        goto fail;
+    }
+    if (cfg->ca_file && cfg->ca_file[0] && SSL_CTX_load_verify_locations(c, cfg->ca_file, NULL) != 1) {
+        ssl_reason(err, errlen, "tls: cannot load the CA file");
+        goto fail;
+    }
+    if (!cfg->server && cfg->default_paths)
+        SSL_CTX_set_default_verify_paths(c);
+    if (cfg->server)
+        SSL_CTX_set_verify(c, cfg->ca_file && cfg->ca_file[0] ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                                                              : SSL_VERIFY_NONE, NULL);
+    else
+        SSL_CTX_set_verify(c, cfg->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (cfg->alpn && cfg->alpn[0]) {
+        if (alpn_wire(cfg->alpn, t->alpn, sizeof(t->alpn), &t->alpn_len) < 0) {
+            snprintf(err, errlen, "tls: ALPN list too long");
+            goto fail;
+        }
+        if (cfg->server)
+            SSL_CTX_set_alpn_select_cb(c, alpn_select, t);
+        else if (t->alpn_len && SSL_CTX_set_alpn_protos(c, t->alpn, t->alpn_len) != 0) {
+            snprintf(err, errlen, "tls: bad ALPN list");
+            goto fail;
+        }
+    }
+    atomic_init(&t->refs, 1);
+    *out = t;
+    return 0;
+fail:
+    SSL_CTX_free(c);
+    free(t);
+    return rc;
+}
+
+void gx_tls_ctx_free(struct gx_tls_ctx *t) {
+    if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    SSL_CTX_free(t->ctx);
+    free(t);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------------- */
+
+static void signal_stage(struct gx_xs *x, uint32_t bits) {
+    atomic_fetch_or(&x->stage, bits);
+    uint64_t one = 1;
+    ssize_t w = write(x->stage_fd, &one, sizeof(one));
+    (void)w;
+}
+
+__attribute__((noinline)) static void set_reason(struct gx_xs *x, const char *fmt, const char *detail) {
+    pthread_mutex_lock(&x->lock);
+    if (!x->reason[0]) {
+        /* a longer reason is cut (noinline: gcc cannot see the lengths, no truncation warning) */
+        snprintf(x->reason, sizeof(x->reason), fmt, detail ? detail : "");
+    }
+    pthread_mutex_unlock(&x->lock);
+}
+
+static void fail(struct gx_xs *x, int err) {
+    if (!x->err)
+        x->err = err;
+    atomic_fetch_or(&x->stage, GX_XS_FAILED);
+    gx_relay_end(&x->conn, err);
+}
+
+size_t gx_xs_head_end(const uint8_t *buf, size_t len, size_t from, size_t *next) {
+    size_t i = from > 3 ? from - 3 : 0;
+    for (; i + 4 <= len; i++) {
+        const uint8_t *p = memchr(buf + i, '\r', len - i);
+        if (!p)
+            break;
+        i = (size_t)(p - buf);
+        if (i + 4 <= len && p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
+            if (next)
+                *next = i + 4;
+            return i + 4;
+        }
+    }
+    if (next)
+        *next = len;
+    return 0;
+}
+
+/* ---- net I/O (TLS or plain) ---------------------------------------------------------------------- */
+
+/* > 0 bytes, 0 EOF, -EAGAIN (want set), or -errno (-EPROTO: a TLS error, reason set) */
+static ssize_t net_read(struct gx_xs *x, uint8_t *buf, size_t len) {
+    if (len > (1u << 30))
+        len = 1u << 30;
+    if (!x->ssl) {
+        ssize_t n = recv(x->net_fd, buf, len, 0);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            x->rd_want = EPOLLIN;
+            return -EAGAIN;
+        }
+        return errno == EINTR ? -EAGAIN : -errno;
+    }
+    ERR_clear_error();
+    int n = SSL_read(x->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(x->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+        x->rd_want = EPOLLIN;
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        x->rd_want = EPOLLOUT;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0 || errno == EAGAIN)
+            return 0;
+        return -errno;
+    default: {
+        char r[GX_XS_REASON_MAX];
+        ssl_reason(r, sizeof(r), "tls");
+        set_reason(x, "%s", r);
+        return -EPROTO;
+    }
+    }
+}
+
+static ssize_t net_write(struct gx_xs *x, const uint8_t *buf, size_t len) {
+    if (len > (1u << 30))
+        len = 1u << 30;
+    if (!x->ssl) {
+        ssize_t n = send(x->net_fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            x->wr_want = EPOLLOUT;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+    ERR_clear_error();
+    int n = SSL_write(x->ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(x->ssl, n)) {
+    case SSL_ERROR_WANT_WRITE:
+        x->wr_want = EPOLLOUT;
+        return -EAGAIN;
+    case SSL_ERROR_WANT_READ:
+        x->wr_want = EPOLLIN;
+        return -EAGAIN;
+    case SSL_ERROR_SYSCALL:
+        return errno ? -errno : -EPIPE;
+    default: {
+        char r[GX_XS_REASON_MAX];
+        ssl_reason(r, sizeof(r), "tls");
+        set_reason(x, "%s", r);
+        return -EPROTO;
+    }
+    }
+}
+
+/* ---- the TLS handshake --------------------------------------------------------------------------- */
+
+static void handshake_reason(struct gx_xs *x) {
+    long v = SSL_get_verify_result(x->ssl);
+    char r[GX_XS_REASON_MAX];
+    if (v != X509_V_OK) {
+        snprintf(r, sizeof(r), "certificate verify failed: %s", X509_verify_cert_error_string(v));
+        for (char *p = r; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        ERR_clear_error();
+    } else {
+        unsigned long e = ERR_peek_last_error();
+        const char *s = e ? ERR_reason_error_string(e) : NULL;
+        snprintf(r, sizeof(r), "%s", s ? s : "connection closed during the TLS handshake");
+        ERR_clear_error();
+    }
+    set_reason(x, "tls handshake: %s", r);
+}
+
+static void queue_raw(struct gx_xs *x) {
+    if (x->raw && !x->raw_queued) {
+        x->raw_queued = true;
+    }
+}
+
+/* 1 done, 0 in progress, -1 failed (ended) */
+static int handshake(struct gx_xs *x) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(x->ssl);
+    if (rc == 1) {
+        x->hs_done = true;
+        x->hs_want = 0;
+        queue_raw(x);
+        signal_stage(x, GX_XS_UP);
+        return 1;
+    }
+    int e = SSL_get_error(x->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        x->hs_want = EPOLLIN;
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        x->hs_want = EPOLLOUT;
+        return 0;
+    }
+    x->st.tls_failures++;
+    handshake_reason(x);
+    fail(x, e == SSL_ERROR_SYSCALL && errno ? errno : EPROTO);
+    return -1;
+}
+
+/* ---- WebSocket: net -> app ----------------------------------------------------------------------- */
+
+static void ws_protocol_error(struct gx_xs *x, const char *why, int code) {
+    x->st.ws_errors++;
+    set_reason(x, "websocket: %s", why);
+    if (!x->err)
+        x->err = EPROTO;
+    atomic_fetch_or(&x->stage, GX_XS_FAILED);
+    if (!x->close_code && !x->close_sent)
+        x->close_code = code;
+    x->net_eof = true;
+    x->rpos = x->rlen = 0;
+}
+
+/* Parse what is buffered into payload for the app side (dpos/dlen) or control actions. true on
+ * progress; false when more net bytes are needed. */
+static bool ws_parse(struct gx_xs *x) {
+    size_t avail = x->rlen - x->rpos;
+    if (x->in_remaining) {
+        if (!avail)
+            return false;
+        size_t k = avail < x->in_remaining ? avail : (size_t)x->in_remaining;
+        uint8_t *p = x->rbuf + x->rpos;
+        if (x->in_masked) {
+            gx_ws_mask_copy(p, p, k, x->in_key, x->in_key_off);
+            x->in_key_off += k;
+        }
+        x->dpos = x->rpos;
+        x->dlen = k;
+        x->rpos += k;
+        x->in_remaining -= k;
+        return true;
+    }
+    if (!avail)
+        return false;
+    struct gx_ws_frame f;
+    int h = gx_ws_parse_header(x->rbuf + x->rpos, avail, &f);
+    if (h < 0) {
+        ws_protocol_error(x, "frame length has its most significant bit set", CLOSE_PROTOCOL);
+        return true;
+    }
+    if (h == 0)
+        return false;
+    if (f.rsv) {
+        ws_protocol_error(x, "reserved bits set (no extension was negotiated)", CLOSE_PROTOCOL);
+        return true;
+    }
+    if ((x->ws == GX_XS_WS_SERVER) != (f.masked != 0)) {
+        ws_protocol_error(x, f.masked ? "masked server frame" : "unmasked client frame", CLOSE_PROTOCOL);
+        return true;
+    }
+    if (f.payload_len > GX_XS_WS_FRAME_MAX) {
+        ws_protocol_error(x, "frame over the 4 GiB limit", CLOSE_TOO_BIG);
+        return true;
+    }
+    uint8_t op = f.opcode;
+    if (op == GX_WS_OP_CONT || op == GX_WS_OP_TEXT || op == GX_WS_OP_BINARY) {
+        x->rpos += (size_t)h;
+        x->st.frames_in++;
+        x->in_remaining = f.payload_len;
+        x->in_masked = f.masked;
+        memcpy(x->in_key, f.key, 4);
+        x->in_key_off = 0;
+        return true;
+    }
+    if (op != GX_WS_OP_CLOSE && op != GX_WS_OP_PING && op != GX_WS_OP_PONG) {
+        ws_protocol_error(x, "unknown opcode", CLOSE_PROTOCOL);
+        return true;
+    }
+    if (f.payload_len > 125 || !f.fin) {
+        ws_protocol_error(x, "control frame too long or fragmented", CLOSE_PROTOCOL);
+        return true;
+    }
+    size_t plen = (size_t)f.payload_len;
+    if (avail < (size_t)h + plen)
+        return false;
+    uint8_t *p = x->rbuf + x->rpos + h;
+    if (f.masked)
+        gx_ws_mask_copy(p, p, plen, f.key, 0);
+    x->rpos += (size_t)h + plen;
+    if (op == GX_WS_OP_PING) {
+        x->st.pings++;
+        if (x->pong_pending)
+            x->st.pings_coalesced++;
+        memcpy(x->pong, p, plen);
+        x->pong_len = plen;
+        x->pong_pending = true;
+    } else if (op == GX_WS_OP_CLOSE) {
+        x->net_eof = true;
+        if (!x->close_code && !x->close_sent)
+            x->close_code = plen >= 2 ? (p[0] << 8 | p[1]) : CLOSE_NORMAL;
+        x->rpos = x->rlen = 0;
+    }
+    return true;
+}
+
+/* ---- the two directions -------------------------------------------------------------------------- */
+
+static bool flow_n2a(struct gx_xs *x) {
+    bool progress = false;
+    for (int guard = 0; guard < 64 && !x->conn.ended && !x->n2a_done; guard++) {
+        if (x->jlen) {
+            ssize_t n = send(x->out_fd, x->jbuf + x->jpos, x->jlen, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    x->n2a_need_app = true;
+                    return progress;
+                }
+                if (errno == EINTR)
+                    continue;
+                fail(x, errno);
+                return true;
+            }
+            x->jpos += (size_t)n;
+            x->jlen -= (size_t)n;
+            if (!x->jlen) {
+                free(x->jbuf);
+                x->jbuf = NULL;
+            }
+            progress = true;
+            continue;
+        }
+        if (x->dlen) {
+            ssize_t n = send(x->out_fd, x->rbuf + x->dpos, x->dlen, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    x->n2a_need_app = true;
+                    return progress;
+                }
+                if (errno == EINTR)
+                    continue;
+                fail(x, errno);
+                return true;
+            }
+            x->dpos += (size_t)n;
+            x->dlen -= (size_t)n;
+            if (!x->head)
+                x->st.app_in += (uint64_t)n;
+            progress = true;
+            continue;
+        }
+        if (x->head) {
+            if (x->head_found) {
+                if (!x->head_told) {
+                    x->head_told = true;
+                    signal_stage(x, GX_XS_HEAD);
+                    progress = true;
+                }
+                return progress; /* hold the rest until ws_start */
+            }
+            size_t end = gx_xs_head_end(x->rbuf, x->rlen, x->head_scan, &x->head_scan);
+            if (end) {
+                x->head_found = true;
+                x->dpos = 0;
+                x->dlen = end;
+                x->rpos = end;
+                progress = true;
+                continue;
+            }
+            if (x->rlen >= GX_XS_HEAD_MAX) {
+                set_reason(x, "http head over %s bytes", "16384");
+                fail(x, EMSGSIZE);
+                return true;
+            }
+        } else if (x->ws) {
+            if (x->rpos == x->rlen)
+                x->rpos = x->rlen = 0;
+            if (ws_parse(x)) {
+                progress = true;
+                continue;
+            }
+            if (x->rpos > 0 && !x->net_eof) { /* keep a partial header at the front */
+                memmove(x->rbuf, x->rbuf + x->rpos, x->rlen - x->rpos);
+                x->rlen -= x->rpos;
+                x->rpos = 0;
+            }
+        } else if (x->rpos < x->rlen) {
+            x->dpos = x->rpos;
+            x->dlen = x->rlen - x->rpos;
+            x->rpos = x->rlen = 0;
+            progress = true;
+            continue;
+        } else {
+            x->rpos = x->rlen = 0;
+        }
+        if (x->net_eof) {
+            if (x->head && !x->head_found)
+                x->head = false; /* pass on what came; Python sees the EOF in the head */
+            if (x->ws && x->in_remaining) {
+                x->st.ws_errors++;
+                set_reason(x, "websocket: %s", "connection closed inside a frame");
+                if (!x->err)
+                    x->err = EPROTO;
+            }
+            shutdown(x->out_fd, SHUT_WR);
+            x->n2a_done = true;
+            return true;
+        }
+        size_t room = (x->head ? GX_XS_HEAD_MAX : GX_XS_BUF) - x->rlen;
+        if (room == 0) /* a control frame cannot be longer than this buffer: this is a bug guard */
+            return progress;
+        ssize_t n = net_read(x, x->rbuf + x->rlen, room);
+        if (n == -EAGAIN) {
+            x->n2a_need_net = true;
+            return progress;
+        }
+        if (n < 0) {
+            fail(x, (int)-n);
+            return true;
+        }
+        progress = true;
+        if (n == 0) {
+            x->net_eof = true;
+            continue;
+        }
+        x->rlen += (size_t)n;
+        x->st.net_in += (uint64_t)n;
+    }
+    return progress;
+}
+
+static void build_control(struct gx_xs *x, uint8_t opcode, const uint8_t *payload, size_t len) {
+    uint8_t key[4];
+    const uint8_t *k = NULL;
+    if (x->ws == GX_XS_WS_CLIENT) {
+        RAND_bytes(key, sizeof(key));
+        k = key;
+    }
+    int h = gx_ws_header(x->ctrl, opcode, 1, len, k);
+    if (k)
+        gx_ws_mask_copy(x->ctrl + h, payload, len, k, 0);
+    else if (len)
+        memcpy(x->ctrl + h, payload, len);
+    x->op = x->ctrl;
+    x->olen = (size_t)h + len;
+    x->st.frames_out++;
+}
+
+static bool flow_a2n(struct gx_xs *x) {
+    bool progress = false;
+    for (int guard = 0; guard < 64 && !x->conn.ended && !x->a2n_done; guard++) {
+        if (x->olen) {
+            ssize_t n = net_write(x, x->op, x->olen);
+            if (n == -EAGAIN) {
+                x->a2n_need_net = true;
+                return progress;
+            }
+            if (n < 0) {
+                fail(x, (int)-n);
+                return true;
+            }
+            x->op += n;
+            x->olen -= (size_t)n;
+            x->st.net_out += (uint64_t)n;
+            progress = true;
+            continue;
+        }
+        if (x->raw_queued && x->raw) {
+            x->op = x->raw;
+            x->olen = x->raw_len;
+            x->raw_queued = false;
+            x->raw_len = 0;
+            continue;
+        }
+        if (x->ws && x->close_code && !x->close_sent) {
+            uint8_t code[2] = {(uint8_t)(x->close_code >> 8), (uint8_t)x->close_code};
+            build_control(x, GX_WS_OP_CLOSE, code, 2);
+            x->close_sent = true;
+            progress = true;
+            continue;
+        }
+        if (x->ws && x->pong_pending && !x->close_sent) {
+            x->pong_pending = false;
+            build_control(x, GX_WS_OP_PONG, x->pong, x->pong_len);
+            progress = true;
+            continue;
+        }
+        if (x->head)
+            return progress; /* app bytes wait for ws_start */
+        if (!x->app_eof && !x->close_sent) {
+            uint8_t *payload = x->wbuf + WS_HDR;
+            ssize_t n = recv(x->in_fd, payload, GX_XS_BUF - WS_HDR, 0);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    x->a2n_need_app = true;
+                    return progress;
+                }
+                if (errno == EINTR)
+                    continue;
+                fail(x, errno);
+                return true;
+            }
+            progress = true;
+            if (n == 0 && x->draining) { /* the socketpair is empty and closed: the peer fd takes over */
+                gx_relay_unwatch_fd(&x->conn, SLOT_APP);
+                close(x->app_fd);
+                x->app_fd = -1;
+                x->in_fd = x->peer_fd;
+                x->draining = false;
+                continue;
+            }
+            if (n == 0) {
+                x->app_eof = true;
+                if (x->ws && !x->close_code)
+                    x->close_code = CLOSE_NORMAL;
+                continue;
+            }
+            x->st.app_out += (uint64_t)n;
+            if (x->ws) {
+                uint8_t key[4];
+                const uint8_t *k = NULL;
+                if (x->ws == GX_XS_WS_CLIENT) {
+                    RAND_bytes(key, sizeof(key));
+                    k = key;
+                    gx_ws_mask_copy(payload, payload, (size_t)n, key, 0);
+                }
+                uint8_t hdr[WS_HDR];
+                int h = gx_ws_header(hdr, GX_WS_OP_BINARY, 1, (uint64_t)n, k);
+                memcpy(payload - h, hdr, (size_t)h);
+                x->op = payload - h;
+                x->olen = (size_t)n + (size_t)h;
+                x->st.frames_out++;
+            } else {
+                x->op = payload;
+                x->olen = (size_t)n;
+            }
+            continue;
+        }
+        /* no more app data: close_notify, then FIN */
+        if (x->ssl && !x->tls_shut) {
+            ERR_clear_error();
+            int rc = SSL_shutdown(x->ssl);
+            if (rc < 0) {
+                int e = SSL_get_error(x->ssl, rc);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                    x->wr_want = e == SSL_ERROR_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+                    x->a2n_need_net = true;
+                    return progress;
+                }
+                ERR_clear_error(); /* the peer is gone: the FIN below is all we can do */
+            }
+            x->tls_shut = true;
+        }
+        shutdown(x->net_fd, SHUT_WR);
+        x->a2n_done = true;
+        return true;
+    }
+    return progress;
+}
+
+/* ---- engine callbacks ---------------------------------------------------------------------------- */
+
+static void take_join(struct gx_xs *x, int app_end, int peer) {
+    if (x->head || x->peer_fd >= 0) { /* gx_xs_join refused both already: a guard */
+        close(app_end);
+        close(peer);
+        return;
+    }
+    /* what C wrote to the app side and Python did not read: it goes to the peer first */
+    size_t cap = 0;
+    for (;;) {
+        if (x->jlen == cap) {
+            if (cap >= JOIN_DRAIN_MAX)
+                break;
+            size_t ncap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(x->jbuf, ncap);
+            if (!nb)
+                break;
+            x->jbuf = nb;
+            cap = ncap;
+        }
+        ssize_t n = recv(app_end, x->jbuf + x->jlen, cap - x->jlen, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        x->jlen += (size_t)n;
+    }
+    x->jpos = 0;
+    close(app_end); /* the app fd now reads what Python wrote, then EOF */
+    x->peer_fd = peer;
+    if (gx_relay_watch_fd(&x->conn, SLOT_PEER, peer) < 0) {
+        fail(x, EBADF);
+        return;
+    }
+    x->out_fd = peer;
+    x->draining = !x->app_eof;
+    if (x->app_eof)
+        x->in_fd = peer;
+    x->st.joined = 1;
+    if (x->n2a_done) { /* the app side had its EOF already: pass it on after the drained bytes */
+        x->n2a_done = false;
+        x->net_eof = true;
+    }
+}
+
+static void take_command(struct gx_xs *x) {
+    uint64_t v;
+    ssize_t r = read(x->cmd_fd, &v, sizeof(v));
+    (void)r;
+    pthread_mutex_lock(&x->lock);
+    int join_app = x->cmd_join_app, join_peer = x->cmd_join_peer;
+    x->cmd_join_app = x->cmd_join_peer = -1;
+    pthread_mutex_unlock(&x->lock);
+    if (join_app >= 0)
+        take_join(x, join_app, join_peer);
+    pthread_mutex_lock(&x->lock);
+    bool set = x->cmd_set;
+    x->cmd_set = false;
+    uint8_t *raw = x->cmd_raw;
+    size_t raw_len = x->cmd_raw_len;
+    int mode = x->cmd_mode;
+    x->cmd_raw = NULL;
+    pthread_mutex_unlock(&x->lock);
+    if (!set || !x->head)
+        return;
+    if (!x->head_found || x->dlen) {
+        free(raw);
+        set_reason(x, "%s", "websocket start before the head was read");
+        fail(x, EINVAL);
+        return;
+    }
+    x->head = false;
+    x->ws = mode;
+    free(x->raw);
+    x->raw = raw;
+    x->raw_len = raw_len;
+    x->raw_queued = raw != NULL && raw_len > 0;
+    /* the held bytes follow the head: parse them from rpos (head mode read at most GX_XS_HEAD_MAX) */
+}
+
+static void set_wants(struct gx_xs *x) {
+    uint32_t net = 0, app = 0;
+    if (!x->hs_done) {
+        net = x->hs_want;
+    } else {
+        if (x->n2a_need_net)
+            net |= x->rd_want;
+        if (x->a2n_need_net)
+            net |= x->wr_want;
+    }
+    uint32_t peer = 0;
+    if (x->hs_done) {
+        uint32_t *out = x->out_fd == x->app_fd ? &app : &peer;
+        uint32_t *in = x->in_fd == x->app_fd ? &app : &peer;
+        if (x->n2a_need_app)
+            *out |= EPOLLOUT;
+        if (x->a2n_need_app)
+            *in |= EPOLLIN;
+    }
+    /* pump stopped at its round cap with work left (bytes OpenSSL holds wake no epoll): a writable
+     * net fd brings the next round at once, after the other relays of this thread had theirs */
+    if (x->yield)
+        net |= EPOLLOUT;
+    gx_relay_want(&x->conn, SLOT_NET, net);
+    if (x->app_fd >= 0)
+        gx_relay_want(&x->conn, SLOT_APP, app);
+    if (x->peer_fd >= 0)
+        gx_relay_want(&x->conn, SLOT_PEER, peer);
+    gx_relay_want(&x->conn, SLOT_CMD, x->peer_fd < 0 ? EPOLLIN : 0); /* ws_start, join */
+}
+
+static void pump(struct gx_xs *x) {
+    x->n2a_need_net = x->n2a_need_app = x->a2n_need_net = x->a2n_need_app = false;
+    x->yield = false;
+    for (int round = 0; !x->conn.ended; round++) {
+        if (round == PUMP_ROUNDS) {
+            x->yield = true;
+            break;
+        }
+        if (!x->hs_done) {
+            int h = handshake(x);
+            if (h <= 0)
+                break;
+        }
+        x->n2a_need_net = x->n2a_need_app = x->a2n_need_net = x->a2n_need_app = false;
+        bool p = flow_n2a(x);
+        p |= flow_a2n(x);
+        if (!p)
+            break;
+    }
+    if (x->conn.ended)
+        return;
+    if (x->n2a_done && x->a2n_done) {
+        if (x->err)
+            atomic_fetch_or(&x->stage, GX_XS_FAILED);
+        gx_relay_end(&x->conn, x->err);
+        return;
+    }
+    set_wants(x);
+}
+
+static int xs_start(struct gx_relay_conn *c) {
+    struct gx_xs *x = (struct gx_xs *)c;
+    int rc = gx_relay_watch_fd(c, SLOT_NET, x->net_fd);
+    if (rc == 0)
+        rc = gx_relay_watch_fd(c, SLOT_APP, x->app_fd);
+    if (rc == 0)
+        rc = gx_relay_watch_fd(c, SLOT_CMD, x->cmd_fd);
+    if (rc < 0)
+        return rc;
+    if (!x->ssl) {
+        x->hs_done = true;
+        queue_raw(x);
+        signal_stage(x, GX_XS_UP);
+    }
+    pump(x);
+    return 0;
+}
+
+static void xs_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
+    struct gx_xs *x = (struct gx_xs *)c;
+    (void)events;
+    if (slot == SLOT_CMD)
+        take_command(x);
+    if (x->conn.ended)
+        return;
+    pump(x);
+}
+
+static void xs_stop(struct gx_relay_conn *c) {
+    struct gx_xs *x = (struct gx_xs *)c;
+    if (x->ssl) {
+        SSL_free(x->ssl);
+        x->ssl = NULL;
+    }
+    if (x->net_fd >= 0)
+        close(x->net_fd);
+    if (x->app_fd >= 0)
+        close(x->app_fd);
+    if (x->peer_fd >= 0)
+        close(x->peer_fd);
+    x->net_fd = x->app_fd = x->peer_fd = -1;
+    pthread_mutex_lock(&x->lock); /* a join that came too late: its fds are ours to close */
+    if (x->cmd_join_app >= 0) {
+        close(x->cmd_join_app);
+        close(x->cmd_join_peer);
+        x->cmd_join_app = x->cmd_join_peer = -1;
+    }
+    pthread_mutex_unlock(&x->lock);
+    int st = atomic_load(&c->status);
+    if (st && !(atomic_load(&x->stage) & GX_XS_FAILED) && !atomic_load(&c->cancel))
+        atomic_fetch_or(&x->stage, GX_XS_FAILED);
+    if (st && !x->reason[0] && !atomic_load(&c->cancel))
+        set_reason(x, "%s", strerror(st));
+    if (!st && x->err)
+        atomic_store(&c->status, x->err);
+    signal_stage(x, GX_XS_ENDED);
+}
+
+static const struct gx_relay_ops XS_OPS = {.start = xs_start, .ready = xs_ready, .stop = xs_stop};
+
+/* ---- public API ---------------------------------------------------------------------------------- */
+
+static int nonblock(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg *cfg) {
+    *out = NULL;
+    if (net_fd < 0 || app_fd < 0)
+        return -EBADF;
+    int rc = nonblock(net_fd);
+    if (rc == 0)
+        rc = nonblock(app_fd);
+    if (rc < 0)
+        return rc;
+    struct gx_xs *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->net_fd = net_fd;
+    x->app_fd = x->out_fd = x->in_fd = app_fd;
+    x->peer_fd = x->cmd_join_app = x->cmd_join_peer = -1;
+    x->stage_fd = x->cmd_fd = -1;
+    pthread_mutex_init(&x->lock, NULL);
+    atomic_init(&x->stage, 0);
+    rc = gx_relay_conn_init(&x->conn, &XS_OPS);
+    if (rc < 0)
+        goto fail;
+    x->rbuf = malloc(GX_XS_BUF);
+    x->wbuf = malloc(GX_XS_BUF);
+    x->stage_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!x->rbuf || !x->wbuf || x->stage_fd < 0) {
+        rc = x->stage_fd < 0 ? -errno : -ENOMEM;
+        goto fail;
+    }
+    x->head = x->head_mode = cfg->head != 0;
+    x->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (x->cmd_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (cfg->raw && cfg->raw_len) {
+        x->raw = malloc(cfg->raw_len);
+        if (!x->raw) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        memcpy(x->raw, cfg->raw, cfg->raw_len);
+        x->raw_len = cfg->raw_len;
+    }
+    if (cfg->tls) {
+        atomic_fetch_add(&cfg->tls->refs, 1);
+        x->tls = cfg->tls;
+        ERR_clear_error();
+        x->ssl = SSL_new(cfg->tls->ctx);
+        if (!x->ssl || SSL_set_fd(x->ssl, net_fd) != 1) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        if (SSL_is_server(x->ssl)) {
+            SSL_set_accept_state(x->ssl);
+        } else {
+            SSL_set_connect_state(x->ssl);
+            if (cfg->server_name && cfg->server_name[0] && SSL_set_tlsext_host_name(x->ssl, cfg->server_name) != 1) {
+                rc = -EINVAL;
+                goto fail;
+            }
+            if (cfg->verify_name && cfg->verify_name[0]) {
+                SSL_set_verify(x->ssl, SSL_VERIFY_PEER, NULL);
+                X509_VERIFY_PARAM *vp = SSL_get0_param(x->ssl);
+                /* an IP address is checked against the certificate's IP SANs, a name against its DNS names */
+                int ok = X509_VERIFY_PARAM_set1_ip_asc(vp, cfg->verify_name) == 1 ||
+                         SSL_set1_host(x->ssl, cfg->verify_name) == 1;
+                if (!ok) {
+                    rc = -EINVAL;
+                    goto fail;
+                }
+            }
+        }
+        ERR_clear_error();
+    }
+    *out = x;
+    return 0;
+fail:
+    ERR_clear_error();
+    x->net_fd = x->app_fd = -1; /* the caller keeps its fds on failure */
+    gx_xs_free(x);
+    return rc;
+}
+
+int gx_xs_start(struct gx_xs *x) { return gx_relay_attach(&x->conn); }
+
+int gx_xs_event_fd(const struct gx_xs *x) { return x->stage_fd; }
+
+uint32_t gx_xs_stage(const struct gx_xs *x) { return atomic_load(&((struct gx_xs *)x)->stage); }
+
+void gx_xs_reason(struct gx_xs *x, char *out, size_t len) {
+    if (!len)
+        return;
+    pthread_mutex_lock(&x->lock);
+    snprintf(out, len, "%s", x->reason);
+    pthread_mutex_unlock(&x->lock);
+}
+
+int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd) {
+    if (app_end < 0 || peer_fd < 0)
+        return -EBADF;
+    pthread_mutex_lock(&x->lock);
+    bool head_open = x->head_mode && !x->started;
+    if (x->join_called || head_open) {
+        pthread_mutex_unlock(&x->lock);
+        return -EINVAL;
+    }
+    int rc = nonblock(peer_fd);
+    if (rc < 0) {
+        pthread_mutex_unlock(&x->lock);
+        return rc;
+    }
+    x->join_called = true;
+    x->cmd_join_app = app_end;
+    x->cmd_join_peer = peer_fd;
+    pthread_mutex_unlock(&x->lock);
+    uint64_t one = 1;
+    ssize_t w = write(x->cmd_fd, &one, sizeof(one));
+    (void)w;
+    return 0;
+}
+
+int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode) {
+    if (!x->head_mode || mode < GX_XS_RAW || mode > GX_XS_WS_SERVER)
+        return -EINVAL;
+    uint8_t *copy = NULL;
+    if (raw_len) {
+        copy = malloc(raw_len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, raw, raw_len);
+    }
+    pthread_mutex_lock(&x->lock);
+    if (x->started) {
+        pthread_mutex_unlock(&x->lock);
+        free(copy);
+        return -EINVAL;
+    }
+    x->started = true;
+    x->cmd_set = true;
+    x->cmd_mode = mode;
+    x->cmd_raw = copy;
+    x->cmd_raw_len = raw_len;
+    pthread_mutex_unlock(&x->lock);
+    uint64_t one = 1;
+    ssize_t w = write(x->cmd_fd, &one, sizeof(one));
+    (void)w;
+    return 0;
+}
+
+void gx_xs_cancel(struct gx_xs *x) { gx_relay_cancel(&x->conn); }
+
+int gx_xs_stop(struct gx_xs *x) {
+    gx_relay_cancel(&x->conn);
+    return gx_relay_wait(&x->conn);
+}
+
+int gx_xs_status(struct gx_xs *x) { return atomic_load(&x->conn.status); }
+
+void gx_xs_get_stats(struct gx_xs *x, struct gx_xs_stats *out) { *out = x->st; }
+
+void gx_xs_free(struct gx_xs *x) {
+    if (!x)
+        return;
+    if (x->conn.thread != NULL)
+        gx_xs_stop(x);
+    if (x->ssl)
+        SSL_free(x->ssl);
+    gx_tls_ctx_free(x->tls);
+    if (x->net_fd >= 0)
+        close(x->net_fd);
+    if (x->app_fd >= 0)
+        close(x->app_fd);
+    if (x->stage_fd >= 0)
+        close(x->stage_fd);
+    if (x->cmd_fd >= 0)
+        close(x->cmd_fd);
+    gx_relay_conn_release(&x->conn);
+    pthread_mutex_destroy(&x->lock);
+    if (x->cmd_join_app >= 0) {
+        close(x->cmd_join_app);
+        close(x->cmd_join_peer);
+    }
+    free(x->jbuf);
+    free(x->cmd_raw);
+    free(x->raw);
+    free(x->rbuf);
+    free(x->wbuf);
+    free(x);
+}

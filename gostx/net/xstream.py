@@ -1,0 +1,196 @@
+"""Streams whose TLS and WebSocket framing run in C (csrc/xstream.c): Python is called once per flow.
+
+    stream = await open_xstream(SocketStream(sock), tls=ctx, server_name=..., verify_name=...)
+    stream = await open_xstream(SocketStream(sock), tls=ctx, head=True, raw=request)   # WebSocket client
+
+The TCP socket moves into a C stream on the shared relay engine; Python gets back a `CStream`: a
+SocketStream over one end of a unix socketpair that carries exactly the plaintext (WebSocket payload)
+bytes. Protocol handshakes read and write it like any socket, `pipe()` splices it, and every C consumer
+that wants an fd (tun, tungo, the 0xF3 relay) takes `stream.sock` as it is.
+
+Stage changes (TLS up or failed, the HTTP head of a WebSocket upgrade passed on, the end) arrive on the
+stream's eventfd through loop.add_reader: no polling. The reader stays registered until the C stream
+ended, so the C stream lives on when the CStream is detached (e.g. spliced). `close()` closes Python's
+end: C then sends what it holds, a WebSocket close frame, a TLS close_notify and a FIN; a stream whose
+peer never ends its side is cancelled CLOSE_LINGER seconds later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+
+from gostx import _engine
+from gostx.log import get_logger
+from gostx.net.stream import SocketStream, _name
+
+CLOSE_LINGER = 30.0
+# GOSTX_XSTREAM=0 keeps TLS and WebSocket in Python (gostx/net/tls.py, ws.py): for comparisons
+ENABLED = os.environ.get("GOSTX_XSTREAM", "1") != "0"
+
+
+class XStreamError(ConnectionError):
+    """The C stream failed (TLS handshake, WebSocket protocol, reset); the message is one line."""
+
+
+class _Watch:
+    """The eventfd reader of one C stream: wakes stage waiters; at the end unregisters, lets the engine
+    go (xs.stop returns at once then) and logs a failure that nobody awaited."""
+
+    def __init__(self, xs: _engine.XStream, peer: str) -> None:
+        self.xs = xs
+        self.peer = peer
+        self.loop = asyncio.get_running_loop()
+        self.fd = xs.event_fd
+        self.waiters: list[tuple[int, asyncio.Future[int]]] = []
+        self.ended = False
+        self.reported = False
+        self.stats: dict[str, int] = {}
+        self.loop.add_reader(self.fd, self._on_event)
+
+    def _on_event(self) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            os.read(self.fd, 8)
+        stage = self.xs.stage
+        for bits, fut in list(self.waiters):
+            if stage & (bits | _engine.XS_ENDED) and not fut.done():
+                fut.set_result(stage)
+        self.waiters = [(b, f) for b, f in self.waiters if not f.done()]
+        if stage & _engine.XS_ENDED:
+            self._finish(stage)
+
+    def _finish(self, stage: int) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.loop.remove_reader(self.fd)
+        self.xs.stop()  # the engine let go already: returns at once
+        self.stats = self.xs.stats()
+        if stage & _engine.XS_FAILED and not self.reported:
+            reason = self.xs.reason
+            if reason:
+                get_logger(kind="xstream").info(f"{self.peer}: {reason}", extra={"remote": self.peer})
+
+    async def wait(self, bits: int) -> int:
+        stage = self.xs.stage
+        if stage & (bits | _engine.XS_ENDED):
+            return stage
+        fut = self.loop.create_future()
+        self.waiters.append((bits, fut))
+        return await fut
+
+    def cancel_later(self, delay: float) -> None:
+        if not self.ended:
+            self.loop.call_later(delay, self._cancel)
+
+    def _cancel(self) -> None:
+        if not self.ended:
+            self.xs.cancel()
+
+
+class CStream(SocketStream):
+    """A SocketStream over the app end of a C stream (see the module docstring). Its addresses are the
+    TCP connection's."""
+
+    def __init__(self, sock: socket.socket, xs: _engine.XStream, local: str, remote: str, head: bool) -> None:
+        super().__init__(sock)
+        self.xs = xs
+        self._local, self._remote = local, remote
+        self._head_pending = head  # head mode, ws_start not called yet
+        self._watch = _Watch(xs, remote)
+
+    async def wait_stage(self, bits: int, what: str) -> int:
+        """Wait until one of bits is reached; XStreamError(reason) when the stream ended first."""
+        stage = await self._watch.wait(bits)
+        if not stage & bits:
+            self._watch.reported = True
+            reason = self.xs.reason or f"connection closed during {what}"
+            raise XStreamError(reason)
+        return stage
+
+    def ws_start(self, raw: bytes, mode: int) -> None:
+        """End the head phase: C sends raw unframed, then frames per mode (_engine.XS_WS_CLIENT / ...)."""
+        self._head_pending = False
+        self.xs.ws_start(raw, mode)
+
+    async def join(self, peer: SocketStream) -> tuple[int, int]:
+        """Move the relay of this stream and peer (a plain socket) fully into C (the socketpair is
+        drained and closed by the engine); returns (bytes net -> peer, bytes peer -> net) when both
+        directions ended. Both streams are detached."""
+        app_end, peer_sock = self.detach(), peer.detach()
+        before = self.xs.stats()
+        try:
+            self.xs.join(app_end.fileno(), peer_sock.fileno())
+        except BaseException:
+            app_end.close()
+            peer_sock.close()
+            self.xs.cancel()
+            raise
+        app_end.detach()
+        peer_sock.detach()
+        try:
+            await self._watch.wait(_engine.XS_ENDED)
+        except asyncio.CancelledError:
+            self.xs.cancel()
+            raise
+        after = self._watch.stats or self.xs.stats()
+        return after["app_in"] - before["app_in"], after["app_out"] - before["app_out"]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            # a head-mode stream that never started framing would hold the TCP connection: end it now
+            if not self.xs.stage & _engine.XS_UP or self._head_pending:
+                self.xs.cancel()
+            else:
+                self._watch.cancel_later(CLOSE_LINGER)
+        super().close()
+
+    def abort(self) -> None:
+        """End the C stream at once (handshake failures, timeouts)."""
+        self.xs.cancel()
+        super().close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The C counters (final once the stream ended)."""
+        return self._watch.stats or self.xs.stats()
+
+    @property
+    def local_addr(self) -> str:
+        return self._local
+
+    @property
+    def remote_addr(self) -> str:
+        return self._remote
+
+
+async def open_xstream(stream: SocketStream, tls: _engine.TlsContext | None = None, server_name: str | None = None,
+                       verify_name: str | None = None, head: bool = False, raw: bytes = b"",
+                       timeout: float = 15.0) -> CStream:
+    """Move stream's socket into a C stream; returns once TLS is up (at once without TLS). On failure the
+    socket is closed and XStreamError (one-line reason) or TimeoutError is raised."""
+    net = stream.detach()
+    local, remote = _name(net, remote=False), _name(net, remote=True)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        xs = _engine.XStream(net.fileno(), theirs.fileno(), tls, server_name or None, verify_name or None,
+                             head, raw or None)
+    except BaseException:
+        ours.close()
+        theirs.close()
+        net.close()
+        raise
+    net.detach()  # the C stream owns both fds now
+    theirs.detach()
+    cs = CStream(ours, xs, local, remote, head)
+    try:
+        xs.start()
+        if tls is not None:
+            async with asyncio.timeout(timeout):
+                await cs.wait_stage(_engine.XS_UP, "the TLS handshake")
+    except BaseException:
+        cs.abort()
+        raise
+    return cs
