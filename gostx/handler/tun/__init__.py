@@ -32,6 +32,7 @@ from gostx.chain.router import Conn
 from gostx.cipher import make_aead
 from gostx.config.metadata import Metadata
 from gostx.config.model import HandlerConfig
+from gostx.device.tuntap import TunDevice
 from gostx.errors import GostError
 from gostx.metrics import SourceHandle, register_source
 from gostx.metrics.sources import TunnelSource
@@ -40,7 +41,6 @@ from gostx.net.stream import CBridge
 from gostx.protocol.socks5 import UdpTunConn
 from gostx.registry import handlers
 from gostx.service import Handler, Listener, ServiceContext
-from gostx.tun.device import TunDevice
 from gostx.tunnel.faketcp import FakeTcpClient, FakeTcpServer
 from gostx.tunnel.options import DeviceOptions, TunnelOptions
 from gostx.tunnel.redial import redial_forever
