@@ -170,14 +170,14 @@ class Runner:
                 self._changed.clear()
                 changed = asyncio.create_task(self._changed.wait())
                 try:
-                    done, _ = await asyncio.wait([stop_wait, changed, *self._tasks],
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    waiting: list[asyncio.Task[Any]] = [stop_wait, changed, *self._tasks]
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     changed.cancel()
                 for task in done:
-                    svc = self._tasks.pop(task, None)  # type: ignore[call-overload]
-                    if svc is not None:
-                        await self._service_ended(svc, task)
+                    ended = self._tasks.pop(task, None)
+                    if ended is not None:
+                        await self._service_ended(ended, task)
         finally:
             stop_wait.cancel()
             await self.stop_all()

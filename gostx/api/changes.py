@@ -69,7 +69,7 @@ def _refresh_routing(runner: Runner) -> None:
             router.replace_chain(built[name])
     for svc in runner.started:
         if hasattr(svc.handler, "bypass"):
-            svc.handler.bypass = service_bypass(config, svc.name)  # type: ignore[attr-defined]
+            svc.handler.bypass = service_bypass(config, svc.name)
 
 
 def _index(items: list[Any], name: str) -> int:
@@ -141,7 +141,8 @@ async def _start_service(runner: Runner, cfg: ServiceConfig, items: list[Any], a
 async def _apply_routing(runner: Runner, attr: str, new_items: list[Any], deleting: bool = False) -> None:
     """Chains, hops, bypasses: check the candidate, then commit and refresh the running routers. A deleted
     chain stays in use by the services that run with it (gost would dial them directly from then on)."""
-    candidate = dataclasses.replace(runner.config, **{attr: new_items})
+    changes: dict[str, Any] = {attr: new_items}  # attr names a list field of Config
+    candidate = dataclasses.replace(runner.config, **changes)
     try:
         if not deleting:
             _check_routing(candidate)

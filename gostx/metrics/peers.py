@@ -61,8 +61,12 @@ class PeerRows:
             row[1] += delta[1]
             row[2] += delta[2]
             row[3] += delta[3]
-        learned = {key for key, _ in seen}
-        self._rows = {k: v for k, v in self._rows.items() if k in learned}
-        out = [(k, tuple(v)) for k, v in self._rows.items() if k in top]
-        out.append((OTHER, tuple(self._other)))
-        return out  # type: ignore[return-value]
+        live_keys = {key for key, _ in seen}
+        self._rows = {k: v for k, v in self._rows.items() if k in live_keys}
+        out = [(k, _totals(v)) for k, v in self._rows.items() if k in top]
+        out.append((OTHER, _totals(self._other)))
+        return out
+
+
+def _totals(row: list[int]) -> Totals:
+    return row[0], row[1], row[2], row[3]

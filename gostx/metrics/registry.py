@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 if TYPE_CHECKING:  # prometheus_client is imported only by a process that serves -metrics
     from prometheus_client.core import Metric
@@ -86,11 +86,11 @@ class MetricSink:
                 metric = HistogramMetricFamily(name, fam.help, labels=label_names)
             for labels, value in fam.samples:
                 values = [labels.get(k, "") for k in label_names]
-                if fam.kind == "histogram":
-                    buckets, total = value  # type: ignore[misc]
-                    metric.add_metric(values, buckets, total)  # type: ignore[attr-defined]
+                if isinstance(metric, HistogramMetricFamily):  # fam.kind == "histogram"
+                    buckets, total = cast(tuple[list[tuple[str, float]], float], value)
+                    metric.add_metric(values, buckets, total)
                 else:
-                    metric.add_metric(values, value)  # type: ignore[attr-defined]
+                    metric.add_metric(values, cast(float, value))
             yield metric
 
 
@@ -110,7 +110,7 @@ _sources: dict[int, SourceFn] = {}
 
 def register_source(source: SourceFn | StatsSource) -> SourceHandle:
     """Read `source` at every scrape until the handle is closed."""
-    fn: SourceFn = source.collect if isinstance(source, StatsSource) else source  # type: ignore[assignment]
+    fn: SourceFn = source.collect if isinstance(source, StatsSource) else source
     key = next(_ids)
     with _lock:
         _sources[key] = fn

@@ -27,7 +27,7 @@ def make_registry() -> CollectorRegistry:
     import gostx.metrics.sources  # noqa: F401
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SinkCollector())  # type: ignore[arg-type]
+    registry.register(SinkCollector())
     return registry
 
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from gostx import GOST_COMPAT_VERSION, __version__
 from gostx.metrics.peers import PeerRows, top_n_from_env
 from gostx.metrics.registry import MetricSink, register_source
+
+if TYPE_CHECKING:
+    from gostx._engine import FakeTcp, Tunnel
 
 # tun/tap counters by meaning (names of struct gx_tunnel_stats)
 _TUN_TRAFFIC = {  # field -> (metric, side, direction)
@@ -36,15 +40,15 @@ class TunnelSource:
     def __init__(self, service: str, kind: str, top_n: int | None = None) -> None:
         self.service = service
         self.kind = kind
-        self.tunnel: object | None = None
-        self.faketcp: object | None = None
+        self.tunnel: Tunnel | None = None
+        self.faketcp: FakeTcp | None = None
         self.info: dict[str, str] = {}
         self._base: dict[str, int] = {}
         self._ftcp_base: dict[str, int] = {}
         self.started = 0
         self.peers = PeerRows(top_n_from_env() if top_n is None else top_n)
 
-    def attach(self, tunnel: object, faketcp: object | None = None) -> None:
+    def attach(self, tunnel: Tunnel, faketcp: FakeTcp | None = None) -> None:
         self.tunnel, self.faketcp = tunnel, faketcp
         self.started += 1
 
@@ -56,17 +60,17 @@ class TunnelSource:
     def detach(self) -> None:
         """The tunnel stopped: keep its final counters in the base."""
         if self.tunnel is not None:
-            for k, v in self.tunnel.stats().items():  # type: ignore[attr-defined]
+            for k, v in self.tunnel.stats().items():
                 if k != "peers":
                     self._base[k] = self._base.get(k, 0) + v
         if self.faketcp is not None:
-            for k, v in self.faketcp.stats().items():  # type: ignore[attr-defined]
+            for k, v in self.faketcp.stats().items():
                 if k != "flows":
                     self._ftcp_base[k] = self._ftcp_base.get(k, 0) + v
         self.tunnel = self.faketcp = None
 
     def stats(self) -> dict[str, int]:
-        live: Mapping[str, int] = self.tunnel.stats() if self.tunnel is not None else {}  # type: ignore[attr-defined]
+        live: Mapping[str, int] = self.tunnel.stats() if self.tunnel is not None else {}
         out = dict(self._base)
         for k, v in live.items():
             out[k] = v if k == "peers" else out.get(k, 0) + v
@@ -76,7 +80,7 @@ class TunnelSource:
     def faketcp_stats(self) -> dict[str, int] | None:
         if self.faketcp is None and not self._ftcp_base:
             return None
-        live: Mapping[str, int] = self.faketcp.stats() if self.faketcp is not None else {}  # type: ignore[attr-defined]
+        live: Mapping[str, int] = self.faketcp.stats() if self.faketcp is not None else {}
         out = dict(self._ftcp_base)
         for k, v in live.items():
             out[k] = v if k == "flows" else out.get(k, 0) + v
@@ -112,7 +116,7 @@ class TunnelSource:
             sink.gauge("gostx_tun_info", "the tun/tap service's device, cipher and offload mode", 1,
                        **base, **self.info)
         if self.tunnel is not None:
-            rows = self.peers.update(self.tunnel.peers())  # type: ignore[attr-defined]
+            rows = self.peers.update(self.tunnel.peers())
             for peer, (rx_b, rx_p, tx_b, tx_p) in rows:
                 for direction, nbytes, npkts in (("rx", rx_b, rx_p), ("tx", tx_b, tx_p)):
                     sink.counter("gostx_tun_peer_bytes_total", "inner bytes from (rx) and to (tx) a peer: the"

@@ -50,7 +50,12 @@ class SpliceRelay:
             raise
         self._relay = relay
         released: asyncio.Future[None] = self.loop.create_future()
-        self.loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
+
+        def release() -> None:
+            if not released.done():
+                released.set_result(None)
+
+        self.loop.add_reader(relay.event_fd, release)
         try:
             await asyncio.shield(released)
         finally:
