@@ -1,0 +1,101 @@
+# UDP relays in C (csrc/udp_fwd.c): `-L udp://` port forwarding on the shared relay engine. Python is
+# told when a session starts (it answers with the session's upstream fd, or refuses) and when it ends;
+# no Python per datagram. Needs the sockaddr declarations of _tunnel.pxi (included before this file).
+
+cdef extern from "gx/udp_fwd.h" nogil:
+    struct gx_udp_fwd:
+        pass
+    struct gx_udp_fwd_config:
+        uint32_t max_sessions, queue, max_datagram, ttl_ms
+    struct gx_udp_fwd_stats:
+        pass
+    struct gx_udp_fwd_event:
+        uint32_t kind
+        int reason
+        uint64_t id
+        sockaddr_storage client
+        socklen_t client_len
+        uint64_t up_pkts, up_bytes, down_pkts, down_bytes
+    int GX_UDP_FWD_OPEN, GX_UDP_FWD_CLOSE
+    int gx_udp_fwd_new(gx_udp_fwd **out, int listen_fd, const gx_udp_fwd_config *cfg)
+    int gx_udp_fwd_start(gx_udp_fwd *f)
+    int gx_udp_fwd_event_fd(const gx_udp_fwd *f)
+    int gx_udp_fwd_next_event(gx_udp_fwd *f, gx_udp_fwd_event *ev)
+    int gx_udp_fwd_route(gx_udp_fwd *f, uint64_t id, int fd)
+    int gx_udp_fwd_close(gx_udp_fwd *f, uint64_t id)
+    void gx_udp_fwd_get_stats(gx_udp_fwd *f, gx_udp_fwd_stats *out)
+    int gx_udp_fwd_status(gx_udp_fwd *f)
+    int gx_udp_fwd_stop(gx_udp_fwd *f)
+    void gx_udp_fwd_free(gx_udp_fwd *f)
+
+UDP_FWD_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "sessions_open", "sessions_total",
+                      "drop_sessions", "drop_refused", "drop_queue", "drop_size", "drop_send")
+UDP_FWD_OPEN = 1
+UDP_FWD_CLOSE = 2
+
+
+cdef class UdpForwarder:
+    """One listening UDP socket forwarded per client session, in C. The forwarder owns listen_fd (and
+    every fd given to route()) from the moment it is made."""
+
+    cdef gx_udp_fwd *f
+
+    def __cinit__(self, int listen_fd, int max_sessions, int queue, double ttl, int max_datagram=0):
+        cdef gx_udp_fwd_config cfg
+        if max_sessions < 1 or queue < 1 or max_datagram < 0 or max_datagram > 65535 or ttl <= 0:
+            raise ValueError("UdpForwarder: max_sessions, queue and ttl must be positive, max_datagram 0..65535")
+        cfg.max_sessions = <uint32_t>min(max_sessions, 1 << 20)
+        cfg.queue = <uint32_t>min(queue, 4096)
+        cfg.max_datagram = <uint32_t>max_datagram
+        cfg.ttl_ms = <uint32_t>max(10, min(ttl * 1000.0, 4e9))
+        self.f = NULL
+        _check(gx_udp_fwd_new(&self.f, listen_fd, &cfg))
+
+    def __dealloc__(self):
+        if self.f != NULL:
+            with nogil:
+                gx_udp_fwd_free(self.f)
+            self.f = NULL
+
+    def start(self) -> None:
+        _check(gx_udp_fwd_start(self.f))
+
+    @property
+    def event_fd(self) -> int:
+        """Readable when session events wait (and once the engine let go of the forwarder)."""
+        return gx_udp_fwd_event_fd(self.f)
+
+    def next_event(self):
+        """(kind, id, (host, port), reason, (up_pkts, up_bytes, down_pkts, down_bytes)) or None."""
+        cdef gx_udp_fwd_event ev
+        if self.f == NULL or gx_udp_fwd_next_event(self.f, &ev) == 0:
+            return None
+        return (ev.kind, ev.id, _sockaddr_to_tuple(&ev.client, ev.client_len), ev.reason,
+                (ev.up_pkts, ev.up_bytes, ev.down_pkts, ev.down_bytes))
+
+    def route(self, uint64_t session_id, int fd) -> None:
+        """The session's upstream: a connected UDP socket fd (owned by the forwarder from now on, even
+        on error), or -1: refused."""
+        cdef int rc = gx_udp_fwd_route(self.f, session_id, fd)
+        if rc < 0 and fd >= 0:
+            import os
+            os.close(fd)
+        _check(rc)
+
+    def close_session(self, uint64_t session_id) -> None:
+        _check(gx_udp_fwd_close(self.f, session_id))
+
+    @property
+    def status(self) -> int:
+        return gx_udp_fwd_status(self.f)
+
+    def stats(self) -> dict:
+        cdef uint64_t raw[11]
+        gx_udp_fwd_get_stats(self.f, <gx_udp_fwd_stats *>raw)
+        return {name: raw[i] for i, name in enumerate(UDP_FWD_STAT_NAMES)}
+
+    def stop(self) -> None:
+        """Let go of every session (their fds closed); idempotent."""
+        if self.f != NULL:
+            with nogil:
+                gx_udp_fwd_stop(self.f)
