@@ -1,0 +1,196 @@
+/* UDP forwarding in C (gx/udp_fwd.h): sessions per client address, Python's route answer, datagrams
+ * both ways with exact counts, the queue while a route is pending, idle expiry, the session cap, a
+ * refused session, oversize datagrams, ICMP port unreachable ending a session. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gx/udp_fwd.h"
+#include "gxtest.h"
+#include "netutil.h"
+
+/* Wait up to ms for the next event. */
+static int next_event(struct gx_udp_fwd *f, struct gx_udp_fwd_event *ev, int ms) {
+    for (int t = 0; t < ms; t++) {
+        if (gx_udp_fwd_next_event(f, ev) == 1)
+            return 1;
+        struct pollfd p = {.fd = gx_udp_fwd_event_fd(f), .events = POLLIN};
+        poll(&p, 1, 1);
+    }
+    return 0;
+}
+
+/* A UDP socket connected to `to` (what Python's dial gives C). */
+static int connected_to(const struct sockaddr_in *to) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    connect(fd, (const struct sockaddr *)to, sizeof(*to));
+    return fd;
+}
+
+/* Echo every datagram on fd back to its sender, for ms. Returns the count echoed. */
+static int echo_for(int fd, int ms) {
+    int seen = 0;
+    for (int t = 0; t < ms; t++) {
+        uint8_t buf[2048];
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof(from);
+        ssize_t n;
+        while ((n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl)) > 0) {
+            sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+            seen++;
+            fl = sizeof(from);
+        }
+        sleep_ms(1);
+    }
+    return seen;
+}
+
+static int recv_all(int fd, int want, int ms) {
+    int got = 0;
+    for (int t = 0; t < ms && got < want; t++) {
+        uint8_t buf[2048];
+        while (recv(fd, buf, sizeof(buf), 0) > 0)
+            got++;
+        if (got < want)
+            sleep_ms(1);
+    }
+    return got;
+}
+
+static struct gx_udp_fwd *make(struct sockaddr_in *listen_addr, uint32_t max_sessions, uint32_t queue,
+                               uint32_t max_datagram, uint32_t ttl_ms) {
+    int lfd = udp_bound(listen_addr);
+    struct gx_udp_fwd_config cfg = {.max_sessions = max_sessions, .queue = queue, .max_datagram = max_datagram,
+                                    .ttl_ms = ttl_ms};
+    struct gx_udp_fwd *f = NULL;
+    CHECK(gx_udp_fwd_new(&f, lfd, &cfg) == 0, "new");
+    CHECK(gx_udp_fwd_start(f) == 0, "start");
+    return f;
+}
+
+static void test_forward_queue_and_counts(void) {
+    struct sockaddr_in la, ea, ca;
+    struct gx_udp_fwd *f = make(&la, 8, 16, 0, 5000);
+    int echo = udp_bound(&ea);
+    int client = udp_bound(&ca);
+    connect(client, (struct sockaddr *)&la, sizeof(la));
+    /* 20 datagrams before the route is known: 16 queued, 4 dropped */
+    for (int i = 0; i < 20; i++)
+        CHECK(send(client, &i, sizeof(i), 0) == sizeof(i), "send");
+    struct gx_udp_fwd_event ev;
+    CHECK(next_event(f, &ev, 2000) == 1 && ev.kind == GX_UDP_FWD_OPEN, "open event");
+    struct sockaddr_in *from = (struct sockaddr_in *)&ev.client;
+    CHECK(from->sin_port == ca.sin_port, "the client's address");
+    CHECK(gx_udp_fwd_next_event(f, &ev) == 0, "one event per session, not per datagram");
+    sleep_ms(50); /* all 20 arrived at the forwarder */
+    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ea)) == 0, "route");
+    CHECK(echo_for(echo, 100) == 16, "the queued datagrams went out");
+    int back = recv_all(client, 16, 2000);
+    for (int i = 0; i < 500; i++) {
+        send(client, &i, sizeof(i), 0);
+        if (i % 50 == 49) {
+            echo_for(echo, 2);
+            back += recv_all(client, 50, 2000);
+        }
+    }
+    CHECK(back == 516, "every echo came back (%d)", back);
+    struct gx_udp_fwd_stats st;
+    gx_udp_fwd_get_stats(f, &st);
+    CHECK(st.up_pkts == 516 && st.down_pkts == 516 && st.up_bytes == 516 * 4, "counts %llu up %llu down",
+          (unsigned long long)st.up_pkts, (unsigned long long)st.down_pkts);
+    CHECK(st.drop_queue == 4 && st.sessions_open == 1 && st.sessions_total == 1, "queue drops %llu",
+          (unsigned long long)st.drop_queue);
+    CHECK(gx_udp_fwd_close(f, ev.id) == 0, "close");
+    struct gx_udp_fwd_event ce;
+    CHECK(next_event(f, &ce, 2000) == 1 && ce.kind == GX_UDP_FWD_CLOSE && ce.id == ev.id && ce.reason == 0,
+          "close event");
+    CHECK(ce.up_pkts == 516 && ce.down_pkts == 516 && ce.down_bytes == 516 * 4, "session totals");
+    gx_udp_fwd_free(f);
+    close(echo);
+    close(client);
+}
+
+static void test_idle_cap_refused_oversize(void) {
+    struct sockaddr_in la, ea;
+    struct gx_udp_fwd *f = make(&la, 2, 8, 100, 150);
+    int echo = udp_bound(&ea);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        struct sockaddr_in ca;
+        c[i] = udp_bound(&ca);
+        connect(c[i], (struct sockaddr *)&la, sizeof(la));
+        send(c[i], "x", 1, 0);
+    }
+    struct gx_udp_fwd_event e1, e2, extra;
+    CHECK(next_event(f, &e1, 2000) == 1 && next_event(f, &e2, 2000) == 1, "two sessions");
+    CHECK(next_event(f, &extra, 100) == 0, "the third client is over the cap");
+    struct gx_udp_fwd_stats st;
+    gx_udp_fwd_get_stats(f, &st);
+    CHECK(st.drop_sessions == 1, "cap drop counted");
+    /* e1 routed, e2 refused */
+    CHECK(gx_udp_fwd_route(f, e1.id, connected_to(&ea)) == 0, "route");
+    CHECK(gx_udp_fwd_route(f, e2.id, -1) == 0, "refuse");
+    sleep_ms(20);
+    uint8_t big[200] = {0};
+    for (int i = 0; i < 3; i++)
+        send(c[i], big, sizeof(big), 0); /* over max_datagram 100 */
+    sleep_ms(20);
+    gx_udp_fwd_get_stats(f, &st);
+    CHECK(st.drop_size == 3, "oversize dropped: %llu", (unsigned long long)st.drop_size);
+    /* idle: the routed session ends with ETIMEDOUT within ttl + a tick */
+    struct gx_udp_fwd_event ce;
+    int closes = 0, timed_out = 0;
+    while (next_event(f, &ce, 2000) == 1) {
+        closes++;
+        if (ce.kind == GX_UDP_FWD_CLOSE && ce.id == e1.id && ce.reason == ETIMEDOUT)
+            timed_out = 1;
+        if (closes == 2)
+            break;
+    }
+    CHECK(timed_out, "idle session ended with ETIMEDOUT");
+    gx_udp_fwd_get_stats(f, &st);
+    CHECK(st.sessions_open == 0, "none open");
+    gx_udp_fwd_free(f);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close(echo);
+}
+
+static void test_port_unreachable_ends_session(void) {
+    struct sockaddr_in la, dead, ca;
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    int gone = udp_bound(&dead);
+    close(gone); /* nobody listens there now: ICMP port unreachable */
+    int client = udp_bound(&ca);
+    connect(client, (struct sockaddr *)&la, sizeof(la));
+    send(client, "a", 1, 0);
+    struct gx_udp_fwd_event ev;
+    CHECK(next_event(f, &ev, 2000) == 1, "open");
+    gx_udp_fwd_route(f, ev.id, connected_to(&dead));
+    for (int i = 0; i < 3; i++) {
+        sleep_ms(20);
+        send(client, "b", 1, 0);
+    }
+    CHECK(next_event(f, &ev, 2000) == 1 && ev.kind == GX_UDP_FWD_CLOSE && ev.reason == ECONNREFUSED,
+          "ended by ECONNREFUSED (reason %d)", ev.reason);
+    gx_udp_fwd_free(f);
+    close(client);
+}
+
+static void test_bad_config(void) {
+    struct gx_udp_fwd *f = NULL;
+    struct gx_udp_fwd_config cfg = {.max_sessions = 0, .queue = 1, .ttl_ms = 1000};
+    CHECK(gx_udp_fwd_new(&f, 0, &cfg) == -EINVAL, "zero sessions refused");
+    cfg = (struct gx_udp_fwd_config){.max_sessions = 1, .queue = 1, .max_datagram = 70000, .ttl_ms = 1000};
+    CHECK(gx_udp_fwd_new(&f, 0, &cfg) == -EINVAL, "datagram cap over 65535 refused");
+}
+
+int main(void) {
+    test_bad_config();
+    test_forward_queue_and_counts();
+    test_idle_cap_refused_oversize();
+    test_port_unreachable_ends_session();
+    TEST_DONE();
+}
