@@ -99,3 +99,72 @@ cdef class UdpForwarder:
         if self.f != NULL:
             with nogil:
                 gx_udp_fwd_stop(self.f)
+
+
+# SOCKS5 UDP ASSOCIATE (csrc/socks_assoc.c): the association's datagrams both ways in C.
+
+cdef extern from "gx/socks_assoc.h" nogil:
+    struct gx_socks_assoc:
+        pass
+    struct gx_socks_assoc_stats:
+        pass
+    int gx_socks_assoc_new(gx_socks_assoc **out, int relay_fd, int up_fd, const sockaddr_storage *client,
+                           uint32_t max_datagram)
+    int gx_socks_assoc_start(gx_socks_assoc *a)
+    int gx_socks_assoc_event_fd(const gx_socks_assoc *a)
+    int gx_socks_assoc_status(gx_socks_assoc *a)
+    void gx_socks_assoc_get_stats(gx_socks_assoc *a, gx_socks_assoc_stats *out)
+    void gx_socks_assoc_cancel(gx_socks_assoc *a)
+    int gx_socks_assoc_stop(gx_socks_assoc *a)
+    void gx_socks_assoc_free(gx_socks_assoc *a)
+
+SOCKS_ASSOC_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "drop_foreign", "drop_malformed",
+                          "drop_resolve", "drop_size", "drop_send")
+
+
+cdef class SocksAssociateRelay:
+    """One UDP ASSOCIATE: relay_fd (the client's side) <-> up_fd (an unconnected UDP socket), both
+    non-blocking, owned by the caller and kept open until this object is stopped. Only datagrams from
+    client_ip are relayed."""
+
+    cdef gx_socks_assoc *a
+
+    def __cinit__(self, int relay_fd, int up_fd, str client_ip, int max_datagram=0):
+        cdef sockaddr_storage client
+        if max_datagram < 0 or max_datagram > 65535:
+            raise ValueError(f"max_datagram {max_datagram} out of range 0..65535")
+        self.a = NULL
+        _fill_sockaddr(&client, client_ip, 0)
+        _check(gx_socks_assoc_new(&self.a, relay_fd, up_fd, &client, <uint32_t>max_datagram))
+
+    def __dealloc__(self):
+        if self.a != NULL:
+            with nogil:
+                gx_socks_assoc_free(self.a)
+            self.a = NULL
+
+    def start(self) -> None:
+        _check(gx_socks_assoc_start(self.a))
+
+    def cancel(self) -> None:
+        if self.a != NULL:
+            gx_socks_assoc_cancel(self.a)
+
+    def stop(self) -> None:
+        if self.a != NULL:
+            with nogil:
+                gx_socks_assoc_stop(self.a)
+
+    @property
+    def event_fd(self) -> int:
+        """Readable once the engine let go (cancelled, or ENOMEM)."""
+        return gx_socks_assoc_event_fd(self.a)
+
+    @property
+    def status(self) -> int:
+        return gx_socks_assoc_status(self.a)
+
+    def stats(self) -> dict:
+        cdef uint64_t raw[9]
+        gx_socks_assoc_get_stats(self.a, <gx_socks_assoc_stats *>raw)
+        return {name: raw[i] for i, name in enumerate(SOCKS_ASSOC_STAT_NAMES)}

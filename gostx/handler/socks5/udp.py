@@ -7,8 +7,9 @@ stream (methods 0x80/0x82) Python only pumps the TLS bytes into a socketpair the
 chain the frames are relayed in Python.
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
-control connection's client IP only, relayed per datagram in Python; lives until the control connection
-closes.
+control connection's client IP only; lives until the control connection closes. With a direct upstream and
+no bypass the C relay (csrc/socks_assoc.c) moves every datagram on the relay engine; otherwise (a chain, a
+bypass) they are relayed per datagram in Python.
 """
 
 from __future__ import annotations
@@ -162,6 +163,17 @@ class AssociateRelay:
         local = format_sockaddr(self.sock.getsockname())
         extra = self.handler.log_open(peer, local, cmd="udp")
         start = loop.time()
+        relay = self._engine_relay(upstream)
+        if relay is not None:
+            try:
+                stats = await self._run_c(relay, stream, upstream)
+            finally:
+                upstream.close()
+            self.dropped = sum(v for k, v in stats.items() if k.startswith("drop_"))
+            self.log.debug(f"{peer}: udp relay stats", extra={"remote": peer, "stats": stats})
+            self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, stats["up_bytes"],
+                                   stats["down_bytes"])
+            return
         counts = [0, 0]
 
         async def up() -> None:
@@ -207,6 +219,52 @@ class AssociateRelay:
         finally:
             upstream.close()
             self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, counts[0], counts[1])
+
+    def _engine_relay(self, upstream: PacketConn) -> _engine.SocksAssociateRelay | None:
+        """The C relay for a direct upstream without bypass, else None (relayed in Python)."""
+        if not isinstance(upstream, DirectPacketConn) or self.handler.bypass is not None:
+            return None
+        try:
+            relay = _engine.SocksAssociateRelay(self.sock.fileno(), upstream.sock.fileno(), self.client_ip,
+                                                self.handler.udp_buffer)
+        except (ValueError, OSError) as exc:  # e.g. a client address C cannot hold: Python relays it
+            self.log.debug(f"udp relay in Python: {exc}")
+            return None
+        tune_buffers(self.sock)
+        tune_buffers(upstream.sock)
+        return relay
+
+    async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream,
+                     upstream: DirectPacketConn) -> dict[str, int]:
+        """The C relay until the control connection ends; its counters."""
+        loop = asyncio.get_running_loop()
+        relay.start()
+        released: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
+        try:
+            control = asyncio.ensure_future(self._drain(stream))
+            try:
+                await asyncio.wait([control, released], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                control.cancel()
+        finally:
+            relay.cancel()
+            try:
+                if not released.done():
+                    await asyncio.shield(released)
+            except asyncio.CancelledError:
+                relay.stop()
+                raise
+            finally:
+                loop.remove_reader(relay.event_fd)
+        return relay.stats()  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _drain(stream: Stream) -> None:
+        """The association lives as long as its TCP connection."""
+        with contextlib.suppress(OSError, ConnectionError):
+            while await stream.read(4096):
+                pass
 
     def close(self) -> None:
         self.sock.close()
