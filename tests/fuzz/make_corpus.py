@@ -224,6 +224,8 @@ def seeds() -> dict[str, list[bytes]]:
                         b"\x01" + struct.pack("!H", 20) + rnd(20) + fd,
                         b"\x00" + struct.pack("!H", 1350) + rnd(1350) + f4 * 3 + fm,
                         b"\x00\x00\x00" + f4 + b"\x00\x00"]
+    s["socks_assoc"] = [b"\0\0" + f4[2:], b"\0\0" + f6[2:], b"\0\0" + fd[2:], b"\0\0" + fm[2:],
+                        b"\0\0\x01" + f4[3:], b"\0\0" + frame(3, b"x" * 255, 53, b"q")[2:]]
     # ws
     w = []
     for n, key in ((5, None), (125, b"abcd"), (126, b"wxyz"), (1000, None), (65536, b"1234")):
