@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "gx/relay.h"
+#include "gx/socks_assoc.h"
 #include "gx/udp_fwd.h"
 
 #define BATCH 32
@@ -37,7 +38,7 @@ enum { S_FREE, S_PENDING, S_DIRECT, S_REFUSED, S_CLOSED };
 enum { OP_ROUTE, OP_CLOSE };
 enum {
     ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_OPEN, ST_TOTAL, ST_DROP_SESSIONS,
-    ST_DROP_REFUSED, ST_DROP_QUEUE, ST_DROP_SIZE, ST_DROP_SEND, ST_N
+    ST_DROP_REFUSED, ST_DROP_QUEUE, ST_DROP_SIZE, ST_DROP_SEND, ST_DROP_MALFORMED, ST_N
 };
 
 struct qdgram {
@@ -59,10 +60,17 @@ struct sess {
     struct qdgram *qhead, *qtail;
     uint32_t qlen;
     uint64_t up_pkts, up_bytes, down_pkts, down_bytes;
+    uint32_t hdr_len;              /* > 0: an ASSOCIATE hop: hdr goes before every datagram up */
+    uint8_t hdr[GX_UDP_FWD_HDR_MAX];
 };
 
 struct report { uint32_t kind, idx; uint64_t id; };
-struct command { uint64_t id; int fd, op; };
+struct command {
+    uint64_t id;
+    int fd, op;
+    uint32_t hdr_len;
+    uint8_t hdr[GX_UDP_FWD_HDR_MAX];
+};
 
 struct gx_udp_fwd {
     struct gx_relay_conn conn; /* first: the engine hands it back */
@@ -87,6 +95,7 @@ _Static_assert(sizeof(struct gx_udp_fwd_stats) == ST_N * sizeof(uint64_t), "stat
 struct scratch {
     struct mmsghdr msg[BATCH];
     struct iovec iov[BATCH];
+    struct iovec pair[BATCH][2];  /* header + payload to an ASSOCIATE hop */
     struct sockaddr_storage addr[BATCH];
     uint8_t *buf; /* BATCH x SLOT_SIZE */
 };
@@ -298,8 +307,10 @@ static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, in
             return;
         }
         uint64_t bytes = 0;
-        for (int i = 0; i < sent; i++)
-            bytes += sc->msg[first + done + i].msg_hdr.msg_iov->iov_len;
+        for (int i = 0; i < sent; i++) {
+            struct msghdr *h = &sc->msg[first + done + i].msg_hdr;
+            bytes += h->msg_iov[h->msg_iovlen - 1].iov_len; /* the payload: the last iov */
+        }
         s->up_pkts += (uint64_t)sent;
         s->up_bytes += bytes;
         add(f, ST_UP_PKTS, (uint64_t)sent);
@@ -360,6 +371,12 @@ static void from_clients(struct gx_udp_fwd *f) {
             sc->iov[i].iov_len = m->msg_len;
             m->msg_hdr.msg_name = NULL;
             m->msg_hdr.msg_namelen = 0;
+            if (s->hdr_len) {
+                sc->pair[i][0] = (struct iovec){.iov_base = s->hdr, .iov_len = s->hdr_len};
+                sc->pair[i][1] = sc->iov[i];
+                m->msg_hdr.msg_iov = sc->pair[i];
+                m->msg_hdr.msg_iovlen = 2;
+            }
             if (s != run || run_first + run_n != i) {
                 if (run != NULL && run_n > 0 && run->state == S_DIRECT)
                     send_up(f, run, sc, run_first, run_n);
@@ -378,7 +395,9 @@ static void from_clients(struct gx_udp_fwd *f) {
 
 /* Replies of one session back to its client, out of the listening socket. */
 static void from_upstream(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc) {
-    uint32_t cap = f->cfg.max_datagram;
+    uint32_t cap = f->cfg.max_datagram + (s->hdr_len ? GX_UDP_FWD_HDR_MAX : 0);
+    if (cap > SLOT_SIZE)
+        cap = SLOT_SIZE;
     for (int round = 0; round < ROUNDS && s->state == S_DIRECT; round++) {
         for (int i = 0; i < BATCH; i++) {
             sc->iov[i] = (struct iovec){.iov_base = sc->buf + (size_t)i * SLOT_SIZE, .iov_len = cap};
@@ -401,7 +420,18 @@ static void from_upstream(struct gx_udp_fwd *f, struct sess *s, struct scratch *
                 add(f, ST_DROP_SIZE, 1);
                 continue;
             }
-            sc->iov[k] = (struct iovec){.iov_base = sc->iov[i].iov_base, .iov_len = sc->msg[i].msg_len};
+            uint8_t *data = sc->iov[i].iov_base;
+            uint32_t len = sc->msg[i].msg_len;
+            if (s->hdr_len) {
+                struct gx_socks_frame fr;
+                if (gx_socks_assoc_parse(data, len, &fr) != 0) {
+                    add(f, ST_DROP_MALFORMED, 1);
+                    continue;
+                }
+                data += fr.hdr_len;
+                len = fr.len;
+            }
+            sc->iov[k] = (struct iovec){.iov_base = data, .iov_len = len};
             sc->msg[k].msg_hdr = (struct msghdr){.msg_name = &s->client, .msg_namelen = s->client_len,
                                                  .msg_iov = &sc->iov[k], .msg_iovlen = 1};
             k++;
@@ -464,6 +494,8 @@ static void route(struct gx_udp_fwd *f, const struct command *c) {
         return;
     }
     s->fd = c->fd;
+    s->hdr_len = c->hdr_len;
+    memcpy(s->hdr, c->hdr, c->hdr_len);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = s->id};
     if (epoll_ctl(f->inner_ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
         end_session(f, s, errno);
@@ -474,7 +506,9 @@ static void route(struct gx_udp_fwd *f, const struct command *c) {
         struct qdgram *q = s->qhead;
         s->qhead = q->next;
         s->qlen--;
-        ssize_t w = send(s->fd, q->data, q->len, MSG_DONTWAIT);
+        struct iovec iov[2] = {{.iov_base = s->hdr, .iov_len = s->hdr_len}, {.iov_base = q->data, .iov_len = q->len}};
+        struct msghdr mh = {.msg_iov = s->hdr_len ? iov : iov + 1, .msg_iovlen = s->hdr_len ? 2 : 1};
+        ssize_t w = sendmsg(s->fd, &mh, MSG_DONTWAIT);
         if (w < 0) {
             int err = errno;
             add(f, ST_DROP_SEND, 1);
@@ -632,7 +666,7 @@ int gx_udp_fwd_new(struct gx_udp_fwd **out, int listen_fd, const struct gx_udp_f
     f->free_idx = malloc((size_t)n * sizeof(*f->free_idx));
     f->rq_cap = 2 * n + 2;
     f->rq = malloc((size_t)f->rq_cap * sizeof(*f->rq));
-    f->cq_cap = 2 * n + 64;
+    f->cq_cap = 2 * n + 64 < 4096 ? 2 * n + 64 : 4096; /* full: -EAGAIN, the session ends idle */
     f->cq = malloc((size_t)f->cq_cap * sizeof(*f->cq));
     if (rc == 0 && (f->inner_ep < 0 || f->timer_fd < 0 || f->cmd_fd < 0 || f->event_fd < 0))
         rc = -errno;
@@ -698,14 +732,17 @@ int gx_udp_fwd_next_event(struct gx_udp_fwd *f, struct gx_udp_fwd_event *ev) {
     return 1;
 }
 
-static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op) {
+static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op, const uint8_t *hdr, uint32_t hdr_len) {
     pthread_mutex_lock(&f->lock);
     if (f->stopped || f->cq_n == f->cq_cap) {
         int err = f->stopped ? -ESHUTDOWN : -EAGAIN;
         pthread_mutex_unlock(&f->lock);
         return err;
     }
-    f->cq[(f->cq_head + f->cq_n) % f->cq_cap] = (struct command){.id = id, .fd = fd, .op = op};
+    struct command *c = &f->cq[(f->cq_head + f->cq_n) % f->cq_cap];
+    *c = (struct command){.id = id, .fd = fd, .op = op, .hdr_len = hdr_len};
+    if (hdr_len)
+        memcpy(c->hdr, hdr, hdr_len);
     f->cq_n++;
     pthread_mutex_unlock(&f->lock);
     uint64_t one = 1;
@@ -714,16 +751,27 @@ static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op) {
     return 0;
 }
 
-int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd) {
+int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *hdr, uint32_t hdr_len) {
+    if (hdr_len > GX_UDP_FWD_HDR_MAX || (hdr_len && hdr == NULL)) {
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
     if (fd >= 0) {
         int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-            return -errno;
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+            int err = errno;
+            close(fd);
+            return -err;
+        }
     }
-    return command(f, id, fd, OP_ROUTE);
+    int rc = command(f, id, fd, OP_ROUTE, hdr, hdr_len);
+    if (rc < 0 && fd >= 0)
+        close(fd);
+    return rc;
 }
 
-int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id) { return command(f, id, -1, OP_CLOSE); }
+int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id) { return command(f, id, -1, OP_CLOSE, NULL, 0); }
 
 void gx_udp_fwd_get_stats(struct gx_udp_fwd *f, struct gx_udp_fwd_stats *out) {
     uint64_t *o = (uint64_t *)out;

@@ -21,7 +21,7 @@ cdef extern from "gx/udp_fwd.h" nogil:
     int gx_udp_fwd_start(gx_udp_fwd *f)
     int gx_udp_fwd_event_fd(const gx_udp_fwd *f)
     int gx_udp_fwd_next_event(gx_udp_fwd *f, gx_udp_fwd_event *ev)
-    int gx_udp_fwd_route(gx_udp_fwd *f, uint64_t id, int fd)
+    int gx_udp_fwd_route(gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *hdr, uint32_t hdr_len)
     int gx_udp_fwd_close(gx_udp_fwd *f, uint64_t id)
     void gx_udp_fwd_get_stats(gx_udp_fwd *f, gx_udp_fwd_stats *out)
     int gx_udp_fwd_status(gx_udp_fwd *f)
@@ -29,7 +29,7 @@ cdef extern from "gx/udp_fwd.h" nogil:
     void gx_udp_fwd_free(gx_udp_fwd *f)
 
 UDP_FWD_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "sessions_open", "sessions_total",
-                      "drop_sessions", "drop_refused", "drop_queue", "drop_size", "drop_send")
+                      "drop_sessions", "drop_refused", "drop_queue", "drop_size", "drop_send", "drop_malformed")
 UDP_FWD_OPEN = 1
 UDP_FWD_CLOSE = 2
 
@@ -73,14 +73,11 @@ cdef class UdpForwarder:
         return (ev.kind, ev.id, _sockaddr_to_tuple(&ev.client, ev.client_len), ev.reason,
                 (ev.up_pkts, ev.up_bytes, ev.down_pkts, ev.down_bytes))
 
-    def route(self, uint64_t session_id, int fd) -> None:
-        """The session's upstream: a connected UDP socket fd (owned by the forwarder from now on, even
-        on error), or -1: refused."""
-        cdef int rc = gx_udp_fwd_route(self.f, session_id, fd)
-        if rc < 0 and fd >= 0:
-            import os
-            os.close(fd)
-        _check(rc)
+    def route(self, uint64_t session_id, int fd, bytes header=b"") -> None:
+        """The session's upstream: a connected datagram socket fd (owned by the forwarder from now on,
+        even on error), or -1: refused. header: a SOCKS5 ASSOCIATE hop's UDP header put before every
+        datagram up (and one taken off every reply)."""
+        _check(gx_udp_fwd_route(self.f, session_id, fd, <const uint8_t *>header, <uint32_t>len(header)))
 
     def close_session(self, uint64_t session_id) -> None:
         _check(gx_udp_fwd_close(self.f, session_id))
@@ -90,7 +87,7 @@ cdef class UdpForwarder:
         return gx_udp_fwd_status(self.f)
 
     def stats(self) -> dict:
-        cdef uint64_t raw[11]
+        cdef uint64_t raw[12]
         gx_udp_fwd_get_stats(self.f, <gx_udp_fwd_stats *>raw)
         return {name: raw[i] for i, name in enumerate(UDP_FWD_STAT_NAMES)}
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gx/socks_assoc.h"
 #include "gx/udp_fwd.h"
 #include "gxtest.h"
 #include "netutil.h"
@@ -85,7 +86,7 @@ static void test_forward_queue_and_counts(void) {
     CHECK(from->sin_port == ca.sin_port, "the client's address");
     CHECK(gx_udp_fwd_next_event(f, &ev) == 0, "one event per session, not per datagram");
     sleep_ms(50); /* all 20 arrived at the forwarder */
-    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ea)) == 0, "route");
+    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ea), NULL, 0) == 0, "route");
     CHECK(echo_for(echo, 100) == 16, "the queued datagrams went out");
     int back = recv_all(client, 16, 2000);
     for (int i = 0; i < 500; i++) {
@@ -130,8 +131,8 @@ static void test_idle_cap_refused_oversize(void) {
     gx_udp_fwd_get_stats(f, &st);
     CHECK(st.drop_sessions == 1, "cap drop counted");
     /* e1 routed, e2 refused */
-    CHECK(gx_udp_fwd_route(f, e1.id, connected_to(&ea)) == 0, "route");
-    CHECK(gx_udp_fwd_route(f, e2.id, -1) == 0, "refuse");
+    CHECK(gx_udp_fwd_route(f, e1.id, connected_to(&ea), NULL, 0) == 0, "route");
+    CHECK(gx_udp_fwd_route(f, e2.id, -1, NULL, 0) == 0, "refuse");
     sleep_ms(20);
     uint8_t big[200] = {0};
     for (int i = 0; i < 3; i++)
@@ -168,7 +169,7 @@ static void test_port_unreachable_ends_session(void) {
     send(client, "a", 1, 0);
     struct gx_udp_fwd_event ev;
     CHECK(next_event(f, &ev, 2000) == 1, "open");
-    gx_udp_fwd_route(f, ev.id, connected_to(&dead));
+    gx_udp_fwd_route(f, ev.id, connected_to(&dead), NULL, 0);
     for (int i = 0; i < 3; i++) {
         sleep_ms(20);
         send(client, "b", 1, 0);
@@ -177,6 +178,78 @@ static void test_port_unreachable_ends_session(void) {
           "ended by ECONNREFUSED (reason %d)", ev.reason);
     gx_udp_fwd_free(f);
     close(client);
+}
+
+/* A session through a SOCKS5 ASSOCIATE hop: the forwarder puts the hop's header before every datagram
+ * and takes it off the replies; here the hop is the C ASSOCIATE relay itself, in front of an echo. */
+static void test_associate_hop(void) {
+    struct sockaddr_in la, ra, ua, ea, ca;
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    int relay = udp_bound(&ra), up = udp_bound(&ua), echo = udp_bound(&ea), client = udp_bound(&ca);
+    struct sockaddr_storage lo;
+    memset(&lo, 0, sizeof(lo));
+    memcpy(&lo, &la, sizeof(la)); /* the forwarder's sessions come from 127.0.0.1 */
+    struct gx_socks_assoc *a = NULL;
+    CHECK(gx_socks_assoc_new(&a, relay, up, &lo, 0) == 0 && gx_socks_assoc_start(a) == 0, "associate relay");
+    connect(client, (struct sockaddr *)&la, sizeof(la));
+    send(client, "q0", 2, 0);
+    struct gx_udp_fwd_event ev;
+    CHECK(next_event(f, &ev, 2000) == 1, "open");
+    uint8_t hdr[10] = {0, 0, 0, 1};
+    memcpy(hdr + 4, &ea.sin_addr, 4);
+    memcpy(hdr + 8, &ea.sin_port, 2);
+    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ra), hdr, sizeof(hdr)) == 0, "route through the hop");
+    int echoed = 0, back = 0;
+    for (int i = 1; i <= 100; i++) {
+        char msg[8];
+        int n = snprintf(msg, sizeof(msg), "q%d", i);
+        send(client, msg, (size_t)n, 0);
+        if (i % 20 == 0) /* a burst at most: no socket buffer overflows */
+            for (int t = 0; t < 2000 && back < i; t++) {
+                echoed += echo_for(echo, 1);
+                back += recv_all(client, 1, 1);
+            }
+    }
+    for (int t = 0; t < 2000 && back < 101; t++) {
+        echoed += echo_for(echo, 1);
+        back += recv_all(client, 1, 1);
+    }
+    struct gx_udp_fwd_stats st;
+    gx_udp_fwd_get_stats(f, &st);
+    struct gx_socks_assoc_stats ast;
+    gx_socks_assoc_get_stats(a, &ast);
+    CHECK(echoed == 101 && back == 101, "101 out, 101 back (%d, %d); fwd up %llu down %llu queue %llu send %llu "
+          "size %llu; assoc up %llu down %llu foreign %llu send %llu", echoed, back,
+          (unsigned long long)st.up_pkts, (unsigned long long)st.down_pkts, (unsigned long long)st.drop_queue,
+          (unsigned long long)st.drop_send, (unsigned long long)st.drop_size, (unsigned long long)ast.up_pkts,
+          (unsigned long long)ast.down_pkts, (unsigned long long)ast.drop_foreign, (unsigned long long)ast.drop_send);
+    CHECK(st.up_bytes == st.down_bytes && st.drop_malformed == 0, "payload bytes only");
+    /* the hop replaced by a plain socket on its address: the wire format, and a reply without a header */
+    struct sockaddr_storage sess_addr;
+    socklen_t sl = sizeof(sess_addr);
+    uint8_t buf[64];
+    ssize_t n;
+    gx_socks_assoc_free(a);
+    int fake = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(fake, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    close(relay);
+    CHECK(bind(fake, (struct sockaddr *)&ra, sizeof(ra)) == 0, "the hop's address again");
+    send(client, "y", 1, 0);
+    sl = sizeof(sess_addr);
+    n = -1;
+    for (int t = 0; t < 500 && n < 0; t++) {
+        n = recvfrom(fake, buf, sizeof(buf), 0, (struct sockaddr *)&sess_addr, &sl);
+        if (n < 0)
+            sleep_ms(1);
+    }
+    CHECK(n == 11 && memcmp(buf, hdr, 10) == 0 && buf[10] == 'y', "header + payload on the wire (%zd)", n);
+    sendto(fake, "bare", 4, 0, (struct sockaddr *)&sess_addr, sl);
+    sleep_ms(30);
+    gx_udp_fwd_get_stats(f, &st);
+    CHECK(st.drop_malformed == 1, "a reply without a header dropped (%llu)", (unsigned long long)st.drop_malformed);
+    gx_udp_fwd_free(f);
+    close(fake), close(up), close(echo), close(client);
 }
 
 static void test_bad_config(void) {
@@ -192,5 +265,6 @@ int main(void) {
     test_forward_queue_and_counts();
     test_idle_cap_refused_oversize();
     test_port_unreachable_ends_session();
+    test_associate_hop();
     TEST_DONE();
 }

@@ -42,6 +42,7 @@ struct gx_udp_fwd_stats {
     uint64_t drop_queue;                /* session queue full while Python decided */
     uint64_t drop_size;                 /* datagram larger than max_datagram (or truncated) */
     uint64_t drop_send;                 /* a socket refused the datagram (full buffer, error) */
+    uint64_t drop_malformed;            /* a reply without a valid SOCKS5 UDP header (ASSOCIATE hops) */
 };
 
 enum { GX_UDP_FWD_OPEN = 1, GX_UDP_FWD_CLOSE = 2 };
@@ -62,9 +63,14 @@ int gx_udp_fwd_start(struct gx_udp_fwd *f);
 int gx_udp_fwd_event_fd(const struct gx_udp_fwd *f);
 /* The next event: 1 (ev filled), 0 (none now). Any thread; never blocks. */
 int gx_udp_fwd_next_event(struct gx_udp_fwd *f, struct gx_udp_fwd_event *ev);
-/* Python's answer to OPEN: the session's upstream is fd (a connected UDP socket; the forwarder owns it
- * from here on), or fd < 0: refused. 0, -ENOENT (the session already ended: fd is closed) or -errno. */
-int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd);
+/* Python's answer to OPEN: the session's upstream is fd (a connected datagram socket: UDP to the target,
+ * UDP to a SOCKS5 ASSOCIATE relay, or a socketpair end; the forwarder owns it from here on, also on
+ * error), or fd < 0: refused. hdr_len > 0 (a SOCKS5 UDP ASSOCIATE hop): every datagram up is sent
+ * behind hdr (RSV FRAG ATYP DST.ADDR DST.PORT, at most GX_UDP_FWD_HDR_MAX bytes), and every reply must
+ * carry such a header, which is taken off (gx/socks_assoc.h; without one it is dropped and counted).
+ * 0 or -errno (-EAGAIN: the command queue is full). */
+#define GX_UDP_FWD_HDR_MAX 262
+int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *hdr, uint32_t hdr_len);
 /* End a session (its CLOSE event follows). 0 or -ENOENT. */
 int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id);
 void gx_udp_fwd_get_stats(struct gx_udp_fwd *f, struct gx_udp_fwd_stats *out);

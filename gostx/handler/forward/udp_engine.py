@@ -4,14 +4,24 @@ The C forwarder owns the listening socket and every session's upstream socket. P
 twice: when its first datagram arrives (OPEN: the connection limiter decides, the handler picks a target
 and dials it, and the connected UDP socket goes to C, or the session is refused) and when it ends (CLOSE:
 idle for `ttl`, an upstream error such as ICMP port unreachable, or refused): then the close line is
-logged with the session's byte counts. Used when the session's upstream is a plain UDP socket (no chain).
+logged with the session's byte counts.
+
+The session's upstream, by what the router dialed:
+- direct: the connected UDP socket itself;
+- a SOCKS5 hop with `relay=udp` (UDP ASSOCIATE): the UDP socket to the relay, with the hop's RFC 1928
+  header put on and taken off in C; Python keeps the control connection and ends the session with it;
+- anything else (0xF3 frames on a stream, relay frames, ...): one end of a datagram socketpair, whose
+  other end Python pumps to and from the PacketConn (the listener side stays in C; these datagrams still
+  cross Python).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +29,10 @@ from typing import TYPE_CHECKING, Any
 from gostx import _engine
 from gostx.addr import join_host_port
 from gostx.listener.udp import UdpListener
-from gostx.net.packet import DirectPacketConn
+from gostx.net.packet import MAX_DATAGRAM, DirectPacketConn, PacketConn
+from gostx.net.stream import Stream
+from gostx.protocol import socks5 as s5
+from gostx.tasks import until_first_done
 from gostx.tunnel.udp import tune_buffers
 
 if TYPE_CHECKING:
@@ -36,6 +49,7 @@ class _Session:
     start: float
     target: str = ""
     task: asyncio.Task[None] | None = None
+    conn: PacketConn | None = None  # what Python keeps of the upstream (control stream, pumped conn)
     fields: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +83,8 @@ class EngineUdpForward:
             for session in self.sessions.values():
                 if session.task is not None:
                     session.task.cancel()
+                if session.conn is not None:
+                    session.conn.close()
             self.fwd.stop()
             self.log.debug("udp forwarder stats", extra={"stats": self.fwd.stats()})
 
@@ -105,19 +121,63 @@ class EngineUdpForward:
             self.log.error(f"{session.peer}: {exc}", extra={"remote": session.peer})
             self.fwd.close_session(sid)
             return
-        if not isinstance(conn, DirectPacketConn):  # the caller only uses this class without a chain
-            conn.close()
-            self.fwd.close_session(sid)
-            return
         session.target = target.addr
         session.fields = {"remote": session.peer, "dst": target.addr, "network": "udp"}
-        tune_buffers(conn.sock)
+        session.conn = conn
+        follow: Any = None
         try:
-            self.fwd.route(sid, conn.sock.detach())
+            if isinstance(conn, DirectPacketConn):
+                tune_buffers(conn.sock)
+                self.fwd.route(sid, conn.sock.detach())
+            elif isinstance(conn, s5.AssociateConn):
+                tune_buffers(conn.sock)
+                header = b"\0\0\0" + s5.encode_addr(conn.host, conn.port)
+                self.fwd.route(sid, conn.sock.detach(), header)
+                follow = self._control(conn.stream)
+            else:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+                ours.setblocking(False)
+                self.fwd.route(sid, theirs.detach())
+                follow = self._pump(ours, conn)
         except OSError as exc:
             self.log.debug(f"{session.peer}: {exc}", extra=session.fields)
+            self.fwd.close_session(sid)
             return
         self.log.info(f"{session.peer} <-> {target.addr}", extra=session.fields)
+        if follow is not None:
+            try:
+                await follow
+            except (OSError, ConnectionError) as exc:
+                self.log.debug(f"{session.peer}: upstream: {exc}", extra=session.fields)
+            with contextlib.suppress(OSError):
+                self.fwd.close_session(sid)
+
+    @staticmethod
+    async def _control(stream: Stream) -> None:
+        """An ASSOCIATE hop's association lives as long as its control connection."""
+        while await stream.read(4096):
+            pass
+
+    @staticmethod
+    async def _pump(ours: socket.socket, conn: PacketConn) -> None:
+        """Datagrams between the socketpair end C does not hold and a PacketConn only Python can drive."""
+        loop = asyncio.get_running_loop()
+
+        async def up() -> None:
+            while True:
+                await conn.sendto(await loop.sock_recv(ours, MAX_DATAGRAM))
+
+        async def down() -> None:
+            while True:
+                data, _ = await conn.recvfrom()
+                if data:
+                    with contextlib.suppress(BlockingIOError):  # C is behind: drop, as UDP does
+                        ours.send(data)
+
+        try:
+            await until_first_done(up(), down())
+        finally:
+            ours.close()
 
     def _closed(self, sid: int, reason: int, counts: tuple[int, int, int, int]) -> None:
         session = self.sessions.pop(sid, None)
@@ -126,6 +186,8 @@ class EngineUdpForward:
         self.limiter.release(session.peer)
         if session.task is not None and not session.task.done():
             session.task.cancel()
+        if session.conn is not None:
+            session.conn.close()  # the sockets C holds are closed already (detached): this is Python's part
         if not session.target:
             return
         if reason == errno.ETIMEDOUT:
