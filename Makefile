@@ -18,7 +18,7 @@ else
 endif
 
 APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils \
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev dnsutils shadowsocks-libev
 PIP_PKGS := setuptools wheel Cython PyYAML cryptography pytest ruff PySocks hypothesis
 CC ?= gcc
 # CDEFS: extra -D flags for the C tests, e.g. `make -B tests/c/bin/test_gcm CDEFS=-DGX_NO_SIMD` (the
