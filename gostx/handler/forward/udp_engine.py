@@ -121,6 +121,7 @@ class EngineUdpForward:
             self.log.error(f"{session.peer}: {exc}", extra={"remote": session.peer})
             self.fwd.close_session(sid)
             return
+        assert isinstance(conn, PacketConn)
         session.target = target.addr
         session.fields = {"remote": session.peer, "dst": target.addr, "network": "udp"}
         session.conn = conn

@@ -166,7 +166,7 @@ class AssociateRelay:
         relay = self._engine_relay(upstream)
         if relay is not None:
             try:
-                stats = await self._run_c(relay, stream, upstream)
+                stats = await self._run_c(relay, stream)
             finally:
                 upstream.close()
             self.dropped = sum(v for k, v in stats.items() if k.startswith("drop_"))
@@ -234,13 +234,17 @@ class AssociateRelay:
         tune_buffers(upstream.sock)
         return relay
 
-    async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream,
-                     upstream: DirectPacketConn) -> dict[str, int]:
+    async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream) -> dict[str, int]:
         """The C relay until the control connection ends; its counters."""
         loop = asyncio.get_running_loop()
         relay.start()
         released: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(relay.event_fd, lambda: released.done() or released.set_result(None))
+
+        def on_released() -> None:
+            if not released.done():
+                released.set_result(None)
+
+        loop.add_reader(relay.event_fd, on_released)
         try:
             control = asyncio.ensure_future(self._drain(stream))
             try:
