@@ -26,12 +26,16 @@
 
 #include "gx/relay.h"
 #include "gx/socks_assoc.h"
+#include "gx/socks_udp.h"
 #include "gx/udp_fwd.h"
 
 #define BATCH 32
 #define ROUNDS 8                 /* batches per callback before other relays get their turn */
 #define REFUSED_HOLD_MS 1000u
 #define SLOT_SIZE 65536u
+#define FRAME_MAX (2u + GX_UDP_FWD_HDR_MAX + 65535u)
+#define UP_CAP (2u * FRAME_MAX)    /* frames a stream hop has not taken yet: past it datagrams are dropped */
+#define DOWN_CAP (2u * FRAME_MAX)  /* > the largest frame: a frame always fits once the buffer is compacted */
 
 enum { SLOT_LISTEN = 0, SLOT_INNER = 1, SLOT_TIMER = 2, SLOT_CMD = 3 };
 enum { S_FREE, S_PENDING, S_DIRECT, S_REFUSED, S_CLOSED };
@@ -60,14 +64,18 @@ struct sess {
     struct qdgram *qhead, *qtail;
     uint32_t qlen;
     uint64_t up_pkts, up_bytes, down_pkts, down_bytes;
-    uint32_t hdr_len;              /* > 0: an ASSOCIATE hop: hdr goes before every datagram up */
+    uint32_t hdr_len;              /* > 0: an ASSOCIATE hop / a 0xF3 stream: hdr goes before every datagram */
     uint8_t hdr[GX_UDP_FWD_HDR_MAX];
+    bool stream;                   /* GX_UDP_FWD_F3: frames on a stream fd */
+    uint32_t armed;                /* the stream fd's interest in the inner epoll set */
+    uint8_t *up, *down;            /* stream: frames not yet written / bytes not yet parsed */
+    uint32_t up_head, up_tail, down_len;
 };
 
 struct report { uint32_t kind, idx; uint64_t id; };
 struct command {
     uint64_t id;
-    int fd, op;
+    int fd, op, mode;
     uint32_t hdr_len;
     uint8_t hdr[GX_UDP_FWD_HDR_MAX];
 };
@@ -216,6 +224,9 @@ static void end_session(struct gx_udp_fwd *f, struct sess *s, int reason) {
         s->fd = -1;
     }
     drop_queue(s);
+    free(s->up);
+    free(s->down);
+    s->up = s->down = NULL;
     s->reason = reason;
     f->live--;
     atomic_fetch_sub_explicit(&f->stats[ST_OPEN], 1, memory_order_relaxed);
@@ -319,6 +330,137 @@ static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, in
     }
 }
 
+/* ---- a session whose hop is a stream of GOST 0xF3 frames (gx/socks_udp.h) ---- */
+
+static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
+    if (s->state != S_DIRECT)
+        return;
+    uint32_t want = EPOLLIN | (s->up_tail > s->up_head ? EPOLLOUT : 0);
+    if (want == s->armed)
+        return;
+    struct epoll_event ev = {.events = want, .data.u64 = s->id};
+    if (epoll_ctl(f->inner_ep, EPOLL_CTL_MOD, s->fd, &ev) < 0) {
+        end_session(f, s, errno);
+        return;
+    }
+    s->armed = want;
+}
+
+/* Write what the stream takes of the pending frames. */
+static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
+    while (s->state == S_DIRECT && s->up_tail > s->up_head) {
+        ssize_t w = send(s->fd, s->up + s->up_head, s->up_tail - s->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                end_session(f, s, errno);
+            break;
+        }
+        s->up_head += (uint32_t)w;
+    }
+    if (s->up_head == s->up_tail)
+        s->up_head = s->up_tail = 0;
+    stream_interest(f, s);
+}
+
+/* One datagram as a frame behind the pending ones (flushed by the caller). */
+static void stream_queue(struct gx_udp_fwd *f, struct sess *s, const uint8_t *data, uint32_t len) {
+    uint32_t need = 2 + s->hdr_len + len;
+    if (len == 0) {
+        add(f, ST_DROP_SIZE, 1); /* an empty frame is not valid on the stream */
+        return;
+    }
+    if (UP_CAP - s->up_tail < need && s->up_head > 0) {
+        memmove(s->up, s->up + s->up_head, s->up_tail - s->up_head);
+        s->up_tail -= s->up_head;
+        s->up_head = 0;
+    }
+    if (UP_CAP - s->up_tail < need) {
+        add(f, ST_DROP_SEND, 1); /* the stream is behind: drop, as UDP does */
+        return;
+    }
+    uint8_t *p = s->up + s->up_tail;
+    p[0] = (uint8_t)(len >> 8);
+    p[1] = (uint8_t)len;
+    memcpy(p + 2, s->hdr, s->hdr_len);
+    memcpy(p + 2 + s->hdr_len, data, len);
+    s->up_tail += need;
+    s->up_pkts++;
+    s->up_bytes += len;
+    add(f, ST_UP_PKTS, 1);
+    add(f, ST_UP_BYTES, len);
+}
+
+/* Frames from the stream, their payloads to the client. */
+static void stream_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc) {
+    for (int round = 0; round < ROUNDS && s->state == S_DIRECT; round++) {
+        ssize_t got = read(s->fd, s->down + s->down_len, DOWN_CAP - s->down_len);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            end_session(f, s, errno);
+            return;
+        }
+        if (got == 0) {
+            end_session(f, s, s->down_len ? EPROTO : 0);
+            return;
+        }
+        s->down_len += (uint32_t)got;
+        s->last_ms = now_ms();
+        uint32_t pos = 0;
+        bool bad = false;
+        while (!bad) {
+            int k = 0;
+            while (k < BATCH) {
+                struct gx_socks_frame fr;
+                int size = gx_socks_udp_parse(s->down + pos, s->down_len - pos, &fr);
+                if (size < 0) {
+                    bad = true;
+                    break;
+                }
+                if (size == 0 || (uint32_t)size > s->down_len - pos)
+                    break;
+                if (fr.len <= f->cfg.max_datagram) {
+                    sc->iov[k] = (struct iovec){.iov_base = s->down + pos + fr.hdr_len, .iov_len = fr.len};
+                    sc->msg[k].msg_hdr = (struct msghdr){.msg_name = &s->client, .msg_namelen = s->client_len,
+                                                         .msg_iov = &sc->iov[k], .msg_iovlen = 1};
+                    k++;
+                } else {
+                    add(f, ST_DROP_SIZE, 1);
+                }
+                pos += (uint32_t)size;
+            }
+            int done = 0;
+            while (done < k) {
+                int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
+                if (sent < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    add(f, ST_DROP_SEND, (uint64_t)(k - done));
+                    break;
+                }
+                uint64_t bytes = 0;
+                for (int i = 0; i < sent; i++)
+                    bytes += sc->iov[done + i].iov_len;
+                s->down_pkts += (uint64_t)sent;
+                s->down_bytes += bytes;
+                add(f, ST_DOWN_PKTS, (uint64_t)sent);
+                add(f, ST_DOWN_BYTES, bytes);
+                done += sent;
+            }
+            if (k < BATCH)
+                break;
+        }
+        if (bad) {
+            end_session(f, s, EPROTO);
+            return;
+        }
+        memmove(s->down, s->down + pos, s->down_len - pos);
+        s->down_len -= pos;
+    }
+}
+
 static void from_clients(struct gx_udp_fwd *f) {
     struct scratch *sc = scratch();
     if (sc == NULL) {
@@ -338,6 +480,8 @@ static void from_clients(struct gx_udp_fwd *f) {
             return; /* EAGAIN, or an error the socket just reported and cleared */
         uint64_t now = now_ms();
         /* runs of datagrams for the same routed session go out in one sendmmsg */
+        struct sess *dirty[BATCH]; /* stream sessions with new frames, flushed after the batch */
+        int ndirty = 0;
         struct sess *run = NULL;
         int run_first = 0, run_n = 0;
         for (int i = 0; i < n; i++) {
@@ -348,7 +492,7 @@ static void from_clients(struct gx_udp_fwd *f) {
             }
             normalize(&sc->addr[i]);
             uint32_t h = addr_hash(&sc->addr[i]);
-            struct sess *s = run != NULL && run->state == S_DIRECT && run->hash == h &&
+            struct sess *s = run != NULL && run->state == S_DIRECT && !run->stream && run->hash == h &&
                                      same_addr(&run->client, &sc->addr[i])
                                  ? run : find_addr(f, &sc->addr[i], h);
             if (s == NULL) {
@@ -365,6 +509,12 @@ static void from_clients(struct gx_udp_fwd *f) {
             }
             if (s->state != S_DIRECT) {
                 add(f, ST_DROP_REFUSED, 1);
+                continue;
+            }
+            if (s->stream) {
+                stream_queue(f, s, sc->iov[i].iov_base, m->msg_len);
+                if (ndirty == 0 || dirty[ndirty - 1] != s)
+                    dirty[ndirty++] = s;
                 continue;
             }
             /* a connected upstream: no address; the datagram's length in its iov */
@@ -388,6 +538,8 @@ static void from_clients(struct gx_udp_fwd *f) {
         }
         if (run != NULL && run_n > 0 && run->state == S_DIRECT)
             send_up(f, run, sc, run_first, run_n);
+        for (int d = 0; d < ndirty; d++)
+            stream_flush(f, dirty[d]);
         if (n < BATCH)
             return;
     }
@@ -470,8 +622,16 @@ static void inner_ready(struct gx_udp_fwd *f) {
     int n = epoll_wait(f->inner_ep, ev, 64, 0);
     for (int i = 0; i < n; i++) {
         struct sess *s = find_id(f, ev[i].data.u64);
-        if (s != NULL && s->state == S_DIRECT)
+        if (s == NULL || s->state != S_DIRECT)
+            continue;
+        if (!s->stream) {
             from_upstream(f, s, sc);
+            continue;
+        }
+        if (ev[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            stream_flush(f, s);
+        if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            stream_down(f, s, sc);
     }
 }
 
@@ -496,12 +656,29 @@ static void route(struct gx_udp_fwd *f, const struct command *c) {
     s->fd = c->fd;
     s->hdr_len = c->hdr_len;
     memcpy(s->hdr, c->hdr, c->hdr_len);
+    if (c->mode == GX_UDP_FWD_F3) {
+        s->stream = true;
+        s->up = malloc(UP_CAP);
+        s->down = malloc(DOWN_CAP);
+        if (s->up == NULL || s->down == NULL) {
+            end_session(f, s, ENOMEM);
+            return;
+        }
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = s->id};
     if (epoll_ctl(f->inner_ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
         end_session(f, s, errno);
         return;
     }
+    s->armed = EPOLLIN;
     s->state = S_DIRECT;
+    if (s->stream) {
+        for (struct qdgram *q = s->qhead; q; q = q->next)
+            stream_queue(f, s, q->data, q->len);
+        drop_queue(s);
+        stream_flush(f, s);
+        return;
+    }
     while (s->qhead && s->state == S_DIRECT) {
         struct qdgram *q = s->qhead;
         s->qhead = q->next;
@@ -732,7 +909,8 @@ int gx_udp_fwd_next_event(struct gx_udp_fwd *f, struct gx_udp_fwd_event *ev) {
     return 1;
 }
 
-static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op, const uint8_t *hdr, uint32_t hdr_len) {
+static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op, const uint8_t *hdr, uint32_t hdr_len,
+                   int mode) {
     pthread_mutex_lock(&f->lock);
     if (f->stopped || f->cq_n == f->cq_cap) {
         int err = f->stopped ? -ESHUTDOWN : -EAGAIN;
@@ -740,7 +918,7 @@ static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op, const uint
         return err;
     }
     struct command *c = &f->cq[(f->cq_head + f->cq_n) % f->cq_cap];
-    *c = (struct command){.id = id, .fd = fd, .op = op, .hdr_len = hdr_len};
+    *c = (struct command){.id = id, .fd = fd, .op = op, .mode = mode, .hdr_len = hdr_len};
     if (hdr_len)
         memcpy(c->hdr, hdr, hdr_len);
     f->cq_n++;
@@ -751,8 +929,10 @@ static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op, const uint
     return 0;
 }
 
-int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *hdr, uint32_t hdr_len) {
-    if (hdr_len > GX_UDP_FWD_HDR_MAX || (hdr_len && hdr == NULL)) {
+int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, int mode, const uint8_t *hdr, uint32_t hdr_len) {
+    bool bad_mode = mode != GX_UDP_FWD_DGRAM && mode != GX_UDP_FWD_ASSOC && mode != GX_UDP_FWD_F3;
+    if (bad_mode || hdr_len > GX_UDP_FWD_HDR_MAX || (hdr_len && hdr == NULL) ||
+        (mode == GX_UDP_FWD_DGRAM) != (hdr_len == 0)) {
         if (fd >= 0)
             close(fd);
         return -EINVAL;
@@ -765,13 +945,13 @@ int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *h
             return -err;
         }
     }
-    int rc = command(f, id, fd, OP_ROUTE, hdr, hdr_len);
+    int rc = command(f, id, fd, OP_ROUTE, hdr, hdr_len, mode);
     if (rc < 0 && fd >= 0)
         close(fd);
     return rc;
 }
 
-int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id) { return command(f, id, -1, OP_CLOSE, NULL, 0); }
+int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id) { return command(f, id, -1, OP_CLOSE, NULL, 0, 0); }
 
 void gx_udp_fwd_get_stats(struct gx_udp_fwd *f, struct gx_udp_fwd_stats *out) {
     uint64_t *o = (uint64_t *)out;

@@ -21,7 +21,7 @@ cdef extern from "gx/udp_fwd.h" nogil:
     int gx_udp_fwd_start(gx_udp_fwd *f)
     int gx_udp_fwd_event_fd(const gx_udp_fwd *f)
     int gx_udp_fwd_next_event(gx_udp_fwd *f, gx_udp_fwd_event *ev)
-    int gx_udp_fwd_route(gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *hdr, uint32_t hdr_len)
+    int gx_udp_fwd_route(gx_udp_fwd *f, uint64_t id, int fd, int mode, const uint8_t *hdr, uint32_t hdr_len)
     int gx_udp_fwd_close(gx_udp_fwd *f, uint64_t id)
     void gx_udp_fwd_get_stats(gx_udp_fwd *f, gx_udp_fwd_stats *out)
     int gx_udp_fwd_status(gx_udp_fwd *f)
@@ -32,6 +32,9 @@ UDP_FWD_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "session
                       "drop_sessions", "drop_refused", "drop_queue", "drop_size", "drop_send", "drop_malformed")
 UDP_FWD_OPEN = 1
 UDP_FWD_CLOSE = 2
+UDP_FWD_DGRAM = 0  # a connected datagram socket, no header
+UDP_FWD_ASSOC = 1  # UDP to a SOCKS5 ASSOCIATE relay: its header on every datagram
+UDP_FWD_F3 = 2     # a stream after a SOCKS5 0xF3 handshake: LEN + header + data frames
 
 
 cdef class UdpForwarder:
@@ -73,11 +76,12 @@ cdef class UdpForwarder:
         return (ev.kind, ev.id, _sockaddr_to_tuple(&ev.client, ev.client_len), ev.reason,
                 (ev.up_pkts, ev.up_bytes, ev.down_pkts, ev.down_bytes))
 
-    def route(self, uint64_t session_id, int fd, bytes header=b"") -> None:
-        """The session's upstream: a connected datagram socket fd (owned by the forwarder from now on,
-        even on error), or -1: refused. header: a SOCKS5 ASSOCIATE hop's UDP header put before every
-        datagram up (and one taken off every reply)."""
-        _check(gx_udp_fwd_route(self.f, session_id, fd, <const uint8_t *>header, <uint32_t>len(header)))
+    def route(self, uint64_t session_id, int fd, int mode=0, bytes header=b"") -> None:
+        """The session's upstream fd (owned by the forwarder from now on, even on error), or -1:
+        refused. mode UDP_FWD_DGRAM: a connected datagram socket; UDP_FWD_ASSOC: UDP to a SOCKS5
+        ASSOCIATE relay, header (RSV FRAG ATYP ADDR PORT) on every datagram up and taken off every reply;
+        UDP_FWD_F3: a stream of 0xF3 frames, header (FRAG ATYP ADDR PORT) after each frame's length."""
+        _check(gx_udp_fwd_route(self.f, session_id, fd, mode, <const uint8_t *>header, <uint32_t>len(header)))
 
     def close_session(self, uint64_t session_id) -> None:
         _check(gx_udp_fwd_close(self.f, session_id))

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "gx/socks_assoc.h"
+#include "gx/socks_udp.h"
 #include "gx/udp_fwd.h"
 #include "gxtest.h"
 #include "netutil.h"
@@ -86,7 +87,7 @@ static void test_forward_queue_and_counts(void) {
     CHECK(from->sin_port == ca.sin_port, "the client's address");
     CHECK(gx_udp_fwd_next_event(f, &ev) == 0, "one event per session, not per datagram");
     sleep_ms(50); /* all 20 arrived at the forwarder */
-    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ea), NULL, 0) == 0, "route");
+    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ea), GX_UDP_FWD_DGRAM, NULL, 0) == 0, "route");
     CHECK(echo_for(echo, 100) == 16, "the queued datagrams went out");
     int back = recv_all(client, 16, 2000);
     for (int i = 0; i < 500; i++) {
@@ -131,8 +132,8 @@ static void test_idle_cap_refused_oversize(void) {
     gx_udp_fwd_get_stats(f, &st);
     CHECK(st.drop_sessions == 1, "cap drop counted");
     /* e1 routed, e2 refused */
-    CHECK(gx_udp_fwd_route(f, e1.id, connected_to(&ea), NULL, 0) == 0, "route");
-    CHECK(gx_udp_fwd_route(f, e2.id, -1, NULL, 0) == 0, "refuse");
+    CHECK(gx_udp_fwd_route(f, e1.id, connected_to(&ea), GX_UDP_FWD_DGRAM, NULL, 0) == 0, "route");
+    CHECK(gx_udp_fwd_route(f, e2.id, -1, GX_UDP_FWD_DGRAM, NULL, 0) == 0, "refuse");
     sleep_ms(20);
     uint8_t big[200] = {0};
     for (int i = 0; i < 3; i++)
@@ -169,7 +170,7 @@ static void test_port_unreachable_ends_session(void) {
     send(client, "a", 1, 0);
     struct gx_udp_fwd_event ev;
     CHECK(next_event(f, &ev, 2000) == 1, "open");
-    gx_udp_fwd_route(f, ev.id, connected_to(&dead), NULL, 0);
+    gx_udp_fwd_route(f, ev.id, connected_to(&dead), GX_UDP_FWD_DGRAM, NULL, 0);
     for (int i = 0; i < 3; i++) {
         sleep_ms(20);
         send(client, "b", 1, 0);
@@ -198,7 +199,7 @@ static void test_associate_hop(void) {
     uint8_t hdr[10] = {0, 0, 0, 1};
     memcpy(hdr + 4, &ea.sin_addr, 4);
     memcpy(hdr + 8, &ea.sin_port, 2);
-    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ra), hdr, sizeof(hdr)) == 0, "route through the hop");
+    CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ra), GX_UDP_FWD_ASSOC, hdr, sizeof(hdr)) == 0, "route through the hop");
     int echoed = 0, back = 0;
     for (int i = 1; i <= 100; i++) {
         char msg[8];
@@ -252,6 +253,83 @@ static void test_associate_hop(void) {
     close(fake), close(up), close(echo), close(client);
 }
 
+/* A session through a 0xF3 hop: frames on a stream; the far end is the C 0xF3 server relay
+ * (csrc/socks_relay.c) over a socketpair, in front of an echo. Then EOF on the stream ends the session. */
+static void test_f3_hop(void) {
+    struct sockaddr_in la, ua, ea, ca;
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    int sp[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp) == 0, "socketpair");
+    int up = udp_bound(&ua), echo = udp_bound(&ea), client = udp_bound(&ca);
+    struct gx_socks_relay *r = NULL;
+    CHECK(gx_socks_relay_new(&r, sp[1], up, 0) == 0 && gx_socks_relay_start(r) == 0, "0xF3 relay");
+    connect(client, (struct sockaddr *)&la, sizeof(la));
+    send(client, "q0", 2, 0);
+    struct gx_udp_fwd_event ev;
+    CHECK(next_event(f, &ev, 2000) == 1, "open");
+    uint8_t hdr[9] = {0, 1}; /* FRAG ATYP ADDR PORT */
+    memcpy(hdr + 2, &ea.sin_addr, 4);
+    memcpy(hdr + 6, &ea.sin_port, 2);
+    CHECK(gx_udp_fwd_route(f, ev.id, sp[0], GX_UDP_FWD_F3, hdr, 8) == 0, "route through the stream");
+    int echoed = 0, back = 0;
+    for (int i = 1; i <= 300; i++) {
+        char msg[1200];
+        memset(msg, 'a' + i % 26, sizeof(msg));
+        send(client, msg, 100 + (size_t)i, 0);
+        if (i % 20 == 0)
+            for (int t = 0; t < 2000 && back < i; t++) {
+                echoed += echo_for(echo, 1);
+                back += recv_all(client, 1, 1);
+            }
+    }
+    for (int t = 0; t < 2000 && back < 301; t++) {
+        echoed += echo_for(echo, 1);
+        back += recv_all(client, 1, 1);
+    }
+    CHECK(echoed == 301 && back == 301, "301 out, 301 back (%d, %d)", echoed, back);
+    struct gx_udp_fwd_stats st;
+    gx_udp_fwd_get_stats(f, &st);
+    CHECK(st.up_pkts == 301 && st.down_pkts == 301 && st.up_bytes == st.down_bytes, "counts");
+    gx_socks_relay_free(r); /* the far end goes away: EOF ends the session */
+    close(sp[1]);
+    struct gx_udp_fwd_event ce;
+    CHECK(next_event(f, &ce, 2000) == 1 && ce.kind == GX_UDP_FWD_CLOSE && ce.reason == 0, "EOF ends it (%d)",
+          ce.reason);
+    gx_udp_fwd_free(f);
+    close(up), close(echo), close(client);
+}
+
+/* A malformed frame from the stream ends the session with EPROTO. */
+static void test_f3_malformed(void) {
+    struct sockaddr_in la, ca;
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    int sp[2];
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp);
+    int client = udp_bound(&ca);
+    connect(client, (struct sockaddr *)&la, sizeof(la));
+    send(client, "q", 1, 0);
+    struct gx_udp_fwd_event ev;
+    CHECK(next_event(f, &ev, 2000) == 1, "open");
+    uint8_t hdr[8] = {0, 1, 127, 0, 0, 1, 0, 9};
+    gx_udp_fwd_route(f, ev.id, sp[0], GX_UDP_FWD_F3, hdr, 8);
+    uint8_t frame[64];
+    ssize_t n = -1;
+    for (int t = 0; t < 1000 && n < 0; t++) {
+        n = read(sp[1], frame, sizeof(frame));
+        if (n < 0)
+            sleep_ms(1);
+    }
+    CHECK(n == 2 + 8 + 1 && frame[1] == 1 && memcmp(frame + 2, hdr, 8) == 0 && frame[10] == 'q',
+          "LEN + header + data on the stream (%zd)", n);
+    const uint8_t bad[] = {0, 1, 0, 9, 1, 2, 3};
+    CHECK(write(sp[1], bad, sizeof(bad)) == sizeof(bad), "write");
+    CHECK(next_event(f, &ev, 2000) == 1 && ev.kind == GX_UDP_FWD_CLOSE && ev.reason == EPROTO, "EPROTO (%d)",
+          ev.reason);
+    CHECK(gx_udp_fwd_route(f, 1, -1, GX_UDP_FWD_F3, NULL, 0) == -EINVAL, "a stream without a header");
+    gx_udp_fwd_free(f);
+    close(sp[1]), close(client);
+}
+
 static void test_bad_config(void) {
     struct gx_udp_fwd *f = NULL;
     struct gx_udp_fwd_config cfg = {.max_sessions = 0, .queue = 1, .ttl_ms = 1000};
@@ -266,5 +344,7 @@ int main(void) {
     test_idle_cap_refused_oversize();
     test_port_unreachable_ends_session();
     test_associate_hop();
+    test_f3_hop();
+    test_f3_malformed();
     TEST_DONE();
 }

@@ -63,14 +63,21 @@ int gx_udp_fwd_start(struct gx_udp_fwd *f);
 int gx_udp_fwd_event_fd(const struct gx_udp_fwd *f);
 /* The next event: 1 (ev filled), 0 (none now). Any thread; never blocks. */
 int gx_udp_fwd_next_event(struct gx_udp_fwd *f, struct gx_udp_fwd_event *ev);
-/* Python's answer to OPEN: the session's upstream is fd (a connected datagram socket: UDP to the target,
- * UDP to a SOCKS5 ASSOCIATE relay, or a socketpair end; the forwarder owns it from here on, also on
- * error), or fd < 0: refused. hdr_len > 0 (a SOCKS5 UDP ASSOCIATE hop): every datagram up is sent
- * behind hdr (RSV FRAG ATYP DST.ADDR DST.PORT, at most GX_UDP_FWD_HDR_MAX bytes), and every reply must
- * carry such a header, which is taken off (gx/socks_assoc.h; without one it is dropped and counted).
- * 0 or -errno (-EAGAIN: the command queue is full). */
+/* Python's answer to OPEN: the session's upstream is fd (the forwarder owns it from here on, also on
+ * error), or fd < 0: refused. By mode:
+ *   GX_UDP_FWD_DGRAM  a connected datagram socket (UDP to the target, or a socketpair end); no header.
+ *   GX_UDP_FWD_ASSOC  UDP to a SOCKS5 ASSOCIATE relay: every datagram up goes behind hdr (RSV FRAG ATYP
+ *                     DST.ADDR DST.PORT), every reply must carry such a header, which is taken off
+ *                     (gx/socks_assoc.h; without one it is dropped and counted).
+ *   GX_UDP_FWD_F3     a stream after a SOCKS5 0xF3 handshake (TCP, or a socketpair end carrying TLS/WS
+ *                     bytes): every datagram up becomes the frame LEN(2) + hdr (FRAG ATYP ADDR PORT) +
+ *                     data; frames from the stream go back as datagrams (gx/socks_udp.h); EOF or a
+ *                     malformed frame ends the session. At most 2 frames wait for the stream: past that
+ *                     datagrams are dropped (drop_send).
+ * hdr: at most GX_UDP_FWD_HDR_MAX bytes. 0 or -errno (-EAGAIN: the command queue is full). */
 #define GX_UDP_FWD_HDR_MAX 262
-int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, const uint8_t *hdr, uint32_t hdr_len);
+enum { GX_UDP_FWD_DGRAM = 0, GX_UDP_FWD_ASSOC = 1, GX_UDP_FWD_F3 = 2 };
+int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, int mode, const uint8_t *hdr, uint32_t hdr_len);
 /* End a session (its CLOSE event follows). 0 or -ENOENT. */
 int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id);
 void gx_udp_fwd_get_stats(struct gx_udp_fwd *f, struct gx_udp_fwd_stats *out);

@@ -10,9 +10,10 @@ The session's upstream, by what the router dialed:
 - direct: the connected UDP socket itself;
 - a SOCKS5 hop with `relay=udp` (UDP ASSOCIATE): the UDP socket to the relay, with the hop's RFC 1928
   header put on and taken off in C; Python keeps the control connection and ends the session with it;
-- anything else (0xF3 frames on a stream, relay frames, ...): one end of a datagram socketpair, whose
-  other end Python pumps to and from the PacketConn (the listener side stays in C; these datagrams still
-  cross Python).
+- a SOCKS5 hop with 0xF3 (the default): the stream after the handshake (its socket, or for TLS / WS a
+  socketpair end, gostx/net/stream.py CBridge), framed in C;
+- anything else (relay frames, ...): one end of a datagram socketpair, whose other end Python pumps to and
+  from the PacketConn (the listener side stays in C; these datagrams still cross Python).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from gostx import _engine
 from gostx.addr import join_host_port
 from gostx.listener.udp import UdpListener
 from gostx.net.packet import MAX_DATAGRAM, DirectPacketConn, PacketConn
-from gostx.net.stream import Stream
+from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
 from gostx.tunnel.udp import tune_buffers
@@ -51,6 +52,22 @@ class _Session:
     task: asyncio.Task[None] | None = None
     conn: PacketConn | None = None  # what Python keeps of the upstream (control stream, pumped conn)
     fields: dict[str, Any] = field(default_factory=dict)
+
+
+class _Bridged(PacketConn):
+    """What Python keeps of a 0xF3 hop framed in C: the bridge (closed with the session)."""
+
+    def __init__(self, bridge: CBridge) -> None:
+        self.bridge = bridge
+
+    async def recvfrom(self) -> tuple[bytes, str]:
+        raise ConnectionError("framed in C")
+
+    async def sendto(self, data: bytes, address: str = "") -> None:
+        raise ConnectionError("framed in C")
+
+    def close(self) -> None:
+        self.bridge.close()
 
 
 class EngineUdpForward:
@@ -133,8 +150,15 @@ class EngineUdpForward:
             elif isinstance(conn, s5.AssociateConn):
                 tune_buffers(conn.sock)
                 header = b"\0\0\0" + s5.encode_addr(conn.host, conn.port)
-                self.fwd.route(sid, conn.sock.detach(), header)
+                self.fwd.route(sid, conn.sock.detach(), _engine.UDP_FWD_ASSOC, header)
                 follow = self._control(conn.stream)
+            elif isinstance(conn, s5.UdpTunConn) and not conn.take_buffered():
+                bridge = CBridge(conn.stream)  # the stream's socket, or a socketpair end Python pumps (TLS)
+                session.conn = _Bridged(bridge)
+                header = bytes([s5.UDP_FRAG]) + s5.encode_addr(conn.host, conn.port)
+                self.fwd.route(sid, os.dup(bridge.sock.fileno()), _engine.UDP_FWD_F3, header)
+                if bridge.task is not None:
+                    follow = bridge.task
             else:
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
                 ours.setblocking(False)
