@@ -169,3 +169,66 @@ cdef class SocksAssociateRelay:
         cdef uint64_t raw[9]
         gx_socks_assoc_get_stats(self.a, <gx_socks_assoc_stats *>raw)
         return {name: raw[i] for i, name in enumerate(SOCKS_ASSOC_STAT_NAMES)}
+
+
+# Datagrams <-> 0xF3 frames on a stream (csrc/dgram_frames.c): tungo's UDP sessions through a SOCKS5 hop.
+
+cdef extern from "gx/dgram_frames.h" nogil:
+    struct gx_dgram_frames:
+        pass
+    struct gx_dgram_frames_stats:
+        pass
+    int gx_dgram_frames_new(gx_dgram_frames **out, int dgram_fd, int stream_fd, const uint8_t *hdr,
+                            uint32_t hdr_len)
+    int gx_dgram_frames_start(gx_dgram_frames *r)
+    int gx_dgram_frames_event_fd(const gx_dgram_frames *r)
+    int gx_dgram_frames_status(gx_dgram_frames *r)
+    void gx_dgram_frames_get_stats(gx_dgram_frames *r, gx_dgram_frames_stats *out)
+    void gx_dgram_frames_cancel(gx_dgram_frames *r)
+    void gx_dgram_frames_free(gx_dgram_frames *r)
+
+DGRAM_FRAMES_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "drop_up", "drop_down")
+
+
+cdef class DgramFrames:
+    """dgram_fd (one message per datagram) <-> stream_fd (0xF3 frames with `header` = FRAG ATYP ADDR
+    PORT on the way up). Both fds owned by the caller, kept open until this object is stopped."""
+
+    cdef gx_dgram_frames *r
+
+    def __cinit__(self, int dgram_fd, int stream_fd, bytes header):
+        self.r = NULL
+        _check(gx_dgram_frames_new(&self.r, dgram_fd, stream_fd, <const uint8_t *>header, <uint32_t>len(header)))
+
+    def __dealloc__(self):
+        self.stop()
+
+    def start(self) -> None:
+        _check(gx_dgram_frames_start(self.r))
+
+    def cancel(self) -> None:
+        if self.r != NULL:
+            gx_dgram_frames_cancel(self.r)
+
+    def stop(self) -> None:
+        """Cancel, wait until the engine let go, free (idempotent)."""
+        if self.r != NULL:
+            with nogil:
+                gx_dgram_frames_free(self.r)
+            self.r = NULL
+
+    @property
+    def event_fd(self) -> int:
+        """Readable once the engine let go: either side ended, a malformed frame, or a cancel."""
+        return gx_dgram_frames_event_fd(self.r)
+
+    @property
+    def status(self) -> int:
+        return gx_dgram_frames_status(self.r)
+
+    def stats(self) -> dict:
+        cdef uint64_t raw[6]
+        if self.r == NULL:
+            return {}
+        gx_dgram_frames_get_stats(self.r, <gx_dgram_frames_stats *>raw)
+        return {name: raw[i] for i, name in enumerate(DGRAM_FRAMES_STAT_NAMES)}
