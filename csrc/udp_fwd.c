@@ -53,7 +53,7 @@ struct qdgram {
 
 struct sess {
     uint64_t id;
-    int state;                     /* engine thread; S_CLOSED and S_FREE also under the lock */
+    _Atomic int state;             /* engine thread; S_FREE also set by Python's thread (under the lock) */
     int fd;
     int reason;
     struct sockaddr_storage client;
@@ -501,6 +501,10 @@ static void from_clients(struct gx_udp_fwd *f) {
                     add(f, ST_DROP_SESSIONS, 1);
                     continue;
                 }
+            }
+            if (s->state == S_REFUSED) { /* not refreshed: asked again a second after the refusal */
+                add(f, ST_DROP_REFUSED, 1);
+                continue;
             }
             s->last_ms = now;
             if (s->state == S_PENDING) {
