@@ -25,7 +25,8 @@ _Static_assert(sizeof(struct gx_dgram_frames_stats) == ST_N * sizeof(uint64_t), 
 struct gx_dgram_frames {
     struct gx_relay_conn conn; /* first: the engine hands it back */
     int dgram_fd, stream_fd;
-    bool done;
+    bool done, seqpacket;          /* seqpacket: an empty message is the other end closing */
+    int mode;
     uint32_t hdr_len;
     uint8_t hdr[HDR_MAX];
     uint8_t *up, *down;
@@ -79,10 +80,12 @@ static void from_dgram(struct gx_dgram_frames *r) {
             finish(r, errno);
             return;
         }
-        if (n == 0) { /* the datagram side's end (an empty message or EOF) */
+        if (n == 0 && r->seqpacket) { /* the datagram side's end (an empty message or EOF) */
             finish(r, 0);
             return;
         }
+        if (n == 0)
+            continue; /* an empty UDP datagram: no frame (LEN 0 is not valid in 0xF3) */
         if (mh.msg_flags & MSG_TRUNC) {
             add(r, ST_DROP_UP, 1);
             continue;
@@ -113,13 +116,23 @@ static void from_stream(struct gx_dgram_frames *r) {
         uint32_t pos = 0;
         for (;;) {
             struct gx_socks_frame f;
-            int size = gx_socks_udp_parse(r->down + pos, r->down_len - pos, &f);
+            int size;
+            if (r->mode == GX_FRAMES_RELAY) {
+                size = gx_relay_udp_frame(r->down + pos, r->down_len - pos, &f.len);
+                f.hdr_len = 2;
+            } else {
+                size = gx_socks_udp_parse(r->down + pos, r->down_len - pos, &f);
+            }
             if (size < 0) {
                 finish(r, EPROTO);
                 return;
             }
             if (size == 0 || (uint32_t)size > r->down_len - pos)
                 break;
+            if (f.len == 0) { /* an empty relay datagram: nothing to deliver (a SEQPACKET reads it as EOF) */
+                pos += (uint32_t)size;
+                continue;
+            }
             ssize_t w = send(r->dgram_fd, r->down + pos + f.hdr_len, f.len, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w < 0) {
                 add(r, ST_DROP_DOWN, 1); /* the datagram side is full: drop, as UDP does */
@@ -169,9 +182,10 @@ static void frames_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
 
 static const struct gx_relay_ops frames_ops = {.start = frames_start, .ready = frames_ready, .stop = NULL};
 
-int gx_dgram_frames_new(struct gx_dgram_frames **out, int dgram_fd, int stream_fd, const uint8_t *hdr,
+int gx_dgram_frames_new(struct gx_dgram_frames **out, int dgram_fd, int stream_fd, int mode, const uint8_t *hdr,
                         uint32_t hdr_len) {
-    if (dgram_fd < 0 || stream_fd < 0 || hdr == NULL || hdr_len < 2 || hdr_len > HDR_MAX)
+    bool f3_ok = mode == GX_FRAMES_F3 && hdr != NULL && hdr_len >= 2 && hdr_len <= HDR_MAX;
+    if (dgram_fd < 0 || stream_fd < 0 || !(f3_ok || (mode == GX_FRAMES_RELAY && hdr_len == 0)))
         return -EINVAL;
     struct gx_dgram_frames *r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -190,8 +204,13 @@ int gx_dgram_frames_new(struct gx_dgram_frames **out, int dgram_fd, int stream_f
     }
     r->dgram_fd = dgram_fd;
     r->stream_fd = stream_fd;
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    r->seqpacket = getsockopt(dgram_fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_SEQPACKET;
+    r->mode = mode;
     r->hdr_len = hdr_len;
-    memcpy(r->hdr, hdr, hdr_len);
+    if (hdr_len)
+        memcpy(r->hdr, hdr, hdr_len);
     *out = r;
     return 0;
 }

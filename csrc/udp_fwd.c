@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gx/dgram_frames.h"
 #include "gx/relay.h"
 #include "gx/socks_assoc.h"
 #include "gx/socks_udp.h"
@@ -66,7 +67,8 @@ struct sess {
     uint64_t up_pkts, up_bytes, down_pkts, down_bytes;
     uint32_t hdr_len;              /* > 0: an ASSOCIATE hop / a 0xF3 stream: hdr goes before every datagram */
     uint8_t hdr[GX_UDP_FWD_HDR_MAX];
-    bool stream;                   /* GX_UDP_FWD_F3: frames on a stream fd */
+    bool stream;                   /* GX_UDP_FWD_F3 / _RELAY: frames on a stream fd */
+    bool relay_frames;             /* GX_UDP_FWD_RELAY: LEN(2) + data frames, no address */
     uint32_t armed;                /* the stream fd's interest in the inner epoll set */
     uint8_t *up, *down;            /* stream: frames not yet written / bytes not yet parsed */
     uint32_t up_head, up_tail, down_len;
@@ -367,8 +369,8 @@ static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
 /* One datagram as a frame behind the pending ones (flushed by the caller). */
 static void stream_queue(struct gx_udp_fwd *f, struct sess *s, const uint8_t *data, uint32_t len) {
     uint32_t need = 2 + s->hdr_len + len;
-    if (len == 0) {
-        add(f, ST_DROP_SIZE, 1); /* an empty frame is not valid on the stream */
+    if (len == 0 && !s->relay_frames) {
+        add(f, ST_DROP_SIZE, 1); /* an empty frame is not valid in 0xF3 */
         return;
     }
     if (UP_CAP - s->up_tail < need && s->up_head > 0) {
@@ -414,7 +416,13 @@ static void stream_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc
             int k = 0;
             while (k < BATCH) {
                 struct gx_socks_frame fr;
-                int size = gx_socks_udp_parse(s->down + pos, s->down_len - pos, &fr);
+                int size;
+                if (s->relay_frames) {
+                    size = gx_relay_udp_frame(s->down + pos, s->down_len - pos, &fr.len);
+                    fr.hdr_len = 2;
+                } else {
+                    size = gx_socks_udp_parse(s->down + pos, s->down_len - pos, &fr);
+                }
                 if (size < 0) {
                     bad = true;
                     break;
@@ -660,8 +668,9 @@ static void route(struct gx_udp_fwd *f, const struct command *c) {
     s->fd = c->fd;
     s->hdr_len = c->hdr_len;
     memcpy(s->hdr, c->hdr, c->hdr_len);
-    if (c->mode == GX_UDP_FWD_F3) {
+    if (c->mode == GX_UDP_FWD_F3 || c->mode == GX_UDP_FWD_RELAY) {
         s->stream = true;
+        s->relay_frames = c->mode == GX_UDP_FWD_RELAY;
         s->up = malloc(UP_CAP);
         s->down = malloc(DOWN_CAP);
         if (s->up == NULL || s->down == NULL) {
@@ -934,9 +943,10 @@ static int command(struct gx_udp_fwd *f, uint64_t id, int fd, int op, const uint
 }
 
 int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, int mode, const uint8_t *hdr, uint32_t hdr_len) {
-    bool bad_mode = mode != GX_UDP_FWD_DGRAM && mode != GX_UDP_FWD_ASSOC && mode != GX_UDP_FWD_F3;
-    if (bad_mode || hdr_len > GX_UDP_FWD_HDR_MAX || (hdr_len && hdr == NULL) ||
-        (mode == GX_UDP_FWD_DGRAM) != (hdr_len == 0)) {
+    bool bad_mode = mode != GX_UDP_FWD_DGRAM && mode != GX_UDP_FWD_ASSOC && mode != GX_UDP_FWD_F3 &&
+                    mode != GX_UDP_FWD_RELAY;
+    bool headerless = mode == GX_UDP_FWD_DGRAM || mode == GX_UDP_FWD_RELAY;
+    if (bad_mode || hdr_len > GX_UDP_FWD_HDR_MAX || (hdr_len && hdr == NULL) || headerless != (hdr_len == 0)) {
         if (fd >= 0)
             close(fd);
         return -EINVAL;

@@ -35,6 +35,7 @@ UDP_FWD_CLOSE = 2
 UDP_FWD_DGRAM = 0  # a connected datagram socket, no header
 UDP_FWD_ASSOC = 1  # UDP to a SOCKS5 ASSOCIATE relay: its header on every datagram
 UDP_FWD_F3 = 2     # a stream after a SOCKS5 0xF3 handshake: LEN + header + data frames
+UDP_FWD_RELAY = 3  # a relay-protocol UDP stream after its handshake: LEN + data frames
 
 
 cdef class UdpForwarder:
@@ -178,7 +179,7 @@ cdef extern from "gx/dgram_frames.h" nogil:
         pass
     struct gx_dgram_frames_stats:
         pass
-    int gx_dgram_frames_new(gx_dgram_frames **out, int dgram_fd, int stream_fd, const uint8_t *hdr,
+    int gx_dgram_frames_new(gx_dgram_frames **out, int dgram_fd, int stream_fd, int mode, const uint8_t *hdr,
                             uint32_t hdr_len)
     int gx_dgram_frames_start(gx_dgram_frames *r)
     int gx_dgram_frames_event_fd(const gx_dgram_frames *r)
@@ -188,17 +189,21 @@ cdef extern from "gx/dgram_frames.h" nogil:
     void gx_dgram_frames_free(gx_dgram_frames *r)
 
 DGRAM_FRAMES_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "drop_up", "drop_down")
+FRAMES_F3 = 0     # GOST 0xF3 frames (a header with the destination)
+FRAMES_RELAY = 1  # relay-protocol LEN(2) + data frames
 
 
 cdef class DgramFrames:
-    """dgram_fd (one message per datagram) <-> stream_fd (0xF3 frames with `header` = FRAG ATYP ADDR
-    PORT on the way up). Both fds owned by the caller, kept open until this object is stopped."""
+    """dgram_fd (one message per datagram: SEQPACKET or connected UDP) <-> stream_fd: FRAMES_F3 (0xF3
+    frames, `header` = FRAG ATYP ADDR PORT on the way up) or FRAMES_RELAY (LEN + data, no header). Both
+    fds owned by the caller, kept open until this object is stopped."""
 
     cdef gx_dgram_frames *r
 
-    def __cinit__(self, int dgram_fd, int stream_fd, bytes header):
+    def __cinit__(self, int dgram_fd, int stream_fd, int mode, bytes header=b""):
         self.r = NULL
-        _check(gx_dgram_frames_new(&self.r, dgram_fd, stream_fd, <const uint8_t *>header, <uint32_t>len(header)))
+        _check(gx_dgram_frames_new(&self.r, dgram_fd, stream_fd, mode, <const uint8_t *>header,
+                                   <uint32_t>len(header)))
 
     def __dealloc__(self):
         self.stop()

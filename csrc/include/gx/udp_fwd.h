@@ -74,9 +74,11 @@ int gx_udp_fwd_next_event(struct gx_udp_fwd *f, struct gx_udp_fwd_event *ev);
  *                     data; frames from the stream go back as datagrams (gx/socks_udp.h); EOF or a
  *                     malformed frame ends the session. At most 2 frames wait for the stream: past that
  *                     datagrams are dropped (drop_send).
+ *   GX_UDP_FWD_RELAY  a relay-protocol UDP stream after its handshake: LEN(2) + data frames both ways, no
+ *                     header (hdr_len 0); otherwise as GX_UDP_FWD_F3.
  * hdr: at most GX_UDP_FWD_HDR_MAX bytes. 0 or -errno (-EAGAIN: the command queue is full). */
 #define GX_UDP_FWD_HDR_MAX 262
-enum { GX_UDP_FWD_DGRAM = 0, GX_UDP_FWD_ASSOC = 1, GX_UDP_FWD_F3 = 2 };
+enum { GX_UDP_FWD_DGRAM = 0, GX_UDP_FWD_ASSOC = 1, GX_UDP_FWD_F3 = 2, GX_UDP_FWD_RELAY = 3 };
 int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, int mode, const uint8_t *hdr, uint32_t hdr_len);
 /* End a session (its CLOSE event follows). 0 or -ENOENT. */
 int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id);

@@ -73,7 +73,7 @@ async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn) -> None:
     header = bytes([s5.UDP_FRAG]) + s5.encode_addr(conn.host, conn.port)
     relay = None
     try:
-        relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), header)
+        relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), _engine.FRAMES_F3, header)
         relay.start()
         done: asyncio.Future[None] = loop.create_future()
 
