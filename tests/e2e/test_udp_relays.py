@@ -1,5 +1,5 @@
 """The UDP relays in C, end to end in namespaces: `-L udp://` forwarding (direct, and through a SOCKS5 UDP
-ASSOCIATE or 0xF3 hop whose server relays in C too), with real clients: dig, iperf3 -u. Python is called per
+ASSOCIATE, 0xF3 or relay hop whose server relays in C too), with real clients: dig, iperf3 -u. Python is called per
 session (open and close lines in the log), never per datagram; the counters come from C."""
 
 from __future__ import annotations
@@ -54,14 +54,17 @@ def _iperf_udp(pair: Pair) -> dict[str, int]:
     return {"packets": int(summary["packets"]), "lost": int(summary["lost_packets"])}
 
 
-@pytest.mark.parametrize("hop", ["direct", "associate", "f3"])
+@pytest.mark.parametrize("hop", ["direct", "associate", "f3", "relay"])
 def test_iperf3_udp_exact_counts(pair: Pair, hop: str) -> None:
     server = pair.b.popen(iperf.server_argv(IPERF_PORT))
     assert wait_until(lambda: listening(pair.b, IPERF_PORT), 10), "iperf3 -s did not start"
     forward = ["-L", f"udp://127.0.0.1:{IPERF_PORT}/{pair.b_ip}:{IPERF_PORT}",
                "-L", f"tcp://127.0.0.1:{IPERF_PORT}/{pair.b_ip}:{IPERF_PORT}"]
     socks = None
-    if hop != "direct":  # UDP ASSOCIATE (relay=udp) or GOST's 0xF3 UDP-over-TCP (the default)
+    if hop == "relay":  # the relay protocol's UDP frames, both ends in C
+        start_gost(pair.b, ["-L", "relay://:8443"], ready=gost_listening(8443))
+        forward += ["-F", f"relay://{pair.b_ip}:8443"]
+    elif hop != "direct":  # UDP ASSOCIATE (relay=udp) or GOST's 0xF3 UDP-over-TCP (the default)
         socks = start_gost(pair.b, ["-L", "socks5://:1080?udp=true"], ready=gost_listening(1080))
         forward += ["-F", f"socks5://{pair.b_ip}:1080" + ("?relay=udp" if hop == "associate" else "")]
     client = start_gost(pair.a, forward, ready=gost_listening(IPERF_PORT))

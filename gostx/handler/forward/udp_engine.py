@@ -12,8 +12,9 @@ The session's upstream, by what the router dialed:
   header put on and taken off in C; Python keeps the control connection and ends the session with it;
 - a SOCKS5 hop with 0xF3 (the default): the stream after the handshake (its socket, or for TLS / WS a
   socketpair end, gostx/net/stream.py CBridge), framed in C;
-- anything else (relay frames, ...): one end of a datagram socketpair, whose other end Python pumps to and
-  from the PacketConn (the listener side stays in C; these datagrams still cross Python).
+- a relay hop (`-F relay+...`): its stream after the handshake, LEN(2) + data frames in C;
+- anything else: one end of a datagram socketpair, whose other end Python pumps to and from the
+  PacketConn (the listener side stays in C; these datagrams still cross Python).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gostx import _engine
 from gostx.addr import join_host_port
 from gostx.listener.udp import UdpListener
 from gostx.net.packet import MAX_DATAGRAM, DirectPacketConn, PacketConn
+from gostx.net.relay import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
@@ -159,14 +161,22 @@ class EngineUdpForward:
                 self.fwd.route(sid, os.dup(bridge.sock.fileno()), _engine.UDP_FWD_F3, header)
                 if bridge.task is not None:
                     follow = bridge.task
+            elif isinstance(conn, RelayUdpConn):
+                await conn.finish_handshake()
+                bridge = CBridge(conn.stream)
+                session.conn = _Bridged(bridge)
+                self.fwd.route(sid, os.dup(bridge.sock.fileno()), _engine.UDP_FWD_RELAY)
+                if bridge.task is not None:
+                    follow = bridge.task
             else:
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
                 ours.setblocking(False)
                 self.fwd.route(sid, theirs.detach())
                 follow = self._pump(ours, conn)
-        except OSError as exc:
+        except (OSError, ConnectionError) as exc:
             self.log.debug(f"{session.peer}: {exc}", extra=session.fields)
-            self.fwd.close_session(sid)
+            with contextlib.suppress(OSError):
+                self.fwd.close_session(sid)
             return
         self.log.info(f"{session.peer} <-> {target.addr}", extra=session.fields)
         if follow is not None:

@@ -15,6 +15,7 @@ import socket
 
 from gostx import _engine
 from gostx.net.packet import DirectPacketConn, PacketConn
+from gostx.net.relay import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
@@ -46,7 +47,7 @@ class Bridges:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         theirs.setblocking(False)
-        if isinstance(conn, s5.UdpTunConn) and not conn.take_buffered():
+        if (isinstance(conn, s5.UdpTunConn) and not conn.take_buffered()) or isinstance(conn, RelayUdpConn):
             self._track(asyncio.ensure_future(_frame_in_c(ours, conn)))
         else:
             self._track(asyncio.ensure_future(_relay_datagrams(ours, conn)))
@@ -66,14 +67,23 @@ class Bridges:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn) -> None:
-    """The session's datagrams framed onto the hop's stream in C until either side ends."""
+async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn | RelayUdpConn) -> None:
+    """The session's datagrams framed onto the hop's stream in C (0xF3 or relay frames) until either side
+    ends."""
     loop = asyncio.get_running_loop()
-    bridge = CBridge(conn.stream)  # the stream's socket, or a socketpair end Python pumps (TLS)
-    header = bytes([s5.UDP_FRAG]) + s5.encode_addr(conn.host, conn.port)
     relay = None
+    bridge: CBridge | None = None
     try:
-        relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), _engine.FRAMES_F3, header)
+        if isinstance(conn, RelayUdpConn):
+            try:
+                await conn.finish_handshake()
+            except (OSError, ConnectionError):
+                return  # the hop refused or went away: the session ends (finally closes both ends)
+            mode, header = _engine.FRAMES_RELAY, b""
+        else:
+            mode, header = _engine.FRAMES_F3, bytes([s5.UDP_FRAG]) + s5.encode_addr(conn.host, conn.port)
+        bridge = CBridge(conn.stream)  # the stream's socket, or a socketpair end Python pumps (TLS)
+        relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), mode, header)
         relay.start()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -93,7 +103,10 @@ async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn) -> None:
         if relay is not None:
             relay.stop()
         ours.close()
-        bridge.close()
+        if bridge is not None:
+            bridge.close()
+        else:
+            conn.close()
 
 
 async def _relay_datagrams(ours: socket.socket, conn: PacketConn) -> None:
