@@ -274,6 +274,10 @@ def seeds() -> dict[str, list[bytes]]:
     tso = tcp4("10.9.0.2", "1.2.3.4", tcp(1, 2, 3, 4, 0x18, rnd(3000)))
     st.append(b"\x01" + rec(b"\x02" + vnet(1, 1, 40, 1400, 20, 16) + tso))
     s["stack"] = st
+    rf = lambda d: struct.pack("!H", len(d)) + d  # noqa: E731
+    s["dgram_frames"] = [b"\x00" + f4 + f6 + fd, b"\x01" + rf(b"hello") + rf(b"") + rf(bytes(range(256)) * 5),
+                         b"\x00" + f4 + b"\x00\x00\x00\x01", b"\x01" + rf(bytes(3000)) + b"\x00",
+                         b"\x00" + frame(1, bytes(4), 1, bytes(2000)) * 3]
     return s
 
 
