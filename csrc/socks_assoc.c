@@ -16,6 +16,9 @@
 #define BATCH 32
 #define ROUNDS 8
 #define SLOT (65536u + GX_SOCKS_UDP_HDR_MAX)
+#define FRAME_MAX (65535u + GX_SOCKS_UDP_HDR_MAX)
+#define UP_CAP (2u * FRAME_MAX)
+#define DOWN_CAP (2u * FRAME_MAX)
 
 enum { SLOT_RELAY = 0, SLOT_UP = 1 };
 enum {
@@ -34,6 +37,9 @@ struct gx_socks_assoc {
     socklen_t client_len;
     uint8_t *held;             /* the one datagram waiting for its name */
     uint32_t held_len;
+    bool stream;               /* the upstream is a 0xF3 stream (a SOCKS5 hop of a chain) */
+    uint8_t *up, *down;        /* stream: frames not yet written / bytes not yet parsed */
+    uint32_t up_head, up_tail, down_len;
     _Atomic uint64_t stats[ST_N];
 };
 
@@ -235,6 +241,98 @@ static void retry_held(struct gx_socks_assoc *a, struct scratch *s) {
     send_batch(a, a->up_fd, s->msg, 1, ST_UP_PKTS);
 }
 
+/* ---- the upstream is a stream of 0xF3 frames: a client datagram is a frame once its RSV becomes LEN ---- */
+
+static void stream_flush(struct gx_socks_assoc *a) {
+    while (!a->done && a->up_tail > a->up_head) {
+        ssize_t w = send(a->up_fd, a->up + a->up_head, a->up_tail - a->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                a->done = true;
+                gx_relay_end(&a->conn, errno == EPIPE || errno == ECONNRESET ? 0 : errno);
+            }
+            return;
+        }
+        a->up_head += (uint32_t)w;
+    }
+    if (a->up_head == a->up_tail)
+        a->up_head = a->up_tail = 0;
+}
+
+static void stream_queue(struct gx_socks_assoc *a, const uint8_t *dgram, const struct gx_socks_frame *f) {
+    uint32_t size = f->hdr_len + f->len;
+    if (f->len == 0) {
+        add(a, ST_DROP_SIZE, 1); /* LEN 0 is not a valid frame */
+        return;
+    }
+    if (UP_CAP - a->up_tail < size && a->up_head > 0) {
+        memmove(a->up, a->up + a->up_head, a->up_tail - a->up_head);
+        a->up_tail -= a->up_head;
+        a->up_head = 0;
+    }
+    if (UP_CAP - a->up_tail < size) {
+        add(a, ST_DROP_SEND, 1); /* the hop is behind: drop, as UDP does */
+        return;
+    }
+    uint8_t *p = a->up + a->up_tail;
+    memcpy(p, dgram, size);
+    p[0] = (uint8_t)(f->len >> 8);
+    p[1] = (uint8_t)f->len;
+    a->up_tail += size;
+    add(a, ST_UP_PKTS, 1);
+    add(a, ST_UP_BYTES, f->len);
+}
+
+static void stream_down(struct gx_socks_assoc *a) {
+    for (int round = 0; round < ROUNDS && !a->done; round++) {
+        ssize_t got = read(a->up_fd, a->down + a->down_len, DOWN_CAP - a->down_len);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return;
+            a->done = true;
+            gx_relay_end(&a->conn, errno == ECONNRESET ? 0 : errno);
+            return;
+        }
+        if (got == 0) { /* the hop closed: the association is over */
+            a->done = true;
+            gx_relay_end(&a->conn, a->down_len ? EPROTO : 0);
+            return;
+        }
+        a->down_len += (uint32_t)got;
+        uint32_t pos = 0;
+        for (;;) {
+            struct gx_socks_frame f;
+            int size = gx_socks_udp_parse(a->down + pos, a->down_len - pos, &f);
+            if (size < 0) {
+                a->done = true;
+                gx_relay_end(&a->conn, EPROTO);
+                return;
+            }
+            if (size == 0 || (uint32_t)size > a->down_len - pos)
+                break;
+            if (a->client_len == 0 || f.len > a->max_datagram) {
+                add(a, f.len > a->max_datagram ? ST_DROP_SIZE : ST_DROP_SEND, 1);
+            } else {
+                a->down[pos] = a->down[pos + 1] = 0; /* LEN -> RSV: the frame is the reply datagram */
+                a->down[pos + 2] = 0;                /* FRAG 0 (gost v3 writes 0xFF) */
+                ssize_t w = sendto(a->relay_fd, a->down + pos, (size_t)size, MSG_DONTWAIT,
+                                   (struct sockaddr *)&a->client, a->client_len);
+                if (w < 0) {
+                    add(a, ST_DROP_SEND, 1);
+                } else {
+                    add(a, ST_DOWN_PKTS, 1);
+                    add(a, ST_DOWN_BYTES, f.len);
+                }
+            }
+            pos += (uint32_t)size;
+        }
+        memmove(a->down, a->down + pos, a->down_len - pos);
+        a->down_len -= pos;
+    }
+}
+
 static void from_client(struct gx_socks_assoc *a, struct scratch *s) {
     for (int round = 0; round < ROUNDS && !a->resolving; round++) {
         for (int i = 0; i < BATCH; i++) {
@@ -271,6 +369,10 @@ static void from_client(struct gx_socks_assoc *a, struct scratch *s) {
                 add(a, ST_DROP_SIZE, 1);
                 continue;
             }
+            if (a->stream) { /* names and addresses alike go on in the frame: the hop resolves */
+                stream_queue(a, data, &f);
+                continue;
+            }
             socklen_t len = 0;
             int d = destination(a, &f, &s->dst[k], &len);
             if (d < 0) {
@@ -292,7 +394,9 @@ static void from_client(struct gx_socks_assoc *a, struct scratch *s) {
         }
         if (k > 0)
             send_batch(a, a->up_fd, s->msg, k, ST_UP_PKTS);
-        if (n < BATCH)
+        if (a->stream)
+            stream_flush(a);
+        if (n < BATCH || (a->stream && UP_CAP - (a->up_tail - a->up_head) < FRAME_MAX))
             return;
     }
 }
@@ -335,6 +439,14 @@ static void from_upstream(struct gx_socks_assoc *a, struct scratch *s) {
 }
 
 static void update_wants(struct gx_socks_assoc *a) {
+    if (a->done)
+        return;
+    if (a->stream) {
+        bool pending = a->up_tail > a->up_head;
+        gx_relay_want(&a->conn, SLOT_RELAY, EPOLLIN);
+        gx_relay_want(&a->conn, SLOT_UP, EPOLLIN | (pending ? EPOLLOUT : 0));
+        return;
+    }
     gx_relay_want(&a->conn, SLOT_RELAY, a->resolving ? 0 : EPOLLIN);
     gx_relay_want(&a->conn, SLOT_UP, EPOLLIN);
     if (a->resolving)
@@ -353,7 +465,6 @@ static int assoc_start(struct gx_relay_conn *c) {
 
 static void assoc_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
     struct gx_socks_assoc *a = (struct gx_socks_assoc *)c;
-    (void)events;
     struct scratch *s = scratch();
     if (s == NULL) {
         a->done = true;
@@ -366,6 +477,11 @@ static void assoc_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
             from_client(a, s);
     } else if (slot == SLOT_RELAY) {
         from_client(a, s);
+    } else if (a->stream) {
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            stream_flush(a);
+        if (!a->done && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+            stream_down(a);
     } else {
         from_upstream(a, s);
     }
@@ -380,9 +496,13 @@ int gx_socks_assoc_new(struct gx_socks_assoc **out, int relay_fd, int up_fd, con
         return -EINVAL;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    if (getsockname(up_fd, (struct sockaddr *)&ss, &sl) < 0)
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    if (getsockname(up_fd, (struct sockaddr *)&ss, &sl) < 0 ||
+        getsockopt(up_fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0)
         return -errno;
-    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+    bool stream = type == SOCK_STREAM;
+    if (!stream && ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
         return -EAFNOSUPPORT;
     struct gx_socks_assoc *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -393,14 +513,21 @@ int gx_socks_assoc_new(struct gx_socks_assoc **out, int relay_fd, int up_fd, con
     }
     int rc = gx_relay_conn_init(&a->conn, &assoc_ops);
     a->held = malloc(SLOT);
-    if (rc == 0 && a->held == NULL)
+    if (stream) {
+        a->up = malloc(UP_CAP);
+        a->down = malloc(DOWN_CAP);
+    }
+    if (rc == 0 && (a->held == NULL || (stream && (a->up == NULL || a->down == NULL))))
         rc = -ENOMEM;
     if (rc < 0) {
         gx_relay_conn_release(&a->conn);
         free(a->held);
+        free(a->up);
+        free(a->down);
         free(a);
         return rc;
     }
+    a->stream = stream;
     a->relay_fd = relay_fd;
     a->up_fd = up_fd;
     a->up_family = ss.ss_family;
@@ -435,5 +562,7 @@ void gx_socks_assoc_free(struct gx_socks_assoc *a) {
     gx_socks_assoc_stop(a);
     gx_relay_conn_release(&a->conn);
     free(a->held);
+    free(a->up);
+    free(a->down);
     free(a);
 }

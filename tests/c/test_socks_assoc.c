@@ -3,6 +3,7 @@
  * / oversize dropped and counted while the association goes on, replies to the client's latest port. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -122,8 +123,65 @@ static void test_relay(void) {
     close(relay), close(up), close(echo), close(client), close(other);
 }
 
+/* The upstream a chain's SOCKS5 hop: datagrams become 0xF3 frames on a stream; here the C 0xF3 server
+ * relay (csrc/socks_relay.c) over a socketpair, in front of an echo. The hop's EOF ends the association. */
+static void test_stream_upstream(void) {
+    struct sockaddr_in ra, ua, ea, ca;
+    int relay = udp_bound(&ra), up = udp_bound(&ua), echo = udp_bound(&ea), client = udp_bound(&ca);
+    int sp[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp) == 0, "socketpair");
+    struct gx_socks_relay *hop = NULL;
+    CHECK(gx_socks_relay_new(&hop, sp[1], up, 0) == 0 && gx_socks_relay_start(hop) == 0, "0xF3 server");
+    struct sockaddr_storage cl;
+    memset(&cl, 0, sizeof(cl));
+    memcpy(&cl, &ca, sizeof(ca));
+    struct gx_socks_assoc *a = NULL;
+    CHECK(gx_socks_assoc_new(&a, relay, sp[0], &cl, 0) == 0 && gx_socks_assoc_start(a) == 0, "stream upstream");
+    uint8_t dgram[10 + 300];
+    memset(dgram, 0, sizeof(dgram));
+    dgram[3] = 1;
+    memcpy(dgram + 4, &ea.sin_addr, 4);
+    memcpy(dgram + 8, &ea.sin_port, 2);
+    int echoed = 0, back = 0;
+    for (int i = 1; i <= 100; i++) {
+        dgram[10] = (uint8_t)i;
+        sendto(client, dgram, 10 + 100 + (size_t)i, 0, (struct sockaddr *)&ra, sizeof(ra));
+        for (int t = 0; t < 2000 && back < i; t++) {
+            uint8_t buf[2048];
+            struct sockaddr_storage from;
+            socklen_t fl = sizeof(from);
+            ssize_t n;
+            while ((n = recvfrom(echo, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl)) > 0) {
+                CHECK(n == 100 + i && buf[0] == i, "the payload only (%zd)", n);
+                sendto(echo, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+                echoed++;
+                fl = sizeof(from);
+            }
+            while ((n = recv(client, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+                CHECK(n == 10 + 100 + i && buf[0] == 0 && buf[1] == 0 && buf[2] == 0 && buf[3] == 1 &&
+                          memcmp(buf + 4, &ea.sin_addr, 4) == 0 && buf[10] == i,
+                      "a reply datagram with the echo's address (%zd)", n);
+                back++;
+            }
+            if (back < i)
+                sleep_ms(1);
+        }
+    }
+    CHECK(echoed == 100 && back == 100, "100 out, 100 back (%d, %d)", echoed, back);
+    struct gx_socks_assoc_stats st;
+    gx_socks_assoc_get_stats(a, &st);
+    CHECK(st.up_pkts == 100 && st.down_pkts == 100 && st.up_bytes == st.down_bytes, "counts");
+    gx_socks_relay_free(hop);
+    close(sp[1]); /* the hop goes away: the association ends by itself */
+    struct pollfd p = {.fd = gx_socks_assoc_event_fd(a), .events = POLLIN};
+    CHECK(poll(&p, 1, 2000) == 1 && gx_socks_assoc_status(a) == 0, "EOF ends it");
+    gx_socks_assoc_free(a);
+    close(relay), close(up), close(echo), close(client), close(sp[0]);
+}
+
 int main(void) {
     test_parse();
     test_relay();
+    test_stream_upstream();
     TEST_DONE();
 }

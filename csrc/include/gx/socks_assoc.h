@@ -44,12 +44,15 @@ struct gx_socks_assoc_stats {
 };
 
 /* relay_fd: the association's socket the client sends to; up_fd: an unconnected UDP socket for the
- * destinations; client: the control connection's peer (its IP is what counts); max_datagram: the
+ * destinations, or a stream after a SOCKS5 0xF3 handshake (a chain's SOCKS5 hop: each client datagram
+ * goes on as a frame, its RSV turned into LEN, names resolved by the hop; each frame comes back as a
+ * reply datagram; the hop's EOF ends the relay, a malformed frame with EPROTO); client: the control connection's peer (its IP is what counts); max_datagram: the
  * largest payload relayed (0 = 65535). */
 int gx_socks_assoc_new(struct gx_socks_assoc **out, int relay_fd, int up_fd, const struct sockaddr_storage *client,
                        uint32_t max_datagram);
 int gx_socks_assoc_start(struct gx_socks_assoc *a);
-/* Readable (eventfd) once the engine let go (it ended by itself: ENOMEM; or after cancel). */
+/* Readable (eventfd) once the engine let go (it ended by itself: ENOMEM, the stream's end; or after
+ * cancel). */
 int gx_socks_assoc_event_fd(const struct gx_socks_assoc *a);
 int gx_socks_assoc_status(struct gx_socks_assoc *a);
 void gx_socks_assoc_get_stats(struct gx_socks_assoc *a, struct gx_socks_assoc_stats *out);

@@ -8,8 +8,8 @@ chain the frames are relayed in Python.
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
 control connection's client IP only; lives until the control connection closes. With a direct upstream and
-no bypass the C relay (csrc/socks_assoc.c) moves every datagram on the relay engine; otherwise (a chain, a
-bypass) they are relayed per datagram in Python.
+no bypass, or a chain whose last hop is SOCKS5 (0xF3), the C relay (csrc/socks_assoc.c) moves every
+datagram on the relay engine; otherwise (another hop, a bypass) they are relayed per datagram in Python.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ class AssociateRelay:
         self.client_addr: object = None
         self.log = handler.ctx.log
         self.dropped = 0
+        self._bridge: CBridge | None = None  # a chain's 0xF3 stream as C sees it
 
     def _from_client(self, addr: tuple[object, ...]) -> bool:
         return str(addr[0]).removeprefix("::ffff:") == self.client_ip
@@ -163,11 +164,19 @@ class AssociateRelay:
         local = format_sockaddr(self.sock.getsockname())
         extra = self.handler.log_open(peer, local, cmd="udp")
         start = loop.time()
-        relay = self._engine_relay(upstream)
+        try:
+            relay = self._engine_relay(upstream)
+        except ConnectionError as exc:
+            upstream.close()
+            self.log.error(f"{peer}: UDP ASSOCIATE: {exc}", extra={"remote": peer})
+            self.handler.log_close(peer, local, extra, start, 0, 0)
+            return
         if relay is not None:
             try:
                 stats = await self._run_c(relay, stream)
             finally:
+                if self._bridge is not None:
+                    self._bridge.close()  # closes the hop's stream (upstream)
                 upstream.close()
             self.dropped = sum(v for k, v in stats.items() if k.startswith("drop_"))
             self.log.debug(f"{peer}: udp relay stats", extra={"remote": peer, "stats": stats})
@@ -221,17 +230,29 @@ class AssociateRelay:
             self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, counts[0], counts[1])
 
     def _engine_relay(self, upstream: PacketConn) -> _engine.SocksAssociateRelay | None:
-        """The C relay for a direct upstream without bypass, else None (relayed in Python)."""
-        if not isinstance(upstream, DirectPacketConn) or self.handler.bypass is not None:
+        """The C relay, else None (relayed in Python): for a direct upstream, or a chain whose last hop is
+        SOCKS5 0xF3 (its stream, or for TLS / WS a socketpair end, carries the frames); never with a bypass."""
+        if self.handler.bypass is not None:
+            return None
+        if isinstance(upstream, DirectPacketConn):
+            up_fd = upstream.sock.fileno()
+            tune_buffers(upstream.sock)
+        elif isinstance(upstream, s5.UdpTunConn) and not upstream.host and not upstream.port \
+                and not upstream.take_buffered():
+            self._bridge = CBridge(upstream.stream)
+            up_fd = self._bridge.sock.fileno()
+        else:
             return None
         try:
-            relay = _engine.SocksAssociateRelay(self.sock.fileno(), upstream.sock.fileno(), self.client_ip,
-                                                self.handler.udp_buffer)
-        except (ValueError, OSError) as exc:  # e.g. a client address C cannot hold: Python relays it
-            self.log.debug(f"udp relay in Python: {exc}")
-            return None
+            relay = _engine.SocksAssociateRelay(self.sock.fileno(), up_fd, self.client_ip, self.handler.udp_buffer)
+        except (ValueError, OSError) as exc:  # e.g. a client address C cannot hold
+            self.log.debug(f"udp relay: {exc}")
+            if self._bridge is None:
+                return None  # Python relays it
+            self._bridge.close()
+            self._bridge = None
+            raise ConnectionError(f"udp relay: {exc}") from exc
         tune_buffers(self.sock)
-        tune_buffers(upstream.sock)
         return relay
 
     async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream) -> dict[str, int]:
@@ -247,8 +268,11 @@ class AssociateRelay:
         loop.add_reader(relay.event_fd, on_released)
         try:
             control = asyncio.ensure_future(self._drain(stream))
+            waits: list[asyncio.Future[object]] = [control, released]  # type: ignore[list-item]
+            if self._bridge is not None and self._bridge.task is not None:
+                waits.append(self._bridge.task)  # type: ignore[arg-type]
             try:
-                await asyncio.wait([control, released], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 control.cancel()
         finally:
