@@ -8,6 +8,10 @@ Replies go out of the listening socket to the session's client address. The serv
 default cap, gostx/listener/limits.py) bounds the live sessions: a new client over the cap is dropped,
 counted and logged rate-limited.
 
+Under the forward handler (`udp://`) the socket is handed to C (take_socket; gostx/handler/forward/
+udp_engine.py): the sessions, `ttl`, the queue (default 1024 there) and the cap then live in
+csrc/udp_fwd.c, and this class only binds the socket and reads the options.
+
 Deliberate choice: gost v3's request/response mode (close after the first reply unless
 `keepalive=true`, ttl 5 s) is not followed; sessions always live until idle, as in gost v2.
 """
