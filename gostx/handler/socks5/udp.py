@@ -4,7 +4,8 @@ UdpTunRelay (GOST 0xF3, the path a tunnel takes through a SOCKS5 server): frames
 <-> datagrams. When the upstream is a direct UDP socket (no chain), the C relay (csrc/socks_relay.c) moves
 every datagram without Python, on the relay engine's few threads shared by all connections; over a TLS
 stream (methods 0x80/0x82) Python only pumps the TLS bytes into a socketpair the C relay reads. Through a
-chain the frames are relayed in Python.
+chain ending in a SOCKS5 hop (0xF3 again) the frames go on unchanged, as a byte relay (pipe: spliced in the
+kernel between plain sockets); through any other chain they are relayed in Python.
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
 control connection's client IP only; lives until the control connection closes. With a direct upstream and
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 from gostx import _engine
 from gostx.addr import format_sockaddr
 from gostx.net.packet import DirectPacketConn, PacketConn
-from gostx.net.stream import CBridge, Stream
+from gostx.net.stream import CBridge, Stream, pipe
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
 from gostx.tunnel.udp import tune_buffers
@@ -72,6 +73,10 @@ class UdpTunRelay:
                 stats = await self._run_c(conn)
                 sent, received = stats["up_bytes"], stats["down_bytes"]
                 self.log.debug(f"{self.peer}: udp relay stats", extra={"remote": self.peer, "stats": stats})
+            elif isinstance(conn, s5.UdpTunConn) and not conn.host and not conn.port and self.handler.bypass is None:
+                # the chain's last hop is SOCKS5 0xF3 too: the frames go on as they are, a byte relay (spliced
+                # in the kernel for two plain sockets); counts are stream bytes, frame headers included
+                sent, received = await pipe(self.stream, conn.stream)
             else:
                 sent, received = await self._run_python(conn)
             self.handler.log_close(self.peer, target, extra, start, sent, received)
