@@ -162,7 +162,7 @@ static void test_idle_cap_refused_oversize(void) {
 
 static void test_port_unreachable_ends_session(void) {
     struct sockaddr_in la, dead, ca;
-    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 30000);
     int gone = udp_bound(&dead);
     close(gone); /* nobody listens there now: ICMP port unreachable */
     int client = udp_bound(&ca);
@@ -185,7 +185,7 @@ static void test_port_unreachable_ends_session(void) {
  * and takes it off the replies; here the hop is the C ASSOCIATE relay itself, in front of an echo. */
 static void test_associate_hop(void) {
     struct sockaddr_in la, ra, ua, ea, ca;
-    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 30000);
     int relay = udp_bound(&ra), up = udp_bound(&ua), echo = udp_bound(&ea), client = udp_bound(&ca);
     struct sockaddr_storage lo;
     memset(&lo, 0, sizeof(lo));
@@ -257,7 +257,7 @@ static void test_associate_hop(void) {
  * (csrc/socks_relay.c) over a socketpair, in front of an echo. Then EOF on the stream ends the session. */
 static void test_f3_hop(void) {
     struct sockaddr_in la, ua, ea, ca;
-    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 30000);
     int sp[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp) == 0, "socketpair");
     int up = udp_bound(&ua), echo = udp_bound(&ea), client = udp_bound(&ca);
@@ -302,7 +302,7 @@ static void test_f3_hop(void) {
 /* A malformed frame from the stream ends the session with EPROTO. */
 static void test_f3_malformed(void) {
     struct sockaddr_in la, ca;
-    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 5000);
+    struct gx_udp_fwd *f = make(&la, 4, 8, 0, 30000);
     int sp[2];
     socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp);
     int client = udp_bound(&ca);
