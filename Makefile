@@ -18,7 +18,7 @@ else
 endif
 
 APT_PKGS := gcc make libssl-dev python3-dev python3-venv iproute2 iputils-ping iperf3 curl tcpdump iptables openvpn procps openssl microsocks nftables patch xz-utils stunnel4 \
-  clang libclang-rt-14-dev wireguard-go wireguard-tools prometheus
+  clang libclang-rt-14-dev wireguard-go wireguard-tools prometheus dnsutils shadowsocks-libev
 # setuptools 77 or later: the SPDX `license` in pyproject.toml, and no FutureWarning from wheel's old
 # bdist_wheel entry point during the build (older ones are upgraded by pip-deps)
 SETUPTOOLS_MIN := 77

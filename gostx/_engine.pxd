@@ -382,3 +382,64 @@ cdef extern from "gx/xstream.h" nogil:
     int gx_xs_status(gx_xs *x)
     void gx_xs_get_stats(gx_xs *x, gx_xs_stats *out)
     void gx_xs_free(gx_xs *x)
+
+# ---- udp:// forwarding in C (csrc/udp_fwd.c) ----
+
+cdef extern from "gx/udp_fwd.h" nogil:
+    struct gx_udp_fwd:
+        pass
+    struct gx_udp_fwd_config:
+        uint32_t max_sessions, queue, max_datagram, ttl_ms
+    struct gx_udp_fwd_stats:
+        pass
+    struct gx_udp_fwd_event:
+        uint32_t kind
+        int reason
+        uint64_t id
+        sockaddr_storage client
+        socklen_t client_len
+        uint64_t up_pkts, up_bytes, down_pkts, down_bytes
+    int GX_UDP_FWD_OPEN, GX_UDP_FWD_CLOSE
+    int gx_udp_fwd_new(gx_udp_fwd **out, int listen_fd, const gx_udp_fwd_config *cfg)
+    int gx_udp_fwd_start(gx_udp_fwd *f)
+    int gx_udp_fwd_event_fd(const gx_udp_fwd *f)
+    int gx_udp_fwd_next_event(gx_udp_fwd *f, gx_udp_fwd_event *ev)
+    int gx_udp_fwd_route(gx_udp_fwd *f, uint64_t id, int fd, int mode, const uint8_t *hdr, uint32_t hdr_len)
+    int gx_udp_fwd_close(gx_udp_fwd *f, uint64_t id)
+    void gx_udp_fwd_get_stats(gx_udp_fwd *f, gx_udp_fwd_stats *out)
+    int gx_udp_fwd_status(gx_udp_fwd *f)
+    int gx_udp_fwd_stop(gx_udp_fwd *f)
+    void gx_udp_fwd_free(gx_udp_fwd *f)
+
+# ---- SOCKS5 UDP ASSOCIATE in C (csrc/socks_assoc.c) ----
+
+cdef extern from "gx/socks_assoc.h" nogil:
+    struct gx_socks_assoc:
+        pass
+    struct gx_socks_assoc_stats:
+        pass
+    int gx_socks_assoc_new(gx_socks_assoc **out, int relay_fd, int up_fd, const sockaddr_storage *client,
+                           uint32_t max_datagram)
+    int gx_socks_assoc_start(gx_socks_assoc *a)
+    int gx_socks_assoc_event_fd(const gx_socks_assoc *a)
+    int gx_socks_assoc_status(gx_socks_assoc *a)
+    void gx_socks_assoc_get_stats(gx_socks_assoc *a, gx_socks_assoc_stats *out)
+    void gx_socks_assoc_cancel(gx_socks_assoc *a)
+    int gx_socks_assoc_stop(gx_socks_assoc *a)
+    void gx_socks_assoc_free(gx_socks_assoc *a)
+
+# ---- datagrams framed onto a stream: 0xF3 or relay frames (csrc/dgram_frames.c) ----
+
+cdef extern from "gx/dgram_frames.h" nogil:
+    struct gx_dgram_frames:
+        pass
+    struct gx_dgram_frames_stats:
+        pass
+    int gx_dgram_frames_new(gx_dgram_frames **out, int dgram_fd, int stream_fd, int mode, const uint8_t *hdr,
+                            uint32_t hdr_len)
+    int gx_dgram_frames_start(gx_dgram_frames *r)
+    int gx_dgram_frames_event_fd(const gx_dgram_frames *r)
+    int gx_dgram_frames_status(gx_dgram_frames *r)
+    void gx_dgram_frames_get_stats(gx_dgram_frames *r, gx_dgram_frames_stats *out)
+    void gx_dgram_frames_cancel(gx_dgram_frames *r)
+    void gx_dgram_frames_free(gx_dgram_frames *r)

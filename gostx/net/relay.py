@@ -140,6 +140,14 @@ class RelayUdpConn(PacketConn):
         pending = self._hs.take_request()
         await self.stream.write(pending + frame if pending else frame)
 
+    async def finish_handshake(self) -> None:
+        """Send the request now (alone) and read the response: from then on the stream carries only
+        frames, and C can take it over (gostx/handler/forward/udp_engine.py, tungo's bridges)."""
+        pending = self._hs.take_request()
+        if pending:
+            await self.stream.write(pending)
+        await self._hs.ensure_response()
+
     def close(self) -> None:
         self.stream.close()
 

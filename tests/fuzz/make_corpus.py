@@ -224,6 +224,8 @@ def seeds() -> dict[str, list[bytes]]:
                         b"\x01" + struct.pack("!H", 20) + rnd(20) + fd,
                         b"\x00" + struct.pack("!H", 1350) + rnd(1350) + f4 * 3 + fm,
                         b"\x00\x00\x00" + f4 + b"\x00\x00"]
+    s["socks_assoc"] = [b"\0\0" + f4[2:], b"\0\0" + f6[2:], b"\0\0" + fd[2:], b"\0\0" + fm[2:],
+                        b"\0\0\x01" + f4[3:], b"\0\0" + frame(3, b"x" * 255, 53, b"q")[2:]]
     # ws
     w = []
     for n, key in ((5, None), (125, b"abcd"), (126, b"wxyz"), (1000, None), (65536, b"1234")):
@@ -302,6 +304,10 @@ def seeds() -> dict[str, list[bytes]]:
     tso = tcp4("10.9.0.2", "1.2.3.4", tcp(1, 2, 3, 4, 0x18, rnd(3000)))
     st.append(b"\x01" + rec(b"\x02" + vnet(1, 1, 40, 1400, 20, 16) + tso))
     s["stack"] = st
+    rf = lambda d: struct.pack("!H", len(d)) + d  # noqa: E731
+    s["dgram_frames"] = [b"\x00" + f4 + f6 + fd, b"\x01" + rf(b"hello") + rf(b"") + rf(bytes(range(256)) * 5),
+                         b"\x00" + f4 + b"\x00\x00\x00\x01", b"\x01" + rf(bytes(3000)) + b"\x00",
+                         b"\x00" + frame(1, bytes(4), 1, bytes(2000)) * 3]
     return s
 
 

@@ -4,8 +4,9 @@ The network follows the listener: over a TcpListener each connection is relayed 
 in the kernel when both ends are plain sockets); over a UdpListener each client session gets its own
 upstream: a connected UDP socket when direct, or through the service's chain (`-F socks5://...`: one
 stream per session carrying GOST 0xF3 frames, as gost v2), and replies go back to that client from the
-listening socket. Targets are picked per connection/session (see targets.py); a failed dial marks the
-target and, with handler `retries`, tries another one.
+listening socket. The UDP listener side is C (udp_engine.py: Python once per session start and end), and
+so is the upstream when it is direct or a SOCKS5 ASSOCIATE hop. Targets are picked per connection/session
+(see targets.py); a failed dial marks the target and, with handler `retries`, tries another one.
 
 Handler metadata: none yet. Service metadata used: `dialTimeout`, `interface`, `so_mark`.
 """
@@ -29,6 +30,7 @@ from gostx.net.stream import SocketStream, Stream, pipe
 from gostx.service import Handler, Listener
 
 ACCEPT_BACKOFF_MAX = 1.0
+ENGINE_ENV = "GOSTX_UDP_ENGINE"  # "0": UDP sessions relayed in Python (the old path, kept for comparison)
 
 
 def _client_host(peer: str) -> str:
@@ -148,6 +150,10 @@ class ForwardHandler(Handler):
         if isinstance(listener, TcpListener):
             self._tcp_listener = listener
             await self._accept_loop(listener.accept, self._handle_tcp)
+        elif isinstance(listener, UdpListener) and os.environ.get(ENGINE_ENV) != "0":
+            from gostx.handler.forward.udp_engine import EngineUdpForward
+
+            await EngineUdpForward(self, listener).serve()  # every datagram in C
         elif isinstance(listener, UdpListener):
             await self._accept_loop(listener.accept, self._counted_udp)
         else:

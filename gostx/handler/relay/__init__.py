@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import socket
 
+from gostx import _engine
 from gostx.addr import format_sockaddr, listen_socket
 from gostx.errors import GostError
 from gostx.handler.forward.targets import TargetPicker, forward_targets
@@ -38,7 +39,7 @@ from gostx.handler.proxy import ProxyHandler, describe
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay import ResponseFirstStream, read_udp_frame
 from gostx.net.smux import SmuxSession
-from gostx.net.stream import SocketStream, Stream, pipe
+from gostx.net.stream import CBridge, SocketStream, Stream, pipe
 from gostx.protocol import relay as rp
 from gostx.registry import handlers
 from gostx.tasks import until_first_done
@@ -156,7 +157,13 @@ class RelayHandler(ProxyHandler):
         self.log_close(peer, address, extra, start, sent, received)
 
     async def relay_udp(self, stream: Stream, conn: PacketConn) -> tuple[int, int]:
-        """`LEN(2) PAYLOAD` frames <-> datagrams until the stream ends or either side fails."""
+        """`LEN(2) PAYLOAD` frames <-> datagrams until the stream ends or either side fails: in C
+        (csrc/dgram_frames.c) when the upstream is a connected UDP socket, else in Python."""
+        if isinstance(conn, DirectPacketConn) and conn.connected and self.udp_buffer >= 65535:
+            if isinstance(stream, ResponseFirstStream):  # the cached OK goes out now: then only frames
+                await stream.flush()
+                stream = stream.inner
+            return await self._relay_udp_c(stream, conn)
         counts = [0, 0]
         limit = self.udp_buffer
 
@@ -178,6 +185,34 @@ class RelayHandler(ProxyHandler):
         finally:
             stream.close()
         return counts[0], counts[1]
+
+    async def _relay_udp_c(self, stream: Stream, conn: DirectPacketConn) -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        bridge = CBridge(stream)  # the stream's socket, or a socketpair end Python pumps (TLS, WS)
+        relay = None
+        try:
+            relay = _engine.DgramFrames(conn.sock.fileno(), bridge.sock.fileno(), _engine.FRAMES_RELAY)
+            relay.start()
+            done: asyncio.Future[None] = loop.create_future()
+
+            def released() -> None:
+                if not done.done():
+                    done.set_result(None)
+
+            loop.add_reader(relay.event_fd, released)
+            try:
+                waits: list[asyncio.Future[object]] = [done]  # type: ignore[list-item]
+                if bridge.task is not None:
+                    waits.append(bridge.task)  # type: ignore[arg-type]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                loop.remove_reader(relay.event_fd)
+            stats = relay.stats()
+            return stats["down_bytes"], stats["up_bytes"]  # down: frames from the client; up: replies
+        finally:
+            if relay is not None:
+                relay.stop()
+            bridge.close()
 
     # -- BIND ------------------------------------------------------------------------------------
 

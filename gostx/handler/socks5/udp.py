@@ -4,11 +4,13 @@ UdpTunRelay (GOST 0xF3, the path a tunnel takes through a SOCKS5 server): frames
 <-> datagrams. When the upstream is a direct UDP socket (no chain), the C relay (csrc/proxy/socks_relay.c) moves
 every datagram without Python, on the relay engine's few threads shared by all connections; over a TLS
 stream (methods 0x80/0x82) Python only pumps the TLS bytes into a socketpair the C relay reads. Through a
-chain the frames are relayed in Python.
+chain ending in a SOCKS5 hop (0xF3 again) the frames go on unchanged, as a byte relay (pipe: spliced in the
+kernel between plain sockets); through any other chain they are relayed in Python.
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
-control connection's client IP only, relayed per datagram in Python; lives until the control connection
-closes.
+control connection's client IP only; lives until the control connection closes. With a direct upstream and
+no bypass, or a chain whose last hop is SOCKS5 (0xF3), the C relay (csrc/socks_assoc.c) moves every
+datagram on the relay engine; otherwise (another hop, a bypass) they are relayed per datagram in Python.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gostx import _engine
 from gostx.addr import format_sockaddr
 from gostx.metrics.sources import socks_relay_ended
 from gostx.net.packet import DirectPacketConn, PacketConn
-from gostx.net.stream import CBridge, Stream
+from gostx.net.stream import CBridge, Stream, pipe
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
 from gostx.tunnel.udp import tune_buffers
@@ -73,6 +75,10 @@ class UdpTunRelay:
                 socks_relay_ended(stats)
                 sent, received = stats["up_bytes"], stats["down_bytes"]
                 self.log.debug(f"{self.peer}: udp relay stats", extra={"remote": self.peer, "stats": stats})
+            elif isinstance(conn, s5.UdpTunConn) and not conn.host and not conn.port and self.handler.bypass is None:
+                # the chain's last hop is SOCKS5 0xF3 too: the frames go on as they are, a byte relay (spliced
+                # in the kernel for two plain sockets); counts are stream bytes, frame headers included
+                sent, received = await pipe(self.stream, conn.stream)
             else:
                 sent, received = await self._run_python(conn)
             self.handler.log_close(self.peer, target, extra, start, sent, received)
@@ -149,6 +155,7 @@ class AssociateRelay:
         self.client_addr: tuple[Any, ...] | None = None
         self.log = handler.ctx.log
         self.dropped = 0
+        self._bridge: CBridge | None = None  # a chain's 0xF3 stream as C sees it
 
     def _from_client(self, addr: tuple[object, ...]) -> bool:
         return str(addr[0]).removeprefix("::ffff:") == self.client_ip
@@ -164,6 +171,25 @@ class AssociateRelay:
         local = format_sockaddr(self.sock.getsockname())
         extra = self.handler.log_open(peer, local, cmd="udp")
         start = loop.time()
+        try:
+            relay = self._engine_relay(upstream)
+        except ConnectionError as exc:
+            upstream.close()
+            self.log.error(f"{peer}: UDP ASSOCIATE: {exc}", extra={"remote": peer})
+            self.handler.log_close(peer, local, extra, start, 0, 0)
+            return
+        if relay is not None:
+            try:
+                stats = await self._run_c(relay, stream)
+            finally:
+                if self._bridge is not None:
+                    self._bridge.close()  # closes the hop's stream (upstream)
+                upstream.close()
+            self.dropped = sum(v for k, v in stats.items() if k.startswith("drop_"))
+            self.log.debug(f"{peer}: udp relay stats", extra={"remote": peer, "stats": stats})
+            self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, stats["up_bytes"],
+                                   stats["down_bytes"])
+            return
         counts = [0, 0]
 
         async def up() -> None:
@@ -209,6 +235,71 @@ class AssociateRelay:
         finally:
             upstream.close()
             self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, counts[0], counts[1])
+
+    def _engine_relay(self, upstream: PacketConn) -> _engine.SocksAssociateRelay | None:
+        """The C relay, else None (relayed in Python): for a direct upstream, or a chain whose last hop is
+        SOCKS5 0xF3 (its stream, or for TLS / WS a socketpair end, carries the frames); never with a bypass."""
+        if self.handler.bypass is not None:
+            return None
+        if isinstance(upstream, DirectPacketConn):
+            up_fd = upstream.sock.fileno()
+            tune_buffers(upstream.sock)
+        elif isinstance(upstream, s5.UdpTunConn) and not upstream.host and not upstream.port \
+                and not upstream.take_buffered():
+            self._bridge = CBridge(upstream.stream)
+            up_fd = self._bridge.sock.fileno()
+        else:
+            return None
+        try:
+            relay = _engine.SocksAssociateRelay(self.sock.fileno(), up_fd, self.client_ip, self.handler.udp_buffer)
+        except (ValueError, OSError) as exc:  # e.g. a client address C cannot hold
+            self.log.debug(f"udp relay: {exc}")
+            if self._bridge is None:
+                return None  # Python relays it
+            self._bridge.close()
+            self._bridge = None
+            raise ConnectionError(f"udp relay: {exc}") from exc
+        tune_buffers(self.sock)
+        return relay
+
+    async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream) -> dict[str, int]:
+        """The C relay until the control connection ends; its counters."""
+        loop = asyncio.get_running_loop()
+        relay.start()
+        released: asyncio.Future[None] = loop.create_future()
+
+        def on_released() -> None:
+            if not released.done():
+                released.set_result(None)
+
+        loop.add_reader(relay.event_fd, on_released)
+        try:
+            control = asyncio.ensure_future(self._drain(stream))
+            waits: list[asyncio.Future[object]] = [control, released]  # type: ignore[list-item]
+            if self._bridge is not None and self._bridge.task is not None:
+                waits.append(self._bridge.task)  # type: ignore[arg-type]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                control.cancel()
+        finally:
+            relay.cancel()
+            try:
+                if not released.done():
+                    await asyncio.shield(released)
+            except asyncio.CancelledError:
+                relay.stop()
+                raise
+            finally:
+                loop.remove_reader(relay.event_fd)
+        return relay.stats()  # type: ignore[no-any-return]
+
+    @staticmethod
+    async def _drain(stream: Stream) -> None:
+        """The association lives as long as its TCP connection."""
+        with contextlib.suppress(OSError, ConnectionError):
+            while await stream.read(4096):
+                pass
 
     def close(self) -> None:
         self.sock.close()

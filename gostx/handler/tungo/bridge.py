@@ -1,7 +1,8 @@
 """Upstreams as fds the C stack can splice: a connection that is a plain kernel socket is handed over as
-is; anything else (a chain's TLS stream, SOCKS5 UDP-over-TCP frames) gets one end of a socketpair whose
-other end Python relays (the slow path, that only chained flows take: a direct or plain-TCP chained dial
-gives the stack a real socket and no Python runs per byte).
+is; a UDP session through a SOCKS5 hop (0xF3 frames) gets one end of a SOCK_SEQPACKET socketpair whose
+other end the C frame relay (csrc/dgram_frames.c) frames onto the hop's stream; anything else (a chain's
+TLS stream, relay-protocol UDP frames) gets one end of a socketpair whose other end Python relays (the
+slow path: a direct or plain-TCP chained dial gives the stack a real socket and no Python runs per byte).
 
     fd = bridges.fd_for(conn)   # conn from Router.dial: a Stream ("tcp") or a PacketConn ("udp")
 """
@@ -13,8 +14,11 @@ import contextlib
 import socket
 from typing import Any
 
+from gostx import _engine
 from gostx.net.packet import DirectPacketConn, PacketConn
+from gostx.net.relay import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
+from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
 
 
@@ -44,7 +48,10 @@ class Bridges:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         theirs.setblocking(False)
-        self._track(asyncio.ensure_future(_relay_datagrams(ours, conn)))
+        if (isinstance(conn, s5.UdpTunConn) and not conn.take_buffered()) or isinstance(conn, RelayUdpConn):
+            self._track(asyncio.ensure_future(_frame_in_c(ours, conn)))
+        else:
+            self._track(asyncio.ensure_future(_relay_datagrams(ours, conn)))
         return theirs.detach()
 
     def _track(self, task: asyncio.Future[Any]) -> None:
@@ -59,6 +66,48 @@ class Bridges:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn | RelayUdpConn) -> None:
+    """The session's datagrams framed onto the hop's stream in C (0xF3 or relay frames) until either side
+    ends."""
+    loop = asyncio.get_running_loop()
+    relay = None
+    bridge: CBridge | None = None
+    try:
+        if isinstance(conn, RelayUdpConn):
+            try:
+                await conn.finish_handshake()
+            except (OSError, ConnectionError):
+                return  # the hop refused or went away: the session ends (finally closes both ends)
+            mode, header = _engine.FRAMES_RELAY, b""
+        else:
+            mode, header = _engine.FRAMES_F3, bytes([s5.UDP_FRAG]) + s5.encode_addr(conn.host, conn.port)
+        bridge = CBridge(conn.stream)  # the stream's socket, or a socketpair end Python pumps (TLS)
+        relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), mode, header)
+        relay.start()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def released() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(relay.event_fd, released)
+        try:
+            waits: list[asyncio.Future[object]] = [done]  # type: ignore[list-item]
+            if bridge.task is not None:
+                waits.append(bridge.task)  # type: ignore[arg-type]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            loop.remove_reader(relay.event_fd)
+    finally:
+        if relay is not None:
+            relay.stop()
+        ours.close()
+        if bridge is not None:
+            bridge.close()
+        else:
+            conn.close()
 
 
 async def _relay_datagrams(ours: socket.socket, conn: PacketConn) -> None:

@@ -8,6 +8,10 @@ Replies go out of the listening socket to the session's client address. The serv
 default cap, gostx/listener/limits.py) bounds the live sessions: a new client over the cap is dropped,
 counted and logged rate-limited.
 
+Under the forward handler (`udp://`) the socket is handed to C (take_socket; gostx/handler/forward/
+udp_engine.py): the sessions, `ttl`, the queue (default 1024 there) and the cap then live in
+csrc/udp_fwd.c, and this class only binds the socket and reads the options.
+
 Deliberate choice: gost v3's request/response mode (close after the first reply unless
 `keepalive=true`, ttl 5 s) is not followed; sessions always live until idle, as in gost v2.
 """
@@ -116,6 +120,8 @@ class UdpListener(Listener):
     """Metadata: `ttl` (session idle timeout, default 60s), `backlog` (128), `queue`|`readQueueSize` (128)."""
 
     sock: socket.socket | None = None
+    bound: str = ""
+    engine_forwarder: Any = None  # the C forwarder that took the socket (take_socket), stopped on close
 
     async def init(self) -> None:
         self.ttl = self.metadata.get_duration("ttl", default=DEFAULT_TTL)
@@ -128,12 +134,22 @@ class UdpListener(Listener):
         self.dropped = 0
         self._buffer = bytearray(READ_BUFFER_SIZE)
         self.sock = listen_socket("udp", self.ctx.addr)
+        self.bound = format_sockaddr(self.sock.getsockname())
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self.sock.fileno(), self._on_readable)
 
     @property
     def address(self) -> str:
-        return format_sockaddr(self.sock.getsockname()) if self.sock else self.ctx.addr
+        return self.bound or self.ctx.addr
+
+    def take_socket(self) -> socket.socket:
+        """Hand the listening socket to a C forwarder (gostx/handler/forward/udp_engine.py): this
+        listener stops reading it and makes no sessions from now on."""
+        if self.sock is None or self.sessions:
+            raise RuntimeError("udp listener: socket already taken or sessions live")
+        sock, self.sock = self.sock, None
+        self._loop.remove_reader(sock.fileno())
+        return sock
 
     def _on_readable(self) -> None:
         """Drain up to READ_BATCH datagrams per wakeup (fewer trips through the event loop)."""
@@ -189,6 +205,8 @@ class UdpListener(Listener):
                 return session
 
     async def close(self) -> None:
+        if self.engine_forwarder is not None:
+            self.engine_forwarder.stop()
         if self.sock is None:
             return
         for session in list(self.sessions.values()):
