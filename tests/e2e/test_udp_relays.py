@@ -79,8 +79,9 @@ def test_iperf3_udp_exact_counts(pair: Pair, hop: str) -> None:
     client.stop()
     assert result["packets"] >= DATAGRAMS // 2 and result["lost"] == 0, result  # iperf3 paces loosely when busy
     stats = _stats(client, "udp forwarder stats")
-    # iperf3 adds a few datagrams of its own (the UDP "connect" exchange, the end marks)
-    assert 0 <= stats["up_pkts"] - result["packets"] <= 10, (stats, result)
+    # iperf3 adds a few datagrams of its own (the UDP "connect" exchange, the end marks), and its server
+    # stops counting at the end message, which on a busy machine overtakes a few datagrams still in flight
+    assert 0 <= stats["up_pkts"] - result["packets"] <= max(10, result["packets"] // 20), (stats, result)
     assert stats["up_bytes"] >= result["packets"] * 1400
     assert not any(v for k, v in stats.items() if k.startswith("drop_")), stats
     if socks is not None:

@@ -292,7 +292,7 @@ class AssociateRelay:
                 raise
             finally:
                 loop.remove_reader(relay.event_fd)
-        return relay.stats()  # type: ignore[no-any-return]
+        return relay.stats()
 
     @staticmethod
     async def _drain(stream: Stream) -> None:
