@@ -315,7 +315,7 @@ cdef extern from "gx/ws.h" nogil:
     long gx_ws_read(gx_ws_reader *r, const uint8_t *inp, size_t in_len, uint8_t *out, size_t out_cap,
                     gx_ws_event *ev)
 
-# ---- the TCP splice relay (csrc/splice_relay.c) ----
+# ---- the TCP splice relay (csrc/proxy/splice_relay.c) ----
 
 cdef extern from "gx/splice_relay.h" nogil:
     struct gx_splice_relay:
@@ -343,7 +343,7 @@ cdef extern from "gx/resolve.h" nogil:
         uint64_t queue_full
     void gx_resolve_get_stats(gx_resolve_stats *out)
 
-# ---- TLS and WebSocket transports in C (csrc/xstream.c) ----
+# ---- TLS and WebSocket transports in C (csrc/proxy/xstream.c) ----
 
 cdef extern from "gx/xstream.h" nogil:
     struct gx_tls_ctx:
@@ -383,7 +383,7 @@ cdef extern from "gx/xstream.h" nogil:
     void gx_xs_get_stats(gx_xs *x, gx_xs_stats *out)
     void gx_xs_free(gx_xs *x)
 
-# ---- udp:// forwarding in C (csrc/udp_fwd.c) ----
+# ---- udp:// forwarding in C (csrc/proxy/udp_fwd.c) ----
 
 cdef extern from "gx/udp_fwd.h" nogil:
     struct gx_udp_fwd:
@@ -411,7 +411,7 @@ cdef extern from "gx/udp_fwd.h" nogil:
     int gx_udp_fwd_stop(gx_udp_fwd *f)
     void gx_udp_fwd_free(gx_udp_fwd *f)
 
-# ---- SOCKS5 UDP ASSOCIATE in C (csrc/socks_assoc.c) ----
+# ---- SOCKS5 UDP ASSOCIATE in C (csrc/proxy/socks_assoc.c) ----
 
 cdef extern from "gx/socks_assoc.h" nogil:
     struct gx_socks_assoc:
@@ -428,7 +428,7 @@ cdef extern from "gx/socks_assoc.h" nogil:
     int gx_socks_assoc_stop(gx_socks_assoc *a)
     void gx_socks_assoc_free(gx_socks_assoc *a)
 
-# ---- datagrams framed onto a stream: 0xF3 or relay frames (csrc/dgram_frames.c) ----
+# ---- datagrams framed onto a stream: 0xF3 or relay frames (csrc/proxy/dgram_frames.c) ----
 
 cdef extern from "gx/dgram_frames.h" nogil:
     struct gx_dgram_frames:

@@ -1,4 +1,4 @@
-# The TCP splice relay (csrc/splice_relay.c): two plain sockets relayed both ways with splice(2) on the
+# The TCP splice relay (csrc/proxy/splice_relay.c): two plain sockets relayed both ways with splice(2) on the
 # shared relay engine's threads; Python starts it, awaits its event fd and reads the byte counts.
 
 cdef class TcpSpliceRelay:

@@ -1,4 +1,4 @@
-# UDP relays in C (csrc/udp_fwd.c): `-L udp://` port forwarding on the shared relay engine. Python is
+# UDP relays in C (csrc/proxy/udp_fwd.c): `-L udp://` port forwarding on the shared relay engine. Python is
 # told when a session starts (it answers with the session's upstream fd, or refuses) and when it ends;
 # no Python per datagram. Needs the sockaddr declarations of _tunnel.pxi (included before this file).
 
@@ -77,7 +77,7 @@ cdef class UdpForwarder:
                 gx_udp_fwd_stop(self.f)
 
 
-# SOCKS5 UDP ASSOCIATE (csrc/socks_assoc.c): the association's datagrams both ways in C.
+# SOCKS5 UDP ASSOCIATE (csrc/proxy/socks_assoc.c): the association's datagrams both ways in C.
 
 SOCKS_ASSOC_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "drop_foreign", "drop_malformed",
                           "drop_resolve", "drop_size", "drop_send")
@@ -131,7 +131,7 @@ cdef class SocksAssociateRelay:
         return {name: raw[i] for i, name in enumerate(SOCKS_ASSOC_STAT_NAMES)}
 
 
-# Datagrams <-> 0xF3 frames on a stream (csrc/dgram_frames.c): tungo's UDP sessions through a SOCKS5 hop.
+# Datagrams <-> 0xF3 frames on a stream (csrc/proxy/dgram_frames.c): tungo's UDP sessions through a SOCKS5 hop.
 
 DGRAM_FRAMES_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "drop_up", "drop_down")
 FRAMES_F3 = 0     # GOST 0xF3 frames (a header with the destination)

@@ -1,7 +1,7 @@
 """Relay two connected TCP sockets both ways with splice(2) in C: the bytes never enter Python, and
 Python does not run while they flow.
 
-The relay is csrc/splice_relay.c on the shared relay engine's threads (csrc/relay_engine.c): a pipe per
+The relay is csrc/proxy/splice_relay.c on the shared relay engine's threads (csrc/relay_engine.c): a pipe per
 direction, reads stop while the destination cannot take more (backpressure), an EOF is passed on as
 shutdown(SHUT_WR) once the pipe is drained (half-close), and the relay ends when both directions have
 passed their EOF on, or at the first error (reset, broken pipe). Python starts it and awaits its event

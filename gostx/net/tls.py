@@ -15,7 +15,7 @@ TLS has no half-close that Python's ssl can send while still reading (gost sends
 `write_eof` ends the stream's reads at once and the connection closes, as gost does for a WebSocket
 (gostx/net/linger.py).
 
-Over a plain socket the record layer runs in C (gostx/net/xstream.py, csrc/xstream.c: OpenSSL's libssl
+Over a plain socket the record layer runs in C (gostx/net/xstream.py, csrc/proxy/xstream.c: OpenSSL's libssl
 on the relay engine's threads) and the stream returned is a `CStream`: Python only sees the handshake's
 outcome, never a chunk. Every context built here carries its C twin (`c_context(ctx)`: same certificate,
 CA and verification rules); gost's rules hold for both: a client verifies nothing unless `secure`

@@ -20,7 +20,7 @@ length with its top bit set) fails the read with ConnectionError after a close f
 frame announcing more than MAX_FRAME_PAYLOAD (4 GiB) bytes, after a close frame with status 1009.
 
 Over a plain socket (ws, and wss with TLS in C) the framing runs in C instead (`ws_client_c` /
-`ws_server_c`, csrc/xstream.c, same rules and caps): the HTTP heads are still built and checked here,
+`ws_server_c`, csrc/proxy/xstream.c, same rules and caps): the HTTP heads are still built and checked here,
 C passes the peer's head on and holds what follows it until `ws_start`, which also carries the bytes C
 sends unframed (the 101 answer), so raw and framed bytes never race. The stream returned is a CStream.
 

@@ -1,4 +1,4 @@
-"""Streams whose TLS and WebSocket framing run in C (csrc/xstream.c): Python is called once per flow.
+"""Streams whose TLS and WebSocket framing run in C (csrc/proxy/xstream.c): Python is called once per flow.
 
     stream = await open_xstream(SocketStream(sock), tls=ctx, server_name=..., verify_name=...)
     stream = await open_xstream(SocketStream(sock), tls=ctx, head=True, raw=request)   # WebSocket client

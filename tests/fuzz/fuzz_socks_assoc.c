@@ -1,4 +1,4 @@
-/* SOCKS5 UDP ASSOCIATE datagram headers (RFC 1928 section 7, csrc/socks_assoc.c gx_socks_assoc_parse).
+/* SOCKS5 UDP ASSOCIATE datagram headers (RFC 1928 section 7, csrc/proxy/socks_assoc.c gx_socks_assoc_parse).
  *
  * Input: one datagram as a client would send it to the association's relay socket.
  *  - A parse that succeeds lies inside the bytes: header + payload == the datagram, the address inside

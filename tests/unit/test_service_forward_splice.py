@@ -1,4 +1,4 @@
-"""SpliceRelay (csrc/splice_relay.c through gostx/net/splice.py): both directions, half-close,
+"""SpliceRelay (csrc/proxy/splice_relay.c through gostx/net/splice.py): both directions, half-close,
 backpressure, errors, cancellation; no fd left behind."""
 
 from __future__ import annotations

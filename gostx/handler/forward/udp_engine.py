@@ -1,4 +1,4 @@
-"""`-L udp://` forwarding in C (gostx._engine.UdpForwarder, csrc/udp_fwd.c): no Python per datagram.
+"""`-L udp://` forwarding in C (gostx._engine.UdpForwarder, csrc/proxy/udp_fwd.c): no Python per datagram.
 
 The C forwarder owns the listening socket and every session's upstream socket. Python hears of a session
 twice: when its first datagram arrives (OPEN: the connection limiter decides, the handler picks a target

@@ -158,7 +158,7 @@ class RelayHandler(ProxyHandler):
 
     async def relay_udp(self, stream: Stream, conn: PacketConn) -> tuple[int, int]:
         """`LEN(2) PAYLOAD` frames <-> datagrams until the stream ends or either side fails: in C
-        (csrc/dgram_frames.c) when the upstream is a connected UDP socket, else in Python."""
+        (csrc/proxy/dgram_frames.c) when the upstream is a connected UDP socket, else in Python."""
         if isinstance(conn, DirectPacketConn) and conn.connected and self.udp_buffer >= 65535:
             if isinstance(stream, ResponseFirstStream):  # the cached OK goes out now: then only frames
                 await stream.flush()

@@ -9,7 +9,7 @@ kernel between plain sockets); through any other chain they are relayed in Pytho
 
 AssociateRelay (RFC 1928 UDP ASSOCIATE): datagrams with the 10-byte-style header on a UDP socket, from the
 control connection's client IP only; lives until the control connection closes. With a direct upstream and
-no bypass, or a chain whose last hop is SOCKS5 (0xF3), the C relay (csrc/socks_assoc.c) moves every
+no bypass, or a chain whose last hop is SOCKS5 (0xF3), the C relay (csrc/proxy/socks_assoc.c) moves every
 datagram on the relay engine; otherwise (another hop, a bypass) they are relayed per datagram in Python.
 """
 

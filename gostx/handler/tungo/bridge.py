@@ -1,6 +1,6 @@
 """Upstreams as fds the C stack can splice: a connection that is a plain kernel socket is handed over as
 is; a UDP session through a SOCKS5 hop (0xF3 frames) gets one end of a SOCK_SEQPACKET socketpair whose
-other end the C frame relay (csrc/dgram_frames.c) frames onto the hop's stream; anything else (a chain's
+other end the C frame relay (csrc/proxy/dgram_frames.c) frames onto the hop's stream; anything else (a chain's
 TLS stream, relay-protocol UDP frames) gets one end of a socketpair whose other end Python relays (the
 slow path: a direct or plain-TCP chained dial gives the stack a real socket and no Python runs per byte).
 

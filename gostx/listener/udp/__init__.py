@@ -10,7 +10,7 @@ counted and logged rate-limited.
 
 Under the forward handler (`udp://`) the socket is handed to C (take_socket; gostx/handler/forward/
 udp_engine.py): the sessions, `ttl`, the queue (default 1024 there) and the cap then live in
-csrc/udp_fwd.c, and this class only binds the socket and reads the options.
+csrc/proxy/udp_fwd.c, and this class only binds the socket and reads the options.
 
 Deliberate choice: gost v3's request/response mode (close after the first reply unless
 `keepalive=true`, ttl 5 s) is not followed; sessions always live until idle, as in gost v2.
