@@ -282,7 +282,7 @@ async def pipe(a: Stream, b: Stream) -> tuple[int, int]:
 
 async def _join_in_c(a: Stream, b: Stream) -> tuple[int, int] | None:
     """A C stream (TLS / WebSocket, gostx/net/xstream.py), possibly under wrappers that can settle
-    (the relay protocol's request / response, gostx/net/relay.py), and a plain socket: the relay runs in
+    (the relay protocol's request / response, gostx/net/relay_stream.py), and a plain socket: the relay runs in
     the C stream alone. (bytes a->b, b->a), or None when this pair is not such a pair."""
     from gostx.net.xstream import CStream
 

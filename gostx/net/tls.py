@@ -45,7 +45,7 @@ from gostx.net.linger import Linger
 from gostx.net.stream import CHUNK, SocketStream, Stream, WrappedStream
 from gostx.net.xstream import ENABLED as C_ENABLED
 from gostx.net.xstream import open_xstream
-from gostx.protocol import tls as default_tls
+from gostx.protocol import socks5_tls as default_tls
 
 HANDSHAKE_TIMEOUT = 15.0
 READ_MAX = 1 << 18  # bytes gathered from consecutive records into one read

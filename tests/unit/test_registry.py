@@ -137,7 +137,7 @@ def test_a_tungo_service_imports_only_what_it_runs() -> None:
     report = json.loads(out)
     modules = set(report["modules"])
     assert {"gostx.handler.tungo", "gostx.listener.tungo"} <= modules
-    absent = {"pyroute2", "click", "yaml", "cryptography", "gostx.net.tls", "gostx.net.ws", "gostx.protocol.tls",
+    absent = {"pyroute2", "click", "yaml", "cryptography", "gostx.net.tls", "gostx.net.ws", "gostx.protocol.socks5_tls",
               "gostx.handler.socks5", "gostx.handler.http", "gostx.handler.relay", "gostx.handler.tun",
               "gostx.listener.tcp", "gostx.listener.ws", "gostx.listener.tls", "gostx.listener.tun",
               "gostx.dialer.tls", "gostx.dialer.ws", "gostx.connector.relay", "gostx.connector.socks5",

@@ -2,7 +2,7 @@
 `-F relay+wss://SERVER:443`.
 
 - "tcp": CONNECT (`01 01 FEALEN [UserAuth] Addr`). Without `nodelay` the request rides on the first
-  write and the response is read before the first read (gostx/net/relay.py); `nodelay=true` sends it and
+  write and the response is read before the first read (gostx/net/relay_stream.py); `nodelay=true` sends it and
   reads the response at once.
 - "udp" to an address: UDP CONNECT (`01 81`, Network=udp, [UserAuth], Addr), then `LEN(2) PAYLOAD` frames;
   the first frame carries the request unless `nodelay`.
@@ -21,7 +21,7 @@ from typing import Any
 
 from gostx.chain.plugin import Connector
 from gostx.net.packet import PacketConn
-from gostx.net.relay import RelayClientStream, RelayUdpConn, check_response
+from gostx.net.relay_stream import RelayClientStream, RelayUdpConn, check_response
 from gostx.net.stream import Stream
 from gostx.protocol import relay as rp
 from gostx.protocol.socks5 import UdpTunConn

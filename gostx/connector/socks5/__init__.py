@@ -21,7 +21,7 @@ from gostx.chain.plugin import Connector
 from gostx.net.packet import PacketConn
 from gostx.net.stream import Stream, start_tls_client
 from gostx.protocol import socks5 as s5
-from gostx.protocol.tls import client_context
+from gostx.protocol.socks5_tls import client_context
 from gostx.registry import connectors
 
 DEFAULT_TIMEOUT = 15.0

@@ -32,7 +32,7 @@ from gostx import _engine
 from gostx.addr import join_host_port
 from gostx.listener.udp import UdpListener
 from gostx.net.packet import MAX_DATAGRAM, DirectPacketConn, PacketConn
-from gostx.net.relay import RelayUdpConn
+from gostx.net.relay_stream import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done

@@ -37,7 +37,7 @@ from gostx.errors import GostError
 from gostx.handler.forward.targets import TargetPicker, forward_targets
 from gostx.handler.proxy import ProxyHandler, describe
 from gostx.net.packet import DirectPacketConn, PacketConn
-from gostx.net.relay import ResponseFirstStream, read_udp_frame
+from gostx.net.relay_stream import ResponseFirstStream, read_udp_frame
 from gostx.net.smux import SmuxSession
 from gostx.net.stream import CBridge, SocketStream, Stream, pipe
 from gostx.protocol import relay as rp

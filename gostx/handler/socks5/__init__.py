@@ -32,7 +32,7 @@ from gostx.handler.socks5.udp import AssociateRelay, UdpTunRelay
 from gostx.net.packet import PacketConn
 from gostx.net.stream import Stream, pipe, start_tls_server
 from gostx.protocol import socks5 as s5
-from gostx.protocol.tls import server_context
+from gostx.protocol.socks5_tls import server_context
 from gostx.registry import handlers
 
 DEFAULT_READ_TIMEOUT = 15.0

@@ -16,7 +16,7 @@ from typing import Any
 
 from gostx import _engine
 from gostx.net.packet import DirectPacketConn, PacketConn
-from gostx.net.relay import RelayUdpConn
+from gostx.net.relay_stream import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
 from gostx.protocol import socks5 as s5
 from gostx.tasks import until_first_done
