@@ -801,7 +801,9 @@ static void take_join(struct gx_xs *x, int app_end, int peer) {
         x->jlen += (size_t)n;
     }
     x->jpos = 0;
-    close(app_end); /* the app fd now reads what Python wrote, then EOF */
+    /* the app fd now reads what Python wrote, then EOF (a shutdown: the caller may hold a dup) */
+    shutdown(app_end, SHUT_WR);
+    close(app_end);
     x->peer_fd = peer;
     if (gx_relay_watch_fd(&x->conn, SLOT_PEER, peer) < 0) {
         fail(x, EBADF);
