@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
 #define CLOSE_NORMAL 1000
 #define CLOSE_PROTOCOL 1002
 #define CLOSE_TOO_BIG 1009
+#define GATHER_ROOM 16384     /* a TLS record's payload */
 #define PUMP_ROUNDS 64         /* rounds of both directions per event (about 4 MiB each way) */
 
 struct gx_tls_ctx {
@@ -621,6 +624,23 @@ static bool flow_n2a(struct gx_xs *x) {
         }
         x->rlen += (size_t)n;
         x->st.net_in += (uint64_t)n;
+        /* TLS hands out one record per read: gather the records already here into one app write */
+        size_t cap = x->head ? GX_XS_HEAD_MAX : GX_XS_BUF;
+        while (x->ssl && !x->head && x->rlen + GATHER_ROOM <= cap) {
+            n = net_read(x, x->rbuf + x->rlen, cap - x->rlen);
+            if (n == -EAGAIN)
+                break; /* the next round reads again and asks epoll */
+            if (n < 0) {
+                fail(x, (int)-n);
+                return true;
+            }
+            if (n == 0) {
+                x->net_eof = true;
+                break;
+            }
+            x->rlen += (size_t)n;
+            x->st.net_in += (uint64_t)n;
+        }
     }
     return progress;
 }
@@ -781,7 +801,9 @@ static void take_join(struct gx_xs *x, int app_end, int peer) {
         x->jlen += (size_t)n;
     }
     x->jpos = 0;
-    close(app_end); /* the app fd now reads what Python wrote, then EOF */
+    /* the app fd now reads what Python wrote, then EOF (a shutdown: the caller may hold a dup) */
+    shutdown(app_end, SHUT_WR);
+    close(app_end);
     x->peer_fd = peer;
     if (gx_relay_watch_fd(&x->conn, SLOT_PEER, peer) < 0) {
         fail(x, EBADF);
@@ -972,6 +994,9 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
         rc = nonblock(app_fd);
     if (rc < 0)
         return rc;
+    /* records and frames go out whole: Nagle would hold each one's last segment for an ACK */
+    int one = 1;
+    (void)setsockopt(net_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* not TCP: nothing to do */
     struct gx_xs *x = calloc(1, sizeof(*x));
     if (!x)
         return -ENOMEM;

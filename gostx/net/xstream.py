@@ -116,27 +116,31 @@ class CStream(SocketStream):
         self.xs.ws_start(raw, mode)
 
     async def join(self, peer: SocketStream) -> tuple[int, int]:
-        """Move the relay of this stream and peer (a plain socket) fully into C (the socketpair is
-        drained and closed by the engine); returns (bytes net -> peer, bytes peer -> net) when both
-        directions ended. Both streams are detached."""
+        """Move the relay of this stream and peer (a plain socket) fully into C (the engine drains the
+        socketpair in order and closes it); returns (bytes net -> peer, bytes peer -> net) once both
+        directions ended. Both streams are detached. C gets dups: when the stream ended before the
+        engine took the join, what it had passed to the socketpair is forwarded here, once."""
         app_end, peer_sock = self.detach(), peer.detach()
         before = self.xs.stats()
         try:
-            self.xs.join(app_end.fileno(), peer_sock.fileno())
-        except BaseException:
+            try:
+                self.xs.join(os.dup(app_end.fileno()), os.dup(peer_sock.fileno()))
+            except BaseException:
+                self.xs.cancel()
+                raise
+            try:
+                await self._watch.wait(_engine.XS_ENDED)
+            except asyncio.CancelledError:
+                self.xs.cancel()
+                raise
+            after = self._watch.stats or self.xs.stats()
+            to_peer, from_peer = after["app_in"] - before["app_in"], after["app_out"] - before["app_out"]
+            if not after.get("joined"):
+                to_peer = await _forward_rest(app_end, peer_sock)
+            return to_peer, from_peer
+        finally:
             app_end.close()
             peer_sock.close()
-            self.xs.cancel()
-            raise
-        app_end.detach()
-        peer_sock.detach()
-        try:
-            await self._watch.wait(_engine.XS_ENDED)
-        except asyncio.CancelledError:
-            self.xs.cancel()
-            raise
-        after = self._watch.stats or self.xs.stats()
-        return after["app_in"] - before["app_in"], after["app_out"] - before["app_out"]
 
     def close(self) -> None:
         if self.sock is not None:
@@ -164,6 +168,20 @@ class CStream(SocketStream):
     @property
     def remote_addr(self) -> str:
         return self._remote
+
+
+async def _forward_rest(app_end: socket.socket, peer: socket.socket) -> int:
+    """The C stream ended before the join: pass on what it left in the socketpair, then the EOF."""
+    loop = asyncio.get_running_loop()
+    app_end.setblocking(False)
+    peer.setblocking(False)
+    moved = 0
+    with contextlib.suppress(OSError):
+        while data := await loop.sock_recv(app_end, 1 << 16):
+            await loop.sock_sendall(peer, data)
+            moved += len(data)
+        peer.shutdown(socket.SHUT_WR)
+    return moved
 
 
 async def open_xstream(stream: SocketStream, tls: _engine.TlsContext | None = None, server_name: str | None = None,

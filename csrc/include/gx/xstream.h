@@ -112,7 +112,9 @@ int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode
  * (given up, as peer_fd: the stream owns both now). The engine first passes on what still sits in the
  * socketpair, in order (net->app bytes Python did not read go to peer_fd first; app->net bytes Python
  * wrote go to the net before peer_fd's), then relays net <-> peer_fd with the same buffers, backpressure
- * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. */
+ * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. A stream that ended before
+ * the engine took the command closes both fds unused (stats.joined stays 0): the caller that passed
+ * dups still holds the socketpair's unread bytes. */
 int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd);
 void gx_xs_cancel(struct gx_xs *x);                /* any thread, never blocks */
 int gx_xs_stop(struct gx_xs *x);                   /* cancel and wait until the engine let go */
