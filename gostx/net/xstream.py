@@ -77,7 +77,7 @@ class _Watch:
         stage = self.xs.stage
         if stage & (bits | _engine.XS_ENDED):
             return stage
-        fut = self.loop.create_future()
+        fut: asyncio.Future[int] = self.loop.create_future()
         self.waiters.append((bits, fut))
         return await fut
 
