@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "third_party", "lwip"))
 import lwip_build  # noqa: E402
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 C_FLAGS = ["-std=gnu11", "-O2", "-g", "-fno-strict-aliasing", "-D_GNU_SOURCE", *WARNINGS]
-# GX_NO_SIMD=1 in the build's environment leaves our SIMD crypto out (csrc/include/gx/cpu.h): OpenSSL does
+# GX_NO_SIMD=1 in the build's environment leaves our SIMD crypto out (csrc/include/gx/base.h): OpenSSL does
 # AES-GCM and HKDF-SHA1, as on a CPU without VAES/SHA-NI/AVX-512.
 NO_SIMD = os.environ.get("GX_NO_SIMD", "") not in ("", "0")
 

@@ -51,7 +51,7 @@ cdef extern from "openssl/crypto.h" nogil:
 
 # ---- packet batches (csrc/base/batch.c) -----------------------------------------------------------------
 
-cdef extern from "gx/batch.h" nogil:
+cdef extern from "gx/base.h" nogil:
     enum:
         GX_BATCH_MAX
         GX_HEADROOM
@@ -103,7 +103,7 @@ cdef extern from "gx/tun.h" nogil:
 
 # ---- Shadowsocks AEAD (csrc/crypto/aead.c, csrc/crypto/replay.c, csrc/gcm*.c, csrc/hkdf*.c) ------------------------
 
-cdef extern from "gx/aead.h" nogil:
+cdef extern from "gx/crypto.h" nogil:
     enum:
         GX_CIPHER_NONE
         GX_AEAD_TAG_LEN
@@ -132,11 +132,11 @@ cdef extern from "gx/aead.h" nogil:
     int gx_aead_seal_one(gx_aead *a, const uint8_t *salt, const uint8_t *inp, size_t len, uint8_t *out)
     int gx_aead_open_one(gx_aead *a, const uint8_t *inp, size_t len, uint8_t *out)
 
-cdef extern from "gx/gcm.h" nogil:
+cdef extern from "gx/crypto.h" nogil:
     int gx_gcm_impl()
     int gx_crypto_simd()
 
-cdef extern from "gx/hkdf.h" nogil:
+cdef extern from "gx/crypto.h" nogil:
     int gx_hkdf_impl()
 
 # ---- the tun/tap tunnel engine (csrc/tunnel/tunnel.c) -----------------------------------------------------
@@ -205,7 +205,7 @@ cdef extern from "gx/tunnel.h" nogil:
 
 # ---- GOST SOCKS5 UDP-over-TCP (csrc/proxy/socks_udp.c, csrc/proxy/socks_relay.c, csrc/proxy/relay_engine.c) ----------
 
-cdef extern from "gx/socks_udp.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_socks_relay:
         pass
     struct gx_socks_relay_stats:
@@ -220,7 +220,7 @@ cdef extern from "gx/socks_udp.h" nogil:
     int gx_socks_relay_stop(gx_socks_relay *r)
     void gx_socks_relay_free(gx_socks_relay *r)
 
-cdef extern from "gx/relay.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_relay_engine_stats:
         uint64_t threads, relays, attached
     void gx_relay_engine_get_stats(gx_relay_engine_stats *out)
@@ -281,7 +281,7 @@ cdef extern from "gx/faketcp.h" nogil:
 
 # ---- WebSocket framing (csrc/proxy/ws.c) -----------------------------------------------------------------
 
-cdef extern from "gx/ws.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_ws_frame:
         uint32_t header_len
         uint64_t payload_len
@@ -317,7 +317,7 @@ cdef extern from "gx/ws.h" nogil:
 
 # ---- the TCP splice relay (csrc/proxy/splice_relay.c) ----
 
-cdef extern from "gx/splice_relay.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_splice_relay:
         pass
     struct gx_splice_relay_stats:
@@ -334,7 +334,7 @@ cdef extern from "gx/splice_relay.h" nogil:
 
 # ---- the data plane's name resolver (csrc/proxy/resolve.c) ----
 
-cdef extern from "gx/resolve.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_resolve_stats:
         uint64_t lookups
         uint64_t misses
@@ -345,7 +345,7 @@ cdef extern from "gx/resolve.h" nogil:
 
 # ---- TLS and WebSocket transports in C (csrc/proxy/xstream.c) ----
 
-cdef extern from "gx/xstream.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_tls_ctx:
         pass
     struct gx_xs:
@@ -385,7 +385,7 @@ cdef extern from "gx/xstream.h" nogil:
 
 # ---- udp:// forwarding in C (csrc/proxy/udp_fwd.c) ----
 
-cdef extern from "gx/udp_fwd.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_udp_fwd:
         pass
     struct gx_udp_fwd_config:
@@ -413,7 +413,7 @@ cdef extern from "gx/udp_fwd.h" nogil:
 
 # ---- SOCKS5 UDP ASSOCIATE in C (csrc/proxy/socks_assoc.c) ----
 
-cdef extern from "gx/socks_assoc.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_socks_assoc:
         pass
     struct gx_socks_assoc_stats:
@@ -430,7 +430,7 @@ cdef extern from "gx/socks_assoc.h" nogil:
 
 # ---- datagrams framed onto a stream: 0xF3 or relay frames (csrc/proxy/dgram_frames.c) ----
 
-cdef extern from "gx/dgram_frames.h" nogil:
+cdef extern from "gx/proxy.h" nogil:
     struct gx_dgram_frames:
         pass
     struct gx_dgram_frames_stats:

@@ -1,4 +1,4 @@
-# TLS + WebSocket transport streams in C (csrc/proxy/xstream.c, gx/xstream.h): OpenSSL's record layer and the
+# TLS + WebSocket transport streams in C (csrc/proxy/xstream.c, gx/proxy.h): OpenSSL's record layer and the
 # WebSocket framing run on the shared relay engine's threads between a TCP socket and one end of a unix
 # socketpair; Python keeps the other end (gostx/net/xstream.py).
 

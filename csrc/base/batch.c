@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gx/batch.h"
+#include "gx/base.h"
 
 int gx_batch_init(struct gx_batch *b, uint32_t cap, uint32_t slot_size, uint32_t headroom) {
     memset(b, 0, sizeof(*b));

@@ -1,4 +1,4 @@
-/* Shadowsocks AEAD UDP packets (gx/aead.h): seal/open in place over whole batches.
+/* Shadowsocks AEAD UDP packets (gx/crypto.h): seal/open in place over whole batches.
  *
  * Per packet the work is: the HKDF-SHA1 subkey (the known cost of this format), one AEAD key setup
  * and the AEAD pass over the bytes. Everything else is per gx_aead or per batch: the EVP cipher is
@@ -14,10 +14,10 @@
  * no table, and the filter's capacity all goes to what peers sent. Salts longer than 16 bytes take
  * a second block (block number 1 in TAG's low bits).
  *
- * AES-128-GCM and AES-256-GCM go through gx/gcm.h when the CPU has VAES (the EVP re-key per packet
+ * AES-128-GCM and AES-256-GCM go through gx/crypto.h when the CPU has VAES (the EVP re-key per packet
  * costs more than the encryption itself); EVP does the rest, and all of them without VAES.
  *
- * The subkeys are derived up to 16 packets at a time (gx/hkdf.h): that is where the time goes, and
+ * The subkeys are derived up to 16 packets at a time (gx/crypto.h): that is where the time goes, and
  * hashing 16 packets' SHA-1 blocks together in vector lanes is what makes it fast (bench/README.md).
  */
 #include <errno.h>
@@ -31,11 +31,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "gx/aead.h"
-#include "gx/bytes.h"
-#include "gx/gcm.h"
-#include "gx/hkdf.h"
-#include "gx/replay.h"
+#include "gx/crypto.h"
+#include "gx/base.h"
 
 /* ---- cipher table ---------------------------------------------------------------------------- */
 
@@ -146,7 +143,7 @@ struct direction {                /* the state of one direction, used under its 
 
 struct gx_aead {
     int cipher;
-    int gcm_own;                  /* AES-128/256-GCM: gx/gcm.h can do it when the CPU has VAES */
+    int gcm_own;                  /* AES-128/256-GCM: gx/crypto.h can do it when the CPU has VAES */
     size_t key_len, salt_len;
     struct gx_hkdf_key hk;
     EVP_CIPHER *evp;
@@ -364,7 +361,7 @@ static int tag_param(EVP_CIPHER_CTX *ctx, uint8_t *tag, int set) {
     return set ? EVP_CIPHER_CTX_set_params(ctx, p) == 1 : EVP_CIPHER_CTX_get_params(ctx, p) == 1;
 }
 
-/* Our AES-GCM (gx/gcm.h) for this cipher, given the implementation chosen now? */
+/* Our AES-GCM (gx/crypto.h) for this cipher, given the implementation chosen now? */
 static int gcm_own_for(int cipher) {
     return (cipher == GX_CIPHER_AES_128_GCM || cipher == GX_CIPHER_AES_256_GCM) && gx_gcm_impl() != GX_GCM_OPENSSL;
 }
@@ -391,7 +388,7 @@ static int body_seal(EVP_CIPHER_CTX *ctx, int own, const uint8_t *key, size_t ke
 
 /* Decrypt body in place and check its tag: 0, or -EBADMSG with no unauthenticated plaintext left in
  * body. Neither path checks the tag first: ours decrypts while hashing and puts the ciphertext back on
- * a mismatch (gx/gcm.h); EVP checks the tag in its final call, after the decryption, so on a failure
+ * a mismatch (gx/crypto.h); EVP checks the tag in its final call, after the decryption, so on a failure
  * body is wiped. ctx: initialised for decryption with the cipher. */
 static int body_open(EVP_CIPHER_CTX *ctx, int own, const uint8_t *key, size_t key_len, const uint8_t *nonce,
                      uint8_t *body, size_t len, const uint8_t *tag) {

@@ -1,4 +1,4 @@
-/* AES-GCM, one packet per call with its own key (gx/gcm.h): the 512-bit (AVX-512) build, and the
+/* AES-GCM, one packet per call with its own key (gx/crypto.h): the 512-bit (AVX-512) build, and the
  * choice between it, the 256-bit build (gcm_avx2.c) and OpenSSL. */
 #include <errno.h>
 #include <stdatomic.h>
@@ -8,9 +8,9 @@
 
 #include <openssl/crypto.h>
 
-#include "gx/cpu.h"
+#include "gx/base.h"
 #include "gcm_avx2.h"
-#include "gx/gcm.h"
+#include "gx/crypto.h"
 
 #if GX_SIMD
 #define GX_HAVE_VAES 1

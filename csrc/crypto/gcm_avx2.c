@@ -10,9 +10,9 @@
 
 #include <openssl/crypto.h>
 
-#include "gx/cpu.h"
+#include "gx/base.h"
 #include "gcm_avx2.h"
-#include "gx/gcm.h"
+#include "gx/crypto.h"
 
 #if GX_SIMD
 #include "gcm_aesni.h"

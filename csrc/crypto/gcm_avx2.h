@@ -1,4 +1,4 @@
-/* AES-GCM with 256-bit VAES + VPCLMULQDQ (gcm_avx2.c), behind gx/gcm.h's dispatch. Internal to csrc/.
+/* AES-GCM with 256-bit VAES + VPCLMULQDQ (gcm_avx2.c), behind gx/crypto.h's dispatch. Internal to csrc/.
  * The same contract as gx_gcm_seal / gx_gcm_open / gx_gcm_seal2 / gx_gcm_open2 (arguments already
  * checked by the caller); call only when gx_gcm_avx2_cpu() says the CPU has what it needs. */
 #ifndef GX_GCM_AVX2_H

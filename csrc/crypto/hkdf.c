@@ -1,4 +1,4 @@
-/* HKDF-SHA1 for Shadowsocks-AEAD subkeys, up to GX_HKDF_LANES salts at a time (see gx/hkdf.h).
+/* HKDF-SHA1 for Shadowsocks-AEAD subkeys, up to GX_HKDF_LANES salts at a time (see gx/crypto.h).
  *
  * With AVX-512 sixteen derivations run at once, one per vector lane, all eight (or ten) SHA-1
  * compressions of each chained in registers (derive16). Below four lanes one block after the other
@@ -15,9 +15,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "gx/cpu.h"
-#include "gx/bytes.h"
-#include "gx/hkdf.h"
+#include "gx/base.h"
+#include "gx/crypto.h"
 #include "sha1_shani.h"
 
 #if GX_SIMD

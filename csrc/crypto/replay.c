@@ -1,4 +1,4 @@
-/* Salt replay filter: two generations of a bucketed fingerprint table (see gx/replay.h). */
+/* Salt replay filter: two generations of a bucketed fingerprint table (see gx/crypto.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include <openssl/rand.h>
 
-#include "gx/replay.h"
+#include "gx/crypto.h"
 
 #define BUCKET_SLOTS 16                  /* 16 x 4-byte fingerprints = one 64-byte cache line */
 #define FILL_NUM 3                       /* a generation is filled to at most 3/4 of its slots */

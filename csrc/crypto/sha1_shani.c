@@ -2,7 +2,7 @@
  * and SHA1MSG2 instructions), JOBS independent blocks at once. One block alone is a chain of twenty
  * dependent SHA1RNDS4: interleaving independent blocks fills the waits between them (HKDF-SHA1 of
  * Shadowsocks subkeys is eight or ten blocks a salt, the salts independent of each other). */
-#include "gx/cpu.h"
+#include "gx/base.h"
 #include "sha1_shani.h"
 
 #if GX_SIMD

@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "gx/batch.h"
+#include "gx/base.h"
 #include "gx/faketcp.h"
 
 #define GX_HIDDEN __attribute__((visibility("hidden")))

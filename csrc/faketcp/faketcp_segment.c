@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gx/bytes.h"
+#include "gx/base.h"
 #include "gx/faketcp.h"
 #include "gx/tun.h"
 

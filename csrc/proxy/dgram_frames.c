@@ -1,4 +1,4 @@
-/* Datagrams <-> 0xF3 frames on a stream (gx/dgram_frames.h), a handler on the relay engine. */
+/* Datagrams <-> 0xF3 frames on a stream (gx/proxy.h), a handler on the relay engine. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -8,9 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "gx/dgram_frames.h"
-#include "gx/relay.h"
-#include "gx/socks_udp.h"
+#include "gx/proxy.h"
 
 #define HDR_MAX (GX_SOCKS_UDP_HDR_MAX - 2)
 #define FRAME_MAX (2u + HDR_MAX + 65535u)

@@ -1,4 +1,4 @@
-/* The relay engine (gx/relay.h): a fixed number of epoll threads shared by every relay of the process.
+/* The relay engine (gx/proxy.h): a fixed number of epoll threads shared by every relay of the process.
  *
  * Each thread has an epoll fd, a wake eventfd and a command list (attach / cancel requests from other
  * threads, under a mutex). One epoll_wait round: run the callbacks of the ready fds, then let go of the
@@ -18,7 +18,7 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include "gx/relay.h"
+#include "gx/proxy.h"
 
 #define EVENTS_PER_ROUND 64
 #define WAKE_TAG UINT64_MAX

@@ -1,4 +1,4 @@
-/* Non-blocking name lookups for the relay engine (gx/resolve.h): a direct-mapped cache under one mutex
+/* Non-blocking name lookups for the relay engine (gx/proxy.h): a direct-mapped cache under one mutex
  * and one resolver thread that calls getaddrinfo outside any event loop. */
 #include <errno.h>
 #include <netdb.h>
@@ -7,8 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gx/relay.h"
-#include "gx/resolve.h"
+#include "gx/proxy.h"
 
 enum { SLOT_EMPTY, SLOT_PENDING, SLOT_OK, SLOT_FAIL };
 

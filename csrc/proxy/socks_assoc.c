@@ -1,4 +1,4 @@
-/* SOCKS5 UDP ASSOCIATE on the relay engine (gx/socks_assoc.h): two UDP sockets, batches both ways,
+/* SOCKS5 UDP ASSOCIATE on the relay engine (gx/proxy.h): two UDP sockets, batches both ways,
  * no Python per datagram, no queue: a datagram a socket cannot take is dropped and counted. */
 #include <errno.h>
 #include <netinet/in.h>
@@ -9,9 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "gx/relay.h"
-#include "gx/resolve.h"
-#include "gx/socks_assoc.h"
+#include "gx/proxy.h"
 
 #define BATCH 32
 #define ROUNDS 8

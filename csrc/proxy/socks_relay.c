@@ -1,5 +1,5 @@
-/* The server side of GOST's SOCKS5 0xF3 (gx/socks_udp.h): stream frames <-> UDP datagrams, as one
- * handler on the shared relay engine (gx/relay.h): no thread of its own, non-blocking fds, bounded
+/* The server side of GOST's SOCKS5 0xF3 (gx/proxy.h): stream frames <-> UDP datagrams, as one
+ * handler on the shared relay engine (gx/proxy.h): no thread of its own, non-blocking fds, bounded
  * buffers with backpressure.
  *
  *   up   (stream -> udp): read the stream into `up` (UP_CAP bytes), sendmmsg every complete frame to its
@@ -10,7 +10,7 @@
  *        frame already begun is always kept whole) and the UDP socket is not read again until `down`
  *        is empty.
  *
- * Names are never resolved here: a frame to a name looks it up in the shared cache (gx/resolve.h). On a
+ * Names are never resolved here: a frame to a name looks it up in the shared cache (gx/proxy.h). On a
  * miss the relay stops reading its stream with the frame at the head of `up` (as gost, which resolves
  * inline per connection, stalls that connection) until the resolver thread has the answer and kicks the
  * engine; an unresolvable name drops the datagram (counted in drop_up).
@@ -24,9 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "gx/relay.h"
-#include "gx/resolve.h"
-#include "gx/socks_udp.h"
+#include "gx/proxy.h"
 
 #define RELAY_BATCH 32
 #define UP_CAP (128u * 1024u)   /* > the largest frame: 2 + 1 + 1 + 1 + 255 + 2 + 65535 */

@@ -1,4 +1,4 @@
-/* GOST's SOCKS5 UDP-over-TCP frames (gx/socks_udp.h): the wire format and the tunnel transport. */
+/* GOST's SOCKS5 UDP-over-TCP frames (gx/proxy.h): the wire format and the tunnel transport. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,8 +10,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "gx/batch.h"
-#include "gx/socks_udp.h"
+#include "gx/base.h"
+#include "gx/proxy.h"
 
 #define READ_BUF (256u * 1024u)        /* holds several full frames: the largest is 65535 + 262 */
 #define SEND_CHUNK 256                 /* datagrams per writev (2 iovecs each, IOV_MAX is 1024) */

@@ -1,5 +1,5 @@
-/* Socket <-> socket relay with splice(2) through a pipe per direction (gx/splice_relay.h), a handler on
- * the shared relay engine (gx/relay.h).
+/* Socket <-> socket relay with splice(2) through a pipe per direction (gx/proxy.h), a handler on
+ * the shared relay engine (gx/proxy.h).
  *
  * Pipes start at the kernel's default size (64 KiB) and grow to pipe_size (1 MiB) the first time a
  * splice fills half of one: a relay that carries little keeps ~1 KiB of pipe bookkeeping instead of ~32.
@@ -22,8 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gx/relay.h"
-#include "gx/splice_relay.h"
+#include "gx/proxy.h"
 
 #define ROUNDS 4
 enum { SLOT_A = 0, SLOT_B = 1 };

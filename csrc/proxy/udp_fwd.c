@@ -1,4 +1,4 @@
-/* UDP port forwarding on the relay engine (gx/udp_fwd.h).
+/* UDP port forwarding on the relay engine (gx/proxy.h).
  *
  * One relay per forwarder, four engine fds: the listening socket, an inner epoll set of the sessions'
  * upstream fds, a periodic timerfd (idle checks) and a command eventfd (Python's route / close answers).
@@ -24,11 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/dgram_frames.h"
-#include "gx/relay.h"
-#include "gx/socks_assoc.h"
-#include "gx/socks_udp.h"
-#include "gx/udp_fwd.h"
+#include "gx/proxy.h"
 
 #define BATCH 32
 #define ROUNDS 8                 /* batches per callback before other relays get their turn */
@@ -332,7 +328,7 @@ static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, in
     }
 }
 
-/* ---- a session whose hop is a stream of GOST 0xF3 frames (gx/socks_udp.h) ---- */
+/* ---- a session whose hop is a stream of GOST 0xF3 frames (gx/proxy.h) ---- */
 
 static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
     if (s->state != S_DIRECT)

@@ -1,8 +1,8 @@
-/* WebSocket framing (gx/ws.h): mask, headers, frame encoder, and the incremental reader. */
+/* WebSocket framing (gx/proxy.h): mask, headers, frame encoder, and the incremental reader. */
 #include <errno.h>
 #include <string.h>
 
-#include "gx/ws.h"
+#include "gx/proxy.h"
 
 void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4], size_t offset) {
     uint8_t k[8];

@@ -1,4 +1,4 @@
-/* xstream (gx/xstream.h): TLS + WebSocket transport streams on the shared relay engine.
+/* xstream (gx/proxy.h): TLS + WebSocket transport streams on the shared relay engine.
  *
  * Engine slots: 0 the net fd, 1 the app fd, 2 the command eventfd (head mode only). Every event runs
  * pump(): handshake, then both directions until neither makes progress, then the wants are set from
@@ -30,9 +30,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "gx/relay.h"
-#include "gx/ws.h"
-#include "gx/xstream.h"
+#include "gx/proxy.h"
 
 enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
 #define JOIN_DRAIN_MAX (8u << 20) /* more than any socketpair queue holds */

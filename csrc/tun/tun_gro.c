@@ -8,7 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "gx/bytes.h"
+#include "gx/base.h"
 #include "gx/tun.h"
 
 #define TCP_FIN 0x01u

@@ -13,8 +13,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "gx/cpu.h"
-#include "gx/bytes.h"
+#include "gx/base.h"
 #include "gx/tun.h"
 
 #define IPPROTO_TCP_ 6

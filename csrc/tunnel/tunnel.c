@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
-#include "gx/batch.h"
+#include "gx/base.h"
 #include "gx/tun.h"
 #include "gx/tunnel.h"
 

@@ -13,11 +13,8 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
-#include "gx/aead.h"
-#include "gx/batch.h"
-#include "gx/gcm.h"
-#include "gx/hkdf.h"
-#include "gx/replay.h"
+#include "gx/crypto.h"
+#include "gx/base.h"
 #include "gxtest.h"
 
 static const int REAL[] = {GX_CIPHER_AES_128_GCM, GX_CIPHER_AES_192_GCM, GX_CIPHER_AES_256_GCM,

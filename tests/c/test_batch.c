@@ -1,7 +1,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "gx/batch.h"
+#include "gx/base.h"
 #include "gxtest.h"
 
 int main(void) {

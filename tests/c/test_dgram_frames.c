@@ -1,4 +1,4 @@
-/* Datagrams <-> 0xF3 frames (gx/dgram_frames.h): a SEQPACKET session through the C 0xF3 server relay
+/* Datagrams <-> 0xF3 frames (gx/proxy.h): a SEQPACKET session through the C 0xF3 server relay
  * (csrc/socks_relay.c) to a UDP echo and back, exact counts; the frame on the wire; EOF ends it. */
 #include <errno.h>
 #include <poll.h>
@@ -7,8 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gx/dgram_frames.h"
-#include "gx/socks_udp.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/aead.h"
-#include "gx/batch.h"
+#include "gx/crypto.h"
+#include "gx/base.h"
 #include "gx/faketcp.h"
 #include "gx/tunnel.h"
 #include "gxtest.h"

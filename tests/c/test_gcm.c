@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "gx/gcm.h"
+#include "gx/crypto.h"
 #include "gxtest.h"
 
 static const struct {

@@ -1,4 +1,4 @@
-/* SOCKS5 UDP ASSOCIATE in C (gx/socks_assoc.h): the header parser against RFC 1928's layout, and the
+/* SOCKS5 UDP ASSOCIATE in C (gx/proxy.h): the header parser against RFC 1928's layout, and the
  * relay: exact counts both ways through a UDP echo, datagrams from another IP / malformed / fragments
  * / oversize dropped and counted while the association goes on, replies to the client's latest port. */
 #include <arpa/inet.h>
@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gx/socks_assoc.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

@@ -1,4 +1,4 @@
-/* The 0xF3 relay on the shared relay engine (gx/relay.h): many relays on a few threads, backpressure
+/* The 0xF3 relay on the shared relay engine (gx/proxy.h): many relays on a few threads, backpressure
  * (a stream nobody reads stops the UDP reads, memory stays bounded), cancel, names through the
  * resolver without blocking the loop. */
 #include <arpa/inet.h>
@@ -12,9 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/relay.h"
-#include "gx/resolve.h"
-#include "gx/socks_udp.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

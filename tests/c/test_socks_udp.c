@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/batch.h"
-#include "gx/socks_udp.h"
+#include "gx/base.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

@@ -1,4 +1,4 @@
-/* The splice relay (gx/splice_relay.h) on loopback TCP: both directions with half-close in either order,
+/* The splice relay (gx/proxy.h) on loopback TCP: both directions with half-close in either order,
  * 8 MiB each way at once with a checksum (default and tiny pipes), a peer reset, a cancel, backpressure
  * without spinning (CPU time while a reader stalls), many relays on the engine's few threads. */
 #include <arpa/inet.h>
@@ -11,8 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/relay.h"
-#include "gx/splice_relay.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

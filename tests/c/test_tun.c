@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gx/batch.h"
+#include "gx/base.h"
 #include "gx/tun.h"
 #include "gxtest.h"
 #include "pktref.h"

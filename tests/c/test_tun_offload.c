@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gx/batch.h"
+#include "gx/base.h"
 #include "gx/tun.h"
 #include "gxtest.h"
 #include "pktref.h"

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/aead.h"
+#include "gx/crypto.h"
 #include "gx/tunnel.h"
 #include "gxtest.h"
 #include "netutil.h"

@@ -1,4 +1,4 @@
-/* UDP forwarding in C (gx/udp_fwd.h): sessions per client address, Python's route answer, datagrams
+/* UDP forwarding in C (gx/proxy.h): sessions per client address, Python's route answer, datagrams
  * both ways with exact counts, the queue while a route is pending, idle expiry, the session cap, a
  * refused session, oversize datagrams, ICMP port unreachable ending a session. */
 #include <errno.h>
@@ -7,9 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gx/socks_assoc.h"
-#include "gx/socks_udp.h"
-#include "gx/udp_fwd.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

@@ -1,4 +1,4 @@
-/* WebSocket framing (gx/ws.h): the helpers against the examples of RFC 6455 section 5.7, the mask at every
+/* WebSocket framing (gx/proxy.h): the helpers against the examples of RFC 6455 section 5.7, the mask at every
  * key offset and length against a bytewise reference; the encoder; the incremental reader fed every split
  * of multi-frame streams (1 byte at a time, every 2-way split, tiny output buffers, in place), a round
  * trip of random frames, and every protocol error with its close code. */
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gx/ws.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 
 static void test_rfc_examples(void) {

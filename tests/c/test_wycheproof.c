@@ -21,9 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "gx/aead.h"
-#include "gx/gcm.h"
-#include "gx/hkdf.h"
+#include "gx/crypto.h"
 #include "gxtest.h"
 
 #define MAX_FIELD 8192              /* bytes; the longest vector field is far below */

@@ -1,4 +1,4 @@
-/* xstream (gx/xstream.h): TLS and WebSocket transport streams on the relay engine, over loopback TCP.
+/* xstream (gx/proxy.h): TLS and WebSocket transport streams on the relay engine, over loopback TCP.
  * Certificates are made with the openssl command line in a temporary folder. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gx/xstream.h"
+#include "gx/proxy.h"
 #include "gxtest.h"
 #include "netutil.h"
 

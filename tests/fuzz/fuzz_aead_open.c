@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "gx/aead.h"
-#include "gx/batch.h"
+#include "gx/crypto.h"
+#include "gx/base.h"
 
 #define NCIPH 5
 static const int CIPHERS[NCIPH] = {GX_CIPHER_AES_128_GCM, GX_CIPHER_AES_192_GCM, GX_CIPHER_AES_256_GCM,

@@ -1,4 +1,4 @@
-/* Datagrams <-> frames on a stream (csrc/proxy/dgram_frames.c), through its public calls (gx/dgram_frames.h):
+/* Datagrams <-> frames on a stream (csrc/proxy/dgram_frames.c), through its public calls (gx/proxy.h):
  * a peer's stream of 0xF3 or relay-protocol UDP frames becomes datagrams on a SOCK_SEQPACKET socketpair.
  *
  * Input: byte 0: bit 0 the framing (0: 0xF3, 1: relay `LEN(2) DATA`); the rest: the stream, written in
@@ -15,8 +15,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "gx/dgram_frames.h"
-#include "gx/socks_udp.h"
+#include "gx/proxy.h"
 
 #define MAXF 8192
 static struct { size_t off; uint32_t len; } want[MAXF];

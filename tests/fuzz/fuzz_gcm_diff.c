@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 
 #include "fuzz.h"
-#include "gx/gcm.h"
+#include "gx/crypto.h"
 
 #define MAXLEN 9000
 static int impls[4], n_impls;

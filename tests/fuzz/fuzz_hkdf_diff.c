@@ -12,7 +12,7 @@
 #include <openssl/params.h>
 
 #include "fuzz.h"
-#include "gx/hkdf.h"
+#include "gx/crypto.h"
 
 static int impls[3], n_impls;
 static EVP_KDF *kdf;

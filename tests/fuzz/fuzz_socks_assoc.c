@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "gx/socks_assoc.h"
+#include "gx/proxy.h"
 
 static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 

@@ -1,5 +1,5 @@
 /* The server side of GOST's SOCKS5 0xF3 relay (csrc/proxy/socks_relay.c), through its public calls only
- * (gx/socks_udp.h), so a rewrite of its internals keeps this target: a peer's stream of frames is
+ * (gx/proxy.h), so a rewrite of its internals keeps this target: a peer's stream of frames is
  * relayed to UDP, and datagrams come back as frames.
  *
  * The relay sends each frame to the address in it and resolves names, so the target first moves into
@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "gx/socks_udp.h"
+#include "gx/proxy.h"
 
 static int lo_up(void) {
     int s = socket(AF_INET, SOCK_DGRAM, 0);

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "gx/batch.h"
-#include "gx/socks_udp.h"
+#include "gx/base.h"
+#include "gx/proxy.h"
 
 #define MAXF 4096
 static struct gx_batch batch;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "gx/ws.h"
+#include "gx/proxy.h"
 
 static void check_mask(const uint8_t *p, size_t n, const uint8_t key[4], size_t off) {
     static uint8_t a[70000], b[70000];

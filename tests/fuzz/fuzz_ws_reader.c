@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "gx/ws.h"
+#include "gx/proxy.h"
 
 #define BIG (1u << 16)
 

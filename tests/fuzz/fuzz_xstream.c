@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "gx/xstream.h"
+#include "gx/proxy.h"
 
 static size_t ref_head_end(const uint8_t *p, size_t n) {
     const uint8_t *e = memmem(p, n, "\r\n\r\n", 4);

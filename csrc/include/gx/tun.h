@@ -33,7 +33,7 @@
 
 #include <stdint.h>
 #include <sys/uio.h>
-#include "gx/batch.h"
+#include "gx/base.h"
 
 #define GX_TUN_TAP         0x1u   /* IFF_TAP instead of IFF_TUN */
 #define GX_TUN_MULTI_QUEUE 0x2u   /* IFF_MULTI_QUEUE: nqueues fds on one device */

@@ -5,7 +5,7 @@
  *                                  (server: packets for another client are relayed, re-sealed)
  *
  * Wire format (gost v2's): one IP packet (TUN) or Ethernet frame (TAP) per datagram, optionally
- * sealed as a Shadowsocks AEAD UDP packet (gx/aead.h). gost v3's control message ("GOST" + 16-byte
+ * sealed as a Shadowsocks AEAD UDP packet (gx/crypto.h). gost v3's control message ("GOST" + 16-byte
  * passphrase + N x 16-byte IPs; reply "GOST" + the client's 16-byte UDP source IP) is understood by the
  * server always and sent by the client when keepalive is on, so one server serves v2- and v3-style clients.
  *
@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "gx/aead.h"
+#include "gx/crypto.h"
 
 #define GX_TUNNEL_TUN 0
 #define GX_TUNNEL_TAP 1
