@@ -199,6 +199,12 @@ static void test_associate_hop(void) {
     memcpy(hdr + 8, &ea.sin_port, 2);
     CHECK(gx_udp_fwd_route(f, ev.id, connected_to(&ra), GX_UDP_FWD_ASSOC, hdr, sizeof(hdr)) == 0, "route through the hop");
     int echoed = 0, back = 0;
+    /* q0 waited in the session's queue for its route: its round trip shows the route is in place before the
+     * bursts (a burst sent earlier, on a slow machine, would overflow the 8-datagram queue and be dropped) */
+    for (int t = 0; t < 5000 && back < 1; t++) {
+        echoed += echo_for(echo, 1);
+        back += recv_all(client, 1, 1);
+    }
     for (int i = 1; i <= 100; i++) {
         char msg[8];
         int n = snprintf(msg, sizeof(msg), "q%d", i);
@@ -270,6 +276,12 @@ static void test_f3_hop(void) {
     memcpy(hdr + 6, &ea.sin_port, 2);
     CHECK(gx_udp_fwd_route(f, ev.id, sp[0], GX_UDP_FWD_F3, hdr, 8) == 0, "route through the stream");
     int echoed = 0, back = 0;
+    /* q0 waited in the session's queue for its route: its round trip shows the route is in place before the
+     * bursts (a burst sent earlier, on a slow machine, would overflow the 8-datagram queue and be dropped) */
+    for (int t = 0; t < 5000 && back < 1; t++) {
+        echoed += echo_for(echo, 1);
+        back += recv_all(client, 1, 1);
+    }
     for (int i = 1; i <= 300; i++) {
         char msg[1200];
         memset(msg, 'a' + i % 26, sizeof(msg));
