@@ -47,12 +47,20 @@ cdef class TlsContext:
             self.ctx = NULL
 
 
+import os as _xs_os
+
+
 cdef class XStream:
     """One TLS / WebSocket stream between net_fd (a connected TCP socket) and app_fd (a socketpair end).
     Both fds belong to the stream from construction on (closed by the engine at the end). Not running
     until start()."""
 
     cdef gx_xs *x
+    # the last values, kept by release() (self.x is NULL after it)
+    cdef int _stage
+    cdef int _status
+    cdef str _reason
+    cdef dict _stats
 
     def __cinit__(self, int net_fd, int app_fd, TlsContext tls=None, str server_name=None,
                   str verify_name=None, bint head=False, bytes raw=None):
@@ -72,52 +80,84 @@ cdef class XStream:
                 gx_xs_free(self.x)
             self.x = NULL
 
+    def release(self) -> None:
+        """Free the C stream once the engine let go of it (after stop()): its eventfds and whatever fds it
+        still holds close now, not when the last reference to this object goes. stage, reason, status and
+        stats keep their last values; the calls that act on the stream raise ConnectionError."""
+        if self.x == NULL:
+            return
+        self._stage = gx_xs_stage(self.x)
+        self._status = gx_xs_status(self.x)
+        self._reason = self.reason
+        self._stats = self.stats()
+        with nogil:
+            gx_xs_free(self.x)
+        self.x = NULL
+
+    cdef int _live(self) except -1:
+        if self.x == NULL:
+            raise ConnectionError("the stream has ended")
+        return 0
+
     def start(self) -> None:
+        self._live()
         _check(gx_xs_start(self.x))
 
     @property
     def event_fd(self) -> int:
         """An eventfd, readable at each stage change (read 8 bytes to re-arm)."""
-        return gx_xs_event_fd(self.x)
+        return gx_xs_event_fd(self.x) if self.x != NULL else -1
 
     @property
     def stage(self) -> int:
         """XS_UP | XS_HEAD | XS_ENDED | XS_FAILED bits."""
-        return gx_xs_stage(self.x)
+        return gx_xs_stage(self.x) if self.x != NULL else self._stage
 
     @property
     def reason(self) -> str:
         cdef char buf[160]
+        if self.x == NULL:
+            return self._reason
         gx_xs_reason(self.x, buf, sizeof(buf))
         return buf.decode(errors="replace")
 
     @property
     def status(self) -> int:
-        return gx_xs_status(self.x)
+        return gx_xs_status(self.x) if self.x != NULL else self._status
 
     def ws_start(self, bytes raw=None, int mode=XS_RAW) -> None:
         """Head mode only, once: send raw unframed, then frame per mode (XS_RAW / XS_WS_CLIENT / _SERVER)."""
         cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(raw) if raw else NULL
+        self._live()
         _check(gx_xs_ws_start(self.x, p, len(raw) if raw else 0, mode))
 
     def join(self, int app_end, int peer_fd) -> None:
         """Once, after the head phase: peer_fd takes the app side's place, the relay runs in C alone;
         app_end is the caller's socketpair end. Both fds belong to the stream from now on."""
+        if self.x == NULL:
+            _xs_os.close(app_end)
+            _xs_os.close(peer_fd)
+            raise ConnectionError("the stream has ended")
         _check(gx_xs_join(self.x, app_end, peer_fd))
 
     def cancel(self) -> None:
         """Ask the engine to let go (never blocks): the stream ends, its fds are closed."""
-        gx_xs_cancel(self.x)
+        if self.x != NULL:
+            gx_xs_cancel(self.x)
 
     def stop(self) -> int:
         """Cancel and wait until the engine let go (brief); the status."""
         cdef int rc
+        if self.x == NULL:
+            return self._status
         with nogil:
             rc = gx_xs_stop(self.x)
         return rc
 
     def stats(self) -> dict:
         cdef gx_xs_stats st
+        if self.x == NULL:
+            return dict(self._stats)
         gx_xs_get_stats(self.x, &st)
         return {"app_in": st.app_in, "app_out": st.app_out, "net_in": st.net_in, "net_out": st.net_out,
                 "frames_in": st.frames_in, "frames_out": st.frames_out, "pings": st.pings,

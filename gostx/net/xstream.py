@@ -48,6 +48,7 @@ class _Watch:
         self.ended = False
         self.reported = False
         self.stats: dict[str, int] = {}
+        self.linger: asyncio.TimerHandle | None = None
         self.loop.add_reader(self.fd, self._on_event)
 
     def _on_event(self) -> None:
@@ -66,12 +67,16 @@ class _Watch:
             return
         self.ended = True
         self.loop.remove_reader(self.fd)
+        if self.linger is not None:  # the timer would hold this stream (and its fds) until it fired
+            self.linger.cancel()
+            self.linger = None
         self.xs.stop()  # the engine let go already: returns at once
         self.stats = self.xs.stats()
         if stage & _engine.XS_FAILED and not self.reported:
             reason = self.xs.reason
             if reason:
                 get_logger(kind="xstream").info(f"{self.peer}: {reason}", extra={"remote": self.peer})
+        self.xs.release()  # its fds close now, whoever still holds the stream object
 
     async def wait(self, bits: int) -> int:
         stage = self.xs.stage
@@ -82,8 +87,8 @@ class _Watch:
         return await fut
 
     def cancel_later(self, delay: float) -> None:
-        if not self.ended:
-            self.loop.call_later(delay, self._cancel)
+        if not self.ended and self.linger is None:
+            self.linger = self.loop.call_later(delay, self._cancel)
 
     def _cancel(self) -> None:
         if not self.ended:

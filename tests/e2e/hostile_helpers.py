@@ -528,6 +528,19 @@ def _status(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def fd_kinds(pid: int) -> str:
+    """What the process's fds are, counted by kind (socket, anon_inode:[eventfd], pipe, ...), for a message."""
+    kinds: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = target.split(":[")[0] if target.startswith(("socket:", "pipe:")) else target
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
 def snapshot(pid: int) -> Snapshot:
     return Snapshot(threads=_status(pid, "Threads"), fds=len(os.listdir(f"/proc/{pid}/fd")),
                     rss_kib=_status(pid, "VmRSS"), peak_rss_kib=_status(pid, "VmHWM"))

@@ -43,6 +43,7 @@ from hostile_helpers import (
     Slowloris,
     Transport,
     close,
+    fd_kinds,
     feed,
     feed_udp,
     idle_cpu,
@@ -1001,7 +1002,7 @@ def test_listener_survives_hostile_input(env: Env, case: Case) -> None:
     if after.threads > base.threads + THREAD_SLACK:
         failures.append(f"threads: {after.threads} after settling, baseline {base.threads} (slack {THREAD_SLACK})")
     if after.fds > base.fds + FD_SLACK:
-        failures.append(f"fds: {after.fds} after settling, baseline {base.fds} (slack {FD_SLACK})")
+        failures.append(f"fds: {after.fds} after settling, baseline {base.fds} (slack {FD_SLACK}): {fd_kinds(pid)}")
     if after.rss_kib > base.rss_kib + RSS_BOUND_KIB:
         failures.append(f"rss: grew by {(after.rss_kib - base.rss_kib) // 1024} MiB ({base} -> {after})")
     elif after.peak_rss_kib > max(base.peak_rss_kib, base.rss_kib) + RSS_BOUND_KIB:
