@@ -16,6 +16,7 @@ import os
 import socket
 
 from gostx import _engine
+from gostx.net.crelay import released_when_done
 
 
 class SpliceRelay:
@@ -49,30 +50,15 @@ class SpliceRelay:
             self.close()
             raise
         self._relay = relay
-        released: asyncio.Future[None] = self.loop.create_future()
-
-        def release() -> None:
-            if not released.done():
-                released.set_result(None)
-
-        self.loop.add_reader(relay.event_fd, release)
         try:
-            await asyncio.shield(released)
+            async with released_when_done(relay) as done:
+                await asyncio.shield(done)
         finally:
-            relay.cancel()  # a no-op once it ended by itself
-            try:
-                if not released.done():
-                    await asyncio.shield(released)  # the engine lets go within one event-loop round
-            except asyncio.CancelledError:
-                relay.stop()  # cancelled twice: wait for the engine here (short)
-                raise
-            finally:
-                self.loop.remove_reader(relay.event_fd)
-                self._bytes = relay.bytes
-                if relay.status:
-                    self.error = OSError(relay.status, os.strerror(relay.status))
-                self._relay = None
-                self.close()
+            self._bytes = relay.bytes
+            if relay.status:
+                self.error = OSError(relay.status, os.strerror(relay.status))
+            self._relay = None
+            self.close()
 
     def close(self) -> None:
         for sock in (self.a, self.b):

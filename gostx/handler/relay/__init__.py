@@ -36,6 +36,7 @@ from gostx.addr import format_sockaddr, listen_socket
 from gostx.errors import GostError
 from gostx.handler.forward.targets import TargetPicker, forward_targets
 from gostx.handler.proxy import ProxyHandler, describe
+from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay_stream import ResponseFirstStream, read_udp_frame
 from gostx.net.smux import SmuxSession
@@ -187,26 +188,16 @@ class RelayHandler(ProxyHandler):
         return counts[0], counts[1]
 
     async def _relay_udp_c(self, stream: Stream, conn: DirectPacketConn) -> tuple[int, int]:
-        loop = asyncio.get_running_loop()
         bridge = CBridge(stream)  # the stream's socket, or a socketpair end Python pumps (TLS, WS)
         relay = None
         try:
             relay = _engine.DgramFrames(conn.sock.fileno(), bridge.sock.fileno(), _engine.FRAMES_RELAY)
             relay.start()
-            done: asyncio.Future[None] = loop.create_future()
-
-            def released() -> None:
-                if not done.done():
-                    done.set_result(None)
-
-            loop.add_reader(relay.event_fd, released)
-            try:
+            async with released_when_done(relay) as done:
                 waits: list[asyncio.Future[object]] = [done]  # type: ignore[list-item]
                 if bridge.task is not None:
                     waits.append(bridge.task)  # type: ignore[arg-type]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                loop.remove_reader(relay.event_fd)
             stats = relay.stats()
             return stats["down_bytes"], stats["up_bytes"]  # down: frames from the client; up: replies
         finally:

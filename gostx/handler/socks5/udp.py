@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from gostx import _engine
 from gostx.addr import format_sockaddr
 from gostx.metrics.sources import socks_relay_ended
+from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream, pipe
 from gostx.protocol import socks5 as s5
@@ -86,7 +87,6 @@ class UdpTunRelay:
             conn.close()
 
     async def _run_c(self, conn: DirectPacketConn) -> dict[str, int]:
-        loop = asyncio.get_running_loop()
         tune_buffers(conn.sock)
         bridge = CBridge(self.stream)
         try:
@@ -95,25 +95,15 @@ class UdpTunRelay:
         except BaseException:
             bridge.close()
             raise
-        released: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(relay.event_fd, lambda: None if released.done() else released.set_result(None))
         try:
-            await asyncio.shield(released)
+            async with released_when_done(relay) as done:
+                await asyncio.shield(done)
             if relay.status:
                 self.log.info(f"{self.peer}: UDP-over-TCP ended: {os.strerror(relay.status).lower()}"
                               + (" (malformed frame)" if relay.status == errno.EPROTO else ""),
                               extra={"remote": self.peer})
         finally:
-            relay.cancel()  # a no-op once it ended by itself
-            try:
-                if not released.done():
-                    await asyncio.shield(released)  # the engine lets go within one event-loop round
-            except asyncio.CancelledError:
-                relay.stop()  # cancelled twice: wait for the engine here (short)
-                raise
-            finally:
-                loop.remove_reader(relay.event_fd)
-                bridge.close()
+            bridge.close()
         return relay.stats()
 
     async def _run_python(self, conn: PacketConn) -> tuple[int, int]:
@@ -264,16 +254,8 @@ class AssociateRelay:
 
     async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream) -> dict[str, int]:
         """The C relay until the control connection ends; its counters."""
-        loop = asyncio.get_running_loop()
         relay.start()
-        released: asyncio.Future[None] = loop.create_future()
-
-        def on_released() -> None:
-            if not released.done():
-                released.set_result(None)
-
-        loop.add_reader(relay.event_fd, on_released)
-        try:
+        async with released_when_done(relay) as released:
             control = asyncio.ensure_future(self._drain(stream))
             waits: list[asyncio.Future[object]] = [control, released]  # type: ignore[list-item]
             if self._bridge is not None and self._bridge.task is not None:
@@ -282,16 +264,6 @@ class AssociateRelay:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 control.cancel()
-        finally:
-            relay.cancel()
-            try:
-                if not released.done():
-                    await asyncio.shield(released)
-            except asyncio.CancelledError:
-                relay.stop()
-                raise
-            finally:
-                loop.remove_reader(relay.event_fd)
         return relay.stats()
 
     @staticmethod

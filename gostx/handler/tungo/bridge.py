@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 from gostx import _engine
+from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay_stream import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
@@ -71,7 +72,6 @@ class Bridges:
 async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn | RelayUdpConn) -> None:
     """The session's datagrams framed onto the hop's stream in C (0xF3 or relay frames) until either side
     ends."""
-    loop = asyncio.get_running_loop()
     relay = None
     bridge: CBridge | None = None
     try:
@@ -86,20 +86,11 @@ async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn | RelayUdpConn) -
         bridge = CBridge(conn.stream)  # the stream's socket, or a socketpair end Python pumps (TLS)
         relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), mode, header)
         relay.start()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def released() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        loop.add_reader(relay.event_fd, released)
-        try:
+        async with released_when_done(relay) as done:
             waits: list[asyncio.Future[object]] = [done]  # type: ignore[list-item]
             if bridge.task is not None:
                 waits.append(bridge.task)  # type: ignore[arg-type]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            loop.remove_reader(relay.event_fd)
     finally:
         if relay is not None:
             relay.stop()
