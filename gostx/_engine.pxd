@@ -308,7 +308,7 @@ cdef extern from "gx/proxy.h" nogil:
         size_t payload_len
         const char *error
     struct gx_ws_reader_stats:
-        uint64_t frames, data_bytes, pings, pongs
+        uint64_t frames, data_frames, data_bytes, pings, pongs
     struct gx_ws_reader:
         gx_ws_reader_stats stats
     void gx_ws_reader_init(gx_ws_reader *r, int role, uint64_t max_frame)

@@ -345,7 +345,7 @@ long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_
             if (n) {
                 if (r->frame.masked)
                     gx_ws_mask_copy(out + o, in + i, n, r->frame.key, (size_t)(r->key_off & 3));
-                else
+                else if (out + o != in + i) /* in place and not moved down: nothing to copy */
                     memmove(out + o, in + i, n);
                 o += n;
                 i += n;
@@ -355,6 +355,7 @@ long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_
             }
             if (r->remaining == 0) {
                 r->stats.frames++;
+                r->stats.data_frames++;
                 r->state = ST_HEADER;
                 continue;
             }
@@ -386,4 +387,10 @@ long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_
     ev->type = GX_WS_EV_NONE;
     ev->out_len = o;
     return (long)i;
+}
+
+uint64_t gx_ws_reader_payload_left(const struct gx_ws_reader *r) { return r->state == ST_DATA ? r->remaining : 0; }
+
+int gx_ws_reader_mid_frame(const struct gx_ws_reader *r) {
+    return r->state == ST_DATA || r->state == ST_CONTROL || (r->state == ST_HEADER && r->hdr_len > 0);
 }

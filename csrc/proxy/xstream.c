@@ -36,8 +36,6 @@ enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
 #define JOIN_DRAIN_MAX (8u << 20) /* more than any socketpair queue holds */
 #define WS_HDR GX_WS_HEADER_MAX
 #define CLOSE_NORMAL 1000
-#define CLOSE_PROTOCOL 1002
-#define CLOSE_TOO_BIG 1009
 #define GATHER_ROOM 16384     /* a TLS record's payload */
 #define PUMP_ROUNDS 64         /* rounds of both directions per event (about 4 MiB each way) */
 
@@ -86,10 +84,7 @@ struct gx_xs {
     /* net -> app */
     uint8_t *rbuf;
     size_t rpos, rlen, dpos, dlen;
-    uint64_t in_remaining;     /* payload bytes still to come in the current data frame */
-    uint8_t in_key[4];
-    bool in_masked;
-    size_t in_key_off;
+    struct gx_ws_reader wsr;   /* the WebSocket frame reader (set up by ws_start) */
     bool net_eof;              /* no more bytes from the net side (EOF, close frame, close_notify) */
     bool n2a_done;             /* ... and everything was passed on, app side shut down */
     uint32_t rd_want;          /* what the last net read waits for (EPOLLIN, or EPOLLOUT for TLS) */
@@ -419,86 +414,57 @@ static void ws_protocol_error(struct gx_xs *x, const char *why, int code) {
     x->rpos = x->rlen = 0;
 }
 
-/* Parse what is buffered into payload for the app side (dpos/dlen) or control actions. true on
- * progress; false when more net bytes are needed. */
-static bool ws_parse(struct gx_xs *x) {
+/* Read the buffered frames with gx_ws_read (ws.c), in place: data payload becomes [dpos, dpos+dlen) for
+ * the app side, a ping a pending pong, a close frame the net side's end, a protocol error the stream's.
+ * true on progress; false when more net bytes are needed (the reader keeps a partial header or control
+ * frame itself). */
+static bool ws_read(struct gx_xs *x) {
     size_t avail = x->rlen - x->rpos;
-    if (x->in_remaining) {
-        if (!avail)
-            return false;
-        size_t k = avail < x->in_remaining ? avail : (size_t)x->in_remaining;
-        uint8_t *p = x->rbuf + x->rpos;
-        if (x->in_masked) {
-            gx_ws_mask_copy(p, p, k, x->in_key, x->in_key_off);
-            x->in_key_off += k;
-        }
-        x->dpos = x->rpos;
-        x->dlen = k;
-        x->rpos += k;
-        x->in_remaining -= k;
-        return true;
-    }
     if (!avail)
         return false;
-    struct gx_ws_frame f;
-    int h = gx_ws_parse_header(x->rbuf + x->rpos, avail, &f);
-    if (h < 0) {
-        ws_protocol_error(x, "frame length has its most significant bit set", CLOSE_PROTOCOL);
-        return true;
+    uint8_t *p = x->rbuf + x->rpos;
+    size_t cap = avail;
+    if (x->ws == GX_XS_WS_CLIENT) {
+        /* unmasked payload: capped at the current frame, it stays where it lies (no copy; a server's
+         * masked payload costs one pass anyway, so its frames are joined into one app write) */
+        uint64_t left = gx_ws_reader_payload_left(&x->wsr);
+        if (left < cap)
+            cap = (size_t)left;
     }
-    if (h == 0)
+    struct gx_ws_event ev;
+    long used = gx_ws_read(&x->wsr, p, avail, p, cap, &ev);
+    if (used < 0) { /* finished: cannot happen (its close or error emptied rbuf and ended the reads) */
+        x->rpos = x->rlen = 0;
         return false;
-    if (f.rsv) {
-        ws_protocol_error(x, "reserved bits set (no extension was negotiated)", CLOSE_PROTOCOL);
-        return true;
     }
-    if ((x->ws == GX_XS_WS_SERVER) != (f.masked != 0)) {
-        ws_protocol_error(x, f.masked ? "masked server frame" : "unmasked client frame", CLOSE_PROTOCOL);
-        return true;
+    x->rpos += (size_t)used;
+    x->st.frames_in = x->wsr.stats.data_frames;
+    if (ev.out_len) {
+        x->dpos = (size_t)(p - x->rbuf);
+        x->dlen = ev.out_len;
     }
-    if (f.payload_len > GX_XS_WS_FRAME_MAX) {
-        ws_protocol_error(x, "frame over the 4 GiB limit", CLOSE_TOO_BIG);
-        return true;
-    }
-    uint8_t op = f.opcode;
-    if (op == GX_WS_OP_CONT || op == GX_WS_OP_TEXT || op == GX_WS_OP_BINARY) {
-        x->rpos += (size_t)h;
-        x->st.frames_in++;
-        x->in_remaining = f.payload_len;
-        x->in_masked = f.masked;
-        memcpy(x->in_key, f.key, 4);
-        x->in_key_off = 0;
-        return true;
-    }
-    if (op != GX_WS_OP_CLOSE && op != GX_WS_OP_PING && op != GX_WS_OP_PONG) {
-        ws_protocol_error(x, "unknown opcode", CLOSE_PROTOCOL);
-        return true;
-    }
-    if (f.payload_len > 125 || !f.fin) {
-        ws_protocol_error(x, "control frame too long or fragmented", CLOSE_PROTOCOL);
-        return true;
-    }
-    size_t plen = (size_t)f.payload_len;
-    if (avail < (size_t)h + plen)
-        return false;
-    uint8_t *p = x->rbuf + x->rpos + h;
-    if (f.masked)
-        gx_ws_mask_copy(p, p, plen, f.key, 0);
-    x->rpos += (size_t)h + plen;
-    if (op == GX_WS_OP_PING) {
+    switch (ev.type) {
+    case GX_WS_EV_PING:
         x->st.pings++;
         if (x->pong_pending)
             x->st.pings_coalesced++;
-        memcpy(x->pong, p, plen);
-        x->pong_len = plen;
+        memcpy(x->pong, ev.payload, ev.payload_len);
+        x->pong_len = ev.payload_len;
         x->pong_pending = true;
-    } else if (op == GX_WS_OP_CLOSE) {
+        break;
+    case GX_WS_EV_CLOSE:
         x->net_eof = true;
-        if (!x->close_code && !x->close_sent)
-            x->close_code = plen >= 2 ? (p[0] << 8 | p[1]) : CLOSE_NORMAL;
+        if (!x->close_code && !x->close_sent) /* echo the peer's code (1005 is never sent) */
+            x->close_code = ev.code == GX_WS_CLOSE_NO_STATUS ? CLOSE_NORMAL : ev.code;
         x->rpos = x->rlen = 0;
+        break;
+    case GX_WS_EV_ERROR:
+        ws_protocol_error(x, ev.error, ev.code);
+        break;
+    default:
+        break;
     }
-    return true;
+    return used > 0 || ev.out_len > 0 || ev.type != GX_WS_EV_NONE;
 }
 
 /* ---- the two directions -------------------------------------------------------------------------- */
@@ -570,17 +536,12 @@ static bool flow_n2a(struct gx_xs *x) {
                 return true;
             }
         } else if (x->ws) {
-            if (x->rpos == x->rlen)
-                x->rpos = x->rlen = 0;
-            if (ws_parse(x)) {
+            if (ws_read(x)) {
                 progress = true;
                 continue;
             }
-            if (x->rpos > 0 && !x->net_eof) { /* keep a partial header at the front */
-                memmove(x->rbuf, x->rbuf + x->rpos, x->rlen - x->rpos);
-                x->rlen -= x->rpos;
-                x->rpos = 0;
-            }
+            if (x->rpos == x->rlen) /* all read: the reader keeps a partial header or control frame */
+                x->rpos = x->rlen = 0;
         } else if (x->rpos < x->rlen) {
             x->dpos = x->rpos;
             x->dlen = x->rlen - x->rpos;
@@ -593,7 +554,7 @@ static bool flow_n2a(struct gx_xs *x) {
         if (x->net_eof) {
             if (x->head && !x->head_found)
                 x->head = false; /* pass on what came; Python sees the EOF in the head */
-            if (x->ws && x->in_remaining) {
+            if (x->ws && gx_ws_reader_mid_frame(&x->wsr)) {
                 x->st.ws_errors++;
                 set_reason(x, "websocket: %s", "connection closed inside a frame");
                 if (!x->err)
@@ -846,6 +807,9 @@ static void take_command(struct gx_xs *x) {
     }
     x->head = false;
     x->ws = mode;
+    if (mode != GX_XS_RAW)
+        gx_ws_reader_init(&x->wsr, mode == GX_XS_WS_SERVER ? GX_WS_ROLE_SERVER : GX_WS_ROLE_CLIENT,
+                          GX_XS_WS_FRAME_MAX);
     free(x->raw);
     x->raw = raw;
     x->raw_len = raw_len;

@@ -378,6 +378,48 @@ static void test_reader_errors(void) {
     CHECK(gx_ws_read(&r, NULL, 0, NULL, 0, &ev) == 0 && ev.type == GX_WS_EV_NONE && ev.out_len == 0, "no input");
 }
 
+/* gx_ws_reader_payload_left and _mid_frame, the data frame count, and reading in place frame by frame
+ * (out_cap capped at the payload left): unmasked payload stays where it lies in the input. */
+static void test_reader_position(void) {
+    struct gx_ws_reader r;
+    struct gx_ws_event ev;
+    gx_ws_reader_init(&r, GX_WS_ROLE_CLIENT, 0);
+    CHECK(!gx_ws_reader_mid_frame(&r) && gx_ws_reader_payload_left(&r) == 0, "fresh reader");
+    uint8_t b[] = {0x82, 5, 'a', 'b', 'c', 'd', 'e', 0x89, 1, 'p', 0x01, 3, 'x', 'y', 'z',
+                   0x80, 0, 0x88, 3, 0x03, 0xE9, 'q'};
+    long k = gx_ws_read(&r, b, 1, b, 0, &ev);
+    CHECK(k == 1 && ev.type == GX_WS_EV_NONE && gx_ws_reader_mid_frame(&r) && gx_ws_reader_payload_left(&r) == 0,
+          "1 header byte: inside a frame, no payload yet");
+    k = gx_ws_read(&r, b + 1, sizeof b - 1, b + 1, 0, &ev);
+    CHECK(k == 1 && ev.out_len == 0 && gx_ws_reader_mid_frame(&r) && gx_ws_reader_payload_left(&r) == 5,
+          "whole header, out_cap 0: stops before the payload (%ld)", k);
+    k = gx_ws_read(&r, b + 2, sizeof b - 2, b + 2, 5, &ev);
+    CHECK(k == 8 && ev.type == GX_WS_EV_PING && ev.out_len == 5 && memcmp(b + 2, "abcde", 5) == 0 &&
+              ev.payload_len == 1 && ev.payload[0] == 'p' && !gx_ws_reader_mid_frame(&r),
+          "payload in place, then the ping (%ld)", k);
+    k = gx_ws_read(&r, b + 10, sizeof b - 10, b + 10, gx_ws_reader_payload_left(&r), &ev);
+    CHECK(k == 2 && ev.out_len == 0 && gx_ws_reader_payload_left(&r) == 3, "next header (%ld)", k);
+    k = gx_ws_read(&r, b + 12, sizeof b - 12, b + 12, gx_ws_reader_payload_left(&r), &ev);
+    CHECK(k == (long)sizeof b - 12 && ev.type == GX_WS_EV_CLOSE && ev.code == 1001 && ev.out_len == 3 &&
+              memcmp(b + 12, "xyz", 3) == 0,
+          "text in place, an empty continuation, the close (%ld)", k);
+    CHECK(!gx_ws_reader_mid_frame(&r) && gx_ws_reader_payload_left(&r) == 0, "finished: not inside a frame");
+    CHECK(r.stats.frames == 5 && r.stats.data_frames == 3 && r.stats.pings == 1, "frames %llu, data frames %llu",
+          (unsigned long long)r.stats.frames, (unsigned long long)r.stats.data_frames);
+    /* inside a control frame, inside a data payload (masked, to a server) */
+    const uint8_t cut[] = {0x88, 2, 0x03};
+    gx_ws_reader_init(&r, GX_WS_ROLE_CLIENT, 0);
+    uint8_t o[8];
+    CHECK(gx_ws_read(&r, cut, sizeof cut, o, sizeof o, &ev) == 3 && gx_ws_reader_mid_frame(&r) &&
+              gx_ws_reader_payload_left(&r) == 0,
+          "a partial close frame");
+    const uint8_t part[] = {0x82, 0x84, 1, 2, 3, 4, 'a' ^ 1};
+    gx_ws_reader_init(&r, GX_WS_ROLE_SERVER, 0);
+    CHECK(gx_ws_read(&r, part, sizeof part, o, sizeof o, &ev) == 7 && ev.out_len == 1 && o[0] == 'a' &&
+              gx_ws_reader_mid_frame(&r) && gx_ws_reader_payload_left(&r) == 3,
+          "a partial data payload");
+}
+
 /* Random frames (data of random opcodes and fragmentation, pings, pongs) encoded, read back in random
  * pieces with random output sizes: the same bytes and pings come out. */
 static void test_round_trip(void) {
@@ -451,6 +493,7 @@ int main(void) {
     test_encode();
     test_reader_streams();
     test_reader_errors();
+    test_reader_position();
     test_round_trip();
     TEST_DONE();
 }

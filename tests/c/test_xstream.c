@@ -368,7 +368,7 @@ static void test_ws_control(void) {
     CHECK((st & GX_XS_ENDED) && (st & GX_XS_FAILED), "stream failed (stage %u)", st);
     char r[GX_XS_REASON_MAX];
     gx_xs_reason(s, r, sizeof(r));
-    CHECK(strstr(r, "unmasked client frame") != NULL, "reason: %s", r);
+    CHECK(strstr(r, "websocket: unmasked frame from a client") != NULL, "reason: %s", r);
     struct gx_xs_stats ss;
     gx_xs_get_stats(s, &ss);
     CHECK(ss.ws_errors == 1 && ss.pings == 1, "counted: errors %lu pings %lu", (unsigned long)ss.ws_errors,
@@ -376,6 +376,133 @@ static void test_ws_control(void) {
     gx_xs_free(s);
     close(cn);
     close(sa);
+}
+
+/* Read exactly n bytes (blocking); true when they all came. */
+static bool read_all(int fd, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (uint8_t *)buf + got, n - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* The next frame from a client stream (masked, payload <= 125): its opcode, the payload unmasked into p;
+ * -1 when it is not such a frame. */
+static int client_frame(int fd, uint8_t *p, size_t *len) {
+    uint8_t h[6];
+    if (!read_all(fd, h, 2) || !(h[1] & 0x80) || (h[1] & 0x7F) > 125 || !read_all(fd, h + 2, 4))
+        return -1;
+    *len = h[1] & 0x7F;
+    if (!read_all(fd, p, *len))
+        return -1;
+    gx_ws_mask_copy(p, p, *len, h + 2, 0);
+    return h[0];
+}
+
+/* A plain ws client stream past its upgrade: *srv is the test's end of the net side (the "server"),
+ * *app the client app's end. `after` is written right behind the 101 head (held until ws_start). */
+static struct gx_xs *ws_client_stream(int *srv, int *app, const uint8_t *after, size_t after_len) {
+    int cn, sn;
+    tcp_pair(&cn, &sn);
+    struct gx_xs_cfg cc = {.head = 1, .raw = (const uint8_t *)REQ, .raw_len = strlen(REQ)};
+    struct gx_xs *c = xs_over(cn, &cc, app);
+    char head[512];
+    CHECK(read_head(sn, head, sizeof(head)) == strlen(REQ), "ws client: request head");
+    CHECK(write(sn, RESP, strlen(RESP)) == (ssize_t)strlen(RESP), "101");
+    if (after_len)
+        CHECK(write(sn, after, after_len) == (ssize_t)after_len, "frames behind the head");
+    CHECK(wait_stage(c, GX_XS_HEAD, 3000) & GX_XS_HEAD, "ws client: head");
+    CHECK(read_head(*app, head, sizeof(head)) == strlen(RESP), "ws client: response head only");
+    CHECK(gx_xs_ws_start(c, NULL, 0, GX_XS_WS_CLIENT) == 0, "ws client: ws_start");
+    *srv = sn;
+    return c;
+}
+
+/* The client's side of the reader: unmasked frames (several in one read, a ping between data frames,
+ * fragments, an empty frame) come out as the stream bytes, the ping is answered with a masked pong, and
+ * a close 1001 is echoed (masked) and ends the app side cleanly. */
+static void test_ws_client_reads(void) {
+    const uint8_t frames[] = {0x82, 3, 'a', 'b', 'c', 0x89, 2, 'h', 'i', 0x01, 2, 'd', 'e',
+                              0x80, 1, 'f', 0x82, 0, 0x82, 126, 0, 4, 'g', 'h', 'i', 'j'};
+    int sn, ca;
+    struct gx_xs *c = ws_client_stream(&sn, &ca, frames, sizeof(frames));
+    char got[10];
+    CHECK(read_all(ca, got, 10) && memcmp(got, "abcdefghij", 10) == 0, "ws client: the payload in order");
+    uint8_t p[125];
+    size_t n = 0;
+    int op = client_frame(sn, p, &n);
+    CHECK(op == 0x8A && n == 2 && memcmp(p, "hi", 2) == 0, "ws client: masked pong 'hi' (op %d, %zu bytes)", op, n);
+    const uint8_t close1001[] = {0x88, 3, 0x03, 0xE9, 'x'};
+    CHECK(write(sn, close1001, sizeof(close1001)) == sizeof(close1001), "close 1001");
+    uint8_t b;
+    CHECK(read(ca, &b, 1) == 0, "ws client: the close frame ends the app side's reads");
+    op = client_frame(sn, p, &n);
+    CHECK(op == 0x88 && n == 2 && p[0] == 0x03 && p[1] == 0xE9, "ws client: close 1001 echoed (op %d, %zu bytes)", op, n);
+    shutdown(ca, SHUT_WR);
+    shutdown(sn, SHUT_WR);
+    uint32_t st = wait_stage(c, GX_XS_ENDED, 3000);
+    CHECK((st & GX_XS_ENDED) && !(st & GX_XS_FAILED) && gx_xs_status(c) == 0, "ws client: clean end (stage %u, %d)",
+          st, gx_xs_status(c));
+    struct gx_xs_stats cs;
+    gx_xs_get_stats(c, &cs);
+    CHECK(cs.app_in == 10 && cs.frames_in == 5 && cs.pings == 1 && cs.ws_errors == 0,
+          "ws client counts: app_in %lu frames_in %lu pings %lu errors %lu", (unsigned long)cs.app_in,
+          (unsigned long)cs.frames_in, (unsigned long)cs.pings, (unsigned long)cs.ws_errors);
+    gx_xs_free(c);
+    close(sn);
+    close(ca);
+}
+
+/* Broken server frames end a client stream: the close code the reader asks for is sent, the data before
+ * it still arrives, the error is counted once and named; an EOF inside a frame is an error too. */
+static void test_ws_client_errors(void) {
+    static const struct {
+        const char *name;
+        uint8_t bytes[16];
+        size_t len;
+        int code;          /* close code expected from the client, 0: none (EOF) */
+        const char *reason;
+    } cases[] = {
+        {"over the cap", {0x82, 1, 'z', 0x82, 127, 0, 0, 0, 1, 0, 0, 0, 1}, 13, 1009, "over the size cap"},
+        {"close reason not UTF-8", {0x82, 1, 'z', 0x88, 3, 0x03, 0xE8, 0xFF}, 8, 1007, "not UTF-8"},
+        {"close code 1005", {0x82, 1, 'z', 0x88, 2, 0x03, 0xED}, 7, 1002, "close code"},
+        {"continuation first", {0x82, 1, 'z', 0x80, 1, 'y'}, 6, 1002, "continuation without"},
+        {"EOF inside a header", {0x82, 1, 'z', 0x82, 126, 0}, 6, 0, "closed inside a frame"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int sn, ca;
+        struct gx_xs *c = ws_client_stream(&sn, &ca, cases[i].bytes, cases[i].len);
+        if (!cases[i].code)
+            shutdown(sn, SHUT_WR);
+        char z;
+        CHECK(read(ca, &z, 1) == 1 && z == 'z', "%s: the data before the error", cases[i].name);
+        CHECK(read(ca, &z, 1) == 0, "%s: then the app side's EOF", cases[i].name);
+        if (cases[i].code) {
+            uint8_t p[125];
+            size_t n = 0;
+            int op = client_frame(sn, p, &n);
+            CHECK(op == 0x88 && n == 2 && (p[0] << 8 | p[1]) == cases[i].code, "%s: close %d sent (op %d, %zu bytes)",
+                  cases[i].name, cases[i].code, op, n);
+        }
+        shutdown(ca, SHUT_WR);
+        uint32_t st = wait_stage(c, GX_XS_ENDED, 3000);
+        CHECK((st & GX_XS_ENDED) && (st & GX_XS_FAILED) && gx_xs_status(c) == EPROTO, "%s: failed (stage %u, %d)",
+              cases[i].name, st, gx_xs_status(c));
+        char r[GX_XS_REASON_MAX];
+        gx_xs_reason(c, r, sizeof(r));
+        CHECK(strncmp(r, "websocket: ", 11) == 0 && strstr(r, cases[i].reason), "%s: reason '%s'", cases[i].name, r);
+        struct gx_xs_stats cs;
+        gx_xs_get_stats(c, &cs);
+        CHECK(cs.ws_errors == 1 && cs.app_in == 1, "%s: errors %lu app_in %lu", cases[i].name,
+              (unsigned long)cs.ws_errors, (unsigned long)cs.app_in);
+        gx_xs_free(c);
+        close(sn);
+        close(ca);
+    }
 }
 
 static void test_head_limit(void) {
@@ -432,6 +559,8 @@ int main(void) {
     test_join(true);
     test_wss(false);
     test_ws_control();
+    test_ws_client_reads();
+    test_ws_client_errors();
     test_head_limit();
     test_cancel_unstarted_free();
     char cmd[128];

@@ -330,6 +330,7 @@ struct gx_ws_event {
 
 struct gx_ws_reader_stats {
     uint64_t frames;         /* frames read whole (data and control) */
+    uint64_t data_frames;    /* of those, data frames (binary, text, continuation) */
     uint64_t data_bytes;     /* data payload bytes written to out */
     uint64_t pings, pongs;   /* pongs are read and dropped (no pings of ours wait for one) */
 };
@@ -373,6 +374,15 @@ void gx_ws_reader_init(struct gx_ws_reader *r, int role, uint64_t max_frame);
 long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
                 struct gx_ws_event *ev);
 
+/* The payload bytes of the current data frame still to come (0 between frames, in a header or a control
+ * frame, after the end). Reading in place with out_cap capped at it, each data frame's payload stays
+ * where it lies in the input (unmasked frames: no byte copied): see xstream's net -> app direction. */
+uint64_t gx_ws_reader_payload_left(const struct gx_ws_reader *r);
+
+/* 1 when the bytes read so far end inside a frame (a partial header, data payload or control frame):
+ * the peer's EOF here cuts a frame short. 0 between frames and once the reader is finished. */
+int gx_ws_reader_mid_frame(const struct gx_ws_reader *r);
+
 /* xstream: a TLS and/or WebSocket transport stream run in C on the shared relay engine (gx/proxy.h), so
  * the tls / ws / wss / mtls transports move their bytes with no Python per chunk.
  *
@@ -392,11 +402,14 @@ long gx_ws_read(struct gx_ws_reader *r, const uint8_t *in, size_t in_len, uint8_
  *             `raw` (the server's 101 response) unframed, then frames both directions. The client's
  *             request head is given at creation (gx_xs_cfg.raw) and sent right after the TLS handshake.
  *   WS        RFC 6455 framing: each app read becomes one binary frame (masked with a fresh key from a
- *             client); any data frame's payload (binary, text, continuation) is stream bytes; a ping is
+ *             client); frames are read by gx_ws_read (above; in place, the client's role or the
+ *             server's): any data frame's payload (binary, text, continuation) is stream bytes; a ping is
  *             answered with a pong (one pending pong at most: a newer ping replaces it); a close frame
- *             ends the net->app direction and is answered with a close frame; protocol errors (RSV
- *             bits, wrong masking, a control frame over 125 bytes or fragmented, unknown opcode, a frame
- *             over GX_XS_WS_FRAME_MAX) send a close frame 1002 / 1009, are counted, and end the stream.
+ *             ends the net->app direction and is answered with a close frame echoing its code (1000
+ *             when it had none); the reader's protocol errors (RSV bits, wrong masking, a control frame
+ *             over 125 bytes or fragmented, a reserved opcode, broken fragmentation, a bad close frame, a
+ *             data frame over GX_XS_WS_FRAME_MAX) send a close frame with its code (1002 / 1007 / 1009),
+ *             are counted, and end the stream; so does a net EOF inside a frame (no close frame then).
  *
  * Half-close: an EOF from the app side becomes a WebSocket close frame (WS), a TLS close_notify (TLS)
  * and a TCP FIN; the net->app direction goes on until the peer ends it (close frame, close_notify or
