@@ -313,6 +313,22 @@ int gx_relay_wait(struct gx_relay_conn *c) {
     return atomic_load(&c->status);
 }
 
+int gx_relay_stop(struct gx_relay_conn *c) {
+    gx_relay_cancel(c);
+    return gx_relay_wait(c);
+}
+
+void gx_relay_stats_copy(uint64_t *out, const _Atomic uint64_t *stats, int n) {
+    for (int i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(&stats[i], memory_order_relaxed);
+}
+
+void *gx_relay_scratch(void **slot, size_t size) {
+    if (*slot == NULL)
+        *slot = calloc(1, size);
+    return *slot;
+}
+
 void gx_relay_kick_all(void) {
     for (int i = 0; i < E.nthreads; i++) {
         atomic_store(&E.t[i].kick, true);
