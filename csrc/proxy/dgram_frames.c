@@ -38,30 +38,17 @@ static void finish(struct gx_dgram_frames *r, int err) {
 }
 
 static void flush_up(struct gx_dgram_frames *r) {
-    while (!r->done && r->up_tail > r->up_head) {
-        ssize_t w = send(r->stream_fd, r->up + r->up_head, r->up_tail - r->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                finish(r, errno);
-            return;
-        }
-        r->up_head += (uint32_t)w;
-    }
-    if (r->up_head == r->up_tail)
-        r->up_head = r->up_tail = 0;
+    if (r->done)
+        return;
+    int rc = gx_relay_outq_flush(r->stream_fd, r->up, &r->up_head, &r->up_tail);
+    if (rc < 0)
+        finish(r, -rc);
 }
 
 /* Datagrams into frames while a whole largest frame fits behind the pending ones. */
 static void from_dgram(struct gx_dgram_frames *r) {
     for (int round = 0; round < ROUNDS && !r->done; round++) {
-        if (r->up_head > 0 && UP_CAP - r->up_tail < FRAME_MAX) {
-            memmove(r->up, r->up + r->up_head, r->up_tail - r->up_head);
-            r->up_tail -= r->up_head;
-            r->up_head = 0;
-        }
-        if (UP_CAP - r->up_tail < FRAME_MAX)
+        if (!gx_relay_outq_room(r->up, UP_CAP, &r->up_head, &r->up_tail, FRAME_MAX))
             return; /* the stream is behind: stop reading datagrams */
         uint8_t *p = r->up + r->up_tail;
         struct iovec iov = {.iov_base = p + 2 + r->hdr_len, .iov_len = 65535};

@@ -203,21 +203,13 @@ static void retry_held(struct gx_socks_assoc *a, struct scratch *s) {
 /* ---- the upstream is a stream of 0xF3 frames: a client datagram is a frame once its RSV becomes LEN ---- */
 
 static void stream_flush(struct gx_socks_assoc *a) {
-    while (!a->done && a->up_tail > a->up_head) {
-        ssize_t w = send(a->up_fd, a->up + a->up_head, a->up_tail - a->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                a->done = true;
-                gx_relay_end(&a->conn, errno == EPIPE || errno == ECONNRESET ? 0 : errno);
-            }
-            return;
-        }
-        a->up_head += (uint32_t)w;
+    if (a->done)
+        return;
+    int rc = gx_relay_outq_flush(a->up_fd, a->up, &a->up_head, &a->up_tail);
+    if (rc < 0) {
+        a->done = true;
+        gx_relay_end(&a->conn, rc == -EPIPE || rc == -ECONNRESET ? 0 : -rc);
     }
-    if (a->up_head == a->up_tail)
-        a->up_head = a->up_tail = 0;
 }
 
 static void stream_queue(struct gx_socks_assoc *a, const uint8_t *dgram, const struct gx_socks_frame *f) {
@@ -226,12 +218,7 @@ static void stream_queue(struct gx_socks_assoc *a, const uint8_t *dgram, const s
         gx_relay_count(a->stats, ST_DROP_SIZE, 1); /* LEN 0 is not a valid frame */
         return;
     }
-    if (UP_CAP - a->up_tail < size && a->up_head > 0) {
-        memmove(a->up, a->up + a->up_head, a->up_tail - a->up_head);
-        a->up_tail -= a->up_head;
-        a->up_head = 0;
-    }
-    if (UP_CAP - a->up_tail < size) {
+    if (!gx_relay_outq_room(a->up, UP_CAP, &a->up_head, &a->up_tail, size)) {
         gx_relay_count(a->stats, ST_DROP_SEND, 1); /* the hop is behind: drop, as UDP does */
         return;
     }

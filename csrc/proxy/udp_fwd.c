@@ -330,19 +330,11 @@ static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
 
 /* Write what the stream takes of the pending frames. */
 static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
-    while (s->state == S_DIRECT && s->up_tail > s->up_head) {
-        ssize_t w = send(s->fd, s->up + s->up_head, s->up_tail - s->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                end_session(f, s, errno);
-            break;
-        }
-        s->up_head += (uint32_t)w;
+    if (s->state == S_DIRECT) {
+        int rc = gx_relay_outq_flush(s->fd, s->up, &s->up_head, &s->up_tail);
+        if (rc < 0)
+            end_session(f, s, -rc);
     }
-    if (s->up_head == s->up_tail)
-        s->up_head = s->up_tail = 0;
     stream_interest(f, s);
 }
 
@@ -353,12 +345,7 @@ static void stream_queue(struct gx_udp_fwd *f, struct sess *s, const uint8_t *da
         gx_relay_count(f->stats, ST_DROP_SIZE, 1); /* an empty frame is not valid in 0xF3 */
         return;
     }
-    if (UP_CAP - s->up_tail < need && s->up_head > 0) {
-        memmove(s->up, s->up + s->up_head, s->up_tail - s->up_head);
-        s->up_tail -= s->up_head;
-        s->up_head = 0;
-    }
-    if (UP_CAP - s->up_tail < need) {
+    if (!gx_relay_outq_room(s->up, UP_CAP, &s->up_head, &s->up_tail, need)) {
         gx_relay_count(f->stats, ST_DROP_SEND, 1); /* the stream is behind: drop, as UDP does */
         return;
     }

@@ -118,6 +118,12 @@ void gx_relay_stats_copy(uint64_t *out, const _Atomic uint64_t *stats, int n);
  * first call in a thread allocates `size` zeroed bytes (kept for the thread's life: engine threads live
  * as long as the process). NULL when out of memory. */
 void *gx_relay_scratch(void **slot, size_t size);
+/* Bytes waiting for a stream: buf[*head..*tail) of cap bytes (engine thread only).
+ * gx_relay_outq_room: true when `need` more bytes fit behind them (moved to the front when that makes room).
+ * gx_relay_outq_flush: sends what fd takes (non-blocking, no SIGPIPE); 0 (all sent, or fd is full) or the
+ * -errno of a failed send. Both offsets go back to 0 once all is sent. */
+bool gx_relay_outq_room(uint8_t *buf, uint32_t cap, uint32_t *head, uint32_t *tail, uint32_t need);
+int gx_relay_outq_flush(int fd, uint8_t *buf, uint32_t *head, uint32_t *tail);
 
 /* Name lookups for data-plane event loops, which must never block in getaddrinfo.
  *
