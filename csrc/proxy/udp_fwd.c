@@ -328,6 +328,28 @@ static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
     s->armed = want;
 }
 
+/* The k datagrams prepared in sc (msg/iov) to the session's client; what the socket refuses is dropped. */
+static void send_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, int k) {
+    int done = 0;
+    while (done < k) {
+        int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            gx_relay_count(f->stats, ST_DROP_SEND, (uint64_t)(k - done));
+            break;
+        }
+        uint64_t bytes = 0;
+        for (int i = 0; i < sent; i++)
+            bytes += sc->iov[done + i].iov_len;
+        s->down_pkts += (uint64_t)sent;
+        s->down_bytes += bytes;
+        gx_relay_count(f->stats, ST_DOWN_PKTS, (uint64_t)sent);
+        gx_relay_count(f->stats, ST_DOWN_BYTES, bytes);
+        done += sent;
+    }
+}
+
 /* Write what the stream takes of the pending frames. */
 static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
     if (s->state == S_DIRECT) {
@@ -406,24 +428,7 @@ static void stream_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc
                 }
                 pos += (uint32_t)size;
             }
-            int done = 0;
-            while (done < k) {
-                int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
-                if (sent < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    gx_relay_count(f->stats, ST_DROP_SEND, (uint64_t)(k - done));
-                    break;
-                }
-                uint64_t bytes = 0;
-                for (int i = 0; i < sent; i++)
-                    bytes += sc->iov[done + i].iov_len;
-                s->down_pkts += (uint64_t)sent;
-                s->down_bytes += bytes;
-                gx_relay_count(f->stats, ST_DOWN_PKTS, (uint64_t)sent);
-                gx_relay_count(f->stats, ST_DOWN_BYTES, bytes);
-                done += sent;
-            }
+            send_down(f, s, sc, k);
             if (k < BATCH)
                 break;
         }
@@ -567,24 +572,7 @@ static void from_upstream(struct gx_udp_fwd *f, struct sess *s, struct scratch *
                                                  .msg_iov = &sc->iov[k], .msg_iovlen = 1};
             k++;
         }
-        int done = 0;
-        while (done < k) {
-            int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
-            if (sent < 0) {
-                if (errno == EINTR)
-                    continue;
-                gx_relay_count(f->stats, ST_DROP_SEND, (uint64_t)(k - done));
-                break;
-            }
-            uint64_t bytes = 0;
-            for (int i = 0; i < sent; i++)
-                bytes += sc->iov[done + i].iov_len;
-            s->down_pkts += (uint64_t)sent;
-            s->down_bytes += bytes;
-            gx_relay_count(f->stats, ST_DOWN_PKTS, (uint64_t)sent);
-            gx_relay_count(f->stats, ST_DOWN_BYTES, bytes);
-            done += sent;
-        }
+        send_down(f, s, sc, k);
         if (n < BATCH)
             return;
     }
