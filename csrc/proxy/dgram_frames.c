@@ -176,10 +176,7 @@ int gx_dgram_frames_new(struct gx_dgram_frames **out, int dgram_fd, int stream_f
     if (rc == 0 && (r->up == NULL || r->down == NULL))
         rc = -ENOMEM;
     if (rc < 0) {
-        gx_relay_conn_release(&r->conn);
-        free(r->up);
-        free(r->down);
-        free(r);
+        gx_dgram_frames_free(r); /* never attached: frees what was allocated */
         return rc;
     }
     r->dgram_fd = dgram_fd;

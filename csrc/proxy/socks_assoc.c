@@ -466,11 +466,7 @@ int gx_socks_assoc_new(struct gx_socks_assoc **out, int relay_fd, int up_fd, con
     if (rc == 0 && (a->held == NULL || (stream && (a->up == NULL || a->down == NULL))))
         rc = -ENOMEM;
     if (rc < 0) {
-        gx_relay_conn_release(&a->conn);
-        free(a->held);
-        free(a->up);
-        free(a->down);
-        free(a);
+        gx_socks_assoc_free(a); /* never attached: frees what was allocated */
         return rc;
     }
     a->stream = stream;

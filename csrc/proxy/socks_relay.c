@@ -406,10 +406,7 @@ int gx_socks_relay_new(struct gx_socks_relay **out, int stream_fd, int udp_fd, u
     if (rc == 0 && (r->up == NULL || r->down == NULL))
         rc = -ENOMEM;
     if (rc < 0) {
-        gx_relay_conn_release(&r->conn);
-        free(r->up);
-        free(r->down);
-        free(r);
+        gx_socks_relay_free(r); /* never attached: frees what was allocated */
         return rc;
     }
     r->stream_fd = stream_fd;
