@@ -32,41 +32,23 @@ struct gx_dgram_frames {
     _Atomic uint64_t stats[ST_N];
 };
 
-static void add(struct gx_dgram_frames *r, int i, uint64_t n) {
-    if (n)
-        atomic_fetch_add_explicit(&r->stats[i], n, memory_order_relaxed);
-}
-
 static void finish(struct gx_dgram_frames *r, int err) {
     r->done = true;
     gx_relay_end(&r->conn, err == ECONNRESET || err == EPIPE ? 0 : err);
 }
 
 static void flush_up(struct gx_dgram_frames *r) {
-    while (!r->done && r->up_tail > r->up_head) {
-        ssize_t w = send(r->stream_fd, r->up + r->up_head, r->up_tail - r->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                finish(r, errno);
-            return;
-        }
-        r->up_head += (uint32_t)w;
-    }
-    if (r->up_head == r->up_tail)
-        r->up_head = r->up_tail = 0;
+    if (r->done)
+        return;
+    int rc = gx_relay_outq_flush(r->stream_fd, r->up, &r->up_head, &r->up_tail);
+    if (rc < 0)
+        finish(r, -rc);
 }
 
 /* Datagrams into frames while a whole largest frame fits behind the pending ones. */
 static void from_dgram(struct gx_dgram_frames *r) {
     for (int round = 0; round < ROUNDS && !r->done; round++) {
-        if (r->up_head > 0 && UP_CAP - r->up_tail < FRAME_MAX) {
-            memmove(r->up, r->up + r->up_head, r->up_tail - r->up_head);
-            r->up_tail -= r->up_head;
-            r->up_head = 0;
-        }
-        if (UP_CAP - r->up_tail < FRAME_MAX)
+        if (!gx_relay_outq_room(r->up, UP_CAP, &r->up_head, &r->up_tail, FRAME_MAX))
             return; /* the stream is behind: stop reading datagrams */
         uint8_t *p = r->up + r->up_tail;
         struct iovec iov = {.iov_base = p + 2 + r->hdr_len, .iov_len = 65535};
@@ -85,15 +67,15 @@ static void from_dgram(struct gx_dgram_frames *r) {
         if (n == 0)
             continue; /* an empty UDP datagram: no frame (LEN 0 is not valid in 0xF3) */
         if (mh.msg_flags & MSG_TRUNC) {
-            add(r, ST_DROP_UP, 1);
+            gx_relay_count(r->stats, ST_DROP_UP, 1);
             continue;
         }
         p[0] = (uint8_t)(n >> 8);
         p[1] = (uint8_t)n;
         memcpy(p + 2, r->hdr, r->hdr_len);
         r->up_tail += 2 + r->hdr_len + (uint32_t)n;
-        add(r, ST_UP_PKTS, 1);
-        add(r, ST_UP_BYTES, (uint64_t)n);
+        gx_relay_count(r->stats, ST_UP_PKTS, 1);
+        gx_relay_count(r->stats, ST_UP_BYTES, (uint64_t)n);
     }
     flush_up(r);
 }
@@ -133,10 +115,10 @@ static void from_stream(struct gx_dgram_frames *r) {
             }
             ssize_t w = send(r->dgram_fd, r->down + pos + f.hdr_len, f.len, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w < 0) {
-                add(r, ST_DROP_DOWN, 1); /* the datagram side is full: drop, as UDP does */
+                gx_relay_count(r->stats, ST_DROP_DOWN, 1); /* the datagram side is full: drop, as UDP does */
             } else {
-                add(r, ST_DOWN_PKTS, 1);
-                add(r, ST_DOWN_BYTES, f.len);
+                gx_relay_count(r->stats, ST_DOWN_PKTS, 1);
+                gx_relay_count(r->stats, ST_DOWN_BYTES, f.len);
             }
             pos += (uint32_t)size;
         }
@@ -194,10 +176,7 @@ int gx_dgram_frames_new(struct gx_dgram_frames **out, int dgram_fd, int stream_f
     if (rc == 0 && (r->up == NULL || r->down == NULL))
         rc = -ENOMEM;
     if (rc < 0) {
-        gx_relay_conn_release(&r->conn);
-        free(r->up);
-        free(r->down);
-        free(r);
+        gx_dgram_frames_free(r); /* never attached: frees what was allocated */
         return rc;
     }
     r->dgram_fd = dgram_fd;
@@ -220,9 +199,7 @@ int gx_dgram_frames_event_fd(const struct gx_dgram_frames *r) { return r->conn.d
 int gx_dgram_frames_status(struct gx_dgram_frames *r) { return atomic_load(&r->conn.status); }
 
 void gx_dgram_frames_get_stats(struct gx_dgram_frames *r, struct gx_dgram_frames_stats *out) {
-    uint64_t *o = (uint64_t *)out;
-    for (int i = 0; i < ST_N; i++)
-        o[i] = atomic_load_explicit(&r->stats[i], memory_order_relaxed);
+    gx_relay_stats_copy((uint64_t *)out, r->stats, ST_N);
 }
 
 void gx_dgram_frames_cancel(struct gx_dgram_frames *r) { gx_relay_cancel(&r->conn); }
@@ -230,8 +207,7 @@ void gx_dgram_frames_cancel(struct gx_dgram_frames *r) { gx_relay_cancel(&r->con
 void gx_dgram_frames_free(struct gx_dgram_frames *r) {
     if (r == NULL)
         return;
-    gx_relay_cancel(&r->conn);
-    gx_relay_wait(&r->conn);
+    gx_relay_stop(&r->conn);
     gx_relay_conn_release(&r->conn);
     free(r->up);
     free(r->down);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <sched.h>
 #include <unistd.h>
@@ -311,6 +312,49 @@ int gx_relay_wait(struct gx_relay_conn *c) {
     while (!atomic_load_explicit(&c->gone, memory_order_acquire))
         sched_yield();
     return atomic_load(&c->status);
+}
+
+int gx_relay_stop(struct gx_relay_conn *c) {
+    gx_relay_cancel(c);
+    return gx_relay_wait(c);
+}
+
+void gx_relay_stats_copy(uint64_t *out, const _Atomic uint64_t *stats, int n) {
+    for (int i = 0; i < n; i++)
+        out[i] = atomic_load_explicit(&stats[i], memory_order_relaxed);
+}
+
+void *gx_relay_scratch(void **slot, size_t size) {
+    if (*slot == NULL)
+        *slot = calloc(1, size);
+    return *slot;
+}
+
+bool gx_relay_outq_room(uint8_t *buf, uint32_t cap, uint32_t *head, uint32_t *tail, uint32_t need) {
+    if (cap - *tail < need && *head > 0) {
+        memmove(buf, buf + *head, *tail - *head);
+        *tail -= *head;
+        *head = 0;
+    }
+    return cap - *tail >= need;
+}
+
+int gx_relay_outq_flush(int fd, uint8_t *buf, uint32_t *head, uint32_t *tail) {
+    int rc = 0;
+    while (*tail > *head) {
+        ssize_t w = send(fd, buf + *head, *tail - *head, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                rc = -errno;
+            break;
+        }
+        *head += (uint32_t)w;
+    }
+    if (*head == *tail)
+        *head = *tail = 0;
+    return rc;
 }
 
 void gx_relay_kick_all(void) {

@@ -47,28 +47,12 @@ struct scratch {
     struct sockaddr_storage addr[BATCH];
     struct sockaddr_storage dst[BATCH];
     uint8_t hdr[BATCH][GX_SOCKS_UDP_HDR_MAX];
-    uint8_t *buf; /* BATCH x SLOT */
+    uint8_t buf[]; /* BATCH x SLOT */
 };
-static _Thread_local struct scratch *tls_scratch;
+static _Thread_local void *tls_scratch;
 
 static struct scratch *scratch(void) {
-    if (tls_scratch == NULL) {
-        struct scratch *s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return NULL;
-        s->buf = malloc((size_t)BATCH * SLOT);
-        if (s->buf == NULL) {
-            free(s);
-            return NULL;
-        }
-        tls_scratch = s;
-    }
-    return tls_scratch;
-}
-
-static void add(struct gx_socks_assoc *a, int i, uint64_t n) {
-    if (n)
-        atomic_fetch_add_explicit(&a->stats[i], n, memory_order_relaxed);
+    return gx_relay_scratch(&tls_scratch, sizeof(struct scratch) + (size_t)BATCH * SLOT);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -79,34 +63,11 @@ int gx_socks_assoc_parse(const uint8_t *buf, size_t len, struct gx_socks_frame *
         return -EPROTO;
     if (buf[2] != 0)
         return -EMSGSIZE;
-    size_t hdr;
-    f->atyp = buf[3];
-    switch (buf[3]) {
-    case GX_SOCKS_ATYP_IPV4:
-        hdr = 4 + 4 + 2;
-        f->host = buf + 4;
-        f->host_len = 4;
-        break;
-    case GX_SOCKS_ATYP_IPV6:
-        hdr = 4 + 16 + 2;
-        f->host = buf + 4;
-        f->host_len = 16;
-        break;
-    case GX_SOCKS_ATYP_DOMAIN:
-        if (len < 5 || buf[4] == 0)
-            return -EPROTO;
-        hdr = 4 + 1 + (size_t)buf[4] + 2;
-        f->host = buf + 5;
-        f->host_len = buf[4];
-        break;
-    default:
-        return -EPROTO;
-    }
-    if (len < hdr)
-        return -EPROTO;
-    f->hdr_len = (uint32_t)hdr;
-    f->len = (uint32_t)(len - hdr);
-    f->port = (uint16_t)(((uint16_t)buf[hdr - 2] << 8) | buf[hdr - 1]);
+    int a = gx_socks_addr_parse(buf + 3, len - 3, f);
+    if (a <= 0)
+        return -EPROTO; /* a datagram is whole: an incomplete address is a malformed one */
+    f->hdr_len = 3 + (uint32_t)a;
+    f->len = (uint32_t)(len - f->hdr_len);
     return 0;
 }
 
@@ -174,7 +135,7 @@ static int destination(struct gx_socks_assoc *a, const struct gx_socks_frame *f,
         if (res == GX_RESOLVE_PENDING)
             return -1;
         if (res != GX_RESOLVE_OK) {
-            add(a, ST_DROP_RESOLVE, 1);
+            gx_relay_count(a->stats, ST_DROP_RESOLVE, 1);
             return 0;
         }
         if (dst->ss_family == AF_INET)
@@ -182,11 +143,11 @@ static int destination(struct gx_socks_assoc *a, const struct gx_socks_frame *f,
         else
             ((struct sockaddr_in6 *)dst)->sin6_port = htons(f->port);
     } else if (gx_socks_frame_sockaddr(f, dst, len) != 0) {
-        add(a, ST_DROP_MALFORMED, 1);
+        gx_relay_count(a->stats, ST_DROP_MALFORMED, 1);
         return 0;
     }
     if (!to_family(a->up_family, dst, len)) {
-        add(a, ST_DROP_SEND, 1);
+        gx_relay_count(a->stats, ST_DROP_SEND, 1);
         return 0;
     }
     return 1;
@@ -201,10 +162,10 @@ static void send_batch(struct gx_socks_assoc *a, int fd, struct mmsghdr *msg, in
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                add(a, ST_DROP_SEND, (uint64_t)(n - done));
+                gx_relay_count(a->stats, ST_DROP_SEND, (uint64_t)(n - done));
                 return;
             }
-            add(a, ST_DROP_SEND, 1); /* EMSGSIZE, ENETUNREACH, EPERM, ...: that one only */
+            gx_relay_count(a->stats, ST_DROP_SEND, 1); /* EMSGSIZE, ENETUNREACH, EPERM, ...: that one only */
             done++;
             continue;
         }
@@ -213,8 +174,8 @@ static void send_batch(struct gx_socks_assoc *a, int fd, struct mmsghdr *msg, in
             struct msghdr *h = &msg[done + i].msg_hdr;
             bytes += h->msg_iov[h->msg_iovlen - 1].iov_len; /* the payload: the last iov */
         }
-        add(a, pkts_stat, (uint64_t)sent);
-        add(a, pkts_stat + 1, bytes);
+        gx_relay_count(a->stats, pkts_stat, (uint64_t)sent);
+        gx_relay_count(a->stats, pkts_stat + 1, bytes);
         done += sent;
     }
 }
@@ -242,36 +203,23 @@ static void retry_held(struct gx_socks_assoc *a, struct scratch *s) {
 /* ---- the upstream is a stream of 0xF3 frames: a client datagram is a frame once its RSV becomes LEN ---- */
 
 static void stream_flush(struct gx_socks_assoc *a) {
-    while (!a->done && a->up_tail > a->up_head) {
-        ssize_t w = send(a->up_fd, a->up + a->up_head, a->up_tail - a->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                a->done = true;
-                gx_relay_end(&a->conn, errno == EPIPE || errno == ECONNRESET ? 0 : errno);
-            }
-            return;
-        }
-        a->up_head += (uint32_t)w;
+    if (a->done)
+        return;
+    int rc = gx_relay_outq_flush(a->up_fd, a->up, &a->up_head, &a->up_tail);
+    if (rc < 0) {
+        a->done = true;
+        gx_relay_end(&a->conn, rc == -EPIPE || rc == -ECONNRESET ? 0 : -rc);
     }
-    if (a->up_head == a->up_tail)
-        a->up_head = a->up_tail = 0;
 }
 
 static void stream_queue(struct gx_socks_assoc *a, const uint8_t *dgram, const struct gx_socks_frame *f) {
     uint32_t size = f->hdr_len + f->len;
     if (f->len == 0) {
-        add(a, ST_DROP_SIZE, 1); /* LEN 0 is not a valid frame */
+        gx_relay_count(a->stats, ST_DROP_SIZE, 1); /* LEN 0 is not a valid frame */
         return;
     }
-    if (UP_CAP - a->up_tail < size && a->up_head > 0) {
-        memmove(a->up, a->up + a->up_head, a->up_tail - a->up_head);
-        a->up_tail -= a->up_head;
-        a->up_head = 0;
-    }
-    if (UP_CAP - a->up_tail < size) {
-        add(a, ST_DROP_SEND, 1); /* the hop is behind: drop, as UDP does */
+    if (!gx_relay_outq_room(a->up, UP_CAP, &a->up_head, &a->up_tail, size)) {
+        gx_relay_count(a->stats, ST_DROP_SEND, 1); /* the hop is behind: drop, as UDP does */
         return;
     }
     uint8_t *p = a->up + a->up_tail;
@@ -279,8 +227,8 @@ static void stream_queue(struct gx_socks_assoc *a, const uint8_t *dgram, const s
     p[0] = (uint8_t)(f->len >> 8);
     p[1] = (uint8_t)f->len;
     a->up_tail += size;
-    add(a, ST_UP_PKTS, 1);
-    add(a, ST_UP_BYTES, f->len);
+    gx_relay_count(a->stats, ST_UP_PKTS, 1);
+    gx_relay_count(a->stats, ST_UP_BYTES, f->len);
 }
 
 static void stream_down(struct gx_socks_assoc *a) {
@@ -311,17 +259,17 @@ static void stream_down(struct gx_socks_assoc *a) {
             if (size == 0 || (uint32_t)size > a->down_len - pos)
                 break;
             if (a->client_len == 0 || f.len > a->max_datagram) {
-                add(a, f.len > a->max_datagram ? ST_DROP_SIZE : ST_DROP_SEND, 1);
+                gx_relay_count(a->stats, f.len > a->max_datagram ? ST_DROP_SIZE : ST_DROP_SEND, 1);
             } else {
                 a->down[pos] = a->down[pos + 1] = 0; /* LEN -> RSV: the frame is the reply datagram */
                 a->down[pos + 2] = 0;                /* FRAG 0 (gost v3 writes 0xFF) */
                 ssize_t w = sendto(a->relay_fd, a->down + pos, (size_t)size, MSG_DONTWAIT,
                                    (struct sockaddr *)&a->client, a->client_len);
                 if (w < 0) {
-                    add(a, ST_DROP_SEND, 1);
+                    gx_relay_count(a->stats, ST_DROP_SEND, 1);
                 } else {
-                    add(a, ST_DOWN_PKTS, 1);
-                    add(a, ST_DOWN_BYTES, f.len);
+                    gx_relay_count(a->stats, ST_DOWN_PKTS, 1);
+                    gx_relay_count(a->stats, ST_DOWN_BYTES, f.len);
                 }
             }
             pos += (uint32_t)size;
@@ -349,22 +297,22 @@ static void from_client(struct gx_socks_assoc *a, struct scratch *s) {
             uint8_t *data = s->iov[i].iov_base;
             uint32_t got = s->msg[i].msg_len;
             if (!ip16(&s->addr[i], ip) || memcmp(ip, a->client_ip, 16) != 0) {
-                add(a, ST_DROP_FOREIGN, 1);
+                gx_relay_count(a->stats, ST_DROP_FOREIGN, 1);
                 continue;
             }
             memcpy(&a->client, &s->addr[i], sizeof(a->client));
             a->client_len = s->msg[i].msg_hdr.msg_namelen;
             struct gx_socks_frame f;
             if (s->msg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                add(a, ST_DROP_SIZE, 1);
+                gx_relay_count(a->stats, ST_DROP_SIZE, 1);
                 continue;
             }
             if (gx_socks_assoc_parse(data, got, &f) != 0) {
-                add(a, ST_DROP_MALFORMED, 1);
+                gx_relay_count(a->stats, ST_DROP_MALFORMED, 1);
                 continue;
             }
             if (f.len > a->max_datagram) {
-                add(a, ST_DROP_SIZE, 1);
+                gx_relay_count(a->stats, ST_DROP_SIZE, 1);
                 continue;
             }
             if (a->stream) { /* names and addresses alike go on in the frame: the hop resolves */
@@ -375,7 +323,7 @@ static void from_client(struct gx_socks_assoc *a, struct scratch *s) {
             int d = destination(a, &f, &s->dst[k], &len);
             if (d < 0) {
                 if (a->resolving) {
-                    add(a, ST_DROP_RESOLVE, 1); /* one datagram waits for a name at a time */
+                    gx_relay_count(a->stats, ST_DROP_RESOLVE, 1); /* one datagram waits for a name at a time */
                 } else {
                     memcpy(a->held, data, got);
                     a->held_len = got;
@@ -415,12 +363,12 @@ static void from_upstream(struct gx_socks_assoc *a, struct scratch *s) {
         int k = 0;
         for (int i = 0; i < n; i++) {
             if (s->msg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                add(a, ST_DROP_SIZE, 1);
+                gx_relay_count(a->stats, ST_DROP_SIZE, 1);
                 continue;
             }
             int h = a->client_len ? gx_socks_assoc_header(s->hdr[k], &s->addr[i]) : -1;
             if (h < 0) {
-                add(a, ST_DROP_SEND, 1); /* no client address yet */
+                gx_relay_count(a->stats, ST_DROP_SEND, 1); /* no client address yet */
                 continue;
             }
             s->iov[BATCH + 2 * k] = (struct iovec){.iov_base = s->hdr[k], .iov_len = (size_t)h};
@@ -518,11 +466,7 @@ int gx_socks_assoc_new(struct gx_socks_assoc **out, int relay_fd, int up_fd, con
     if (rc == 0 && (a->held == NULL || (stream && (a->up == NULL || a->down == NULL))))
         rc = -ENOMEM;
     if (rc < 0) {
-        gx_relay_conn_release(&a->conn);
-        free(a->held);
-        free(a->up);
-        free(a->down);
-        free(a);
+        gx_socks_assoc_free(a); /* never attached: frees what was allocated */
         return rc;
     }
     a->stream = stream;
@@ -541,16 +485,13 @@ int gx_socks_assoc_event_fd(const struct gx_socks_assoc *a) { return a->conn.don
 int gx_socks_assoc_status(struct gx_socks_assoc *a) { return atomic_load(&a->conn.status); }
 
 void gx_socks_assoc_get_stats(struct gx_socks_assoc *a, struct gx_socks_assoc_stats *out) {
-    uint64_t *o = (uint64_t *)out;
-    for (int i = 0; i < ST_N; i++)
-        o[i] = atomic_load_explicit(&a->stats[i], memory_order_relaxed);
+    gx_relay_stats_copy((uint64_t *)out, a->stats, ST_N);
 }
 
 void gx_socks_assoc_cancel(struct gx_socks_assoc *a) { gx_relay_cancel(&a->conn); }
 
 int gx_socks_assoc_stop(struct gx_socks_assoc *a) {
-    gx_relay_cancel(&a->conn);
-    gx_relay_wait(&a->conn);
+    gx_relay_stop(&a->conn);
     return 0;
 }
 

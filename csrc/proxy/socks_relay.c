@@ -52,28 +52,12 @@ struct scratch {
     struct sockaddr_storage addr[RELAY_BATCH];
     uint8_t hdr[RELAY_BATCH][GX_SOCKS_UDP_HDR_MAX];
     size_t end[RELAY_BATCH];
-    uint8_t *slots; /* RELAY_BATCH x 65536 */
+    uint8_t slots[]; /* RELAY_BATCH x 65536 */
 };
-static _Thread_local struct scratch *tls_scratch;
+static _Thread_local void *tls_scratch;
 
 static struct scratch *scratch(void) {
-    if (tls_scratch == NULL) {
-        struct scratch *s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return NULL;
-        s->slots = malloc((size_t)RELAY_BATCH * 65536u);
-        if (s->slots == NULL) {
-            free(s);
-            return NULL;
-        }
-        tls_scratch = s;
-    }
-    return tls_scratch;
-}
-
-static void add(struct gx_socks_relay *r, int i, uint64_t n) {
-    if (n)
-        atomic_fetch_add_explicit(&r->stats[i], n, memory_order_relaxed);
+    return gx_relay_scratch(&tls_scratch, sizeof(struct scratch) + (size_t)RELAY_BATCH * 65536u);
 }
 
 static void end(struct gx_socks_relay *r, int err) {
@@ -161,7 +145,7 @@ static int send_up(struct gx_socks_relay *r, struct scratch *s) {
                     more = true;
                     break;
                 }
-                add(r, ST_DROP_UP, 1);
+                gx_relay_count(r->stats, ST_DROP_UP, 1);
                 pos += (size_t)size;
                 r->up_head = pos;
                 continue;
@@ -183,15 +167,15 @@ static int send_up(struct gx_socks_relay *r, struct scratch *s) {
                 if (errno == EINTR)
                     continue;
                 /* the first datagram was refused (EMSGSIZE, EPERM, ENETUNREACH, ...): drop it */
-                add(r, ST_DROP_UP, 1);
+                gx_relay_count(r->stats, ST_DROP_UP, 1);
                 r->up_head = s->end[0];
                 continue;
             }
             uint64_t bytes = 0;
             for (int i = 0; i < sent; i++)
                 bytes += s->iov[i].iov_len;
-            add(r, ST_UP_PKTS, (uint64_t)sent);
-            add(r, ST_UP_BYTES, bytes);
+            gx_relay_count(r->stats, ST_UP_PKTS, (uint64_t)sent);
+            gx_relay_count(r->stats, ST_UP_BYTES, bytes);
             if (sent > 0)
                 r->up_head = s->end[sent - 1];
             if (sent < n)
@@ -334,7 +318,7 @@ static void pump_down(struct gx_socks_relay *r) {
             pkts++;
             bytes += len;
         }
-        add(r, ST_DROP_DOWN, dropped);
+        gx_relay_count(r->stats, ST_DROP_DOWN, dropped);
         if (k == 0)
             continue;
         struct msghdr mh = {.msg_iov = s->iov, .msg_iovlen = (size_t)k};
@@ -351,13 +335,13 @@ static void pump_down(struct gx_socks_relay *r) {
             total += s->iov[i].iov_len;
         if ((size_t)w < total) {
             uint64_t lost = keep_rest(r, s, k, (size_t)w);
-            add(r, ST_DROP_DOWN, lost);
-            add(r, ST_DOWN_PKTS, pkts - lost);
-            add(r, ST_DOWN_BYTES, bytes);
+            gx_relay_count(r->stats, ST_DROP_DOWN, lost);
+            gx_relay_count(r->stats, ST_DOWN_PKTS, pkts - lost);
+            gx_relay_count(r->stats, ST_DOWN_BYTES, bytes);
             return; /* wait for the stream */
         }
-        add(r, ST_DOWN_PKTS, pkts);
-        add(r, ST_DOWN_BYTES, bytes);
+        gx_relay_count(r->stats, ST_DOWN_PKTS, pkts);
+        gx_relay_count(r->stats, ST_DOWN_BYTES, bytes);
         if (n < RELAY_BATCH)
             return;
     }
@@ -422,10 +406,7 @@ int gx_socks_relay_new(struct gx_socks_relay **out, int stream_fd, int udp_fd, u
     if (rc == 0 && (r->up == NULL || r->down == NULL))
         rc = -ENOMEM;
     if (rc < 0) {
-        gx_relay_conn_release(&r->conn);
-        free(r->up);
-        free(r->down);
-        free(r);
+        gx_socks_relay_free(r); /* never attached: frees what was allocated */
         return rc;
     }
     r->stream_fd = stream_fd;
@@ -443,16 +424,13 @@ int gx_socks_relay_event_fd(const struct gx_socks_relay *r) { return r->conn.don
 int gx_socks_relay_status(struct gx_socks_relay *r) { return atomic_load(&r->conn.status); }
 
 void gx_socks_relay_get_stats(struct gx_socks_relay *r, struct gx_socks_relay_stats *out) {
-    uint64_t *o = (uint64_t *)out;
-    for (int i = 0; i < ST_N; i++)
-        o[i] = atomic_load_explicit(&r->stats[i], memory_order_relaxed);
+    gx_relay_stats_copy((uint64_t *)out, r->stats, ST_N);
 }
 
 void gx_socks_relay_cancel(struct gx_socks_relay *r) { gx_relay_cancel(&r->conn); }
 
 int gx_socks_relay_stop(struct gx_socks_relay *r) {
-    gx_relay_cancel(&r->conn);
-    gx_relay_wait(&r->conn);
+    gx_relay_stop(&r->conn);
     return 0;
 }
 

@@ -18,43 +18,52 @@
 
 static const uint8_t v4_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+int gx_socks_addr_parse(const uint8_t *p, size_t avail, struct gx_socks_frame *f) {
+    if (avail < 1)
+        return 0;
+    size_t n;
+    f->atyp = p[0];
+    switch (p[0]) {
+    case GX_SOCKS_ATYP_IPV4:
+        n = 1 + 4 + 2;
+        f->host = p + 1;
+        f->host_len = 4;
+        break;
+    case GX_SOCKS_ATYP_IPV6:
+        n = 1 + 16 + 2;
+        f->host = p + 1;
+        f->host_len = 16;
+        break;
+    case GX_SOCKS_ATYP_DOMAIN:
+        if (avail < 2)
+            return 0;
+        if (p[1] == 0)
+            return -EPROTO;
+        n = 2 + (size_t)p[1] + 2;
+        f->host = p + 2;
+        f->host_len = p[1];
+        break;
+    default:
+        return -EPROTO;
+    }
+    if (avail < n)
+        return 0;
+    f->port = (uint16_t)(((uint16_t)p[n - 2] << 8) | p[n - 1]);
+    return (int)n;
+}
+
 int gx_socks_udp_parse(const uint8_t *buf, size_t avail, struct gx_socks_frame *f) {
     if (avail < 4)
         return 0;
     uint32_t len = ((uint32_t)buf[0] << 8) | buf[1];
     if (len == 0)
         return -EPROTO;
-    uint32_t hdr;
-    f->atyp = buf[3];
-    switch (buf[3]) {
-    case GX_SOCKS_ATYP_IPV4:
-        hdr = 4 + 4 + 2;
-        f->host = buf + 4;
-        f->host_len = 4;
-        break;
-    case GX_SOCKS_ATYP_IPV6:
-        hdr = 4 + 16 + 2;
-        f->host = buf + 4;
-        f->host_len = 16;
-        break;
-    case GX_SOCKS_ATYP_DOMAIN:
-        if (avail < 5)
-            return 0;
-        if (buf[4] == 0)
-            return -EPROTO;
-        hdr = 4 + 1 + buf[4] + 2;
-        f->host = buf + 5;
-        f->host_len = buf[4];
-        break;
-    default:
-        return -EPROTO;
-    }
-    if (avail < hdr)
-        return 0;
-    f->hdr_len = hdr;
+    int a = gx_socks_addr_parse(buf + 3, avail - 3, f);
+    if (a <= 0)
+        return a;
+    f->hdr_len = 3 + (uint32_t)a;
     f->len = len;
-    f->port = (uint16_t)(((uint16_t)buf[hdr - 2] << 8) | buf[hdr - 1]);
-    return (int)(hdr + len);
+    return (int)(f->hdr_len + len);
 }
 
 int gx_socks_udp_header(uint8_t out[GX_SOCKS_UDP_HDR_MAX], const struct sockaddr_storage *addr, uint32_t len) {

@@ -221,8 +221,7 @@ void gx_splice_relay_get_stats(struct gx_splice_relay *r, struct gx_splice_relay
 void gx_splice_relay_cancel(struct gx_splice_relay *r) { gx_relay_cancel(&r->conn); }
 
 int gx_splice_relay_stop(struct gx_splice_relay *r) {
-    gx_relay_cancel(&r->conn);
-    gx_relay_wait(&r->conn);
+    gx_relay_stop(&r->conn);
     return 0;
 }
 

@@ -103,28 +103,12 @@ struct scratch {
     struct iovec iov[BATCH];
     struct iovec pair[BATCH][2];  /* header + payload to an ASSOCIATE hop */
     struct sockaddr_storage addr[BATCH];
-    uint8_t *buf; /* BATCH x SLOT_SIZE */
+    uint8_t buf[]; /* BATCH x SLOT_SIZE */
 };
-static _Thread_local struct scratch *tls_scratch;
+static _Thread_local void *tls_scratch;
 
 static struct scratch *scratch(void) {
-    if (tls_scratch == NULL) {
-        struct scratch *s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return NULL;
-        s->buf = malloc((size_t)BATCH * SLOT_SIZE);
-        if (s->buf == NULL) {
-            free(s);
-            return NULL;
-        }
-        tls_scratch = s;
-    }
-    return tls_scratch;
-}
-
-static void add(struct gx_udp_fwd *f, int i, uint64_t n) {
-    if (n)
-        atomic_fetch_add_explicit(&f->stats[i], n, memory_order_relaxed);
+    return gx_relay_scratch(&tls_scratch, sizeof(struct scratch) + (size_t)BATCH * SLOT_SIZE);
 }
 
 static uint64_t now_ms(void) {
@@ -269,20 +253,20 @@ static struct sess *admit(struct gx_udp_fwd *f, const struct sockaddr_storage *a
     if (idx + 1 > f->high)
         f->high = idx + 1;
     f->live++;
-    add(f, ST_OPEN, 1);
-    add(f, ST_TOTAL, 1);
+    gx_relay_count(f->stats, ST_OPEN, 1);
+    gx_relay_count(f->stats, ST_TOTAL, 1);
     signal_python(f);
     return s;
 }
 
 static void enqueue(struct gx_udp_fwd *f, struct sess *s, const uint8_t *data, uint32_t len) {
     if (s->qlen >= f->cfg.queue) {
-        add(f, ST_DROP_QUEUE, 1);
+        gx_relay_count(f->stats, ST_DROP_QUEUE, 1);
         return;
     }
     struct qdgram *q = malloc(sizeof(*q) + len);
     if (q == NULL) {
-        add(f, ST_DROP_QUEUE, 1);
+        gx_relay_count(f->stats, ST_DROP_QUEUE, 1);
         return;
     }
     q->next = NULL;
@@ -310,7 +294,7 @@ static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, in
             int err = errno;
             if (err == EINTR)
                 continue;
-            add(f, ST_DROP_SEND, (uint64_t)(n - done));
+            gx_relay_count(f->stats, ST_DROP_SEND, (uint64_t)(n - done));
             if (fatal_send(err))
                 end_session(f, s, err);
             return;
@@ -322,8 +306,8 @@ static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, in
         }
         s->up_pkts += (uint64_t)sent;
         s->up_bytes += bytes;
-        add(f, ST_UP_PKTS, (uint64_t)sent);
-        add(f, ST_UP_BYTES, bytes);
+        gx_relay_count(f->stats, ST_UP_PKTS, (uint64_t)sent);
+        gx_relay_count(f->stats, ST_UP_BYTES, bytes);
         done += sent;
     }
 }
@@ -344,21 +328,35 @@ static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
     s->armed = want;
 }
 
-/* Write what the stream takes of the pending frames. */
-static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
-    while (s->state == S_DIRECT && s->up_tail > s->up_head) {
-        ssize_t w = send(s->fd, s->up + s->up_head, s->up_tail - s->up_head, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w < 0) {
+/* The k datagrams prepared in sc (msg/iov) to the session's client; what the socket refuses is dropped. */
+static void send_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, int k) {
+    int done = 0;
+    while (done < k) {
+        int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
+        if (sent < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                end_session(f, s, errno);
+            gx_relay_count(f->stats, ST_DROP_SEND, (uint64_t)(k - done));
             break;
         }
-        s->up_head += (uint32_t)w;
+        uint64_t bytes = 0;
+        for (int i = 0; i < sent; i++)
+            bytes += sc->iov[done + i].iov_len;
+        s->down_pkts += (uint64_t)sent;
+        s->down_bytes += bytes;
+        gx_relay_count(f->stats, ST_DOWN_PKTS, (uint64_t)sent);
+        gx_relay_count(f->stats, ST_DOWN_BYTES, bytes);
+        done += sent;
     }
-    if (s->up_head == s->up_tail)
-        s->up_head = s->up_tail = 0;
+}
+
+/* Write what the stream takes of the pending frames. */
+static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
+    if (s->state == S_DIRECT) {
+        int rc = gx_relay_outq_flush(s->fd, s->up, &s->up_head, &s->up_tail);
+        if (rc < 0)
+            end_session(f, s, -rc);
+    }
     stream_interest(f, s);
 }
 
@@ -366,16 +364,11 @@ static void stream_flush(struct gx_udp_fwd *f, struct sess *s) {
 static void stream_queue(struct gx_udp_fwd *f, struct sess *s, const uint8_t *data, uint32_t len) {
     uint32_t need = 2 + s->hdr_len + len;
     if (len == 0 && !s->relay_frames) {
-        add(f, ST_DROP_SIZE, 1); /* an empty frame is not valid in 0xF3 */
+        gx_relay_count(f->stats, ST_DROP_SIZE, 1); /* an empty frame is not valid in 0xF3 */
         return;
     }
-    if (UP_CAP - s->up_tail < need && s->up_head > 0) {
-        memmove(s->up, s->up + s->up_head, s->up_tail - s->up_head);
-        s->up_tail -= s->up_head;
-        s->up_head = 0;
-    }
-    if (UP_CAP - s->up_tail < need) {
-        add(f, ST_DROP_SEND, 1); /* the stream is behind: drop, as UDP does */
+    if (!gx_relay_outq_room(s->up, UP_CAP, &s->up_head, &s->up_tail, need)) {
+        gx_relay_count(f->stats, ST_DROP_SEND, 1); /* the stream is behind: drop, as UDP does */
         return;
     }
     uint8_t *p = s->up + s->up_tail;
@@ -386,8 +379,8 @@ static void stream_queue(struct gx_udp_fwd *f, struct sess *s, const uint8_t *da
     s->up_tail += need;
     s->up_pkts++;
     s->up_bytes += len;
-    add(f, ST_UP_PKTS, 1);
-    add(f, ST_UP_BYTES, len);
+    gx_relay_count(f->stats, ST_UP_PKTS, 1);
+    gx_relay_count(f->stats, ST_UP_BYTES, len);
 }
 
 /* Frames from the stream, their payloads to the client. */
@@ -431,28 +424,11 @@ static void stream_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc
                                                          .msg_iov = &sc->iov[k], .msg_iovlen = 1};
                     k++;
                 } else {
-                    add(f, ST_DROP_SIZE, 1);
+                    gx_relay_count(f->stats, ST_DROP_SIZE, 1);
                 }
                 pos += (uint32_t)size;
             }
-            int done = 0;
-            while (done < k) {
-                int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
-                if (sent < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    add(f, ST_DROP_SEND, (uint64_t)(k - done));
-                    break;
-                }
-                uint64_t bytes = 0;
-                for (int i = 0; i < sent; i++)
-                    bytes += sc->iov[done + i].iov_len;
-                s->down_pkts += (uint64_t)sent;
-                s->down_bytes += bytes;
-                add(f, ST_DOWN_PKTS, (uint64_t)sent);
-                add(f, ST_DOWN_BYTES, bytes);
-                done += sent;
-            }
+            send_down(f, s, sc, k);
             if (k < BATCH)
                 break;
         }
@@ -491,7 +467,7 @@ static void from_clients(struct gx_udp_fwd *f) {
         for (int i = 0; i < n; i++) {
             struct mmsghdr *m = &sc->msg[i];
             if (m->msg_hdr.msg_flags & MSG_TRUNC) {
-                add(f, ST_DROP_SIZE, 1);
+                gx_relay_count(f->stats, ST_DROP_SIZE, 1);
                 continue;
             }
             normalize(&sc->addr[i]);
@@ -502,12 +478,12 @@ static void from_clients(struct gx_udp_fwd *f) {
             if (s == NULL) {
                 s = admit(f, &sc->addr[i], m->msg_hdr.msg_namelen, h, now);
                 if (s == NULL) {
-                    add(f, ST_DROP_SESSIONS, 1);
+                    gx_relay_count(f->stats, ST_DROP_SESSIONS, 1);
                     continue;
                 }
             }
             if (s->state == S_REFUSED) { /* not refreshed: asked again a second after the refusal */
-                add(f, ST_DROP_REFUSED, 1);
+                gx_relay_count(f->stats, ST_DROP_REFUSED, 1);
                 continue;
             }
             s->last_ms = now;
@@ -516,7 +492,7 @@ static void from_clients(struct gx_udp_fwd *f) {
                 continue;
             }
             if (s->state != S_DIRECT) {
-                add(f, ST_DROP_REFUSED, 1);
+                gx_relay_count(f->stats, ST_DROP_REFUSED, 1);
                 continue;
             }
             if (s->stream) {
@@ -577,7 +553,7 @@ static void from_upstream(struct gx_udp_fwd *f, struct sess *s, struct scratch *
         int k = 0;
         for (int i = 0; i < n; i++) {
             if (sc->msg[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                add(f, ST_DROP_SIZE, 1);
+                gx_relay_count(f->stats, ST_DROP_SIZE, 1);
                 continue;
             }
             uint8_t *data = sc->iov[i].iov_base;
@@ -585,7 +561,7 @@ static void from_upstream(struct gx_udp_fwd *f, struct sess *s, struct scratch *
             if (s->hdr_len) {
                 struct gx_socks_frame fr;
                 if (gx_socks_assoc_parse(data, len, &fr) != 0) {
-                    add(f, ST_DROP_MALFORMED, 1);
+                    gx_relay_count(f->stats, ST_DROP_MALFORMED, 1);
                     continue;
                 }
                 data += fr.hdr_len;
@@ -596,24 +572,7 @@ static void from_upstream(struct gx_udp_fwd *f, struct sess *s, struct scratch *
                                                  .msg_iov = &sc->iov[k], .msg_iovlen = 1};
             k++;
         }
-        int done = 0;
-        while (done < k) {
-            int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
-            if (sent < 0) {
-                if (errno == EINTR)
-                    continue;
-                add(f, ST_DROP_SEND, (uint64_t)(k - done));
-                break;
-            }
-            uint64_t bytes = 0;
-            for (int i = 0; i < sent; i++)
-                bytes += sc->iov[done + i].iov_len;
-            s->down_pkts += (uint64_t)sent;
-            s->down_bytes += bytes;
-            add(f, ST_DOWN_PKTS, (uint64_t)sent);
-            add(f, ST_DOWN_BYTES, bytes);
-            done += sent;
-        }
+        send_down(f, s, sc, k);
         if (n < BATCH)
             return;
     }
@@ -657,7 +616,7 @@ static void route(struct gx_udp_fwd *f, const struct command *c) {
     }
     if (c->fd < 0) {
         s->state = S_REFUSED;
-        add(f, ST_DROP_REFUSED, s->qlen);
+        gx_relay_count(f->stats, ST_DROP_REFUSED, s->qlen);
         drop_queue(s);
         return;
     }
@@ -697,14 +656,14 @@ static void route(struct gx_udp_fwd *f, const struct command *c) {
         ssize_t w = sendmsg(s->fd, &mh, MSG_DONTWAIT);
         if (w < 0) {
             int err = errno;
-            add(f, ST_DROP_SEND, 1);
+            gx_relay_count(f->stats, ST_DROP_SEND, 1);
             if (fatal_send(err))
                 end_session(f, s, err);
         } else {
             s->up_pkts++;
             s->up_bytes += q->len;
-            add(f, ST_UP_PKTS, 1);
-            add(f, ST_UP_BYTES, q->len);
+            gx_relay_count(f->stats, ST_UP_PKTS, 1);
+            gx_relay_count(f->stats, ST_UP_BYTES, q->len);
         }
         free(q);
     }
@@ -964,9 +923,7 @@ int gx_udp_fwd_route(struct gx_udp_fwd *f, uint64_t id, int fd, int mode, const 
 int gx_udp_fwd_close(struct gx_udp_fwd *f, uint64_t id) { return command(f, id, -1, OP_CLOSE, NULL, 0, 0); }
 
 void gx_udp_fwd_get_stats(struct gx_udp_fwd *f, struct gx_udp_fwd_stats *out) {
-    uint64_t *o = (uint64_t *)out;
-    for (int i = 0; i < ST_N; i++)
-        o[i] = atomic_load_explicit(&f->stats[i], memory_order_relaxed);
+    gx_relay_stats_copy((uint64_t *)out, f->stats, ST_N);
 }
 
 int gx_udp_fwd_status(struct gx_udp_fwd *f) { return atomic_load(&f->conn.status); }
@@ -978,8 +935,7 @@ int gx_udp_fwd_stop(struct gx_udp_fwd *f) {
         pthread_mutex_unlock(&f->lock);
         return 0;
     }
-    gx_relay_cancel(&f->conn);
-    gx_relay_wait(&f->conn);
+    gx_relay_stop(&f->conn);
     return 0;
 }
 

@@ -1102,8 +1102,7 @@ int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode
 void gx_xs_cancel(struct gx_xs *x) { gx_relay_cancel(&x->conn); }
 
 int gx_xs_stop(struct gx_xs *x) {
-    gx_relay_cancel(&x->conn);
-    return gx_relay_wait(&x->conn);
+    return gx_relay_stop(&x->conn);
 }
 
 int gx_xs_status(struct gx_xs *x) { return atomic_load(&x->conn.status); }

@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/epoll.h>
 
 #define GX_RELAY_FDS 4          /* fds one relay may watch */
@@ -88,6 +89,9 @@ int gx_relay_attach(struct gx_relay_conn *c);
 void gx_relay_cancel(struct gx_relay_conn *c);
 /* Block until the engine let go (after attach). Returns the conn's status. */
 int gx_relay_wait(struct gx_relay_conn *c);
+/* Any thread, blocks: gx_relay_cancel + gx_relay_wait (a conn never attached returns at once). After it
+ * the engine holds nothing of c. Returns the conn's status. */
+int gx_relay_stop(struct gx_relay_conn *c);
 void gx_relay_engine_get_stats(struct gx_relay_engine_stats *out);
 
 /* Engine thread only (inside start/ready). */
@@ -102,6 +106,24 @@ void gx_relay_end(struct gx_relay_conn *c, int err);
 void gx_relay_want_kick(struct gx_relay_conn *c);
 /* Any thread, never blocks: every relay that asked for a kick gets one, in its own engine thread. */
 void gx_relay_kick_all(void);
+
+/* Pieces every relay module shares.
+ * Counters: an array of relaxed atomics, added to in the engine thread, copied out from any thread. */
+static inline void gx_relay_count(_Atomic uint64_t *stats, int i, uint64_t n) {
+    if (n)
+        atomic_fetch_add_explicit(&stats[i], n, memory_order_relaxed);
+}
+void gx_relay_stats_copy(uint64_t *out, const _Atomic uint64_t *stats, int n);
+/* An engine thread's scratch memory for one module: *slot is the module's own _Thread_local pointer; the
+ * first call in a thread allocates `size` zeroed bytes (kept for the thread's life: engine threads live
+ * as long as the process). NULL when out of memory. */
+void *gx_relay_scratch(void **slot, size_t size);
+/* Bytes waiting for a stream: buf[*head..*tail) of cap bytes (engine thread only).
+ * gx_relay_outq_room: true when `need` more bytes fit behind them (moved to the front when that makes room).
+ * gx_relay_outq_flush: sends what fd takes (non-blocking, no SIGPIPE); 0 (all sent, or fd is full) or the
+ * -errno of a failed send. Both offsets go back to 0 once all is sent. */
+bool gx_relay_outq_room(uint8_t *buf, uint32_t cap, uint32_t *head, uint32_t *tail, uint32_t need);
+int gx_relay_outq_flush(int fd, uint8_t *buf, uint32_t *head, uint32_t *tail);
 
 /* Name lookups for data-plane event loops, which must never block in getaddrinfo.
  *
@@ -175,6 +197,9 @@ struct gx_socks_frame {
  * still be incomplete: compare with avail), 0 when the header itself is incomplete, or -EPROTO when the
  * header is malformed (LEN 0, unknown ATYP, empty name). */
 int gx_socks_udp_parse(const uint8_t *buf, size_t avail, struct gx_socks_frame *f);
+/* The SOCKS5 address at p[0..avail) (ATYP, address, port: the tail of a frame or datagram header): sets
+ * f->atyp, host, host_len, port. Returns its size, 0 when incomplete, -EPROTO (unknown ATYP, empty name). */
+int gx_socks_addr_parse(const uint8_t *p, size_t avail, struct gx_socks_frame *f);
 
 /* Write the header of a len-byte datagram to/from addr (AF_INET, or AF_INET6 where a v4-mapped address
  * is written as IPv4, as gost does). Returns the header length, -EINVAL (len 0 or > 65535) or
