@@ -13,18 +13,6 @@ void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t
      * of 8 (memcpy: no alignment assumptions). */
     uint64_t kw;
     memcpy(&kw, k, 8);
-    /* 64 bytes a step in four 16-byte vectors (SSE2, baseline x86-64): the payload's hot loop */
-    typedef uint64_t v2u64 __attribute__((vector_size(16)));
-    const v2u64 kv = {kw, kw};
-    for (; i + 64 <= len; i += 64) {
-        v2u64 w[4];
-        memcpy(w, src + i, 64);
-        w[0] ^= kv;
-        w[1] ^= kv;
-        w[2] ^= kv;
-        w[3] ^= kv;
-        memcpy(dst + i, w, 64);
-    }
     for (; i + 32 <= len; i += 32) {
         uint64_t w[4];
         memcpy(w, src + i, 32);
