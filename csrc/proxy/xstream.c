@@ -189,15 +189,6 @@ int gx_tls_ctx_new(struct gx_tls_ctx **out, const struct gx_tls_cfg *cfg, char *
     if (cfg->server)
         SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     int rc = -EINVAL;
-    /* AES-128-GCM first, as Go's crypto/tls (gost) orders it on CPUs with AES instructions: 10 AES rounds
-     * instead of 14 for the same GHASH; a server picks from its own order */
-    if (SSL_CTX_set_ciphersuites(c, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
-                                    "TLS_AES_256_GCM_SHA384") != 1) {
-        ssl_reason(err, errlen, "tls: cannot set the TLS 1.3 cipher suites");
-        goto fail;
-    }
-    if (cfg->server)
-        SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (cfg->cert_file && cfg->cert_file[0]) {
         if (SSL_CTX_use_certificate_chain_file(c, cfg->cert_file) != 1) {
             ssl_reason(err, errlen, "tls: cannot load the certificate");
