@@ -469,21 +469,29 @@ static bool ws_read(struct gx_xs *x) {
 
 /* ---- the two directions -------------------------------------------------------------------------- */
 
+/* One send toward the app side: bytes sent; -EAGAIN (the app side is full: wait for it), -EINTR (try
+ * again), or another -errno after the stream was failed with it. */
+static ssize_t app_send(struct gx_xs *x, const uint8_t *p, size_t len) {
+    ssize_t n = send(x->out_fd, p, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return n;
+    int e = errno == EWOULDBLOCK ? EAGAIN : errno;
+    if (e == EAGAIN)
+        x->n2a_need_app = true;
+    else if (e != EINTR)
+        fail(x, e);
+    return -e;
+}
+
 static bool flow_n2a(struct gx_xs *x) {
     bool progress = false;
     for (int guard = 0; guard < 64 && !x->conn.ended && !x->n2a_done; guard++) {
         if (x->jlen) {
-            ssize_t n = send(x->out_fd, x->jbuf + x->jpos, x->jlen, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    x->n2a_need_app = true;
-                    return progress;
-                }
-                if (errno == EINTR)
-                    continue;
-                fail(x, errno);
-                return true;
-            }
+            ssize_t n = app_send(x, x->jbuf + x->jpos, x->jlen);
+            if (n == -EINTR)
+                continue;
+            if (n < 0)
+                return n == -EAGAIN ? progress : true;
             x->jpos += (size_t)n;
             x->jlen -= (size_t)n;
             if (!x->jlen) {
@@ -494,17 +502,11 @@ static bool flow_n2a(struct gx_xs *x) {
             continue;
         }
         if (x->dlen) {
-            ssize_t n = send(x->out_fd, x->rbuf + x->dpos, x->dlen, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    x->n2a_need_app = true;
-                    return progress;
-                }
-                if (errno == EINTR)
-                    continue;
-                fail(x, errno);
-                return true;
-            }
+            ssize_t n = app_send(x, x->rbuf + x->dpos, x->dlen);
+            if (n == -EINTR)
+                continue;
+            if (n < 0)
+                return n == -EAGAIN ? progress : true;
             x->dpos += (size_t)n;
             x->dlen -= (size_t)n;
             if (!x->head)
