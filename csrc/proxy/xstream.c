@@ -10,6 +10,9 @@
  * app -> net: the app fd is read into wbuf after WS_HDR bytes of room, the frame header goes in front,
  *   the payload is masked in place (client), and [op, op+olen) is written until done; control frames
  *   (pong, close) go out between data frames from ctrl.
+ * TLS records go out through a write queue (a BIO of ours, wq): OpenSSL writes each record into it,
+ *   and the queue is sent in one send() when it is full and at the end of every pump. Several 16 KiB
+ *   records leave in one syscall, one TCP push, one large GSO packet, instead of one per record.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +41,7 @@ enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
 #define CLOSE_NORMAL 1000
 #define GATHER_ROOM 16384     /* a TLS record's payload */
 #define PUMP_ROUNDS 64         /* rounds of both directions per event (about 4 MiB each way) */
+#define WQ_CAP (120u << 10)    /* the TLS write queue: 7 full records; under malloc's mmap threshold */
 
 struct gx_tls_ctx {
     SSL_CTX *ctx;
@@ -108,6 +112,11 @@ struct gx_xs {
     bool tls_shut;             /* close_notify sent (or being sent) */
     uint32_t wr_want;
     bool a2n_need_net, a2n_need_app;
+
+    /* TLS records not sent yet: [wq_off, wq_len) of wq (WQ_CAP bytes, allocated while in use) */
+    uint8_t *wq;
+    size_t wq_off, wq_len;
+    bool wq_touched;           /* written to during this pump (an idle stream lets the queue go) */
 
     struct gx_xs_stats st;
 };
@@ -246,7 +255,11 @@ __attribute__((noinline)) static void set_reason(struct gx_xs *x, const char *fm
     pthread_mutex_unlock(&x->lock);
 }
 
+static int wq_flush(struct gx_xs *x);
+
 static void fail(struct gx_xs *x, int err) {
+    if (x->ssl)
+        (void)wq_flush(x); /* a TLS alert OpenSSL queued, if the socket takes it */
     if (!x->err)
         x->err = err;
     atomic_fetch_or(&x->stage, GX_XS_FAILED);
@@ -270,6 +283,86 @@ size_t gx_xs_head_end(const uint8_t *buf, size_t len, size_t from, size_t *next)
         *next = len;
     return 0;
 }
+
+/* ---- the TLS write queue ------------------------------------------------------------------------- */
+
+static int wq_bio_write(BIO *b, const char *data, int len) {
+    struct gx_xs *x = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    if (x->wq_off == x->wq_len)
+        x->wq_off = x->wq_len = 0;
+    if ((size_t)len > WQ_CAP)
+        return -1; /* can never fit (records are 16 KiB): an error, not a retry that would spin */
+    if ((size_t)len > WQ_CAP - (x->wq_len - x->wq_off)) {
+        BIO_set_retry_write(b); /* full: SSL_ERROR_WANT_WRITE, net_write sends the queue */
+        return -1;
+    }
+    if (!x->wq) {
+        x->wq = malloc(WQ_CAP);
+        if (!x->wq)
+            return -1;
+    }
+    if ((size_t)len > WQ_CAP - x->wq_len) {
+        memmove(x->wq, x->wq + x->wq_off, x->wq_len - x->wq_off);
+        x->wq_len -= x->wq_off;
+        x->wq_off = 0;
+    }
+    memcpy(x->wq + x->wq_len, data, (size_t)len);
+    x->wq_len += (size_t)len;
+    x->wq_touched = true;
+    return len;
+}
+
+static long wq_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    (void)num;
+    (void)ptr;
+    struct gx_xs *x = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: /* the pump sends the queue before it waits */
+        return 1;
+    case BIO_CTRL_WPENDING:
+        return x ? (long)(x->wq_len - x->wq_off) : 0;
+    default:
+        return 0;
+    }
+}
+
+static int wq_bio_create(BIO *b) {
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *wq_method;
+static pthread_once_t wq_once = PTHREAD_ONCE_INIT;
+
+static void wq_method_init(void) {
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gx tls write queue");
+    if (m && (BIO_meth_set_write(m, wq_bio_write) != 1 || BIO_meth_set_ctrl(m, wq_bio_ctrl) != 1 ||
+              BIO_meth_set_create(m, wq_bio_create) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    wq_method = m;
+}
+
+/* Send the queue: 0 when it is empty, -EAGAIN when the socket is full (wait for EPOLLOUT), -errno */
+static int wq_flush(struct gx_xs *x) {
+    while (x->wq_off < x->wq_len) {
+        ssize_t n = send(x->net_fd, x->wq + x->wq_off, x->wq_len - x->wq_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        }
+        x->wq_off += (size_t)n;
+    }
+    x->wq_off = x->wq_len = 0;
+    return 0;
+}
+
+static bool wq_pending(const struct gx_xs *x) { return x->wq_off < x->wq_len; }
 
 /* ---- net I/O (TLS or plain) ---------------------------------------------------------------------- */
 
@@ -330,7 +423,20 @@ static ssize_t net_write(struct gx_xs *x, const uint8_t *buf, size_t len) {
     int n = SSL_write(x->ssl, buf, (int)len);
     if (n > 0)
         return n;
-    switch (SSL_get_error(x->ssl, n)) {
+    int e = SSL_get_error(x->ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE && wq_pending(x)) { /* the queue is full: send it, then once more */
+        int rc = wq_flush(x);
+        if (rc < 0 && rc != -EAGAIN)
+            return rc;
+        if (rc == 0) {
+            ERR_clear_error();
+            n = SSL_write(x->ssl, buf, (int)len);
+            if (n > 0)
+                return n;
+            e = SSL_get_error(x->ssl, n);
+        }
+    }
+    switch (e) {
     case SSL_ERROR_WANT_WRITE:
         x->wr_want = EPOLLOUT;
         return -EAGAIN;
@@ -728,6 +834,14 @@ static bool flow_a2n(struct gx_xs *x) {
             }
             x->tls_shut = true;
         }
+        if (x->ssl) { /* the queued records and the close_notify go before the FIN */
+            int rc = wq_flush(x);
+            if (rc == -EAGAIN) {
+                x->wr_want = EPOLLOUT;
+                x->a2n_need_net = true;
+                return progress;
+            }
+        }
         shutdown(x->net_fd, SHUT_WR);
         x->a2n_done = true;
         return true;
@@ -840,7 +954,7 @@ static void set_wants(struct gx_xs *x) {
     }
     /* pump stopped at its round cap with work left (bytes OpenSSL holds wake no epoll): a writable
      * net fd brings the next round at once, after the other relays of this thread had theirs */
-    if (x->yield)
+    if (x->yield || wq_pending(x))
         net |= EPOLLOUT;
     gx_relay_want(&x->conn, SLOT_NET, net);
     if (x->app_fd >= 0)
@@ -851,6 +965,7 @@ static void set_wants(struct gx_xs *x) {
 }
 
 static void pump(struct gx_xs *x) {
+    x->wq_touched = false;
     x->n2a_need_net = x->n2a_need_app = x->a2n_need_net = x->a2n_need_app = false;
     x->yield = false;
     for (int round = 0; !x->conn.ended; round++) {
@@ -868,6 +983,15 @@ static void pump(struct gx_xs *x) {
         p |= flow_a2n(x);
         if (!p)
             break;
+    }
+    if (x->ssl && !x->conn.ended && wq_pending(x)) {
+        int rc = wq_flush(x);
+        if (rc < 0 && rc != -EAGAIN)
+            fail(x, -rc);
+    }
+    if (x->wq && !wq_pending(x) && !x->wq_touched) { /* idle: 120 KiB less per held connection */
+        free(x->wq);
+        x->wq = NULL;
     }
     if (x->conn.ended)
         return;
@@ -1000,10 +1124,16 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
         x->tls = cfg->tls;
         ERR_clear_error();
         x->ssl = SSL_new(cfg->tls->ctx);
-        if (!x->ssl || SSL_set_fd(x->ssl, net_fd) != 1) {
+        pthread_once(&wq_once, wq_method_init);
+        BIO *wq = wq_method ? BIO_new(wq_method) : NULL;
+        if (wq)
+            BIO_set_data(wq, x);
+        if (!x->ssl || !wq || SSL_set_rfd(x->ssl, net_fd) != 1) {
+            BIO_free(wq);
             rc = -ENOMEM;
             goto fail;
         }
+        SSL_set0_wbio(x->ssl, wq); /* the SSL owns it now */
         if (SSL_is_server(x->ssl)) {
             SSL_set_accept_state(x->ssl);
         } else {
@@ -1138,5 +1268,6 @@ void gx_xs_free(struct gx_xs *x) {
     free(x->raw);
     free(x->rbuf);
     free(x->wbuf);
+    free(x->wq);
     free(x);
 }
