@@ -712,11 +712,29 @@ static bool flow_n2a(struct gx_xs *x) {
     return progress;
 }
 
+/* A WebSocket masking key from a per-thread pool of RAND_bytes (one call per 256 keys: OpenSSL's DRBG
+ * makes a getpid() syscall per call, once per frame otherwise). RFC 6455 wants keys a peer cannot
+ * predict; they come from the same DRBG. */
+static void mask_key(uint8_t key[4]) {
+    static _Thread_local uint8_t pool[1024];
+    static _Thread_local size_t used = sizeof(pool);
+    if (used == sizeof(pool)) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1) { /* no entropy now: this key alone, as before */
+            RAND_bytes(key, 4);
+            return;
+        }
+        used = 0;
+    }
+    memcpy(key, pool + used, 4);
+    OPENSSL_cleanse(pool + used, 4); /* a key handed out is not kept */
+    used += 4;
+}
+
 static void build_control(struct gx_xs *x, uint8_t opcode, const uint8_t *payload, size_t len) {
     uint8_t key[4];
     const uint8_t *k = NULL;
     if (x->ws == GX_XS_WS_CLIENT) {
-        RAND_bytes(key, sizeof(key));
+        mask_key(key);
         k = key;
     }
     int h = gx_ws_header(x->ctrl, opcode, 1, len, k);
@@ -803,7 +821,7 @@ static bool flow_a2n(struct gx_xs *x) {
                 uint8_t key[4];
                 const uint8_t *k = NULL;
                 if (x->ws == GX_XS_WS_CLIENT) {
-                    RAND_bytes(key, sizeof(key));
+                    mask_key(key);
                     k = key;
                     gx_ws_mask_copy(payload, payload, (size_t)n, key, 0);
                 }
