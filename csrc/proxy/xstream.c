@@ -181,6 +181,8 @@ int gx_tls_ctx_new(struct gx_tls_ctx **out, const struct gx_tls_cfg *cfg, char *
                             SSL_MODE_RELEASE_BUFFERS);
     /* records are read from the socket in bulk (one recv for many records, not two per record) */
     SSL_CTX_set_read_ahead(c, 1);
+    /* ... and with room for four full records, one recv takes up to four (OpenSSL's default is one) */
+    SSL_CTX_set_default_read_buffer_len(c, 4 * (16384 + 256 + 5));
     if (cfg->server)
         SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     int rc = -EINVAL;
