@@ -153,7 +153,7 @@ test: deps lint build ctest asan fuzz-smoke
 
 # ruff on everything; mypy --strict on gostx/ (pyproject.toml [tool.mypy]; the extension through gostx/_engine.pyi)
 lint: pip-deps
-	$(PY) -m ruff check gostx tests bench
+	$(PY) -m ruff check gostx tests bench setup.py
 	$(PY) -m mypy
 
 demo: deps build

@@ -23,6 +23,7 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "third_party", "lwip"))
 import lwip_build  # noqa: E402
+
 WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 C_FLAGS = ["-std=gnu11", "-O2", "-g", "-fno-strict-aliasing", "-D_GNU_SOURCE", *WARNINGS]
 # GX_NO_SIMD=1 in the build's environment leaves our SIMD crypto out (csrc/include/gx/base.h): OpenSSL does
