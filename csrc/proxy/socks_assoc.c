@@ -30,6 +30,7 @@ struct gx_socks_assoc {
     int relay_fd, up_fd, up_family;
     uint32_t max_datagram;
     bool done, resolving;
+    bool gso_up_off, gso_relay_off; /* that socket sends without UDP GSO (gx_udp_sendmmsg) */
     uint8_t client_ip[16];     /* the control connection's IP (IPv4 as v4-mapped) */
     struct sockaddr_storage client;  /* where replies go: the latest source from client_ip */
     socklen_t client_len;
@@ -157,7 +158,8 @@ static int destination(struct gx_socks_assoc *a, const struct gx_socks_frame *f,
 static void send_batch(struct gx_socks_assoc *a, int fd, struct mmsghdr *msg, int n, int pkts_stat) {
     int done = 0;
     while (done < n) {
-        int sent = sendmmsg(fd, msg + done, (unsigned)(n - done), MSG_DONTWAIT);
+        int sent = gx_udp_sendmmsg(fd, msg + done, n - done, fd == a->up_fd ? &a->gso_up_off : &a->gso_relay_off,
+                                   NULL);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;

@@ -66,6 +66,7 @@ struct sess {
     bool stream;                   /* GX_UDP_FWD_F3 / _RELAY: frames on a stream fd */
     bool relay_frames;             /* GX_UDP_FWD_RELAY: LEN(2) + data frames, no address */
     uint32_t armed;                /* the stream fd's interest in the inner epoll set */
+    bool gso_off;                  /* the upstream socket sends without UDP GSO (gx_udp_sendmmsg) */
     uint8_t *up, *down;            /* stream: frames not yet written / bytes not yet parsed */
     uint32_t up_head, up_tail, down_len;
 };
@@ -83,6 +84,7 @@ struct gx_udp_fwd {
     struct gx_udp_fwd_config cfg;
     int listen_fd, inner_ep, timer_fd, cmd_fd, event_fd;
     bool done, stopped;
+    bool gso_down_off;             /* the listening socket sends without UDP GSO */
     struct sess **slot;            /* cfg.max_sessions slots, allocated on first use */
     uint32_t *gen;
     struct sess **htab;
@@ -289,7 +291,7 @@ static bool fatal_send(int err) {
 static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, int first, int n) {
     int done = 0;
     while (done < n) {
-        int sent = sendmmsg(s->fd, sc->msg + first + done, (unsigned)(n - done), MSG_DONTWAIT);
+        int sent = gx_udp_sendmmsg(s->fd, sc->msg + first + done, n - done, &s->gso_off, NULL);
         if (sent < 0) {
             int err = errno;
             if (err == EINTR)
@@ -332,7 +334,7 @@ static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
 static void send_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, int k) {
     int done = 0;
     while (done < k) {
-        int sent = sendmmsg(f->listen_fd, sc->msg + done, (unsigned)(k - done), MSG_DONTWAIT);
+        int sent = gx_udp_sendmmsg(f->listen_fd, sc->msg + done, k - done, &f->gso_down_off, NULL);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;

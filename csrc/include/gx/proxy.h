@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #define GX_RELAY_FDS 4          /* fds one relay may watch */
 #define GX_RELAY_THREADS_MAX 8
@@ -124,6 +125,14 @@ void *gx_relay_scratch(void **slot, size_t size);
  * -errno of a failed send. Both offsets go back to 0 once all is sent. */
 bool gx_relay_outq_room(uint8_t *buf, uint32_t cap, uint32_t *head, uint32_t *tail, uint32_t need);
 int gx_relay_outq_flush(int fd, uint8_t *buf, uint32_t *head, uint32_t *tail);
+/* sendmmsg(fd, msg, n, MSG_DONTWAIT) with UDP GSO (csrc/proxy/udp_batch.c): a run of datagrams of one
+ * length to the same address (the last one may be shorter) leaves in one sendmsg with UDP_SEGMENT, one
+ * trip through the IP stack and the device for up to GX_UDP_GSO_SEGS datagrams; the rest as sendmmsg.
+ * Same result as sendmmsg: how many of msg[] were sent (a prefix), or -1 with errno when none was.
+ * *gso_off (the caller's, per socket) is set when the route cannot take GSO (no checksum offload, an old
+ * kernel): that socket then sends plainly. gso_sends (may be NULL) counts the GSO sendmsg calls. */
+#define GX_UDP_GSO_SEGS 64
+int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, uint64_t *gso_sends);
 
 /* Name lookups for data-plane event loops, which must never block in getaddrinfo.
  *
