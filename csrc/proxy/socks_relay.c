@@ -2,8 +2,8 @@
  * handler on the shared relay engine (gx/proxy.h): no thread of its own, non-blocking fds, bounded
  * buffers with backpressure.
  *
- *   up   (stream -> udp): read the stream into `up` (UP_CAP bytes), sendmmsg every complete frame to its
- *        address. When the UDP socket cannot send (EAGAIN) the frames stay in `up` and the stream is not
+ *   up   (stream -> udp): read the stream into `up` (UP_CAP bytes), send every complete frame to its
+ *        address (gx_udp_sendmmsg: runs of one size to one address as one UDP GSO send). When the UDP socket cannot send (EAGAIN) the frames stay in `up` and the stream is not
  *        read again until the socket is writable.
  *   down (udp -> stream): recvmmsg a batch, send it as frames with one sendmsg; what the stream did not
  *        take waits in `down` (DOWN_CAP bytes; whole datagrams past the cap are dropped and counted, a
@@ -40,6 +40,7 @@ struct gx_socks_relay {
     uint32_t max_datagram;
     bool done;
     bool up_eof, udp_blocked, resolving;
+    bool gso_off;              /* udp_fd sends without UDP GSO (gx_udp_sendmmsg) */
     uint8_t *up, *down;
     size_t up_head, up_tail, down_head, down_tail;
     _Atomic uint64_t stats[ST_N];
@@ -160,7 +161,7 @@ static int send_up(struct gx_socks_relay *r, struct scratch *s) {
         if (n == RELAY_BATCH)
             more = true;
         if (n > 0) {
-            int sent = sendmmsg(r->udp_fd, s->msg, (unsigned)n, MSG_DONTWAIT);
+            int sent = gx_udp_sendmmsg(r->udp_fd, s->msg, n, &r->gso_off, NULL);
             if (sent < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
                     return -EAGAIN;
