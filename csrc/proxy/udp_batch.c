@@ -13,9 +13,6 @@
 
 #include "gx/proxy.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 #define GSO_BYTES 65000u /* a GSO packet stays one IP packet of at most 64 KiB, headers included */
 
 static size_t msg_bytes(const struct msghdr *h) {
@@ -63,20 +60,10 @@ static int send_gso(int fd, struct mmsghdr *msg, int k, size_t seg) {
         for (size_t v = 0; v < h->msg_iovlen && niov < sizeof(iov) / sizeof(iov[0]); v++)
             iov[niov++] = h->msg_iov[v];
     }
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof(control));
+    union gx_udp_segment_ctl control;
     struct msghdr h = {.msg_name = msg[0].msg_hdr.msg_name, .msg_namelen = msg[0].msg_hdr.msg_namelen,
-                       .msg_iov = iov, .msg_iovlen = niov, .msg_control = control.buf,
-                       .msg_controllen = sizeof(control.buf)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-    c->cmsg_level = SOL_UDP;
-    c->cmsg_type = UDP_SEGMENT;
-    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    uint16_t gso = (uint16_t)seg;
-    memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+                       .msg_iov = iov, .msg_iovlen = niov};
+    gx_udp_segment_cmsg(&h, &control, (uint16_t)seg);
     if (sendmsg(fd, &h, MSG_DONTWAIT) < 0)
         return -errno;
     for (int i = 0; i < k; i++)

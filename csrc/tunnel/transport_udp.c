@@ -40,9 +40,6 @@ struct udp_state {
 #ifndef UDP_GRO
 #define UDP_GRO 104
 #endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 #define GSO_MAX_SEGS 64           /* the kernel's UDP_MAX_SEGMENTS is at least 64 */
 #define GSO_MAX_BYTES 60000       /* well under 64 KiB minus the IPv6 and UDP headers */
 
@@ -244,10 +241,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
     if (!atomic_load_explicit(&u->gso, memory_order_relaxed))
         return udp_send_plain(u, d, n, stop_fd, bytes, dropped);
     struct iovec iov[GSO_MAX_SEGS];
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } ctl;
+    union gx_udp_segment_ctl ctl;
     int sent = 0;
     while (sent < n) {
         /* the run starting at sent */
@@ -278,14 +272,7 @@ static int udp_send(void *state, const struct gx_tunnel_dgram *d, int n, int sto
         m.msg_namelen = d[sent].addrlen;
         m.msg_iov = iov;
         m.msg_iovlen = (size_t)k;
-        m.msg_control = ctl.buf;
-        m.msg_controllen = sizeof(ctl.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t size = (uint16_t)seg;
-        memcpy(CMSG_DATA(c), &size, sizeof(size));
+        gx_udp_segment_cmsg(&m, &ctl, (uint16_t)seg);
         for (int naps = 0;;) {
             ssize_t r = sendmsg(u->fd, &m, 0);
             if (r >= 0) {

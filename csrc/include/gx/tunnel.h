@@ -32,7 +32,9 @@
 #define GX_TUNNEL_H
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "gx/crypto.h"
 
@@ -214,5 +216,25 @@ int gx_tunnel_is_control(const uint8_t *pkt, uint32_t len);
  * silently (inside a configured route: reached through its gateway); -EADDRNOTAVAIL refused (counted
  * as learn_refused). For tests; the rules are at the top of this file. */
 int gx_tunnel_learnable(const struct gx_tunnel *t, const uint8_t key[16]);
+
+/* ---- the control message of a UDP GSO send (UDP_SEGMENT): transport_udp.c, and the UDP relays ---- */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+union gx_udp_segment_ctl {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+};
+/* Point m's control at ctl, holding UDP_SEGMENT = seg: the kernel cuts the data into seg-byte datagrams */
+static inline void gx_udp_segment_cmsg(struct msghdr *m, union gx_udp_segment_ctl *ctl, uint16_t seg) {
+    memset(ctl, 0, sizeof(*ctl));
+    m->msg_control = ctl->buf;
+    m->msg_controllen = sizeof(ctl->buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = IPPROTO_UDP; /* SOL_UDP */
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+}
 
 #endif
