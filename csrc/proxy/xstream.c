@@ -369,6 +369,13 @@ static bool wq_pending(const struct gx_xs *x) { return x->wq_off < x->wq_len; }
 /* ---- net I/O (TLS or plain) ---------------------------------------------------------------------- */
 
 /* > 0 bytes, 0 EOF, -EAGAIN (want set), or -errno (-EPROTO: a TLS error, reason set) */
+/* SSL_get_error needs an empty error queue before the call; it nearly always is, and peeking is cheaper
+ * than clearing (which walks all of its slots) on every record */
+static void clear_errors(void) {
+    if (ERR_peek_error())
+        ERR_clear_error();
+}
+
 static ssize_t net_read(struct gx_xs *x, uint8_t *buf, size_t len) {
     if (len > (1u << 30))
         len = 1u << 30;
@@ -382,7 +389,7 @@ static ssize_t net_read(struct gx_xs *x, uint8_t *buf, size_t len) {
         }
         return errno == EINTR ? -EAGAIN : -errno;
     }
-    ERR_clear_error();
+    clear_errors();
     int n = SSL_read(x->ssl, buf, (int)len);
     if (n > 0)
         return n;
@@ -421,7 +428,7 @@ static ssize_t net_write(struct gx_xs *x, const uint8_t *buf, size_t len) {
         }
         return -errno;
     }
-    ERR_clear_error();
+    clear_errors();
     int n = SSL_write(x->ssl, buf, (int)len);
     if (n > 0)
         return n;
