@@ -17,9 +17,11 @@
  *   gx_relay_end(conn, e)   engine thread (inside a callback): the relay ended by itself (0 or an errno)
  *   gx_relay_cancel(conn)   any thread, never blocks: ask the engine to let go of the relay
  *   done fd                 an eventfd that becomes readable once the engine has let go (ended or
- *                           cancelled): the conn's fds are out of the engine. gx_relay_wait blocks until
- *                           then (and the engine's last touch of the conn is over); after it the owner
- *                           may free the conn and close its fds.
+ *                           cancelled): the conn's fds are out of the engine. It is the owner's
+ *                           notification only (e.g. Python's loop.add_reader; the owner may read it):
+ *                           gx_relay_wait does not use it, it blocks on the engine thread's condition
+ *                           variable until the conn is DONE (and the engine's last touch of the conn is
+ *                           over); after it the owner may free the conn and close its fds.
  *
  * The per-connection handlers bound their own buffers: a handler that cannot pass data on stops asking
  * for readability on the other side (backpressure), it never queues without a cap.
@@ -87,7 +89,8 @@ void gx_relay_conn_release(struct gx_relay_conn *c);
 #define GX_RELAY_THREADS_DEFAULT 2
 int gx_relay_attach(struct gx_relay_conn *c);
 void gx_relay_cancel(struct gx_relay_conn *c);
-/* Block until the engine let go (after attach). Returns the conn's status. */
+/* Block until the engine let go (after attach; a condition variable, not the done fd). Returns the
+ * conn's status. */
 int gx_relay_wait(struct gx_relay_conn *c);
 /* Any thread, blocks: gx_relay_cancel + gx_relay_wait (a conn never attached returns at once). After it
  * the engine holds nothing of c. Returns the conn's status. */
