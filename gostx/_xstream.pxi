@@ -105,7 +105,8 @@ cdef class XStream:
 
     @property
     def event_fd(self) -> int:
-        """An eventfd, readable at each stage change (read 8 bytes to re-arm)."""
+        """An eventfd (the engine's done fd of the stream), readable at each stage change and once the
+        engine let go (read 8 bytes to re-arm, then read stage)."""
         return gx_xs_event_fd(self.x) if self.x != NULL else -1
 
     @property

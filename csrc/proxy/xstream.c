@@ -52,7 +52,7 @@ struct gx_tls_ctx {
 
 struct gx_xs {
     struct gx_relay_conn conn; /* first: the engine's handle */
-    int net_fd, app_fd, stage_fd, cmd_fd;
+    int net_fd, app_fd, cmd_fd;
     SSL *ssl;
     struct gx_tls_ctx *tls;    /* a reference (the server's ALPN callback points into it) */
     pthread_mutex_t lock;      /* reason, the pending command */
@@ -241,10 +241,13 @@ void gx_tls_ctx_free(struct gx_tls_ctx *t) {
 
 /* ---- helpers ------------------------------------------------------------------------------------- */
 
+/* Stage changes go out on the engine's done fd (gx_xs_event_fd): the bits first, then the write, so a
+ * reader that reads the eventfd and then the stage never misses one. GX_XS_ENDED is the engine's own
+ * write when it let go (gx_xs_stage). */
 static void signal_stage(struct gx_xs *x, uint32_t bits) {
     atomic_fetch_or(&x->stage, bits);
     uint64_t one = 1;
-    ssize_t w = write(x->stage_fd, &one, sizeof(one));
+    ssize_t w = write(x->conn.done_fd, &one, sizeof(one));
     (void)w;
 }
 
@@ -1079,7 +1082,7 @@ static void xs_stop(struct gx_relay_conn *c) {
         set_reason(x, "%s", strerror(st));
     if (!st && x->err)
         atomic_store(&c->status, x->err);
-    signal_stage(x, GX_XS_ENDED);
+    /* no signal here: GX_XS_ENDED is the engine's DONE state, set and written to the done fd after this */
 }
 
 static const struct gx_relay_ops XS_OPS = {.start = xs_start, .ready = xs_ready, .stop = xs_stop};
@@ -1111,7 +1114,7 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
     x->net_fd = net_fd;
     x->app_fd = x->out_fd = x->in_fd = app_fd;
     x->peer_fd = x->cmd_join_app = x->cmd_join_peer = -1;
-    x->stage_fd = x->cmd_fd = -1;
+    x->cmd_fd = -1;
     pthread_mutex_init(&x->lock, NULL);
     atomic_init(&x->stage, 0);
     rc = gx_relay_conn_init(&x->conn, &XS_OPS);
@@ -1119,9 +1122,8 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
         goto fail;
     x->rbuf = malloc(GX_XS_BUF);
     x->wbuf = malloc(GX_XS_BUF);
-    x->stage_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!x->rbuf || !x->wbuf || x->stage_fd < 0) {
-        rc = x->stage_fd < 0 ? -errno : -ENOMEM;
+    if (!x->rbuf || !x->wbuf) {
+        rc = -ENOMEM;
         goto fail;
     }
     x->head = x->head_mode = cfg->head != 0;
@@ -1187,9 +1189,15 @@ fail:
 
 int gx_xs_start(struct gx_xs *x) { return gx_relay_attach(&x->conn); }
 
-int gx_xs_event_fd(const struct gx_xs *x) { return x->stage_fd; }
+int gx_xs_event_fd(const struct gx_xs *x) { return x->conn.done_fd; }
 
-uint32_t gx_xs_stage(const struct gx_xs *x) { return atomic_load(&((struct gx_xs *)x)->stage); }
+uint32_t gx_xs_stage(const struct gx_xs *x) {
+    struct gx_xs *m = (struct gx_xs *)x;
+    /* ENDED exactly when the engine let go: DONE is set before the engine writes the done fd. The state
+     * is read first: the bits xs_stop set (FAILED) are in by the time DONE is. */
+    uint32_t ended = atomic_load(&m->conn.state) == GX_RELAY_DONE ? GX_XS_ENDED : 0;
+    return atomic_load(&m->stage) | ended;
+}
 
 void gx_xs_reason(struct gx_xs *x, char *out, size_t len) {
     if (!len)
@@ -1273,8 +1281,6 @@ void gx_xs_free(struct gx_xs *x) {
         close(x->net_fd);
     if (x->app_fd >= 0)
         close(x->app_fd);
-    if (x->stage_fd >= 0)
-        close(x->stage_fd);
     if (x->cmd_fd >= 0)
         close(x->cmd_fd);
     gx_relay_conn_release(&x->conn);

@@ -447,7 +447,9 @@ int gx_ws_reader_mid_frame(const struct gx_ws_reader *r);
  * Join (gx_xs_join): after Python's proxy handshake on the app side, the flow's other end (a TCP socket)
  * takes the app side's place and the relay runs in C alone; the socketpair is drained and closed.
  *
- * Python learns about stage changes from an eventfd (gx_xs_event_fd): readable after the TLS handshake
+ * Python learns about stage changes from an eventfd (gx_xs_event_fd: the relay conn's done fd, no fd of
+ * its own; the stage bits are set before each write, so read the eventfd, then gx_xs_stage): readable
+ * after the TLS handshake
  * (GX_XS_UP), after the head was passed to the app side in full (GX_XS_HEAD) and once the engine let go
  * of the stream (GX_XS_ENDED; gx_xs_reason tells why when it failed, e.g. "certificate verify failed:
  * hostname mismatch"). Counters (gx_xs_get_stats) are kept per stream and read once at the end.
@@ -512,7 +514,7 @@ struct gx_xs_stats {
  * now on: the engine closes them when it lets go; gx_xs_free closes them if it never started). */
 int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg *cfg);
 int gx_xs_start(struct gx_xs *x);                  /* attach to the engine */
-int gx_xs_event_fd(const struct gx_xs *x);         /* readable at each stage change (eventfd counter) */
+int gx_xs_event_fd(const struct gx_xs *x);         /* readable at each stage change (the done eventfd) */
 uint32_t gx_xs_stage(const struct gx_xs *x);       /* GX_XS_* bits */
 /* The failure reason ("" while none); copies at most len-1 bytes. */
 void gx_xs_reason(struct gx_xs *x, char *out, size_t len);
