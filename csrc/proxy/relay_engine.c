@@ -1,7 +1,7 @@
 /* The relay engine (gx/proxy.h): a fixed number of epoll threads shared by every relay of the process.
  *
- * Each thread has an epoll fd, a wake eventfd and a command list (attach / cancel requests from other
- * threads, under a mutex). One epoll_wait round: run the callbacks of the ready fds, then let go of the
+ * Each thread has an epoll fd, a wake eventfd and a command list (attach / cancel / poke requests from
+ * other threads, under a mutex; a conn is on it at most once, with flags saying what it is there for). One epoll_wait round: run the callbacks of the ready fds, then let go of the
  * relays that ended in the round (their fds leave the epoll set, ops->stop runs, and only then is the
  * relay marked DONE, the thread's condition variable broadcast (gx_relay_wait) and the done eventfd
  * written): an event later in the same round never sees a relay its owner already freed.
@@ -151,6 +151,7 @@ static void let_go(struct gx_relay_thread *t, struct gx_relay_conn *c) {
         }
         c->queued = false;
     }
+    c->poked = false;
     atomic_store(&c->state, GX_RELAY_DONE);
     pthread_cond_broadcast(&t->done_cv);
     pthread_mutex_unlock(&t->lock);
@@ -165,16 +166,21 @@ static void run_commands(struct gx_relay_thread *t) {
     uint64_t drained;
     ssize_t r = read(t->wake_fd, &drained, sizeof(drained));
     (void)r;
-    pthread_mutex_lock(&t->lock);
-    struct gx_relay_conn *list = t->cmds;
-    t->cmds = NULL;
-    for (struct gx_relay_conn *c = list; c; c = c->next_cmd)
-        c->queued = false;
-    pthread_mutex_unlock(&t->lock);
-    while (list) {
-        struct gx_relay_conn *c = list;
-        list = c->next_cmd;
+    /* one conn at a time off the list: a conn taken off may be queued again (cancel, poke) by another
+     * thread at once, which reuses its next_cmd */
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        struct gx_relay_conn *c = t->cmds;
+        if (c == NULL) {
+            pthread_mutex_unlock(&t->lock);
+            break;
+        }
+        t->cmds = c->next_cmd;
         c->next_cmd = NULL;
+        c->queued = false;
+        bool poke = c->poked;
+        c->poked = false;
+        pthread_mutex_unlock(&t->lock);
         if (atomic_load(&c->state) == GX_RELAY_NEW) {
             atomic_store(&c->state, GX_RELAY_ATTACHED);
             c->next = t->relays;
@@ -189,6 +195,10 @@ static void run_commands(struct gx_relay_thread *t) {
         }
         if (atomic_load(&c->cancel))
             gx_relay_end(c, 0);
+        if (poke && !c->ended) {
+            c->ops->ready(c, GX_RELAY_POKE, 0);
+            apply_wants(c);
+        }
     }
     if (atomic_exchange(&t->kick, false)) {
         for (struct gx_relay_conn *c = t->relays; c; c = c->next) {
@@ -299,6 +309,25 @@ void gx_relay_cancel(struct gx_relay_conn *c) {
         c->next_cmd = t->cmds;
         t->cmds = c;
         c->queued = queued = true;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (queued)
+        wake(t);
+}
+
+void gx_relay_poke(struct gx_relay_conn *c) {
+    struct gx_relay_thread *t = c->thread;
+    if (t == NULL)
+        return;
+    bool queued = false;
+    pthread_mutex_lock(&t->lock);
+    if (atomic_load(&c->state) != GX_RELAY_DONE) {
+        c->poked = true;
+        if (!c->queued) {
+            c->next_cmd = t->cmds;
+            t->cmds = c;
+            c->queued = queued = true;
+        }
     }
     pthread_mutex_unlock(&t->lock);
     if (queued)

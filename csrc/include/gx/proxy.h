@@ -16,6 +16,7 @@
  *                           ops->start and from then on ops->ready(conn, slot, events)
  *   gx_relay_end(conn, e)   engine thread (inside a callback): the relay ended by itself (0 or an errno)
  *   gx_relay_cancel(conn)   any thread, never blocks: ask the engine to let go of the relay
+ *   gx_relay_poke(conn)     any thread, never blocks: have the engine call ready(conn, GX_RELAY_POKE, 0)
  *   done fd                 an eventfd that becomes readable once the engine has let go (ended or
  *                           cancelled): the conn's fds are out of the engine. It is the owner's
  *                           notification only (e.g. Python's loop.add_reader; the owner may read it):
@@ -46,7 +47,8 @@ struct gx_relay_ops {
     /* Engine thread, once: register fds (gx_relay_watch_fd) and the initial wants. 0 or -errno (the
      * relay then ends with that error). */
     int (*start)(struct gx_relay_conn *c);
-    /* Engine thread: the fd in `slot` reported `events` (EPOLLIN/OUT/ERR/HUP). */
+    /* Engine thread: the fd in `slot` reported `events` (EPOLLIN/OUT/ERR/HUP); or slot GX_RELAY_KICK /
+     * GX_RELAY_POKE with events 0 (gx_relay_kick_all, gx_relay_poke). */
     void (*ready)(struct gx_relay_conn *c, int slot, uint32_t events);
     /* Engine thread, once, after the last ready: the engine is letting go (ended or cancelled). */
     void (*stop)(struct gx_relay_conn *c);
@@ -68,6 +70,7 @@ struct gx_relay_conn {
     _Atomic bool gone;                   /* the engine's last touch is over (after the done fd write) */
     bool ended;                          /* engine thread: end requested in this round */
     bool queued;                         /* on the command list (under the thread's lock) */
+    bool poked;                          /* queued for a ready(GX_RELAY_POKE) (under the thread's lock) */
     bool want_kick;                      /* engine thread: call ready(GX_RELAY_KICK) at the next kick */
 };
 
@@ -109,6 +112,12 @@ void gx_relay_end(struct gx_relay_conn *c, int err);
 void gx_relay_want_kick(struct gx_relay_conn *c);
 /* Any thread, never blocks: every relay that asked for a kick gets one, in its own engine thread. */
 void gx_relay_kick_all(void);
+/* Any thread, never blocks: one ready(c, GX_RELAY_POKE, 0) call soon, in c's engine thread (several
+ * pokes before it runs make one call). Nothing for a conn that is DONE or not attached yet (its start
+ * runs after the poke: it sees what the poke was for). For commands a handler takes from other threads
+ * (under its own lock), with no fd of their own. */
+#define GX_RELAY_POKE (-2)
+void gx_relay_poke(struct gx_relay_conn *c);
 
 /* Pieces every relay module shares.
  * Counters: an array of relaxed atomics, added to in the engine thread, copied out from any thread. */
@@ -530,6 +539,7 @@ int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode
  * the engine took the command closes both fds unused (stats.joined stays 0): the caller that passed
  * dups still holds the socketpair's unread bytes. */
 int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd);
+/* (gx_xs_ws_start and gx_xs_join reach the engine thread with gx_relay_poke: no fd of their own.) */
 void gx_xs_cancel(struct gx_xs *x);                /* any thread, never blocks */
 int gx_xs_stop(struct gx_xs *x);                   /* cancel and wait until the engine let go */
 int gx_xs_status(struct gx_xs *x);                 /* 0, or the errno the stream ended with */
