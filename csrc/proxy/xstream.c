@@ -909,9 +909,14 @@ static void take_join(struct gx_xs *x, int app_end, int peer) {
     }
     x->out_fd = peer;
     x->draining = !x->app_eof;
-    if (x->app_eof)
+    if (x->app_eof) { /* nothing more to read from the socketpair: its last fd goes now */
         x->in_fd = peer;
+        gx_relay_unwatch_fd(&x->conn, SLOT_APP);
+        close(x->app_fd);
+        x->app_fd = -1;
+    }
     x->st.joined = 1;
+    signal_stage(x, GX_XS_JOINED); /* the caller's own ends of the socketpair and the peer may close */
     if (x->n2a_done) { /* the app side had its EOF already: pass it on after the drained bytes */
         x->n2a_done = false;
         x->net_eof = true;

@@ -125,8 +125,9 @@ class CStream(SocketStream):
     async def join(self, peer: SocketStream) -> tuple[int, int]:
         """Move the relay of this stream and peer (a plain socket) fully into C (the engine drains the
         socketpair in order and closes it); returns (bytes net -> peer, bytes peer -> net) once both
-        directions ended. Both streams are detached. C gets dups: when the stream ended before the
-        engine took the join, what it had passed to the socketpair is forwarded here, once."""
+        directions ended. Both streams are detached. C gets dups: ours close as soon as the engine took
+        the join (XS_JOINED; a joined flow then holds the TCP socket, the peer and the eventfd), and when
+        the stream ended before that, what it had passed to the socketpair is forwarded here, once."""
         app_end, peer_sock = self.detach(), peer.detach()
         before = self.xs.stats()
         try:
@@ -136,6 +137,9 @@ class CStream(SocketStream):
                 self.xs.cancel()
                 raise
             try:
+                if await self._watch.wait(_engine.XS_JOINED) & _engine.XS_JOINED:
+                    app_end.close()  # the engine holds its own dups: the socketpair's last fds are C's
+                    peer_sock.close()
                 await self._watch.wait(_engine.XS_ENDED)
             except asyncio.CancelledError:
                 self.xs.cancel()

@@ -475,6 +475,7 @@ int gx_ws_reader_mid_frame(const struct gx_ws_reader *r);
 #define GX_XS_HEAD 2u     /* head mode: the whole head was written to the app side */
 #define GX_XS_ENDED 4u    /* the engine let go: fds closed, counters final */
 #define GX_XS_FAILED 8u   /* ended by an error (gx_xs_reason) */
+#define GX_XS_JOINED 16u  /* the engine took the join (gx_xs_join): the caller's own ends may close now */
 
 /* gx_xs_ws_start modes */
 #define GX_XS_RAW 0       /* no framing: bytes pass through unchanged (e.g. after an HTTP error answer) */
@@ -535,9 +536,10 @@ int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode
  * (given up, as peer_fd: the stream owns both now). The engine first passes on what still sits in the
  * socketpair, in order (net->app bytes Python did not read go to peer_fd first; app->net bytes Python
  * wrote go to the net before peer_fd's), then relays net <-> peer_fd with the same buffers, backpressure
- * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. A stream that ended before
- * the engine took the command closes both fds unused (stats.joined stays 0): the caller that passed
- * dups still holds the socketpair's unread bytes. */
+ * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. Once the engine took the
+ * join, GX_XS_JOINED is signalled (and stats.joined is 1): a caller that passed dups closes its own fds
+ * then. A stream that ended before the engine took the command closes both fds unused (stats.joined
+ * stays 0, no GX_XS_JOINED): the caller that passed dups still holds the socketpair's unread bytes. */
 int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd);
 /* (gx_xs_ws_start and gx_xs_join reach the engine thread with gx_relay_poke: no fd of their own.) */
 void gx_xs_cancel(struct gx_xs *x);                /* any thread, never blocks */
