@@ -217,6 +217,7 @@ XS_UP: int
 XS_HEAD: int
 XS_ENDED: int
 XS_FAILED: int
+XS_JOINED: int
 XS_RAW: int
 XS_WS_CLIENT: int
 XS_WS_SERVER: int

@@ -7,6 +7,7 @@ XS_UP = 1
 XS_HEAD = 2
 XS_ENDED = 4
 XS_FAILED = 8
+XS_JOINED = 16
 XS_RAW = 0
 XS_WS_CLIENT = 1
 XS_WS_SERVER = 2
@@ -105,7 +106,8 @@ cdef class XStream:
 
     @property
     def event_fd(self) -> int:
-        """An eventfd, readable at each stage change (read 8 bytes to re-arm)."""
+        """An eventfd (the engine's done fd of the stream), readable at each stage change and once the
+        engine let go (read 8 bytes to re-arm, then read stage)."""
         return gx_xs_event_fd(self.x) if self.x != NULL else -1
 
     @property

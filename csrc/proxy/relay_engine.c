@@ -1,9 +1,10 @@
 /* The relay engine (gx/proxy.h): a fixed number of epoll threads shared by every relay of the process.
  *
- * Each thread has an epoll fd, a wake eventfd and a command list (attach / cancel requests from other
- * threads, under a mutex). One epoll_wait round: run the callbacks of the ready fds, then let go of the
+ * Each thread has an epoll fd, a wake eventfd and a command list (attach / cancel / poke requests from
+ * other threads, under a mutex; a conn is on it at most once, with flags saying what it is there for). One epoll_wait round: run the callbacks of the ready fds, then let go of the
  * relays that ended in the round (their fds leave the epoll set, ops->stop runs, and only then is the
- * done eventfd written): an event later in the same round never sees a relay its owner already freed.
+ * relay marked DONE, the thread's condition variable broadcast (gx_relay_wait) and the done eventfd
+ * written): an event later in the same round never sees a relay its owner already freed.
  *
  * An fd nobody wants anything from is taken out of the epoll set (not left with an empty mask), so a
  * hung-up socket a relay stopped reading cannot make epoll_wait spin on EPOLLHUP/EPOLLERR.
@@ -15,7 +16,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <poll.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -28,6 +28,7 @@ struct gx_relay_thread {
     pthread_t tid;
     int epfd, wake_fd;
     pthread_mutex_t lock;
+    pthread_cond_t done_cv;           /* broadcast (under lock) when a relay of this thread becomes DONE */
     struct gx_relay_conn *cmds;       /* under lock */
     struct gx_relay_conn *relays;     /* engine thread only */
     struct gx_relay_conn *ended;      /* engine thread only: to let go at the end of the round */
@@ -150,7 +151,9 @@ static void let_go(struct gx_relay_thread *t, struct gx_relay_conn *c) {
         }
         c->queued = false;
     }
+    c->poked = false;
     atomic_store(&c->state, GX_RELAY_DONE);
+    pthread_cond_broadcast(&t->done_cv);
     pthread_mutex_unlock(&t->lock);
     uint64_t one = 1;
     ssize_t w = write(fd, &one, sizeof(one));
@@ -163,16 +166,21 @@ static void run_commands(struct gx_relay_thread *t) {
     uint64_t drained;
     ssize_t r = read(t->wake_fd, &drained, sizeof(drained));
     (void)r;
-    pthread_mutex_lock(&t->lock);
-    struct gx_relay_conn *list = t->cmds;
-    t->cmds = NULL;
-    for (struct gx_relay_conn *c = list; c; c = c->next_cmd)
-        c->queued = false;
-    pthread_mutex_unlock(&t->lock);
-    while (list) {
-        struct gx_relay_conn *c = list;
-        list = c->next_cmd;
+    /* one conn at a time off the list: a conn taken off may be queued again (cancel, poke) by another
+     * thread at once, which reuses its next_cmd */
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        struct gx_relay_conn *c = t->cmds;
+        if (c == NULL) {
+            pthread_mutex_unlock(&t->lock);
+            break;
+        }
+        t->cmds = c->next_cmd;
         c->next_cmd = NULL;
+        c->queued = false;
+        bool poke = c->poked;
+        c->poked = false;
+        pthread_mutex_unlock(&t->lock);
         if (atomic_load(&c->state) == GX_RELAY_NEW) {
             atomic_store(&c->state, GX_RELAY_ATTACHED);
             c->next = t->relays;
@@ -187,6 +195,10 @@ static void run_commands(struct gx_relay_thread *t) {
         }
         if (atomic_load(&c->cancel))
             gx_relay_end(c, 0);
+        if (poke && !c->ended) {
+            c->ops->ready(c, GX_RELAY_POKE, 0);
+            apply_wants(c);
+        }
     }
     if (atomic_exchange(&t->kick, false)) {
         for (struct gx_relay_conn *c = t->relays; c; c = c->next) {
@@ -248,7 +260,8 @@ static void engine_init(void) {
             break;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TAG};
-        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wake_fd, &ev) < 0 || pthread_mutex_init(&t->lock, NULL) != 0) {
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wake_fd, &ev) < 0 || pthread_mutex_init(&t->lock, NULL) != 0 ||
+            pthread_cond_init(&t->done_cv, NULL) != 0) {
             E.err = -errno;
             break;
         }
@@ -302,12 +315,34 @@ void gx_relay_cancel(struct gx_relay_conn *c) {
         wake(t);
 }
 
+void gx_relay_poke(struct gx_relay_conn *c) {
+    struct gx_relay_thread *t = c->thread;
+    if (t == NULL)
+        return;
+    bool queued = false;
+    pthread_mutex_lock(&t->lock);
+    if (atomic_load(&c->state) != GX_RELAY_DONE) {
+        c->poked = true;
+        if (!c->queued) {
+            c->next_cmd = t->cmds;
+            t->cmds = c;
+            c->queued = queued = true;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (queued)
+        wake(t);
+}
+
 int gx_relay_wait(struct gx_relay_conn *c) {
     if (c->thread == NULL)
         return atomic_load(&c->status);
-    struct pollfd p = {.fd = c->done_fd, .events = POLLIN};
-    while (poll(&p, 1, -1) < 0 && errno == EINTR)
-        ;
+    /* not the done fd: its owner may read it (Python's notification), a relay may signal more on it */
+    struct gx_relay_thread *t = c->thread;
+    pthread_mutex_lock(&t->lock);
+    while (atomic_load(&c->state) != GX_RELAY_DONE)
+        pthread_cond_wait(&t->done_cv, &t->lock);
+    pthread_mutex_unlock(&t->lock);
     /* the engine thread is at most a few instructions from its last touch of c */
     while (!atomic_load_explicit(&c->gone, memory_order_acquire))
         sched_yield();

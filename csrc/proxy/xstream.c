@@ -1,6 +1,7 @@
 /* xstream (gx/proxy.h): TLS + WebSocket transport streams on the shared relay engine.
  *
- * Engine slots: 0 the net fd, 1 the app fd, 2 the command eventfd (head mode only). Every event runs
+ * Engine slots: 0 the net fd, 1 the app fd, 2 the peer fd (after a join); ws_start and join come as
+ * pokes (gx_relay_poke: ready(GX_RELAY_POKE), no fd). Every event runs
  * pump(): handshake, then both directions until neither makes progress, then the wants are set from
  * what each direction is waiting for (a read that returned EAGAIN, a write that could not finish).
  *
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -35,7 +35,7 @@
 
 #include "gx/proxy.h"
 
-enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_CMD = 2, SLOT_PEER = 3 };
+enum { SLOT_NET = 0, SLOT_APP = 1, SLOT_PEER = 2 };
 #define JOIN_DRAIN_MAX (8u << 20) /* more than any socketpair queue holds */
 #define WS_HDR GX_WS_HEADER_MAX
 #define CLOSE_NORMAL 1000
@@ -52,7 +52,7 @@ struct gx_tls_ctx {
 
 struct gx_xs {
     struct gx_relay_conn conn; /* first: the engine's handle */
-    int net_fd, app_fd, stage_fd, cmd_fd;
+    int net_fd, app_fd;
     SSL *ssl;
     struct gx_tls_ctx *tls;    /* a reference (the server's ALPN callback points into it) */
     pthread_mutex_t lock;      /* reason, the pending command */
@@ -241,10 +241,13 @@ void gx_tls_ctx_free(struct gx_tls_ctx *t) {
 
 /* ---- helpers ------------------------------------------------------------------------------------- */
 
+/* Stage changes go out on the engine's done fd (gx_xs_event_fd): the bits first, then the write, so a
+ * reader that reads the eventfd and then the stage never misses one. GX_XS_ENDED is the engine's own
+ * write when it let go (gx_xs_stage). */
 static void signal_stage(struct gx_xs *x, uint32_t bits) {
     atomic_fetch_or(&x->stage, bits);
     uint64_t one = 1;
-    ssize_t w = write(x->stage_fd, &one, sizeof(one));
+    ssize_t w = write(x->conn.done_fd, &one, sizeof(one));
     (void)w;
 }
 
@@ -913,9 +916,14 @@ static void take_join(struct gx_xs *x, int app_end, int peer) {
     }
     x->out_fd = peer;
     x->draining = !x->app_eof;
-    if (x->app_eof)
+    if (x->app_eof) { /* nothing more to read from the socketpair: its last fd goes now */
         x->in_fd = peer;
+        gx_relay_unwatch_fd(&x->conn, SLOT_APP);
+        close(x->app_fd);
+        x->app_fd = -1;
+    }
     x->st.joined = 1;
+    signal_stage(x, GX_XS_JOINED); /* the caller's own ends of the socketpair and the peer may close */
     if (x->n2a_done) { /* the app side had its EOF already: pass it on after the drained bytes */
         x->n2a_done = false;
         x->net_eof = true;
@@ -923,9 +931,6 @@ static void take_join(struct gx_xs *x, int app_end, int peer) {
 }
 
 static void take_command(struct gx_xs *x) {
-    uint64_t v;
-    ssize_t r = read(x->cmd_fd, &v, sizeof(v));
-    (void)r;
     pthread_mutex_lock(&x->lock);
     int join_app = x->cmd_join_app, join_peer = x->cmd_join_peer;
     x->cmd_join_app = x->cmd_join_peer = -1;
@@ -988,7 +993,6 @@ static void set_wants(struct gx_xs *x) {
         gx_relay_want(&x->conn, SLOT_APP, app);
     if (x->peer_fd >= 0)
         gx_relay_want(&x->conn, SLOT_PEER, peer);
-    gx_relay_want(&x->conn, SLOT_CMD, x->peer_fd < 0 ? EPOLLIN : 0); /* ws_start, join */
 }
 
 static void pump(struct gx_xs *x) {
@@ -1036,8 +1040,6 @@ static int xs_start(struct gx_relay_conn *c) {
     int rc = gx_relay_watch_fd(c, SLOT_NET, x->net_fd);
     if (rc == 0)
         rc = gx_relay_watch_fd(c, SLOT_APP, x->app_fd);
-    if (rc == 0)
-        rc = gx_relay_watch_fd(c, SLOT_CMD, x->cmd_fd);
     if (rc < 0)
         return rc;
     if (!x->ssl) {
@@ -1046,13 +1048,19 @@ static int xs_start(struct gx_relay_conn *c) {
         signal_stage(x, GX_XS_UP);
     }
     pump(x);
+    /* a ws_start or join that came before the attach (its poke found no engine thread): take it now */
+    pthread_mutex_lock(&x->lock);
+    bool pending = x->cmd_set || x->cmd_join_app >= 0;
+    pthread_mutex_unlock(&x->lock);
+    if (pending && !c->ended)
+        gx_relay_poke(c);
     return 0;
 }
 
 static void xs_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
     struct gx_xs *x = (struct gx_xs *)c;
     (void)events;
-    if (slot == SLOT_CMD)
+    if (slot == GX_RELAY_POKE)
         take_command(x);
     if (x->conn.ended)
         return;
@@ -1086,7 +1094,7 @@ static void xs_stop(struct gx_relay_conn *c) {
         set_reason(x, "%s", strerror(st));
     if (!st && x->err)
         atomic_store(&c->status, x->err);
-    signal_stage(x, GX_XS_ENDED);
+    /* no signal here: GX_XS_ENDED is the engine's DONE state, set and written to the done fd after this */
 }
 
 static const struct gx_relay_ops XS_OPS = {.start = xs_start, .ready = xs_ready, .stop = xs_stop};
@@ -1118,7 +1126,6 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
     x->net_fd = net_fd;
     x->app_fd = x->out_fd = x->in_fd = app_fd;
     x->peer_fd = x->cmd_join_app = x->cmd_join_peer = -1;
-    x->stage_fd = x->cmd_fd = -1;
     pthread_mutex_init(&x->lock, NULL);
     atomic_init(&x->stage, 0);
     rc = gx_relay_conn_init(&x->conn, &XS_OPS);
@@ -1126,17 +1133,11 @@ int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg
         goto fail;
     x->rbuf = malloc(GX_XS_BUF);
     x->wbuf = malloc(GX_XS_BUF);
-    x->stage_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (!x->rbuf || !x->wbuf || x->stage_fd < 0) {
-        rc = x->stage_fd < 0 ? -errno : -ENOMEM;
+    if (!x->rbuf || !x->wbuf) {
+        rc = -ENOMEM;
         goto fail;
     }
     x->head = x->head_mode = cfg->head != 0;
-    x->cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (x->cmd_fd < 0) {
-        rc = -errno;
-        goto fail;
-    }
     if (cfg->raw && cfg->raw_len) {
         x->raw = malloc(cfg->raw_len);
         if (!x->raw) {
@@ -1194,9 +1195,15 @@ fail:
 
 int gx_xs_start(struct gx_xs *x) { return gx_relay_attach(&x->conn); }
 
-int gx_xs_event_fd(const struct gx_xs *x) { return x->stage_fd; }
+int gx_xs_event_fd(const struct gx_xs *x) { return x->conn.done_fd; }
 
-uint32_t gx_xs_stage(const struct gx_xs *x) { return atomic_load(&((struct gx_xs *)x)->stage); }
+uint32_t gx_xs_stage(const struct gx_xs *x) {
+    struct gx_xs *m = (struct gx_xs *)x;
+    /* ENDED exactly when the engine let go: DONE is set before the engine writes the done fd. The state
+     * is read first: the bits xs_stop set (FAILED) are in by the time DONE is. */
+    uint32_t ended = atomic_load(&m->conn.state) == GX_RELAY_DONE ? GX_XS_ENDED : 0;
+    return atomic_load(&m->stage) | ended;
+}
 
 void gx_xs_reason(struct gx_xs *x, char *out, size_t len) {
     if (!len)
@@ -1224,9 +1231,7 @@ int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd) {
     x->cmd_join_app = app_end;
     x->cmd_join_peer = peer_fd;
     pthread_mutex_unlock(&x->lock);
-    uint64_t one = 1;
-    ssize_t w = write(x->cmd_fd, &one, sizeof(one));
-    (void)w;
+    gx_relay_poke(&x->conn);
     return 0;
 }
 
@@ -1252,9 +1257,7 @@ int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode
     x->cmd_raw = copy;
     x->cmd_raw_len = raw_len;
     pthread_mutex_unlock(&x->lock);
-    uint64_t one = 1;
-    ssize_t w = write(x->cmd_fd, &one, sizeof(one));
-    (void)w;
+    gx_relay_poke(&x->conn);
     return 0;
 }
 
@@ -1280,10 +1283,6 @@ void gx_xs_free(struct gx_xs *x) {
         close(x->net_fd);
     if (x->app_fd >= 0)
         close(x->app_fd);
-    if (x->stage_fd >= 0)
-        close(x->stage_fd);
-    if (x->cmd_fd >= 0)
-        close(x->cmd_fd);
     gx_relay_conn_release(&x->conn);
     pthread_mutex_destroy(&x->lock);
     if (x->cmd_join_app >= 0) {

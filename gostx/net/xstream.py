@@ -9,10 +9,10 @@ bytes. Protocol handshakes read and write it like any socket, `pipe()` splices i
 that wants an fd (tun, tungo, the 0xF3 relay) takes `stream.sock` as it is.
 
 Stage changes (TLS up or failed, the HTTP head of a WebSocket upgrade passed on, the end) arrive on the
-stream's eventfd through loop.add_reader: no polling. The reader stays registered until the C stream
-ended, so the C stream lives on when the CStream is detached (e.g. spliced). `close()` closes Python's
-end: C then sends what it holds, a WebSocket close frame, a TLS close_notify and a FIN; a stream whose
-peer never ends its side is cancelled CLOSE_LINGER seconds later.
+stream's eventfd (the relay engine's done fd of the stream) through loop.add_reader: no polling. The
+reader stays registered until the C stream ended, so the C stream lives on when the CStream is detached
+(e.g. spliced). `close()` closes Python's end: C then sends what it holds, a WebSocket close frame, a TLS
+close_notify and a FIN; a stream whose peer never ends its side is cancelled CLOSE_LINGER seconds later.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class _Watch:
         self.loop.add_reader(self.fd, self._on_event)
 
     def _on_event(self) -> None:
+        # the eventfd first, then the stage: C sets the bits before each write (XS_ENDED: the engine's
+        # DONE state, before its own write), so a change after the read makes the fd readable again
         with contextlib.suppress(BlockingIOError, InterruptedError):
             os.read(self.fd, 8)
         stage = self.xs.stage
@@ -123,8 +125,9 @@ class CStream(SocketStream):
     async def join(self, peer: SocketStream) -> tuple[int, int]:
         """Move the relay of this stream and peer (a plain socket) fully into C (the engine drains the
         socketpair in order and closes it); returns (bytes net -> peer, bytes peer -> net) once both
-        directions ended. Both streams are detached. C gets dups: when the stream ended before the
-        engine took the join, what it had passed to the socketpair is forwarded here, once."""
+        directions ended. Both streams are detached. C gets dups: ours close as soon as the engine took
+        the join (XS_JOINED; a joined flow then holds the TCP socket, the peer and the eventfd), and when
+        the stream ended before that, what it had passed to the socketpair is forwarded here, once."""
         app_end, peer_sock = self.detach(), peer.detach()
         before = self.xs.stats()
         try:
@@ -134,6 +137,9 @@ class CStream(SocketStream):
                 self.xs.cancel()
                 raise
             try:
+                if await self._watch.wait(_engine.XS_JOINED) & _engine.XS_JOINED:
+                    app_end.close()  # the engine holds its own dups: the socketpair's last fds are C's
+                    peer_sock.close()
                 await self._watch.wait(_engine.XS_ENDED)
             except asyncio.CancelledError:
                 self.xs.cancel()

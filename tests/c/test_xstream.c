@@ -545,6 +545,63 @@ static void test_cancel_unstarted_free(void) {
     close(sa);
 }
 
+/* The engine pieces xstream's commands and stages ride on: gx_relay_poke (coalesced, from any thread, a
+ * no-op once DONE) and gx_relay_wait on a conn whose done fd its owner already read. */
+struct poker {
+    struct gx_relay_conn conn;
+    _Atomic int pokes, stops;
+};
+
+static int poker_start(struct gx_relay_conn *c) {
+    (void)c;
+    return 0;
+}
+
+static void poker_ready(struct gx_relay_conn *c, int slot, uint32_t events) {
+    struct poker *p = (struct poker *)c;
+    (void)events;
+    if (slot == GX_RELAY_POKE)
+        atomic_fetch_add(&p->pokes, 1);
+}
+
+static void poker_stop(struct gx_relay_conn *c) { atomic_fetch_add(&((struct poker *)c)->stops, 1); }
+
+static const struct gx_relay_ops POKER_OPS = {.start = poker_start, .ready = poker_ready, .stop = poker_stop};
+
+static void test_engine_poke(void) {
+    struct poker *p = calloc(1, sizeof(*p));
+    CHECK(p && gx_relay_conn_init(&p->conn, &POKER_OPS) == 0, "poker init");
+    if (!p)
+        return;
+    gx_relay_poke(&p->conn); /* not attached: nothing */
+    CHECK(gx_relay_attach(&p->conn) == 0, "poker attach");
+    for (int i = 0; i < 1000; i++)
+        gx_relay_poke(&p->conn);
+    for (int t = 0; t < 2000 && atomic_load(&p->pokes) == 0; t++)
+        usleep(1000);
+    int n = atomic_load(&p->pokes);
+    CHECK(n >= 1 && n <= 1000, "pokes run, coalesced (%d calls)", n);
+    gx_relay_poke(&p->conn);
+    for (int t = 0; t < 2000 && atomic_load(&p->pokes) == n; t++)
+        usleep(1000);
+    CHECK(atomic_load(&p->pokes) == n + 1, "a later poke runs once more");
+    /* the owner reads the done fd (as Python does): the wait must not depend on it */
+    gx_relay_cancel(&p->conn);
+    struct pollfd pf = {.fd = p->conn.done_fd, .events = POLLIN};
+    CHECK(poll(&pf, 1, 3000) == 1, "done fd readable after the cancel");
+    uint64_t v;
+    CHECK(read(p->conn.done_fd, &v, sizeof(v)) == sizeof(v), "done fd read");
+    CHECK(gx_relay_wait(&p->conn) == 0, "wait returns after the done fd was read");
+    CHECK(atomic_load(&p->stops) == 1, "stopped once");
+    int before = atomic_load(&p->pokes);
+    gx_relay_poke(&p->conn); /* DONE: nothing queued, nothing called */
+    usleep(20000);
+    CHECK(atomic_load(&p->pokes) == before, "no poke after DONE");
+    CHECK(gx_relay_stop(&p->conn) == 0, "stop after DONE returns at once");
+    gx_relay_conn_release(&p->conn);
+    free(p);
+}
+
 int main(void) {
     if (!make_certs()) {
         printf("openssl CLI missing: cannot make test certificates\n");
@@ -563,6 +620,7 @@ int main(void) {
     test_ws_client_errors();
     test_head_limit();
     test_cancel_unstarted_free();
+    test_engine_poke();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     int rc = system(cmd);

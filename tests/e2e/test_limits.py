@@ -282,3 +282,77 @@ def test_200_half_open_tls_handshakes_are_capped_and_closed_at_the_timeout(schem
             c.close()
         assert wait_for(lambda: open_fds(pid) <= fds_before, 5), (open_fds(pid), fds_before)
         assert "Traceback" not in gost.stderr()
+
+
+def relay_wss_connect(port: int, target: tuple[str, int], ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    """A relay+wss connection to target, held: TLS, the WebSocket upgrade, a relay CONNECT in one masked
+    frame and its reply (as bench/conns_client.py)."""
+    tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="gost.run")
+    tls.sendall(b"GET /ws HTTP/1.1\r\nHost: gost.run\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = tls.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert b" 101 " in head.split(b"\r\n", 1)[0], head
+    addr = b"\x01" + socket.inet_aton(target[0]) + struct.pack(">H", target[1])
+    request = struct.pack(">BBH", 1, 1, 3 + len(addr)) + struct.pack(">BH", 2, len(addr)) + addr
+    mask = os.urandom(4)
+    tls.sendall(bytes([0x82, 0x80 | len(request)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(request)))
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    frame = rest + recv_exact(tls, 2 - len(rest)) if len(rest) < 2 else rest
+    reply = frame[2:] + recv_exact(tls, (frame[1] & 0x7F) - len(frame[2:]))
+    assert reply[:2] == b"\x01\x00", reply
+    return tls
+
+
+def test_a_joined_relay_wss_connection_holds_three_fds_in_the_server() -> None:
+    """After the join a relay+wss flow in C holds its TCP socket, the peer socket and the engine's done
+    eventfd: no socketpair end (C's or Python's), no eventfd of the stream's own."""
+    sink = socket.create_server(("127.0.0.1", 0), backlog=512)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sink.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sink.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    target = sink.getsockname()
+    port = free_port()
+    n = 200
+    conns: list[ssl.SSLSocket] = []
+    try:
+        with gost_at(f"relay+wss://127.0.0.1:{port}") as gost:
+            pid = gost.gost_pid()
+            relay_wss_connect(port, target, ctx).close()  # the engine's threads and fds exist from now on
+            assert wait_for(lambda: len(held) == 1, 5)
+            held.pop().close()
+            time.sleep(0.3)
+            fds_before = open_fds(pid)
+            for _ in range(n):
+                conns.append(relay_wss_connect(port, target, ctx))
+            assert wait_for(lambda: len(held) == n, 5), len(held)
+
+            def per_conn() -> float:
+                return (open_fds(pid) - fds_before) / n
+
+            assert wait_for(lambda: per_conn() <= 3.2, 3), (per_conn(), open_fds(pid), fds_before)
+            assert "Traceback" not in gost.stderr()
+    finally:
+        for c in conns:
+            c.close()
+        stop.set()
+        thread.join()
+        for s in held:
+            s.close()
+        sink.close()

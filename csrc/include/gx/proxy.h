@@ -16,10 +16,13 @@
  *                           ops->start and from then on ops->ready(conn, slot, events)
  *   gx_relay_end(conn, e)   engine thread (inside a callback): the relay ended by itself (0 or an errno)
  *   gx_relay_cancel(conn)   any thread, never blocks: ask the engine to let go of the relay
+ *   gx_relay_poke(conn)     any thread, never blocks: have the engine call ready(conn, GX_RELAY_POKE, 0)
  *   done fd                 an eventfd that becomes readable once the engine has let go (ended or
- *                           cancelled): the conn's fds are out of the engine. gx_relay_wait blocks until
- *                           then (and the engine's last touch of the conn is over); after it the owner
- *                           may free the conn and close its fds.
+ *                           cancelled): the conn's fds are out of the engine. It is the owner's
+ *                           notification only (e.g. Python's loop.add_reader; the owner may read it):
+ *                           gx_relay_wait does not use it, it blocks on the engine thread's condition
+ *                           variable until the conn is DONE (and the engine's last touch of the conn is
+ *                           over); after it the owner may free the conn and close its fds.
  *
  * The per-connection handlers bound their own buffers: a handler that cannot pass data on stops asking
  * for readability on the other side (backpressure), it never queues without a cap.
@@ -45,7 +48,8 @@ struct gx_relay_ops {
     /* Engine thread, once: register fds (gx_relay_watch_fd) and the initial wants. 0 or -errno (the
      * relay then ends with that error). */
     int (*start)(struct gx_relay_conn *c);
-    /* Engine thread: the fd in `slot` reported `events` (EPOLLIN/OUT/ERR/HUP). */
+    /* Engine thread: the fd in `slot` reported `events` (EPOLLIN/OUT/ERR/HUP); or slot GX_RELAY_KICK /
+     * GX_RELAY_POKE with events 0 (gx_relay_kick_all, gx_relay_poke). */
     void (*ready)(struct gx_relay_conn *c, int slot, uint32_t events);
     /* Engine thread, once, after the last ready: the engine is letting go (ended or cancelled). */
     void (*stop)(struct gx_relay_conn *c);
@@ -67,6 +71,7 @@ struct gx_relay_conn {
     _Atomic bool gone;                   /* the engine's last touch is over (after the done fd write) */
     bool ended;                          /* engine thread: end requested in this round */
     bool queued;                         /* on the command list (under the thread's lock) */
+    bool poked;                          /* queued for a ready(GX_RELAY_POKE) (under the thread's lock) */
     bool want_kick;                      /* engine thread: call ready(GX_RELAY_KICK) at the next kick */
 };
 
@@ -88,7 +93,8 @@ void gx_relay_conn_release(struct gx_relay_conn *c);
 #define GX_RELAY_THREADS_DEFAULT 2
 int gx_relay_attach(struct gx_relay_conn *c);
 void gx_relay_cancel(struct gx_relay_conn *c);
-/* Block until the engine let go (after attach). Returns the conn's status. */
+/* Block until the engine let go (after attach; a condition variable, not the done fd). Returns the
+ * conn's status. */
 int gx_relay_wait(struct gx_relay_conn *c);
 /* Any thread, blocks: gx_relay_cancel + gx_relay_wait (a conn never attached returns at once). After it
  * the engine holds nothing of c. Returns the conn's status. */
@@ -107,6 +113,12 @@ void gx_relay_end(struct gx_relay_conn *c, int err);
 void gx_relay_want_kick(struct gx_relay_conn *c);
 /* Any thread, never blocks: every relay that asked for a kick gets one, in its own engine thread. */
 void gx_relay_kick_all(void);
+/* Any thread, never blocks: one ready(c, GX_RELAY_POKE, 0) call soon, in c's engine thread (several
+ * pokes before it runs make one call). Nothing for a conn that is DONE or not attached yet (its start
+ * runs after the poke: it sees what the poke was for). For commands a handler takes from other threads
+ * (under its own lock), with no fd of their own. */
+#define GX_RELAY_POKE (-2)
+void gx_relay_poke(struct gx_relay_conn *c);
 
 /* Pieces every relay module shares.
  * Counters: an array of relaxed atomics, added to in the engine thread, copied out from any thread. */
@@ -453,7 +465,9 @@ int gx_ws_reader_mid_frame(const struct gx_ws_reader *r);
  * Join (gx_xs_join): after Python's proxy handshake on the app side, the flow's other end (a TCP socket)
  * takes the app side's place and the relay runs in C alone; the socketpair is drained and closed.
  *
- * Python learns about stage changes from an eventfd (gx_xs_event_fd): readable after the TLS handshake
+ * Python learns about stage changes from an eventfd (gx_xs_event_fd: the relay conn's done fd, no fd of
+ * its own; the stage bits are set before each write, so read the eventfd, then gx_xs_stage): readable
+ * after the TLS handshake
  * (GX_XS_UP), after the head was passed to the app side in full (GX_XS_HEAD) and once the engine let go
  * of the stream (GX_XS_ENDED; gx_xs_reason tells why when it failed, e.g. "certificate verify failed:
  * hostname mismatch"). Counters (gx_xs_get_stats) are kept per stream and read once at the end.
@@ -470,6 +484,7 @@ int gx_ws_reader_mid_frame(const struct gx_ws_reader *r);
 #define GX_XS_HEAD 2u     /* head mode: the whole head was written to the app side */
 #define GX_XS_ENDED 4u    /* the engine let go: fds closed, counters final */
 #define GX_XS_FAILED 8u   /* ended by an error (gx_xs_reason) */
+#define GX_XS_JOINED 16u  /* the engine took the join (gx_xs_join): the caller's own ends may close now */
 
 /* gx_xs_ws_start modes */
 #define GX_XS_RAW 0       /* no framing: bytes pass through unchanged (e.g. after an HTTP error answer) */
@@ -518,7 +533,7 @@ struct gx_xs_stats {
  * now on: the engine closes them when it lets go; gx_xs_free closes them if it never started). */
 int gx_xs_new(struct gx_xs **out, int net_fd, int app_fd, const struct gx_xs_cfg *cfg);
 int gx_xs_start(struct gx_xs *x);                  /* attach to the engine */
-int gx_xs_event_fd(const struct gx_xs *x);         /* readable at each stage change (eventfd counter) */
+int gx_xs_event_fd(const struct gx_xs *x);         /* readable at each stage change (the done eventfd) */
 uint32_t gx_xs_stage(const struct gx_xs *x);       /* GX_XS_* bits */
 /* The failure reason ("" while none); copies at most len-1 bytes. */
 void gx_xs_reason(struct gx_xs *x, char *out, size_t len);
@@ -530,10 +545,12 @@ int gx_xs_ws_start(struct gx_xs *x, const uint8_t *raw, size_t raw_len, int mode
  * (given up, as peer_fd: the stream owns both now). The engine first passes on what still sits in the
  * socketpair, in order (net->app bytes Python did not read go to peer_fd first; app->net bytes Python
  * wrote go to the net before peer_fd's), then relays net <-> peer_fd with the same buffers, backpressure
- * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. A stream that ended before
- * the engine took the command closes both fds unused (stats.joined stays 0): the caller that passed
- * dups still holds the socketpair's unread bytes. */
+ * and half-close. 0, -EINVAL (joined before, or still in head mode), -EBADF. Once the engine took the
+ * join, GX_XS_JOINED is signalled (and stats.joined is 1): a caller that passed dups closes its own fds
+ * then. A stream that ended before the engine took the command closes both fds unused (stats.joined
+ * stays 0, no GX_XS_JOINED): the caller that passed dups still holds the socketpair's unread bytes. */
 int gx_xs_join(struct gx_xs *x, int app_end, int peer_fd);
+/* (gx_xs_ws_start and gx_xs_join reach the engine thread with gx_relay_poke: no fd of their own.) */
 void gx_xs_cancel(struct gx_xs *x);                /* any thread, never blocks */
 int gx_xs_stop(struct gx_xs *x);                   /* cancel and wait until the engine let go */
 int gx_xs_status(struct gx_xs *x);                 /* 0, or the errno the stream ended with */
