@@ -131,6 +131,8 @@ class CStream(SocketStream):
         app_end, peer_sock = self.detach(), peer.detach()
         before = self.xs.stats()
         try:
+            if self._watch.ended:  # the C stream is gone already (its peer closed): the rest is here
+                return await _forward_rest(app_end, peer_sock), 0
             try:
                 self.xs.join(os.dup(app_end.fileno()), os.dup(peer_sock.fileno()))
             except BaseException:
