@@ -298,31 +298,17 @@ int gx_relay_attach(struct gx_relay_conn *c) {
     return 0;
 }
 
-void gx_relay_cancel(struct gx_relay_conn *c) {
-    atomic_store(&c->cancel, true);
-    struct gx_relay_thread *t = c->thread;
-    if (t == NULL)
-        return;
-    bool queued = false;
-    pthread_mutex_lock(&t->lock);
-    if (atomic_load(&c->state) != GX_RELAY_DONE && !c->queued) {
-        c->next_cmd = t->cmds;
-        t->cmds = c;
-        c->queued = queued = true;
-    }
-    pthread_mutex_unlock(&t->lock);
-    if (queued)
-        wake(t);
-}
-
-void gx_relay_poke(struct gx_relay_conn *c) {
+/* Put c on its engine thread's command list (at most once) and wake the thread, unless c is DONE or not
+ * attached; poke: its callback is also owed one ready(GX_RELAY_POKE). Any thread. */
+static void queue_command(struct gx_relay_conn *c, bool poke) {
     struct gx_relay_thread *t = c->thread;
     if (t == NULL)
         return;
     bool queued = false;
     pthread_mutex_lock(&t->lock);
     if (atomic_load(&c->state) != GX_RELAY_DONE) {
-        c->poked = true;
+        if (poke)
+            c->poked = true;
         if (!c->queued) {
             c->next_cmd = t->cmds;
             t->cmds = c;
@@ -333,6 +319,13 @@ void gx_relay_poke(struct gx_relay_conn *c) {
     if (queued)
         wake(t);
 }
+
+void gx_relay_cancel(struct gx_relay_conn *c) {
+    atomic_store(&c->cancel, true);
+    queue_command(c, false);
+}
+
+void gx_relay_poke(struct gx_relay_conn *c) { queue_command(c, true); }
 
 int gx_relay_wait(struct gx_relay_conn *c) {
     if (c->thread == NULL)
