@@ -22,9 +22,25 @@ static size_t msg_bytes(const struct msghdr *h) {
     return t;
 }
 
+/* The same address and port (by field: padding such as sin_zero is not compared) */
 static bool same_dest(const struct msghdr *a, const struct msghdr *b) {
-    return a->msg_namelen == b->msg_namelen &&
-           (a->msg_namelen == 0 || memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0);
+    if (a->msg_namelen != b->msg_namelen)
+        return false;
+    if (a->msg_namelen == 0 || a->msg_name == b->msg_name)
+        return true;
+    const struct sockaddr *x = a->msg_name, *y = b->msg_name;
+    if (x->sa_family != y->sa_family)
+        return false;
+    if (x->sa_family == AF_INET && a->msg_namelen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *p = a->msg_name, *q = b->msg_name;
+        return p->sin_port == q->sin_port && p->sin_addr.s_addr == q->sin_addr.s_addr;
+    }
+    if (x->sa_family == AF_INET6 && a->msg_namelen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *p = a->msg_name, *q = b->msg_name;
+        return p->sin6_port == q->sin6_port && p->sin6_scope_id == q->sin6_scope_id &&
+               memcmp(&p->sin6_addr, &q->sin6_addr, sizeof(p->sin6_addr)) == 0;
+    }
+    return false; /* another family: no run */
 }
 
 /* How many of msg[i..n) one GSO send carries: one address, one length, the last one possibly shorter;

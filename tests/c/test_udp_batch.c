@@ -165,7 +165,33 @@ static void test_two_headers_and_addresses(void) {
     close(tx);
 }
 
+/* One address in a separate struct per datagram, its sin_zero padding different each time (as a parser
+ * may leave it): still one run, compared by family, address and port. */
+static void test_equal_addresses_apart(void) {
+    struct sockaddr_in ra, sa;
+    int rx = udp_bound(&ra), tx = udp_bound(&sa);
+    static struct batch b;
+    static struct sockaddr_in each[20];
+    size_t len[20];
+    for (int i = 0; i < 20; i++)
+        len[i] = 900;
+    build(&b, len, 20, &ra, NULL, false);
+    for (int i = 0; i < 20; i++) {
+        each[i] = ra;
+        memset(each[i].sin_zero, 0x5a + i, sizeof(each[i].sin_zero));
+        b.msg[i].msg_hdr.msg_name = &each[i];
+    }
+    bool off = false;
+    uint64_t gso = 0;
+    CHECK(gx_udp_sendmmsg(tx, b.msg, 20, &off, &gso) == 20 && gso == 1, "equal addresses apart: one GSO send (%llu)",
+          (unsigned long long)gso);
+    expect(rx, b.lens, b.ids, 20, "equal addresses apart");
+    close(rx);
+    close(tx);
+}
+
 int main(void) {
+    test_equal_addresses_apart();
     test_runs(true, true);
     test_runs(false, true);
     test_runs(true, false);
