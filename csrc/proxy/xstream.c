@@ -726,7 +726,7 @@ static bool flow_n2a(struct gx_xs *x) {
 
 /* A WebSocket masking key from a per-thread pool of RAND_bytes (one call per 256 keys: OpenSSL's DRBG
  * makes a getpid() syscall per call, once per frame otherwise). RFC 6455 wants keys a peer cannot
- * predict; they come from the same DRBG. */
+ * predict; they come from the same DRBG (and each is sent in the clear in its frame's header). */
 static void mask_key(uint8_t key[4]) {
     static _Thread_local uint8_t pool[1024];
     static _Thread_local size_t used = sizeof(pool);
@@ -738,7 +738,6 @@ static void mask_key(uint8_t key[4]) {
         used = 0;
     }
     memcpy(key, pool + used, 4);
-    OPENSSL_cleanse(pool + used, 4); /* a key handed out is not kept */
     used += 4;
 }
 
