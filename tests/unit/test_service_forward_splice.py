@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -138,12 +139,6 @@ def test_cancellation_closes_everything() -> None:
     assert open_fds() == before
 
 
-def thread_cpu_seconds(tid: int) -> float:
-    with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_no_python_while_the_bytes_flow() -> None:
     """64 MiB through the relay with 64 KiB pipes (a thousand pipe-loads or more), sent and read by two other
     threads: the event loop's thread, where a Python relay would run per readiness event, stays idle."""
@@ -169,13 +164,12 @@ def test_no_python_while_the_bytes_flow() -> None:
                 got[0] += len(data)
             far.shutdown(socket.SHUT_WR)
 
-        tid = threading.get_native_id()
-        before = thread_cpu_seconds(tid)
+        before = time.thread_time()
         threads = [threading.Thread(target=send), threading.Thread(target=receive)]
         for t in threads:
             t.start()
         await asyncio.wait_for(task, 30)
-        used = thread_cpu_seconds(tid) - before
+        used = time.thread_time() - before
         for t in threads:
             t.join()
         user.close()
@@ -184,5 +178,6 @@ def test_no_python_while_the_bytes_flow() -> None:
         return used
 
     used = asyncio.run(scenario())
-    # the Python-driven relay this replaced used 40-50 ms here; the C relay 0 (one clock tick is 10 ms)
-    assert used < 0.02, f"the event loop's thread used {used * 1000:.0f} ms of CPU while 64 MiB flowed"
+    # CLOCK_THREAD_CPUTIME_ID is exact (the tick-sampled /proc stat charged whole 10 ms ticks and flaked).
+    # An asyncio sock_recv/sock_sendall pump used about 56 ms here; the C relay 1.5-2.6 ms, also under load.
+    assert used < 0.015, f"the event loop's thread used {used * 1000:.1f} ms of CPU while 64 MiB flowed"

@@ -87,7 +87,9 @@ def test_python_is_off_the_data_path(transport: str) -> None:
             cpu = [python_thread_cpu(p) - c for p, c in zip(pids, cpu0, strict=True)]
     sink.close()
     assert result and digest == expect.digest() == result[0], "bytes differ"
-    # < 5% of a core each, with one clock tick of slack for a short transfer
-    slack = 1 / os.sysconf("SC_CLK_TCK")
+    # < 5% of a core each, with two clock ticks of slack for a short transfer: /proc charges a whole tick
+    # to whichever thread runs when it fires, so a thread that wakes twice can be charged two (a Python
+    # relay would use most of a core over this wall time)
+    slack = 2 / os.sysconf("SC_CLK_TCK")
     for name, used in zip(("server", "client"), cpu, strict=True):
         assert used <= 0.05 * wall + slack, f"{name}'s Python thread used {used:.3f}s of {wall:.3f}s"
