@@ -60,16 +60,16 @@ pip-deps:
 	  if [ "$$old" = 1 ]; then echo "== upgrading setuptools to >= $(SETUPTOOLS_MIN)"; \
 	    $(PY) -m pip install -q "setuptools>=$(SETUPTOOLS_MIN)"; fi
 
-# The editable install (the `gost` command) builds the extension in place once; it runs only when gostx
-# is not yet installed from this checkout, so the extension is not compiled twice. build_ext then finds
-# it up to date, or rebuilds what changed, with the compiler's messages shown.
+# The editable install (the `gost` command) runs only when gostx is not yet installed from this checkout,
+# and without the extension (GOSTX_EDITABLE_NO_EXT, setup.py): build_ext --inplace then compiles it once,
+# or rebuilds what changed, with the compiler's messages shown.
 INSTALLED_HERE := $(PY) -c 'import os,sys; sys.path=[p for p in sys.path if p not in ("",os.getcwd())]; \
   import importlib.util as u; s=u.find_spec("gostx"); sys.exit(0 if s and s.origin==os.path.join("$(ROOT)","gostx","__init__.py") else 1)'
 
 build: pip-deps
 	@mkdir -p build
 	@if ! (cd / && $(INSTALLED_HERE)) 2>/dev/null; then echo "== installing gostx from this checkout (editable)"; \
-	  $(PY) -m pip install -q --no-build-isolation --no-deps -e . >build/pip-install.log 2>&1 \
+	  GOSTX_EDITABLE_NO_EXT=1 $(PY) -m pip install -q --no-build-isolation --no-deps -e . >build/pip-install.log 2>&1 \
 	  || { cat build/pip-install.log; echo "error: pip install -e . failed" >&2; exit 1; }; fi
 	@$(PY) setup.py -q build_ext --inplace 2>&1 | grep -v -E '^(running|copying|creating)' || true
 	@$(PY) -c 'import gostx._engine' || { echo "error: the C extension did not build" >&2; exit 1; }
@@ -171,7 +171,7 @@ clean:
 # Crashes land in tests/fuzz/crashes/ and fail the run. FUZZ_TARGETS=aead_open,ws picks targets.
 FUZZ_CC ?= clang
 FUZZ_S ?= 60
-FUZZ_SMOKE_S ?= 6
+FUZZ_SMOKE_S ?= 4
 FUZZ_JOBS ?= 2
 FUZZ_DIR := tests/fuzz
 FUZZ_BIN := $(FUZZ_DIR)/bin

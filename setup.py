@@ -86,9 +86,15 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "0"), *([("GX_NO_SIMD", "1")] if NO_SIMD else [])],
 )
 
+# GOSTX_EDITABLE_NO_EXT=1: the Makefile's `pip install -e .` installs the package and the `gost` command
+# only; its own `setup.py build_ext --inplace` then builds the extension once, keeping its objects in
+# build/ for the next incremental build (pip's editable build compiles in a temporary directory, so the
+# extension would otherwise be compiled twice on a fresh checkout).
+WITHOUT_EXTENSION = os.environ.get("GOSTX_EDITABLE_NO_EXT", "") not in ("", "0")
+
 setup(
     cmdclass={"build_ext": BuildExt},
-    ext_modules=cythonize(
+    ext_modules=[] if WITHOUT_EXTENSION else cythonize(
         [extension],
         language_level=3,
         quiet=True,  # no "Compiling ... because it changed" lines: a build prints only problems
