@@ -209,7 +209,7 @@ cdef extern from "gx/proxy.h" nogil:
     struct gx_socks_relay:
         pass
     struct gx_socks_relay_stats:
-        uint64_t up_pkts, up_bytes, down_pkts, down_bytes, drop_up, drop_down
+        uint64_t up_pkts, up_bytes, down_pkts, down_bytes, drop_up, drop_down, gso_sends, gso_fallbacks
     int gx_transport_socks_udp(gx_transport *out, int fd)
     int gx_socks_relay_new(gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram)
     int gx_socks_relay_start(gx_socks_relay *r)

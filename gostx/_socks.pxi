@@ -55,4 +55,5 @@ cdef class SocksUdpRelay:
         cdef gx_socks_relay_stats st
         gx_socks_relay_get_stats(self.r, &st)
         return {"up_pkts": st.up_pkts, "up_bytes": st.up_bytes, "down_pkts": st.down_pkts,
-                "down_bytes": st.down_bytes, "drop_up": st.drop_up, "drop_down": st.drop_down}
+                "down_bytes": st.down_bytes, "drop_up": st.drop_up, "drop_down": st.drop_down,
+                "gso_sends": st.gso_sends, "gso_fallbacks": st.gso_fallbacks}

@@ -3,7 +3,8 @@
 # no Python per datagram. Needs the sockaddr declarations of _tunnel.pxi (included before this file).
 
 UDP_FWD_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "sessions_open", "sessions_total",
-                      "drop_sessions", "drop_refused", "drop_queue", "drop_size", "drop_send", "drop_malformed")
+                      "drop_sessions", "drop_refused", "drop_queue", "drop_size", "drop_send", "drop_malformed",
+                      "gso_sends", "gso_fallbacks")
 UDP_FWD_OPEN = 1
 UDP_FWD_CLOSE = 2
 UDP_FWD_DGRAM = 0  # a connected datagram socket, no header
@@ -66,7 +67,7 @@ cdef class UdpForwarder:
         return gx_udp_fwd_status(self.f)
 
     def stats(self) -> dict:
-        cdef uint64_t raw[12]
+        cdef uint64_t raw[14]
         gx_udp_fwd_get_stats(self.f, <gx_udp_fwd_stats *>raw)
         return {name: raw[i] for i, name in enumerate(UDP_FWD_STAT_NAMES)}
 
@@ -80,7 +81,7 @@ cdef class UdpForwarder:
 # SOCKS5 UDP ASSOCIATE (csrc/proxy/socks_assoc.c): the association's datagrams both ways in C.
 
 SOCKS_ASSOC_STAT_NAMES = ("up_pkts", "up_bytes", "down_pkts", "down_bytes", "drop_foreign", "drop_malformed",
-                          "drop_resolve", "drop_size", "drop_send")
+                          "drop_resolve", "drop_size", "drop_send", "gso_sends", "gso_fallbacks")
 
 
 cdef class SocksAssociateRelay:
@@ -126,7 +127,7 @@ cdef class SocksAssociateRelay:
         return gx_socks_assoc_status(self.a)
 
     def stats(self) -> dict:
-        cdef uint64_t raw[9]
+        cdef uint64_t raw[11]
         gx_socks_assoc_get_stats(self.a, <gx_socks_assoc_stats *>raw)
         return {name: raw[i] for i, name in enumerate(SOCKS_ASSOC_STAT_NAMES)}
 
@@ -182,3 +183,14 @@ cdef class DgramFrames:
             return {}
         gx_dgram_frames_get_stats(self.r, <gx_dgram_frames_stats *>raw)
         return {name: raw[i] for i, name in enumerate(DGRAM_FRAMES_STAT_NAMES)}
+
+
+# the stats() above copy each C stats struct into a uint64_t array of len(names): a struct that grew
+# without its names (or the array) would be read short or written past the array; refuse to load instead
+for _stats_name, _stats_size, _stats_names in (
+        ("gx_udp_fwd_stats", sizeof(gx_udp_fwd_stats), UDP_FWD_STAT_NAMES),
+        ("gx_socks_assoc_stats", sizeof(gx_socks_assoc_stats), SOCKS_ASSOC_STAT_NAMES),
+        ("gx_dgram_frames_stats", sizeof(gx_dgram_frames_stats), DGRAM_FRAMES_STAT_NAMES)):
+    if _stats_size != 8 * len(_stats_names):
+        raise ImportError(f"gostx._engine: {_stats_name} has {_stats_size // 8} counters, the binding names "
+                          f"{len(_stats_names)}")

@@ -21,9 +21,10 @@
 enum { SLOT_RELAY = 0, SLOT_UP = 1 };
 enum {
     ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_DROP_FOREIGN, ST_DROP_MALFORMED, ST_DROP_RESOLVE,
-    ST_DROP_SIZE, ST_DROP_SEND, ST_N
+    ST_DROP_SIZE, ST_DROP_SEND, ST_GSO_SENDS, ST_GSO_FALLBACKS, ST_N
 };
 _Static_assert(sizeof(struct gx_socks_assoc_stats) == ST_N * sizeof(uint64_t), "stats layout");
+_Static_assert(ST_GSO_FALLBACKS == ST_GSO_SENDS + 1, "gx_udp_sendmmsg counts into two adjacent slots");
 
 struct gx_socks_assoc {
     struct gx_relay_conn conn; /* first: the engine hands it back */
@@ -159,7 +160,7 @@ static void send_batch(struct gx_socks_assoc *a, int fd, struct mmsghdr *msg, in
     int done = 0;
     while (done < n) {
         int sent = gx_udp_sendmmsg(fd, msg + done, n - done, fd == a->up_fd ? &a->gso_up_off : &a->gso_relay_off,
-                                   NULL);
+                                   &a->stats[ST_GSO_SENDS]);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;

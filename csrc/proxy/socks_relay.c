@@ -32,7 +32,9 @@
 #define ROUNDS 8                /* batches per callback before the other relays get their turn */
 
 enum { SLOT_STREAM = 0, SLOT_UDP = 1 };
-enum { ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_DROP_UP, ST_DROP_DOWN, ST_N };
+enum { ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_DROP_UP, ST_DROP_DOWN, ST_GSO_SENDS, ST_GSO_FALLBACKS, ST_N };
+_Static_assert(sizeof(struct gx_socks_relay_stats) == ST_N * sizeof(uint64_t), "stats layout");
+_Static_assert(ST_GSO_FALLBACKS == ST_GSO_SENDS + 1, "gx_udp_sendmmsg counts into two adjacent slots");
 
 struct gx_socks_relay {
     struct gx_relay_conn conn; /* first: the engine hands it back */
@@ -161,7 +163,7 @@ static int send_up(struct gx_socks_relay *r, struct scratch *s) {
         if (n == RELAY_BATCH)
             more = true;
         if (n > 0) {
-            int sent = gx_udp_sendmmsg(r->udp_fd, s->msg, n, &r->gso_off, NULL);
+            int sent = gx_udp_sendmmsg(r->udp_fd, s->msg, n, &r->gso_off, &r->stats[ST_GSO_SENDS]);
             if (sent < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
                     return -EAGAIN;

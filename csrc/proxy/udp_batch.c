@@ -100,7 +100,7 @@ static int plain_run(struct mmsghdr *msg, int i, int n, bool gso_off) {
     return j - i;
 }
 
-int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, uint64_t *gso_sends) {
+int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, _Atomic uint64_t *gso_counts) {
     int done = 0;
     while (done < n) {
         size_t seg = 0;
@@ -108,8 +108,8 @@ int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, uint64_t 
         if (k > 1) {
             int rc = send_gso(fd, msg + done, k, seg);
             if (rc == 0) {
-                if (gso_sends)
-                    (*gso_sends)++;
+                if (gso_counts)
+                    gx_relay_count(gso_counts, 0, 1);
                 done += k;
                 continue;
             }
@@ -124,8 +124,11 @@ int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, uint64_t 
             /* no GSO on this route or kernel (EIO: no checksum offload; EINVAL: larger than the path's
              * MTU, or too old a kernel): this socket sends plainly from now on. Other errors (an unreachable
              * address, ...) belong to the datagrams: this run goes out plainly, to fail one by one. */
-            if (rc == -EIO || rc == -EINVAL || rc == -EOPNOTSUPP || rc == -ENOPROTOOPT)
+            if (rc == -EIO || rc == -EINVAL || rc == -EOPNOTSUPP || rc == -ENOPROTOOPT) {
                 *gso_off = true;
+                if (gso_counts)
+                    gx_relay_count(gso_counts, 1, 1);
+            }
         } else {
             k = plain_run(msg, done, n, *gso_off);
         }

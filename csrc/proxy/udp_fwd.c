@@ -39,7 +39,7 @@ enum { S_FREE, S_PENDING, S_DIRECT, S_REFUSED, S_CLOSED };
 enum { OP_ROUTE, OP_CLOSE };
 enum {
     ST_UP_PKTS, ST_UP_BYTES, ST_DOWN_PKTS, ST_DOWN_BYTES, ST_OPEN, ST_TOTAL, ST_DROP_SESSIONS,
-    ST_DROP_REFUSED, ST_DROP_QUEUE, ST_DROP_SIZE, ST_DROP_SEND, ST_DROP_MALFORMED, ST_N
+    ST_DROP_REFUSED, ST_DROP_QUEUE, ST_DROP_SIZE, ST_DROP_SEND, ST_DROP_MALFORMED, ST_GSO_SENDS, ST_GSO_FALLBACKS, ST_N
 };
 
 struct qdgram {
@@ -99,6 +99,7 @@ struct gx_udp_fwd {
 };
 
 _Static_assert(sizeof(struct gx_udp_fwd_stats) == ST_N * sizeof(uint64_t), "stats layout");
+_Static_assert(ST_GSO_FALLBACKS == ST_GSO_SENDS + 1, "gx_udp_sendmmsg counts into two adjacent slots");
 
 struct scratch {
     struct mmsghdr msg[BATCH];
@@ -291,7 +292,7 @@ static bool fatal_send(int err) {
 static void send_up(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, int first, int n) {
     int done = 0;
     while (done < n) {
-        int sent = gx_udp_sendmmsg(s->fd, sc->msg + first + done, n - done, &s->gso_off, NULL);
+        int sent = gx_udp_sendmmsg(s->fd, sc->msg + first + done, n - done, &s->gso_off, &f->stats[ST_GSO_SENDS]);
         if (sent < 0) {
             int err = errno;
             if (err == EINTR)
@@ -334,7 +335,7 @@ static void stream_interest(struct gx_udp_fwd *f, struct sess *s) {
 static void send_down(struct gx_udp_fwd *f, struct sess *s, struct scratch *sc, int k) {
     int done = 0;
     while (done < k) {
-        int sent = gx_udp_sendmmsg(f->listen_fd, sc->msg + done, k - done, &f->gso_down_off, NULL);
+        int sent = gx_udp_sendmmsg(f->listen_fd, sc->msg + done, k - done, &f->gso_down_off, &f->stats[ST_GSO_SENDS]);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;

@@ -1,5 +1,6 @@
 """The stats sources of gostx's own C parts: tun/tap tunnels (with per-peer rows and fake TCP), the
-tungo stack, the shared relay engine, the name resolver, and the build info.
+tungo stack, `udp://` forwarders, the UDP relays (totals of those that ended), the shared relay engine,
+the name resolver, and the build info.
 
 Each reads its C counters with one call per scrape; the per-service ones are registered by their
 handler while it runs (`register_source(...)`, closed when it stops).
@@ -140,24 +141,45 @@ def tungo_source(service: str, stats: Callable[[], dict[str, int]]) -> Callable[
     return collect
 
 
-# SOCKS5 UDP-over-TCP (0xF3) relays in C: their counters, added when each relay ends
-SOCKS_RELAY_TOTALS: dict[str, int] = {}
+def udp_forward_source(service: str, stats: Callable[[], dict[str, int]]) -> Callable[[MetricSink], None]:
+    """`-L udp://` in C: every forwarder counter as gostx_udp_forward_<field>[_total] (datagrams and bytes
+    both ways, sessions, drops by reason, UDP GSO sends and fallbacks)."""
+    def collect(sink: MetricSink) -> None:
+        sink.counters("gostx_udp_forward", stats(), gauges={"sessions_open"}, service=service)
+    return collect
+
+
+# The UDP relays run in C per flow, counted when each ends: kind -> field -> total
+#   socks_relay   SOCKS5 UDP-over-TCP (0xF3) served by a socks5 listener
+#   socks_assoc   SOCKS5 UDP ASSOCIATE served by a socks5 listener
+#   dgram_frames  datagrams framed on a chain's stream (tungo UDP over SOCKS5 0xF3 or relay, relay UDP)
+ENDED_RELAY_HELP = {
+    "socks_relay": "SOCKS5 UDP-over-TCP (0xF3) relays run in C, counted when each ends",
+    "socks_assoc": "SOCKS5 UDP ASSOCIATE relays run in C, counted when each ends",
+    "dgram_frames": "datagrams framed on a chain's stream in C (tungo and relay UDP), counted when each flow ends",
+}
+ENDED_RELAY_TOTALS: dict[str, dict[str, int]] = {}
+
+
+def relay_ended(kind: str, stats: Mapping[str, int]) -> None:
+    """A C UDP relay of `kind` (ENDED_RELAY_HELP) ended with these counters; `relays` counts them."""
+    totals = ENDED_RELAY_TOTALS.setdefault(kind, {})
+    for key, value in stats.items():
+        totals[key] = totals.get(key, 0) + int(value)
+    totals["relays"] = totals.get("relays", 0) + 1
 
 
 def socks_relay_ended(stats: Mapping[str, int]) -> None:
-    """A C 0xF3 relay ended with these counters (up/down packets and bytes, drops)."""
-    for key, value in stats.items():
-        SOCKS_RELAY_TOTALS[key] = SOCKS_RELAY_TOTALS.get(key, 0) + int(value)
-    SOCKS_RELAY_TOTALS["relays"] = SOCKS_RELAY_TOTALS.get("relays", 0) + 1
+    """A C 0xF3 relay ended with these counters (up/down packets and bytes, drops, GSO)."""
+    relay_ended("socks_relay", stats)
 
 
 def _process_sources(sink: MetricSink) -> None:
     from gostx import _engine
 
     sink.counters("gostx_relay_engine", _engine.relay_engine_stats(), gauges={"threads", "relays"})
-    if SOCKS_RELAY_TOTALS:
-        sink.counters("gostx_socks_relay", SOCKS_RELAY_TOTALS, help_text="SOCKS5 UDP-over-TCP relays run in C, counted"
-                      " when each ends")
+    for kind, totals in ENDED_RELAY_TOTALS.items():
+        sink.counters(f"gostx_{kind}", totals, help_text=ENDED_RELAY_HELP[kind])
     sink.counters("gostx_resolver", _engine.resolve_stats())
     impls = _engine.crypto_impls()
     sink.gauge("gostx_build_info", "gostx version, the gost version it follows, and the crypto code paths"

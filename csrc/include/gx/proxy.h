@@ -142,9 +142,10 @@ int gx_relay_outq_flush(int fd, uint8_t *buf, uint32_t *head, uint32_t *tail);
  * trip through the IP stack and the device for up to GX_UDP_GSO_SEGS datagrams; the rest as sendmmsg.
  * Same result as sendmmsg: how many of msg[] were sent (a prefix), or -1 with errno when none was.
  * *gso_off (the caller's, per socket) is set when the route cannot take GSO (no checksum offload, an old
- * kernel): that socket then sends plainly. gso_sends (may be NULL) counts the GSO sendmsg calls. */
+ * kernel): that socket then sends plainly. gso_counts (may be NULL) is two adjacent counters of the
+ * caller's stats: [0] += the GSO sendmsg calls, [1] += 1 when this call turned *gso_off on. */
 #define GX_UDP_GSO_SEGS 64
-int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, uint64_t *gso_sends);
+int gx_udp_sendmmsg(int fd, struct mmsghdr *msg, int n, bool *gso_off, _Atomic uint64_t *gso_counts);
 
 /* Name lookups for data-plane event loops, which must never block in getaddrinfo.
  *
@@ -250,6 +251,7 @@ struct gx_socks_relay_stats {
     uint64_t up_pkts, up_bytes;          /* frames from the stream sent as datagrams */
     uint64_t down_pkts, down_bytes;      /* datagrams sent back as frames */
     uint64_t drop_up, drop_down;         /* refused / unresolvable / too big */
+    uint64_t gso_sends, gso_fallbacks;   /* as in gx_udp_fwd_stats (datagrams up, to the UDP socket) */
 };
 
 int gx_socks_relay_new(struct gx_socks_relay **out, int stream_fd, int udp_fd, uint32_t max_datagram);
@@ -644,6 +646,8 @@ struct gx_udp_fwd_stats {
     uint64_t drop_size;                 /* datagram larger than max_datagram (or truncated) */
     uint64_t drop_send;                 /* a socket refused the datagram (full buffer, error) */
     uint64_t drop_malformed;            /* a reply without a valid SOCKS5 UDP header (ASSOCIATE hops) */
+    uint64_t gso_sends;                 /* UDP GSO sendmsg calls (gx_udp_sendmmsg), each a run of datagrams */
+    uint64_t gso_fallbacks;             /* sockets whose route refused GSO: they send plainly since */
 };
 
 enum { GX_UDP_FWD_OPEN = 1, GX_UDP_FWD_CLOSE = 2 };
@@ -726,6 +730,7 @@ struct gx_socks_assoc_stats {
     uint64_t drop_resolve;               /* a name that did not resolve */
     uint64_t drop_size;                  /* larger than max_datagram, or truncated */
     uint64_t drop_send;                  /* a socket refused it (full, unreachable, no client yet) */
+    uint64_t gso_sends, gso_fallbacks;   /* as in gx_udp_fwd_stats */
 };
 
 /* relay_fd: the association's socket the client sends to; up_fd: an unconnected UDP socket for the

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from gostx import _engine
 from gostx.addr import join_host_port
 from gostx.listener.udp import UdpListener
+from gostx.metrics import register_source
+from gostx.metrics.sources import udp_forward_source
 from gostx.net.packet import MAX_DATAGRAM, DirectPacketConn, PacketConn
 from gostx.net.relay_stream import RelayUdpConn
 from gostx.net.stream import CBridge, Stream
@@ -95,9 +97,11 @@ class EngineUdpForward:
         self.listener.engine_forwarder = self.fwd
         self.fwd.start()
         loop.add_reader(self.fwd.event_fd, self._on_events)
+        metrics = register_source(udp_forward_source(self.handler.ctx.name, self.fwd.stats))
         try:
             await loop.create_future()  # until the service is closed (cancelled)
         finally:
+            metrics.close()
             loop.remove_reader(self.fwd.event_fd)
             for session in self.sessions.values():
                 if session.task is not None:

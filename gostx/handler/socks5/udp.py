@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from gostx import _engine
 from gostx.addr import format_sockaddr
-from gostx.metrics.sources import socks_relay_ended
+from gostx.metrics.sources import relay_ended, socks_relay_ended
 from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream, pipe
@@ -175,6 +175,7 @@ class AssociateRelay:
                 if self._bridge is not None:
                     self._bridge.close()  # closes the hop's stream (upstream)
                 upstream.close()
+            relay_ended("socks_assoc", stats)
             self.dropped = sum(v for k, v in stats.items() if k.startswith("drop_"))
             self.log.debug(f"{peer}: udp relay stats", extra={"remote": peer, "stats": stats})
             self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, stats["up_bytes"],

@@ -15,6 +15,7 @@ import socket
 from typing import Any
 
 from gostx import _engine
+from gostx.metrics.sources import relay_ended
 from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay_stream import RelayUdpConn
@@ -93,7 +94,9 @@ async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn | RelayUdpConn) -
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if relay is not None:
+            stats = relay.stats()  # read before stop frees it (normally the engine has let go by now)
             relay.stop()
+            relay_ended("dgram_frames", stats)
         ours.close()
         if bridge is not None:
             bridge.close()
