@@ -149,24 +149,26 @@ def udp_forward_source(service: str, stats: Callable[[], dict[str, int]]) -> Cal
     return collect
 
 
-# The UDP relays run in C per flow, counted when each ends: kind -> field -> total
+# The C relays made per flow, counted when each ends: kind -> field -> total
 #   socks_relay   SOCKS5 UDP-over-TCP (0xF3) served by a socks5 listener
 #   socks_assoc   SOCKS5 UDP ASSOCIATE served by a socks5 listener
 #   dgram_frames  datagrams framed on a chain's stream (tungo UDP over SOCKS5 0xF3 or relay, relay UDP)
+#   xstream       TLS / WebSocket streams run in C (gostx/net/xstream.py), client and server side
 ENDED_RELAY_HELP = {
     "socks_relay": "SOCKS5 UDP-over-TCP (0xF3) relays run in C, counted when each ends",
     "socks_assoc": "SOCKS5 UDP ASSOCIATE relays run in C, counted when each ends",
     "dgram_frames": "datagrams framed on a chain's stream in C (tungo and relay UDP), counted when each flow ends",
+    "xstream": "TLS and WebSocket streams run in C, counted when each ends",
 }
 ENDED_RELAY_TOTALS: dict[str, dict[str, int]] = {}
 
 
-def relay_ended(kind: str, stats: Mapping[str, int]) -> None:
-    """A C UDP relay of `kind` (ENDED_RELAY_HELP) ended with these counters; `relays` counts them."""
+def relay_ended(kind: str, stats: Mapping[str, int], count: str = "relays") -> None:
+    """A C relay of `kind` (ENDED_RELAY_HELP) ended with these counters; the field `count` counts them."""
     totals = ENDED_RELAY_TOTALS.setdefault(kind, {})
     for key, value in stats.items():
         totals[key] = totals.get(key, 0) + int(value)
-    totals["relays"] = totals.get("relays", 0) + 1
+    totals[count] = totals.get(count, 0) + 1
 
 
 def socks_relay_ended(stats: Mapping[str, int]) -> None:

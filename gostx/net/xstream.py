@@ -24,6 +24,7 @@ import socket
 
 from gostx import _engine
 from gostx.log import get_logger
+from gostx.metrics.sources import relay_ended
 from gostx.net.stream import SocketStream, _name
 
 CLOSE_LINGER = 30.0
@@ -74,6 +75,7 @@ class _Watch:
             self.linger = None
         self.xs.stop()  # the engine let go already: returns at once
         self.stats = self.xs.stats()
+        relay_ended("xstream", self.stats, count="streams")
         if stage & _engine.XS_FAILED and not self.reported:
             reason = self.xs.reason
             if reason:

@@ -1,10 +1,11 @@
-"""The C UDP relays' counters reach -metrics: a `udp://` forwarder's live counters (with its UDP GSO
-sends), and the totals of SOCKS5 UDP ASSOCIATE and relay-UDP flows that ended. In-process gost on
-loopback, read back through prometheus_client's parser."""
+"""The C relays' counters reach -metrics: a `udp://` forwarder's live counters (with its UDP GSO sends),
+and the totals of the SOCKS5 UDP ASSOCIATE, relay-UDP and TLS/WebSocket flows that ended. In-process gost
+on loopback, read back through prometheus_client's parser."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gostx.metrics.server import make_registry, scrape
 from gostx.metrics.sources import ENDED_RELAY_TOTALS
-from tests.unit.proxytest import echo_udp, free_port, gost
+from tests.unit.relaytest import echo_tcp, echo_udp, free_port, gost, http_connect
 
 T = TypeVar("T")
 
@@ -115,3 +116,47 @@ def test_ended_udp_associate_and_relay_udp_flows_are_totalled() -> None:
     assert scraped["gostx_socks_assoc_relays_total"] == assoc1["relays"]
     assert scraped["gostx_socks_assoc_gso_sends_total"] == assoc1["gso_sends"]
     assert scraped["gostx_dgram_frames_up_pkts_total"] == frames1["up_pkts"]
+
+
+def test_ended_tls_and_websocket_streams_are_totalled() -> None:
+    """One echo through `-F relay+wss://` (a C stream at each end), then a client that refuses gost's
+    self-signed certificate (secure=true): gostx_xstream_* count the streams, their bytes and the
+    handshake failure."""
+
+    def totals() -> dict[str, int]:
+        return dict(ENDED_RELAY_TOTALS.get("xstream", {}))
+
+    async def scenario() -> tuple[dict[str, int], dict[str, int]]:
+        before = totals()
+        server, proxy, strict = free_port(), free_port(), free_port()
+        payload = b"p" * 100_000
+        async with echo_tcp() as echo, gost([f"relay+wss://127.0.0.1:{server}"]), \
+                gost([f"http://127.0.0.1:{proxy}"], [f"relay+wss://127.0.0.1:{server}"]), \
+                gost([f"http://127.0.0.1:{strict}"], [f"relay+wss://127.0.0.1:{server}?secure=true"]):
+            reader, writer = await http_connect(proxy, f"127.0.0.1:{echo}")
+            writer.write(payload)
+            assert await asyncio.wait_for(reader.readexactly(len(payload)), 5) == payload
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                reader, writer = await http_connect(strict, f"127.0.0.1:{echo}")
+                writer.close()
+            for _ in range(500):
+                now = totals()
+                if now.get("streams", 0) - before.get("streams", 0) >= 4 and now.get("tls_failures", 0) > \
+                        before.get("tls_failures", 0):
+                    break
+                await asyncio.sleep(0.01)
+        return before, totals()
+
+    before, after = run(scenario, 40)
+
+    def delta(key: str) -> int:
+        return after.get(key, 0) - before.get(key, 0)
+
+    # the echo's two ends, and the refused handshake's two ends
+    assert delta("streams") >= 4 and delta("tls_failures") >= 1, (before, after)
+    assert delta("app_in") >= 2 * 100_000 and delta("app_out") >= 2 * 100_000  # both ends, both ways
+    assert delta("frames_in") >= 2 and delta("ws_errors") == 0
+    scraped = values("gostx_xstream_")
+    assert scraped["gostx_xstream_streams_total"] == after["streams"]
+    assert scraped["gostx_xstream_tls_failures_total"] == after["tls_failures"]
