@@ -19,6 +19,7 @@ from gostx.config.model import AuthConfig
 from gostx.errors import GostError
 from gostx.listener.limits import handshake_done, set_handshake_deadline
 from gostx.listener.tcp import TcpListener
+from gostx.log_limit import RateLimitedLog
 from gostx.metrics.counters import fail_request
 from gostx.net.stream import SocketStream, Stream
 from gostx.service import Handler, Listener
@@ -55,7 +56,13 @@ class ProxyHandler(Handler):
                                    retries=self.config.retries, log=self.ctx.log)
         self.bypass: Bypass | None = service_bypass(self.ctx.config, self.ctx.name)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.auth_failures = RateLimitedLog()  # wrong credentials: a few lines per window, not one per guess
         self.parse_metadata()
+
+    def log_auth_failure(self, peer: str, msg: str) -> None:
+        """Wrong credentials: a handler error in gost's counters (each one), a log line rate-limited."""
+        fail_request()
+        self.auth_failures.log(self.ctx.log, logging.INFO, f"{peer}: {msg}", extra={"remote": peer})
 
     def parse_metadata(self) -> None:
         """Read the handler's own metadata (self.metadata); raise GostError for bad values."""

@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 
 from gostx import _engine
 from gostx.log import get_logger
+from gostx.log_limit import RateLimitedLog
 from gostx.metrics.sources import relay_ended
 from gostx.net.stream import SocketStream, _name
 
 CLOSE_LINGER = 30.0
+# failed streams (TLS handshakes, WebSocket protocol errors): peers can cause them at will
+STREAM_FAILURES = RateLimitedLog()
 # GOSTX_XSTREAM=0 keeps TLS and WebSocket in Python (gostx/net/tls.py, ws.py): for comparisons
 ENABLED = os.environ.get("GOSTX_XSTREAM", "1") != "0"
 
@@ -79,7 +83,8 @@ class _Watch:
         if stage & _engine.XS_FAILED and not self.reported:
             reason = self.xs.reason
             if reason:
-                get_logger(kind="xstream").info(f"{self.peer}: {reason}", extra={"remote": self.peer})
+                STREAM_FAILURES.log(get_logger(kind="xstream"), logging.INFO, f"{self.peer}: {reason}",
+                                    extra={"remote": self.peer})
         self.xs.release()  # its fds close now, whoever still holds the stream object
 
     async def wait(self, bits: int) -> int:

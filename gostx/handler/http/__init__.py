@@ -93,7 +93,7 @@ class HttpHandler(ProxyHandler):
         self.handshake_done()
         if not self.authorized(head):
             await self.refuse(stream, 407, [("Proxy-Authenticate", 'Basic realm="gost"')])
-            self.ctx.log.info(f"{peer}: proxy authentication failed", extra={"remote": peer})
+            self.log_auth_failure(peer, "proxy authentication failed")
             return
         if self.rejects(target, peer):
             await self.refuse(stream, 403)

@@ -82,8 +82,7 @@ class RelayHandler(ProxyHandler):
         user, password = (auth.username, auth.password) if isinstance(auth, rp.UserAuth) else ("", "")
         if self.credentials and not self.credentials.check(user, password):
             await self.reply(stream, rp.STATUS_UNAUTHORIZED)
-            self.ctx.log.info(f"{peer}: relay: unauthorized" + (f" (user {user!r})" if user else ""),
-                              extra={"remote": peer})
+            self.log_auth_failure(peer, "relay: unauthorized" + (f" (user {user!r})" if user else ""))
             return
         network = req.network
         addr = req.find(rp.Addr)

@@ -108,8 +108,7 @@ class Socks5Handler(ProxyHandler):
         ok = self.credentials.check(user.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
         await stream.write(bytes([s5.AUTH_VERSION, s5.AUTH_SUCCESS if ok else s5.AUTH_FAILURE]))
         if not ok:
-            self.ctx.log.info(f"{peer}: authentication failed for user {user.decode('utf-8', 'replace')!r}",
-                              extra={"remote": peer})
+            self.log_auth_failure(peer, f"authentication failed for user {user.decode('utf-8', 'replace')!r}")
         return ok
 
     async def reply(self, stream: Stream, rep: int, host: str = "", port: int = 0) -> None:
