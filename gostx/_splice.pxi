@@ -49,3 +49,8 @@ cdef class TcpSpliceRelay:
         cdef gx_splice_relay_stats st
         gx_splice_relay_get_stats(self.r, &st)
         return (st.bytes_ab, st.bytes_ba)
+
+    def stats(self) -> dict:
+        """The counters by name, as every C relay gives them (gostx/net/crelay.py)."""
+        a_to_b, b_to_a = self.bytes
+        return {"bytes_a_to_b": a_to_b, "bytes_b_to_a": b_to_a}

@@ -171,11 +171,6 @@ def relay_ended(kind: str, stats: Mapping[str, int], count: str = "relays") -> N
     totals[count] = totals.get(count, 0) + 1
 
 
-def socks_relay_ended(stats: Mapping[str, int]) -> None:
-    """A C 0xF3 relay ended with these counters (up/down packets and bytes, drops, GSO)."""
-    relay_ended("socks_relay", stats)
-
-
 def _process_sources(sink: MetricSink) -> None:
     from gostx import _engine
 

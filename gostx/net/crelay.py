@@ -5,6 +5,9 @@
         await asyncio.wait([done, other_task], return_when=asyncio.FIRST_COMPLETED)
     relay.stats()   # final: the engine has let go of the relay
 
+`counted_as="socks_assoc"` (a kind of gostx/metrics/sources.py ENDED_RELAY_HELP) adds the relay's final
+counters to the metrics' totals once the engine has let go of it.
+
 Every C relay (TcpSpliceRelay, SocksUdpRelay, SocksAssociateRelay, DgramFrames) has an eventfd that
 becomes readable once the engine has let go of it, and cancel() (never blocks) / stop() (cancel and wait).
 On leaving the block the relay is cancelled (a no-op when it ended by itself) and the engine's letting go
@@ -18,6 +21,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from gostx.metrics.sources import relay_ended
+
 
 class CRelay(Protocol):
     @property
@@ -27,10 +32,13 @@ class CRelay(Protocol):
 
     def stop(self) -> object: ...
 
+    def stats(self) -> dict[str, int]: ...
+
 
 @contextlib.asynccontextmanager
-async def released_when_done(relay: CRelay) -> AsyncIterator[asyncio.Future[None]]:
-    """Yields a future that completes when the engine has let go of the (started) relay."""
+async def released_when_done(relay: CRelay, counted_as: str | None = None) -> AsyncIterator[asyncio.Future[None]]:
+    """Yields a future that completes when the engine has let go of the (started) relay; its counters
+    then go into the metrics' totals of `counted_as` (when given)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     fd = relay.event_fd
@@ -52,3 +60,5 @@ async def released_when_done(relay: CRelay) -> AsyncIterator[asyncio.Future[None
             raise
         finally:
             loop.remove_reader(fd)
+            if counted_as is not None:
+                relay_ended(counted_as, relay.stats())

@@ -36,7 +36,6 @@ from gostx.addr import format_sockaddr, listen_socket
 from gostx.errors import GostError
 from gostx.handler.forward.targets import TargetPicker, forward_targets
 from gostx.handler.proxy import ProxyHandler, describe
-from gostx.metrics.sources import relay_ended
 from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay_stream import ResponseFirstStream, read_udp_frame
@@ -193,13 +192,12 @@ class RelayHandler(ProxyHandler):
         try:
             relay = _engine.DgramFrames(conn.sock.fileno(), bridge.sock.fileno(), _engine.FRAMES_RELAY)
             relay.start()
-            async with released_when_done(relay) as done:
+            async with released_when_done(relay, counted_as="dgram_frames") as done:
                 waits: list[asyncio.Future[object]] = [done]  # type: ignore[list-item]
                 if bridge.task is not None:
                     waits.append(bridge.task)  # type: ignore[arg-type]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             stats = relay.stats()
-            relay_ended("dgram_frames", stats)
             return stats["down_bytes"], stats["up_bytes"]  # down: frames from the client; up: replies
         finally:
             if relay is not None:

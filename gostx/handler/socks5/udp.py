@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from gostx import _engine
 from gostx.addr import format_sockaddr
-from gostx.metrics.sources import relay_ended, socks_relay_ended
 from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.stream import CBridge, Stream, pipe
@@ -73,7 +72,6 @@ class UdpTunRelay:
             start = loop.time()
             if isinstance(conn, DirectPacketConn) and self.handler.bypass is None:
                 stats = await self._run_c(conn)
-                socks_relay_ended(stats)
                 sent, received = stats["up_bytes"], stats["down_bytes"]
                 self.log.debug(f"{self.peer}: udp relay stats", extra={"remote": self.peer, "stats": stats})
             elif isinstance(conn, s5.UdpTunConn) and not conn.host and not conn.port and self.handler.bypass is None:
@@ -96,7 +94,7 @@ class UdpTunRelay:
             bridge.close()
             raise
         try:
-            async with released_when_done(relay) as done:
+            async with released_when_done(relay, counted_as="socks_relay") as done:
                 await asyncio.shield(done)
             if relay.status:
                 self.log.info(f"{self.peer}: UDP-over-TCP ended: {os.strerror(relay.status).lower()}"
@@ -175,7 +173,6 @@ class AssociateRelay:
                 if self._bridge is not None:
                     self._bridge.close()  # closes the hop's stream (upstream)
                 upstream.close()
-            relay_ended("socks_assoc", stats)
             self.dropped = sum(v for k, v in stats.items() if k.startswith("drop_"))
             self.log.debug(f"{peer}: udp relay stats", extra={"remote": peer, "stats": stats})
             self.handler.log_close(peer, local, {**extra, "dropped": self.dropped}, start, stats["up_bytes"],
@@ -256,7 +253,7 @@ class AssociateRelay:
     async def _run_c(self, relay: _engine.SocksAssociateRelay, stream: Stream) -> dict[str, int]:
         """The C relay until the control connection ends; its counters."""
         relay.start()
-        async with released_when_done(relay) as released:
+        async with released_when_done(relay, counted_as="socks_assoc") as released:
             control = asyncio.ensure_future(self._drain(stream))
             waits: list[asyncio.Future[object]] = [control, released]  # type: ignore[list-item]
             if self._bridge is not None and self._bridge.task is not None:

@@ -15,7 +15,6 @@ import socket
 from typing import Any
 
 from gostx import _engine
-from gostx.metrics.sources import relay_ended
 from gostx.net.crelay import released_when_done
 from gostx.net.packet import DirectPacketConn, PacketConn
 from gostx.net.relay_stream import RelayUdpConn
@@ -87,16 +86,14 @@ async def _frame_in_c(ours: socket.socket, conn: s5.UdpTunConn | RelayUdpConn) -
         bridge = CBridge(conn.stream)  # the stream's socket, or a socketpair end Python pumps (TLS)
         relay = _engine.DgramFrames(ours.fileno(), bridge.sock.fileno(), mode, header)
         relay.start()
-        async with released_when_done(relay) as done:
+        async with released_when_done(relay, counted_as="dgram_frames") as done:
             waits: list[asyncio.Future[object]] = [done]  # type: ignore[list-item]
             if bridge.task is not None:
                 waits.append(bridge.task)  # type: ignore[arg-type]
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
         if relay is not None:
-            stats = relay.stats()  # read before stop frees it (normally the engine has let go by now)
             relay.stop()
-            relay_ended("dgram_frames", stats)
         ours.close()
         if bridge is not None:
             bridge.close()
